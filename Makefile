@@ -1,0 +1,12 @@
+# The two set-up commands of the README.
+.PHONY: demo test lint
+
+demo:  ## install and run the whole product on embedded defaults
+	scripts/bootstrap.sh dev
+	.venv/bin/hpcgate demo
+
+test:  ## install everything, start the real services, run the whole test suite
+	scripts/test.sh
+
+lint:
+	.venv/bin/ruff check . && .venv/bin/mypy hpcgate scheduler_adapters analyses ml

@@ -1,0 +1,56 @@
+"""``create_app(settings)``: the FastAPI application factory (no module-level app)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from sqlalchemy import Engine
+
+from hpcgate import __version__
+from hpcgate.api.errors import install_error_handlers
+from hpcgate.api.routes import health
+from hpcgate.db.session import make_engine, make_sessionmaker
+from hpcgate.settings import Settings
+
+
+def _operation_id(route: APIRoute) -> str:
+    """Readable names for the generated portal client: ``calculations-list_calculations``."""
+    tag = route.tags[0] if route.tags else "default"
+    return f"{tag}-{route.name}"
+
+
+def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
+    owns_engine = engine is None
+    engine = engine or make_engine(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_engine:
+            engine.dispose()
+
+    app = FastAPI(
+        title="hpcgate",
+        version=__version__,
+        description="Calculations on HPC clusters, analyses and ML predictions.",
+        generate_unique_id_function=_operation_id,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = make_sessionmaker(engine)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    _mount_extensions(app, settings)
+    return app
+
+
+def _mount_extensions(app: FastAPI, settings: Settings) -> None:
+    """Routers added by later layers register here (kept explicit, not magic)."""
+    extra: list[Any] = []
+    for router in extra:
+        app.include_router(router)

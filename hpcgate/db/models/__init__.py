@@ -1,0 +1,30 @@
+"""All tables; importing this package registers them on ``Base.metadata``."""
+
+from hpcgate.db.models.calculations import ArrayTask, Calculation, Molecule, Step, StepEdge
+from hpcgate.db.models.clusters import Cluster, QueueMapping
+from hpcgate.db.models.ml import MlModel, Prediction
+from hpcgate.db.models.notifications import NotificationOutbox
+from hpcgate.db.models.results import AnalysisResult, ExtractedResult
+from hpcgate.db.models.telemetry import HeartbeatSample, ServiceLog, WorkerHeartbeat
+from hpcgate.db.models.users import ApiKey, RefreshToken, User
+
+__all__ = [
+    "AnalysisResult",
+    "ApiKey",
+    "ArrayTask",
+    "Calculation",
+    "Cluster",
+    "ExtractedResult",
+    "HeartbeatSample",
+    "MlModel",
+    "Molecule",
+    "NotificationOutbox",
+    "Prediction",
+    "QueueMapping",
+    "RefreshToken",
+    "ServiceLog",
+    "Step",
+    "StepEdge",
+    "User",
+    "WorkerHeartbeat",
+]

@@ -1,0 +1,1 @@
+"""Pure domain logic: no I/O, no ORM. Safe to import anywhere, including the agent."""

@@ -1,0 +1,1 @@
+"""Use-cases. Each owns its transaction boundaries; routes, CLI and ticks call these."""

@@ -1,0 +1,225 @@
+"""Configuration: environment (``HPCGATE_`` prefix, ``__`` for nesting) over an optional file.
+
+There is no module-level instance: ``get_settings()`` is cached and injected, so tests
+and the CLI can build their own ``Settings`` without import-time side effects.
+Outside dev mode the service refuses to start with a default secret.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+DEFAULT_SECRET = "change-me-dev-secret"  # noqa: S105 - a sentinel, refused outside dev
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "hpcgate"
+
+
+class DatabaseSettings(BaseModel):
+    """``url`` unset means: start the embedded PostgreSQL in the data directory."""
+
+    url: str | None = None
+    pool_size: int = Field(default=10, ge=1, le=200)
+    echo: bool = False
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _normalize_url(cls, value: Any) -> Any:
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            raise ValueError("database url must be a string")
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        text = value.strip()
+        if text.startswith("postgres://"):
+            text = "postgresql://" + text[len("postgres://") :]
+        try:
+            url = make_url(text)
+        except ArgumentError as exc:
+            raise ValueError(f"malformed database URL {_redact(text)!r}") from exc
+        if url.get_backend_name() != "postgresql":
+            raise ValueError(
+                f"unsupported database {url.get_backend_name()!r}: hpcgate runs on PostgreSQL only"
+            )
+        if url.drivername in ("postgresql", "postgresql+psycopg2"):
+            url = url.set(drivername="postgresql+psycopg")
+        if not url.database:
+            raise ValueError(f"database URL {_redact(text)!r} names no database")
+        return url.render_as_string(hide_password=False)
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url
+
+
+class AuthSettings(BaseModel):
+    secret_key: str = DEFAULT_SECRET
+    access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    refresh_token_days: int = Field(default=14, ge=1, le=365)
+    issuer: str = "hpcgate"
+    cookie_secure: bool = True
+    login_rate_per_minute: int = Field(default=10, ge=1)
+
+
+class SmtpSettings(BaseModel):
+    host: str | None = None
+    port: int = Field(default=25, ge=1, le=65535)
+    username: str | None = None
+    password: str | None = None
+    use_tls: bool = False
+    mail_from: str = "hpcgate@localhost"
+    public_url: str = "http://127.0.0.1:8000"
+
+
+class PathSettings(BaseModel):
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    template_overrides: list[Path] = Field(default_factory=list)
+
+    @property
+    def local_scratch(self) -> Path:
+        return self.data_dir / "scratch"
+
+    @property
+    def embedded_pg_dir(self) -> Path:
+        return self.data_dir / "postgres"
+
+
+class SchedulerSettings(BaseModel):
+    poll_interval_s: float = Field(default=10.0, gt=0)
+    heartbeat_interval_s: float = Field(default=30.0, gt=0)
+    offline_after_s: float = Field(default=120.0, gt=0)
+    lost_after_ticks: int = Field(default=5, ge=1)
+    require_approval: bool = False
+
+
+class MlSettings(BaseModel):
+    docker_host: str | None = None
+    ping_interval_s: float = Field(default=10.0, gt=0)
+    ping_timeout_s: float = Field(default=2.0, gt=0)
+    max_restarts: int = Field(default=3, ge=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HPCGATE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    env: Literal["dev", "test", "production"] = "production"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    config_file: Path | None = None
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    paths: PathSettings = Field(default_factory=PathSettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    ml: MlSettings = Field(default_factory=MlSettings)
+
+    # ``HPCGATE_DATABASE_URL`` is the documented spelling; map it onto the nested field.
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_aliases(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            flat = {
+                "database_url": ("database", "url"),
+                "secret_key": ("auth", "secret_key"),
+                "data_dir": ("paths", "data_dir"),
+            }
+            for key, (group, field) in flat.items():
+                if key in data:
+                    value = data.pop(key)
+                    grp = dict(data.get(group) or {})
+                    grp.setdefault(field, value)
+                    data[group] = grp
+        return data
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> Settings:
+        if self.env == "production" and self.auth.secret_key == DEFAULT_SECRET:
+            raise ValueError(
+                "HPCGATE_AUTH__SECRET_KEY is the built-in default; set a real secret "
+                "(e.g. `openssl rand -hex 32`) or run with HPCGATE_ENV=dev"
+            )
+        if len(self.auth.secret_key) < 16:
+            raise ValueError("HPCGATE_AUTH__SECRET_KEY must be at least 16 characters")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            _FlatEnvSource(settings_cls),
+            _YamlFileSource(settings_cls),
+        )
+
+
+class _FlatEnvSource(PydanticBaseSettingsSource):
+    """Accept the short, documented names ``HPCGATE_DATABASE_URL`` and ``HPCGATE_SECRET_KEY``."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if os.environ.get("HPCGATE_DATABASE_URL"):
+            out["database"] = {"url": os.environ["HPCGATE_DATABASE_URL"]}
+        if os.environ.get("HPCGATE_SECRET_KEY"):
+            out["auth"] = {"secret_key": os.environ["HPCGATE_SECRET_KEY"]}
+        return out
+
+
+class _YamlFileSource(PydanticBaseSettingsSource):
+    """Optional YAML file named by ``HPCGATE_CONFIG_FILE``; lowest precedence."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get("HPCGATE_CONFIG_FILE")
+        if not path:
+            return {}
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = yaml.safe_load(fh) or {}
+        except OSError as exc:
+            raise ValueError(f"cannot read config file {path}: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise ValueError(f"config file {path} is not valid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ValueError(f"config file {path} must hold a mapping")
+        return data
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

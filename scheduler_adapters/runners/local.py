@@ -1,0 +1,104 @@
+"""Run argv lists on this machine (the agent on a login node, or the local executor)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path, PurePosixPath
+
+from scheduler_adapters.errors import RunnerError, UnsafePath
+from scheduler_adapters.runners.base import check_inside
+from scheduler_adapters.types import CommandResult
+
+log = logging.getLogger("scheduler_adapters.runners.local")
+
+
+class LocalRunner:
+    def __init__(
+        self, scratch_root: str | PurePosixPath, *, env: Mapping[str, str] | None = None
+    ) -> None:
+        self.scratch_root = PurePosixPath(os.path.realpath(str(scratch_root)))
+        self._env = dict(env) if env is not None else None
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        stdin: str | None = None,
+        cwd: PurePosixPath | None = None,
+        timeout: float = 60,
+    ) -> CommandResult:
+        started = time.monotonic()
+        try:
+            proc = subprocess.run(
+                list(argv),
+                input=stdin,
+                capture_output=True,
+                text=True,
+                errors="replace",
+                cwd=str(cwd) if cwd else None,
+                timeout=timeout,
+                env=self._env,
+                check=False,
+            )
+        except FileNotFoundError as exc:
+            return CommandResult(tuple(argv), 127, "", str(exc), time.monotonic() - started)
+        except subprocess.TimeoutExpired as exc:
+            raise RunnerError(f"command {argv[0]!r} timed out after {timeout}s") from exc
+        result = CommandResult(
+            tuple(argv), proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started
+        )
+        log.debug(
+            "ran %s rc=%s in %.3fs (%d bytes out)",
+            argv[0], result.returncode, result.duration_s, len(result.stdout),
+        )
+        return result
+
+    def _inside(self, path: PurePosixPath) -> Path:
+        norm = check_inside(self.scratch_root, PurePosixPath(path))
+        # Resolve symlinks of the *parent*: a link inside scratch pointing outside is refused.
+        real_parent = Path(os.path.realpath(str(norm.parent)))
+        if real_parent != Path(str(self.scratch_root)) and Path(
+            str(self.scratch_root)
+        ) not in real_parent.parents:
+            raise UnsafePath(f"{norm} resolves outside the scratch root")
+        return Path(str(norm))
+
+    def write_text(self, path: PurePosixPath, text: str, *, mode: int = 0o644) -> None:
+        target = self._inside(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, mode)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def read_text(self, path: PurePosixPath, *, max_bytes: int = 1 << 20) -> str:
+        with open(str(path), "rb") as fh:
+            return fh.read(max_bytes).decode("utf-8", errors="replace")
+
+    def remove_tree(self, path: PurePosixPath) -> None:
+        target = self._inside(path)
+        if target.is_symlink():
+            target.unlink()
+        elif target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+
+    def exists(self, path: PurePosixPath) -> bool:
+        return os.path.lexists(str(path))
+
+    def close(self) -> None:
+        return None

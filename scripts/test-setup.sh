@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs and start the real services it talks to.
+# Idempotent and non-interactive; run as root on a Debian 12 machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+t0=$(date +%s)
+scripts/bootstrap.sh dev
+for svc in postgres slurm sshd qe smtp docker chromium web; do
+  script="scripts/services/$svc.sh"
+  [ -f "$script" ] || continue
+  echo "== service: $svc"
+  bash "$script"
+done
+echo "== test setup done in $(( $(date +%s) - t0 ))s"
