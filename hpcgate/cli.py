@@ -183,13 +183,52 @@ def demo(
     run_demo(settings, port=port)
 
 
+@app.command()
+def agent(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Agent configuration (YAML).")],
+    once: Annotated[
+        bool, typer.Option(help="Run each tick once (pull, harvest, heartbeat, cleanup) and exit.")
+    ] = False,
+) -> None:
+    """Run the cluster agent on a login node: pull approved work with the cluster's API key,
+    submit it with the native scheduler, report states, heartbeats and results.
+    """
+    from hpcgate.agent.config import load_config
+    from hpcgate.agent.loop import Agent
+    from hpcgate.logging import configure_logging
+
+    configure_logging(json_output=True)
+    try:
+        cfg = load_config(config)
+    except FileNotFoundError:
+        raise CliError(f"agent configuration {config} not found") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise CliError(f"agent configuration {config}: {where}: {first.get('msg')}") from None
+    except (ValueError, OSError) as exc:
+        raise CliError(f"agent configuration {config}: {exc}") from None
+    runner = Agent(cfg)
+    if once:
+        for tick in (runner.pull_and_submit, runner.harvest, runner.heartbeat, runner.cleanup):
+            tick()
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    runner.run(stop)
+
+
 def _register_optional_commands() -> None:
     """Commands contributed by other modules; each registers only when it works."""
+    from hpcgate.cli_validate import validate
+
+    app.command(name="validate")(validate)
     try:
-        from hpcgate.cli_validate import validate
+        from hpcgate.cli_extract import extract
     except ImportError:
         return
-    app.command(name="validate")(validate)
+    app.command(name="extract")(extract)
 
 
 _register_optional_commands()

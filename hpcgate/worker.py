@@ -27,7 +27,8 @@ Tick = Callable[[], None]
 
 
 def worker_name() -> str:
-    return f"worker@{socket.gethostname()}:{os.getpid()}"
+    """Stable per host: a restarted worker resumes its own claims at once."""
+    return os.environ.get("HPCGATE_WORKER_NAME") or f"worker@{socket.gethostname()}"
 
 
 def record_worker_heartbeat(

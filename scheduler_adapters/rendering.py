@@ -153,10 +153,11 @@ def make_environment(template_dirs: Sequence[str | Path] = ()) -> jinja2.Environ
         jinja2.FileSystemLoader(str(Path(d))) for d in template_dirs
     ]
     loaders.append(jinja2.FileSystemLoader(str(builtin_template_dir())))
-    env = jinja2.Environment(  # noqa: S701 - shell scripts, escaping is the `sh` filter
+    # Shell scripts, not HTML: escaping is the explicit `sh` filter.
+    env = jinja2.Environment(
         loader=jinja2.ChoiceLoader(loaders),
         undefined=jinja2.StrictUndefined,
-        autoescape=False,
+        autoescape=False,  # noqa: S701
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
@@ -208,8 +209,12 @@ class Renderer:
         try:
             return self.env.get_template(name).render(**variables)
         except jinja2.TemplateNotFound as exc:
-            raise RenderError(f"template {exc.name!r} not found (scheduler {self.scheduler})") from exc
+            raise RenderError(
+                f"template {exc.name!r} not found (scheduler {self.scheduler})"
+            ) from exc
         except jinja2.UndefinedError as exc:
             raise RenderError(f"template {name!r}: {exc.message}") from exc
         except jinja2.TemplateSyntaxError as exc:
-            raise RenderError(f"template {exc.name or name!r} line {exc.lineno}: {exc.message}") from exc
+            raise RenderError(
+                f"template {exc.name or name!r} line {exc.lineno}: {exc.message}"
+            ) from exc

@@ -50,7 +50,10 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
 
 
 def _mount_extensions(app: FastAPI, settings: Settings) -> None:
-    """Routers added by later layers register here (kept explicit, not magic)."""
-    extra: list[Any] = []
-    for router in extra:
+    """Each layer lists its routers in its own module, so layers evolve independently."""
+    from hpcgate.api.routes.engine_routers import ENGINE_ROUTERS
+    from hpcgate.api.routes.security_routers import SECURITY_ROUTERS
+
+    routers: list[Any] = [*SECURITY_ROUTERS, *ENGINE_ROUTERS]
+    for router in routers:
         app.include_router(router)

@@ -1,4 +1,4 @@
-"""Which periodic ticks the worker runs, and how often (the engine adds its ticks here)."""
+"""Which periodic ticks the worker runs, and how often."""
 
 from __future__ import annotations
 
@@ -14,4 +14,46 @@ Tick = Callable[[], None]
 def worker_ticks(
     settings: Settings, factory: sessionmaker[Session]
 ) -> dict[str, tuple[float, Tick]]:
-    return {}
+    from hpcgate.db.session import session_scope
+    from hpcgate.services.cluster_ticks import cleanup_tick, harvest_tick, heartbeat_tick
+    from hpcgate.services.connections import ClusterConnections
+    from hpcgate.services.dispatch import dispatch_tick
+    from hpcgate.services.harvest import mark_offline_clusters
+    from hpcgate.worker import worker_name
+
+    engine = factory.kw["bind"]
+    connections = ClusterConnections(settings.paths.template_overrides)
+    sched = settings.scheduler
+    name = worker_name()
+
+    def offline() -> None:
+        with session_scope(factory) as s:
+            mark_offline_clusters(s, sched.offline_after_s, settings)
+
+    def dispatch() -> None:
+        dispatch_tick(engine, factory, connections, settings, claimed_by=name)
+
+    ticks: dict[str, tuple[float, Tick]] = {
+        "dispatch": (sched.poll_interval_s, dispatch),
+        "harvest": (
+            sched.poll_interval_s,
+            lambda: harvest_tick(engine, factory, connections, settings),
+        ),
+        "cluster_heartbeat": (
+            sched.heartbeat_interval_s,
+            lambda: heartbeat_tick(factory, connections),
+        ),
+        "offline_clusters": (sched.heartbeat_interval_s, offline),
+        "cleanup": (
+            max(sched.poll_interval_s * 6, 60.0),
+            lambda: cleanup_tick(engine, factory, connections),
+        ),
+    }
+    # Security layer: deliver the notification outbox (hpcgate/services/mail.py).
+    from hpcgate.services.mail import DEFAULT_INTERVAL_S, send_due_mail
+
+    def send_mail() -> None:
+        send_due_mail(factory, settings)
+
+    ticks["send_mail"] = (DEFAULT_INTERVAL_S, send_mail)
+    return ticks

@@ -37,7 +37,7 @@ class LocalRunner:
         try:
             proc = subprocess.run(
                 list(argv),
-                input=stdin,
+                input=stdin if stdin is not None else "",
                 capture_output=True,
                 text=True,
                 errors="replace",
@@ -48,6 +48,8 @@ class LocalRunner:
             )
         except FileNotFoundError as exc:
             return CommandResult(tuple(argv), 127, "", str(exc), time.monotonic() - started)
+        except PermissionError as exc:  # like a shell: "permission denied" is rc 126
+            return CommandResult(tuple(argv), 126, "", str(exc), time.monotonic() - started)
         except subprocess.TimeoutExpired as exc:
             raise RunnerError(f"command {argv[0]!r} timed out after {timeout}s") from exc
         result = CommandResult(

@@ -184,9 +184,12 @@ def _bounded(chan: paramiko.Channel, action: Callable[[], None], timeout: float)
 class _Connection:
     """One SSH connection: client, transport, and a lazily opened SFTP session."""
 
-    def __init__(self, client: paramiko.SSHClient, transport: paramiko.Transport) -> None:
+    def __init__(
+        self, client: paramiko.SSHClient, transport: paramiko.Transport, sock: socket.socket
+    ) -> None:
         self.client = client
         self.transport = transport
+        self.local_endpoint: tuple[str, int] = sock.getsockname()[:2]
         self.sftp_lock = threading.Lock()
         self.real_root: PurePosixPath | None = None
         self._sftp: paramiko.SFTPClient | None = None
@@ -219,7 +222,12 @@ class _Connection:
 
 
 class SshRunner:
-    """Runs argv lists and moves small files on one remote host; thread-safe."""
+    """Runs argv lists and moves small files on one remote host; thread-safe.
+
+    Beyond the connection settings: ``io_timeout`` bounds each SFTP reply (a hung peer
+    must not block a file operation forever), ``source_address`` binds our end of the TCP
+    connection (multi-homed gateways; the fault tests use it to scope firewall rules).
+    """
 
     def __init__(
         self,
@@ -338,7 +346,7 @@ class SshRunner:
             sock.close()
             raise RunnerError(f"SSH login to {self._label} failed: {exc!r}") from exc
         log.debug("connected to %s in %.3fs", self._label, time.monotonic() - started)
-        return _Connection(client, transport)
+        return _Connection(client, transport, sock)
 
     def _connection(self) -> _Connection:
         """The live connection; a dropped one is replaced here (that is the one reconnect)."""
@@ -358,6 +366,17 @@ class SshRunner:
             if self._conn is conn:
                 self._conn = None
         conn.close()
+
+    def is_connected(self) -> bool:
+        """A live connection is cached (a black-holed peer turns this False within seconds)."""
+        conn = self._conn
+        return conn is not None and conn.alive()
+
+    @property
+    def local_endpoint(self) -> tuple[str, int] | None:
+        """Our end of the current connection: for logs, and for tests to find its sshd."""
+        conn = self._conn
+        return conn.local_endpoint if conn is not None else None
 
     def close(self) -> None:
         """Drop the connection; a later call opens a new one."""

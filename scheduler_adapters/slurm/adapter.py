@@ -3,7 +3,8 @@
 Command choices (all argv lists, built in ``commands.py``, parsed in ``parse.py``):
 
 =============  ==============================================================
-submit         ``sbatch --parsable [--dependency=afterok:a:b --kill-on-invalid-dep=yes] [--hold] script``
+submit         ``sbatch --parsable [--dependency=afterok:a:b --kill-on-invalid-dep=yes]
+               [--hold] script``
 release        ``scontrol release <ids>``
 cancel         ``scancel <ids>`` (unknown/finished ids are not an error)
 status         one ``squeue --array --states=all --format=<0x1f separated>`` call

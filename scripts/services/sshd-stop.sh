@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # scripts/services/sshd-stop.sh - stop the test sshd started by sshd.sh.
 # Only the daemon named in the pid file (checked through /proc/PID/comm) is
-# signalled; open sessions end on their own. Keys, user and config are kept so
-# the next sshd.sh run is fast. Idempotent: exits 0 when nothing runs.
+# signalled; open sessions end on their own. The env file is removed (tests skip
+# without it); keys, user and config are kept so the next sshd.sh run is fast.
+# Idempotent: exits 0 when nothing runs.
 set -euo pipefail
 DIR="${HPCGATE_TEST_SSHD_DIR:-/var/lib/hpcgate-test/sshd}"
 PF="$DIR/sshd.pid"
@@ -20,4 +21,5 @@ if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = sshd ] && alive "
 else
   echo "[sshd-stop.sh] sshd not running"
 fi
-rm -f "$PF"
+# the env file announces a running sshd: tests skip without it
+rm -f "$PF" "$DIR/env"

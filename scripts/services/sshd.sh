@@ -129,6 +129,9 @@ UsePAM no
 MaxSessions 10
 # parallel test workers open many connections at once
 MaxStartups 50:30:200
+# end sessions whose client vanished (black-holed by a fault test) after ~30 s
+ClientAliveInterval 10
+ClientAliveCountMax 3
 PrintMotd no
 Subsystem sftp internal-sftp
 LogLevel VERBOSE

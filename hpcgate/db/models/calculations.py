@@ -121,6 +121,11 @@ class Step(TimestampMixin, Base):
     workdir: Mapped[str | None] = mapped_column(String(1024))
     exit_code: Mapped[int | None] = mapped_column(Integer)
     unknown_ticks: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    # The job must be cancelled on the scheduler (user cancel, or a parent failed); cleared
+    # by the dispatcher once scancel/qdel succeeded. Durable, so an agent restart still does it.
+    cancel_pending: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default="false", nullable=False
+    )
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Enum, ForeignKey, String, func
+from sqlalchemy import BigInteger, Boolean, DateTime, Enum, ForeignKey, Index, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hpcgate.db.base import Base, TimestampMixin
@@ -47,6 +47,8 @@ class User(TimestampMixin, Base):
         _enum(NotifyLevel, "notify_level"), default=NotifyLevel.ERROR, nullable=False
     )
     blocked: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    # Access tokens issued (``iat``) before this instant are refused: "revoke all sessions".
+    sessions_revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class RefreshToken(Base):
@@ -70,6 +72,18 @@ class RefreshToken(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     rotated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LoginAttempt(Base):
+    """One login attempt per row, keyed by ``email|client-ip``: a sliding-window rate limit
+    shared by every API process (see ``hpcgate/auth/rate_limit.py``)."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (Index("ix_login_attempts_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    key: Mapped[str] = mapped_column(String(400), nullable=False)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True, nullable=False)
 
 
 class ApiKey(TimestampMixin, Base):

@@ -1,0 +1,1 @@
+"""Built-in SIESTA/TranSIESTA/TBtrans analyses (see docs/analyses.md)."""

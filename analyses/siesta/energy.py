@@ -1,0 +1,167 @@
+"""Total and free energy and the Fermi level of a SIESTA run.
+
+Requires ``scf_convergence``: an energy is only meaningful for a converged SCF, so each
+step's energy carries the SCF verdict and the per-step graph leaves out energies from
+non-converged SCF cycles (they stay in the table, flagged).
+
+The final-energy block is read with sisl's ``read_energy`` (it maps the block's labels to
+stable keys across SIESTA 4.1/MaX/5.x) through a lossy-decoded handle; the free energy
+comes from the last ``siesta: FreeEng`` line, which sisl does not return. If sisl fails,
+the values from our own scan of the block are used and ``source`` says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from analyses.base import (
+    Analysis,
+    AnalysisOutput,
+    Column,
+    ComputeInputs,
+    ExtractContext,
+    ExtractionError,
+    JSONDict,
+    Scalar,
+    Series,
+    Table,
+    step_axis,
+)
+from analyses.siesta.files import open_stdout_sile, parsed_stdout
+
+__all__ = ["Energy"]
+
+log = logging.getLogger(__name__)
+
+
+def _flatten(value: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """sisl's nested PropertyDict (``ion: {electron: ...}``) -> ``{"ion_electron": ...}``."""
+    out: dict[str, float] = {}
+    for key, sub in value.items():
+        name = f"{prefix}{key}".replace(" ", "_")
+        if isinstance(sub, Mapping):
+            out.update(_flatten(sub, f"{name}_"))
+            continue
+        try:
+            out[name] = float(sub)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def _sisl_energy(path: Path) -> dict[str, float]:
+    try:
+        with open_stdout_sile(path) as sile:
+            energy = sile.read_energy()
+    except Exception as exc:  # sisl raises many types on odd files; fall back to the scan
+        log.info("sisl read_energy failed on %s: %s", path, exc)
+        return {}
+    return _flatten(dict(energy or {}))
+
+
+class Energy(Analysis):
+    name: ClassVar[str] = "energy"
+    title: ClassVar[str] = "Energy"
+    codes: ClassVar[frozenset[str]] = frozenset({"siesta"})
+    requires: ClassVar[tuple[str, ...]] = ("scf_convergence",)
+    description: ClassVar[str] = (
+        "Total energy, free energy and Fermi level (eV); flagged when the SCF did not converge."
+    )
+
+    def extract(self, run_dir: Path, ctx: ExtractContext) -> JSONDict:
+        path, out = parsed_stdout(run_dir, ctx)
+        components = _sisl_energy(path)
+        source = "sisl"
+        total = components.get("total")
+        fermi = components.get("fermi")
+        if total is None:
+            source = "scan"
+            total = out.final_energy.get("Total")
+            fermi = out.final_energy.get("Fermi")
+            components = {k.lower().replace(" ", "_"): v for k, v in out.final_energy.items()}
+        if total is None:
+            raise ExtractionError(
+                f"no final energy block in {path.name}: the run aborted or was cut short"
+            )
+        if fermi is None:
+            fermi = out.final_energy.get("Fermi")
+        scf = ctx.upstream.get("scf_convergence") or {}
+        return {
+            "stdout": path.name,
+            "source": source,
+            "total_eV": total,
+            "free_eV": out.free_energies[-1] if out.free_energies else None,
+            "fermi_eV": fermi,
+            "scf_converged": scf.get("all_converged"),
+            "components_eV": components,
+        }
+
+    def compute(self, inputs: ComputeInputs) -> AnalysisOutput:
+        found = inputs.steps_with(self.name)
+        axis_name, axis = step_axis([s for s, _ in found])
+        rows: list[list[Scalar]] = []
+        xs: list[float | None] = []
+        totals: list[float | None] = []
+        frees: list[float | None] = []
+        notes: list[str] = []
+        converged_totals: list[tuple[int, float]] = []
+        for (step, data), x in zip(found, axis, strict=True):
+            total = data.get("total_eV")
+            ok = data.get("scf_converged")
+            rows.append([step.index, step.display_label, x, total, data.get("free_eV"),
+                         data.get("fermi_eV"), ok])
+            if ok is False:
+                notes.append(f"{step.display_label}: SCF not converged, energy not meaningful")
+                continue
+            if isinstance(total, int | float):
+                converged_totals.append((step.index, float(total)))
+                xs.append(x)
+                totals.append(float(total))
+                free = data.get("free_eV")
+                frees.append(float(free) if isinstance(free, int | float) else None)
+        reference = min((t for _, t in converged_totals), default=None)
+        for row in rows:
+            total = row[3]
+            row.append(
+                float(total) - reference
+                if reference is not None and isinstance(total, int | float)
+                else None
+            )
+        series: list[Series] = []
+        if len(xs) > 1:
+            for label, ys in (("total", totals), ("free", frees)):
+                series.append(
+                    Series(graph="energy", graph_title="Energy per step", label=label,
+                           x=xs, y=[None if y is None else y - (reference or 0.0) for y in ys],
+                           x_label=axis_name, y_label="E - E_min", y_unit="eV",
+                           kind="linepoints")
+                )
+        summary: dict[str, Scalar] = {"steps": len(found)}
+        if len(found) == 1:
+            data = found[0][1]
+            summary |= {"total_eV": data.get("total_eV"), "free_eV": data.get("free_eV"),
+                        "fermi_eV": data.get("fermi_eV"),
+                        "scf_converged": data.get("scf_converged")}
+        elif converged_totals:
+            best = min(converged_totals, key=lambda p: p[1])
+            summary |= {"min_total_eV": best[1], "min_step": best[0],
+                        "span_eV": max(t for _, t in converged_totals) - best[1]}
+        return self.output(
+            tables=[
+                Table(
+                    name="energy",
+                    title="Energies",
+                    columns=(Column("step"), Column("label"), Column(axis_name),
+                             Column("total", "eV"), Column("free", "eV"),
+                             Column("Fermi", "eV"), Column("SCF converged"),
+                             Column("total - min", "eV")),
+                    rows=rows,
+                )
+            ],
+            series=series,
+            summary=summary,
+            notes=notes,
+        )

@@ -1,0 +1,88 @@
+"""The agent's configuration file (YAML), as written by the Ansible role."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+
+class QueueOverride(BaseModel):
+    partition: str = Field(pattern=r"^[A-Za-z0-9_.+-]{1,64}$")
+    qos: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.+-]{1,64}$")
+    account: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.+-]{1,64}$")
+
+
+class Intervals(BaseModel):
+    pull_s: float = Field(default=10.0, gt=0)
+    harvest_s: float = Field(default=10.0, gt=0)
+    heartbeat_s: float = Field(default=30.0, gt=0)
+    cleanup_s: float = Field(default=600.0, gt=0)
+
+
+class AgentConfig(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    api_url: str
+    api_key: str | None = None
+    api_key_file: Path | None = None
+    cluster: str = Field(min_length=1, max_length=100)
+    name: str = Field(default_factory=lambda: socket.gethostname())
+    scheduler: str = "slurm"
+    scratch_root: Path
+    hpcgate_command: list[str] = Field(
+        default_factory=lambda: [sys.executable, "-m", "hpcgate.cli"]
+    )
+    queues: dict[str, QueueOverride] = Field(default_factory=dict)
+    intervals: Intervals = Field(default_factory=Intervals)
+    adapter_options: dict[str, Any] = Field(default_factory=dict)
+    template_dirs: list[Path] = Field(default_factory=list)
+    state_dir: Path = Field(default_factory=lambda: Path.home() / ".hpcgate-agent")
+    verify_tls: bool | str = True
+    timeout_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("api_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("api_url must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("scratch_root")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        if not value.is_absolute():
+            raise ValueError("scratch_root must be an absolute path")
+        return value
+
+    @model_validator(mode="after")
+    def _key(self) -> AgentConfig:
+        if not self.api_key and not self.api_key_file:
+            raise ValueError("set api_key or api_key_file")
+        return self
+
+    def key(self) -> str:
+        if self.api_key:
+            return self.api_key
+        if self.api_key_file is None:
+            raise ValueError("set api_key or api_key_file")
+        return self.api_key_file.read_text(encoding="utf-8").strip()
+
+    def queue_overrides(self) -> dict[str, dict[str, str | None]]:
+        return {
+            k: {"queue": v.partition, "qos": v.qos, "account": v.account}
+            for k, v in self.queues.items()
+        }
+
+
+def load_config(path: str | os.PathLike[str]) -> AgentConfig:
+    with open(path, encoding="utf-8") as fh:
+        data = yaml.safe_load(fh) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: the agent configuration must be a mapping")
+    return AgentConfig.model_validate(data)

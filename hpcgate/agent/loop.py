@@ -1,0 +1,140 @@
+"""The agent's main loop: pull and submit, harvest, heartbeat, clean — each on its interval.
+
+One thread, explicit schedule: simple to reason about, and a tick never overlaps itself.
+Every failure is logged and retried on the next tick; nothing is marked failed because
+the API, the network or the scheduler hiccupped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from hpcgate.agent.client import AgentClient, ApiUnavailable, HttpStepStore
+from hpcgate.agent.config import AgentConfig
+from hpcgate.engine.cleanup import CleanupPolicy, clean_directory
+from hpcgate.engine.harvest import observe
+from hpcgate.engine.heartbeat import collect_sample
+from hpcgate.engine.submission import submit_calculation
+from hpcgate.engine.work import CalculationWork, for_dispatcher
+from scheduler_adapters.base import SchedulerAdapter
+from scheduler_adapters.errors import SchedulerError
+from scheduler_adapters.registry import get_adapter
+from scheduler_adapters.runners.local import LocalRunner
+from scheduler_adapters.types import JobId
+
+log = logging.getLogger(__name__)
+
+
+class Agent:
+    def __init__(
+        self,
+        config: AgentConfig,
+        client: AgentClient | None = None,
+        adapter: SchedulerAdapter | None = None,
+    ) -> None:
+        self.config = config
+        self.client = client or AgentClient(
+            config.api_url,
+            config.key(),
+            verify=config.verify_tls,
+            timeout=config.timeout_s,
+            state_dir=config.state_dir,
+        )
+        if adapter is None:
+            config.scratch_root.mkdir(parents=True, exist_ok=True)
+            adapter = get_adapter(
+                config.scheduler,
+                LocalRunner(str(config.scratch_root)),
+                template_dirs=[str(p) for p in config.template_dirs],
+                **config.adapter_options,
+            )
+        self.adapter = adapter
+        self.store = HttpStepStore(self.client)
+        self.agent_name = f"{config.cluster}:{config.name}"
+
+    # -- ticks
+    def pull_and_submit(self) -> int:
+        reply = self.client.pull(self.agent_name)
+        self._cancel(list(reply.get("cancel", [])))
+        done = 0
+        for raw in reply.get("calculations", []):
+            work = for_dispatcher(
+                CalculationWork.from_dict(raw),
+                self.config.hpcgate_command,
+                self.config.queue_overrides(),
+            )
+            outcome = submit_calculation(work, self.adapter, self.store)
+            if outcome.deferred:
+                log.warning("calculation %s deferred: %s", work.calculation_id, outcome.deferred)
+            done += 1
+        return done
+
+    def harvest(self) -> int:
+        steps = self.client.active_steps()
+        observations = observe(self.adapter, steps) if steps else []
+        cancels = self.client.report_observations(observations) if observations else []
+        self._cancel(cancels)
+        return len(observations)
+
+    def heartbeat(self) -> int:
+        try:
+            self.client.buffer_sample(collect_sample(self.adapter))
+        except SchedulerError as exc:
+            log.warning("heartbeat collection failed: %s", exc.message)
+        return self.client.flush_samples()
+
+    def cleanup(self) -> int:
+        work = self.client.cleanup_work()
+        policy = CleanupPolicy.from_dict(work.get("policy"))
+        freed = 0
+        for item in work.get("steps", []):
+            report = clean_directory(
+                self.adapter.runner, item["workdir"], policy, expired=bool(item["expired"])
+            )
+            freed += report.freed_bytes
+            self.client.report_cleanup(
+                item["step_id"],
+                report.freed_bytes,
+                bool(item["expired"]),
+                policy.dry_run,
+                report.refused,
+            )
+        return freed
+
+    def _cancel(self, job_ids: list[str]) -> None:
+        if not job_ids:
+            return
+        self.adapter.cancel([JobId.parse(j) for j in job_ids])
+        self.client.acknowledge_cancellations(job_ids)
+
+    # -- loop
+    def run(self, stop: threading.Event) -> None:
+        iv = self.config.intervals
+        schedule: list[tuple[str, float, Callable[[], int]]] = [
+            ("pull", iv.pull_s, self.pull_and_submit),
+            ("harvest", iv.harvest_s, self.harvest),
+            ("heartbeat", iv.heartbeat_s, self.heartbeat),
+            ("cleanup", iv.cleanup_s, self.cleanup),
+        ]
+        due = {name: 0.0 for name, _, _ in schedule}
+        log.info("agent %s started for cluster %s", self.agent_name, self.config.cluster)
+        while not stop.is_set():
+            now = time.monotonic()
+            for name, interval, fn in schedule:
+                if now < due[name]:
+                    continue
+                due[name] = now + interval
+                try:
+                    fn()
+                except ApiUnavailable as exc:
+                    log.warning("%s: API unavailable, will retry: %s", name, exc.message)
+                except SchedulerError as exc:
+                    log.warning("%s failed, will retry: %s", name, exc.message)
+                except Exception:
+                    log.exception("%s failed unexpectedly", name)
+            stop.wait(max(0.05, min(due.values()) - time.monotonic()))
+        self.client.close()
+        self.adapter.runner.close()

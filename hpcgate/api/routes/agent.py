@@ -1,0 +1,223 @@
+"""Endpoints for cluster agents, authenticated by their cluster's API key.
+
+The agent runs the same submission and harvest code as the worker; these endpoints are
+its durable ``StepStore`` (each call commits before it answers) and its report channel.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter
+from sqlalchemy import select
+
+from hpcgate.api.deps import SessionDep, SettingsDep
+from hpcgate.api.deps_auth import AgentCluster
+from hpcgate.api.schemas.agent import (
+    CancelAck,
+    CleanupItem,
+    CleanupReportIn,
+    CleanupWork,
+    FailureReport,
+    JobIdReport,
+    ObservationBatch,
+    ObservationResult,
+    PullRequest,
+    PullResponse,
+    SampleBatch,
+    SampleResult,
+)
+from hpcgate.db.models import Calculation, Step
+from hpcgate.db.models.clusters import Cluster
+from hpcgate.domain.states import StepState, transition_step
+from hpcgate.engine.cleanup import CleanupPolicy
+from hpcgate.engine.work import ClusterSample, StepObservation
+from hpcgate.errors import Conflict, InvalidInput, NotFound
+from hpcgate.services.cluster_ticks import CLEANABLE
+from hpcgate.services.dispatch import (
+    acknowledge_cancellations,
+    apply_job_id,
+    apply_submit_failed,
+    apply_submitted,
+    claim_calculations,
+    pending_cancellations,
+    renew_claim,
+)
+from hpcgate.services.harvest import active_steps, apply_observations, record_cluster_sample
+from hpcgate.services.work_items import build_work
+
+router = APIRouter(prefix="/agent", tags=["agent"])
+
+
+def _own_step(session: SessionDep, cluster: Cluster, step_id: int) -> Step:
+    step = session.get(Step, step_id, with_for_update=True)
+    if step is None or step.cluster_id != cluster.id:
+        raise NotFound(f"step {step_id} does not exist on cluster {cluster.name}")
+    return step
+
+
+@router.post("/pull", response_model=PullResponse)
+def pull(body: PullRequest, cluster: AgentCluster, session: SessionDep) -> PullResponse:
+    """Claim approved work for this cluster (highest priority first) and resume work in flight.
+
+    A disabled cluster receives no new work; its running work is still harvested.
+    """
+    calcs: list[dict[str, Any]] = []
+    if cluster.enabled:
+        ids = claim_calculations(session, [cluster.id], body.limit, f"agent:{body.agent}")
+        for calc_id in ids:
+            calc = session.get(Calculation, calc_id)
+            if calc is not None:
+                calcs.append(build_work(session, calc, cluster).to_dict())
+    cancels = [job for _, job in pending_cancellations(session, cluster.id)]
+    return PullResponse(calculations=calcs, cancel=cancels)
+
+
+@router.post("/steps/{step_id}/submitting")
+def step_submitting(step_id: int, cluster: AgentCluster, session: SessionDep) -> dict[str, str]:
+    """Committed before the agent calls the scheduler: durable before acted on."""
+    step = _own_step(session, cluster, step_id)
+    if step.state is not StepState.SUBMITTING:
+        step.state = transition_step(step.state, StepState.SUBMITTING)
+    renew_claim(session, step.calculation_id)
+    return {"state": step.state.value}
+
+
+@router.post("/steps/{step_id}/job-id")
+def step_job_id(
+    step_id: int, body: JobIdReport, cluster: AgentCluster, session: SessionDep
+) -> dict[str, str]:
+    _own_step(session, cluster, step_id)
+    try:
+        apply_job_id(session, step_id, body.job_id)
+    except ValueError as exc:
+        raise Conflict(str(exc)) from None
+    return {"state": "queued"}
+
+
+def _own_calc(session: SessionDep, cluster: Cluster, calc_id: int) -> Calculation:
+    calc = session.get(Calculation, calc_id)
+    if calc is None or calc.cluster_id != cluster.id:
+        raise NotFound(f"calculation {calc_id} does not exist on cluster {cluster.name}")
+    return calc
+
+
+@router.post("/calculations/{calc_id}/submitted")
+def calculation_submitted(
+    calc_id: int, cluster: AgentCluster, session: SessionDep, settings: SettingsDep
+) -> dict[str, str]:
+    _own_calc(session, cluster, calc_id)
+    apply_submitted(session, calc_id, settings)
+    return {"state": "submitted"}
+
+
+@router.post("/calculations/{calc_id}/failed")
+def calculation_failed(
+    calc_id: int,
+    body: FailureReport,
+    cluster: AgentCluster,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> dict[str, str]:
+    _own_calc(session, cluster, calc_id)
+    apply_submit_failed(session, calc_id, body.message, settings)
+    return {"state": "failed"}
+
+
+@router.get("/active-steps")
+def list_active_steps(cluster: AgentCluster, session: SessionDep) -> list[dict[str, Any]]:
+    from dataclasses import asdict
+
+    return [asdict(a) for a in active_steps(session, cluster.id)]
+
+
+@router.post("/observations", response_model=ObservationResult)
+def report_observations(
+    body: ObservationBatch, cluster: AgentCluster, session: SessionDep, settings: SettingsDep
+) -> ObservationResult:
+    try:
+        observations = [StepObservation.from_dict(o) for o in body.observations]
+    except (TypeError, ValueError, KeyError) as exc:
+        raise InvalidInput(f"malformed observation: {exc}") from None
+    cancels = apply_observations(
+        session,
+        cluster.id,
+        observations,
+        lost_after=settings.scheduler.lost_after_ticks,
+        settings=settings,
+    )
+    pending = [job for _, job in pending_cancellations(session, cluster.id)]
+    return ObservationResult(applied=len(observations), cancel=sorted(set(cancels) | set(pending)))
+
+
+@router.post("/cancellations/ack")
+def acknowledge(body: CancelAck, cluster: AgentCluster, session: SessionDep) -> dict[str, int]:
+    ids = [
+        sid for sid, job in pending_cancellations(session, cluster.id) if job in set(body.job_ids)
+    ]
+    acknowledge_cancellations(session, ids)
+    return {"acknowledged": len(ids)}
+
+
+@router.post("/heartbeats", response_model=SampleResult)
+def heartbeats(body: SampleBatch, cluster: AgentCluster, session: SessionDep) -> SampleResult:
+    """Idempotent by ``sample_key``: an agent that retries a batch never stores it twice."""
+    stored = duplicates = 0
+    locked = session.get(Cluster, cluster.id, with_for_update=True)
+    if locked is None:
+        raise NotFound("cluster vanished")
+    for raw in body.samples:
+        try:
+            sample = ClusterSample(
+                ts=str(raw["ts"]),
+                nodes=tuple(raw.get("nodes", ())),
+                queue_depth=int(raw.get("queue_depth", 0)),
+                running_jobs=int(raw.get("running_jobs", 0)),
+                sample_key=str(raw["sample_key"]),
+            )
+            datetime.fromisoformat(sample.ts)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInput(f"malformed heartbeat sample: {exc}") from None
+        if record_cluster_sample(session, locked, sample):
+            stored += 1
+        else:
+            duplicates += 1
+    return SampleResult(stored=stored, duplicates=duplicates)
+
+
+@router.get("/cleanup", response_model=CleanupWork)
+def cleanup_work(cluster: AgentCluster, session: SessionDep) -> CleanupWork:
+    policy = CleanupPolicy.from_dict(cluster.cleanup_policy)
+    now = datetime.now(UTC)
+    items = []
+    if cluster.cleanup_policy:
+        for st in session.scalars(
+            select(Step)
+            .where(
+                Step.cluster_id == cluster.id,
+                Step.state.in_(CLEANABLE),
+                Step.cleaned_at.is_(None),
+                Step.workdir.is_not(None),
+            )
+            .limit(200)
+        ):
+            expired = bool(
+                policy.keep_days is not None
+                and st.finished_at is not None
+                and now - st.finished_at > timedelta(days=policy.keep_days)
+            )
+            items.append(CleanupItem(step_id=st.id, workdir=st.workdir or "", expired=expired))
+    return CleanupWork(policy=dict(cluster.cleanup_policy or {}), steps=items)
+
+
+@router.post("/cleanup")
+def cleanup_report(
+    body: CleanupReportIn, cluster: AgentCluster, session: SessionDep
+) -> dict[str, str]:
+    step = _own_step(session, cluster, body.step_id)
+    if body.expired and not body.dry_run and step.cleaned_at is None:
+        step.cleaned_at = datetime.now(UTC)
+        if step.state is not StepState.CLEANED:
+            step.state = StepState.CLEANED
+    return {"state": step.state.value}

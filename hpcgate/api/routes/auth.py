@@ -1,0 +1,171 @@
+"""Login, token refresh (rotating cookie), logout and the caller's own profile."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Cookie, Request, Response
+from fastapi.responses import JSONResponse
+
+from hpcgate.api.deps import SessionDep, SettingsDep
+from hpcgate.api.deps_auth import CurrentUser
+from hpcgate.api.schemas.auth import LoginRequest, TokenResponse
+from hpcgate.api.schemas.users import MeUpdate, UserOut
+from hpcgate.auth import rate_limit, refresh
+from hpcgate.auth.jwt import issue_access_token
+from hpcgate.auth.passwords import hash_password, needs_rehash, verify_password
+from hpcgate.db.models import User
+from hpcgate.errors import Forbidden, InvalidInput, Unauthorized
+from hpcgate.services.users import check_password, get_user_by_email
+from hpcgate.settings import Settings
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+RefreshCookie = Annotated[str | None, Cookie(alias=refresh.COOKIE_NAME, max_length=256)]
+
+# Verified when the e-mail is unknown, so both failures take the same time.
+_DUMMY_HASH = hash_password("dummy-password-for-timing")
+
+
+def _set_refresh_cookie(response: Response, token: str, settings: Settings) -> None:
+    response.set_cookie(
+        refresh.COOKIE_NAME,
+        token,
+        max_age=settings.auth.refresh_token_days * 86400,
+        path=refresh.COOKIE_PATH,
+        httponly=True,
+        secure=settings.auth.cookie_secure,
+        samesite="strict",
+    )
+
+
+def _clear_refresh_cookie(response: Response, settings: Settings) -> None:
+    response.delete_cookie(
+        refresh.COOKIE_NAME,
+        path=refresh.COOKIE_PATH,
+        httponly=True,
+        secure=settings.auth.cookie_secure,
+        samesite="strict",
+    )
+
+
+def _token_response(user: User, settings: Settings) -> TokenResponse:
+    issued = issue_access_token(user.id, user.role, settings)
+    return TokenResponse(
+        access_token=issued.token, expires_in=issued.expires_in, user=UserOut.model_validate(user)
+    )
+
+
+@router.post(
+    "/login",
+    response_model=TokenResponse,
+    responses={429: {"description": "too many attempts; see Retry-After"}},
+)
+def login(
+    body: LoginRequest,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> TokenResponse | JSONResponse:
+    """Exchange e-mail and password for an access token; sets the refresh cookie.
+
+    Rate-limited per e-mail and client address (429 with ``Retry-After``).
+    """
+    key = rate_limit.login_key(body.email, request.client.host if request.client else None)
+    try:
+        rate_limit.hit(
+            request.app.state.sessionmaker, key, limit=settings.auth.login_rate_per_minute
+        )
+    except rate_limit.LoginRateLimited as exc:
+        # The error mapper knows no headers; this is the one error that needs one.
+        return JSONResponse(
+            exc.to_body(), status_code=exc.status_code, headers={"Retry-After": str(exc.retry_after)}
+        )
+    user = get_user_by_email(session, body.email)
+    if user is None:
+        verify_password(_DUMMY_HASH, body.password)
+        raise Unauthorized("invalid e-mail or password")
+    if not verify_password(user.password_hash, body.password):
+        raise Unauthorized("invalid e-mail or password")
+    if user.blocked:
+        raise Forbidden("this account is blocked")
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(body.password)
+    issued = refresh.issue_refresh_token(session, user, settings)
+    session.commit()
+    rate_limit.reset(request.app.state.sessionmaker, key)
+    _set_refresh_cookie(response, issued.token, settings)
+    return _token_response(user, settings)
+
+
+@router.post("/refresh", response_model=TokenResponse)
+def refresh_token(
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    hpcgate_refresh: RefreshCookie = None,
+) -> TokenResponse:
+    """Rotate the refresh cookie and return a new access token.
+
+    Reusing an already-rotated refresh token revokes every token of that login (401).
+    """
+    user, issued = refresh.rotate_refresh_token(session, hpcgate_refresh, settings)
+    _set_refresh_cookie(response, issued.token, settings)
+    return _token_response(user, settings)
+
+
+@router.post("/logout", status_code=204)
+def logout(
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    hpcgate_refresh: RefreshCookie = None,
+) -> Response:
+    """Revoke this login's refresh tokens and clear the cookie (always 204)."""
+    refresh.logout(session, hpcgate_refresh)
+    out = Response(status_code=204)
+    _clear_refresh_cookie(out, settings)
+    return out
+
+
+@router.get("/me", response_model=UserOut)
+def read_me(user: CurrentUser) -> User:
+    """The caller's own account."""
+    return user
+
+
+@router.patch("/me", response_model=UserOut)
+def update_me(
+    body: MeUpdate,
+    user: CurrentUser,
+    session: SessionDep,
+    hpcgate_refresh: RefreshCookie = None,
+) -> User:
+    """Change own name, notification level or password (the current password is required).
+
+    A password change revokes the caller's other logins (refresh tokens).
+    """
+    if body.full_name is not None:
+        user.full_name = body.full_name.strip()
+    if body.notify_level is not None:
+        user.notify_level = body.notify_level
+    if body.new_password is not None:
+        if not body.current_password or not verify_password(
+            user.password_hash, body.current_password
+        ):
+            raise InvalidInput("current_password: incorrect")
+        check_password(body.new_password)
+        user.password_hash = hash_password(body.new_password)
+        current = refresh.find_token(session, hpcgate_refresh)
+        refresh.revoke_user_refresh_tokens(
+            session,
+            user.id,
+            except_family=current.family_id
+            if current is not None and current.user_id == user.id
+            else None,
+        )
+    elif body.current_password is not None:
+        raise InvalidInput("current_password: only needed with new_password")
+    session.commit()
+    return user

@@ -1,0 +1,144 @@
+"""User administration. Admins: list/create/delete/change role; moderators: block and set
+passwords of plain users. Everyone edits their own account through ``/auth/me``.
+
+Who may act on whom is decided in ``deps_auth`` (``AdminUser``, ``ModeratorUser``,
+``ManagedUser``); these handlers only apply the change. Each commits before answering.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response
+from sqlalchemy import func, or_, select
+
+from hpcgate.api.deps import SessionDep
+from hpcgate.api.deps_auth import AdminUser, ManagedUser, ModeratorUser
+from hpcgate.api.schemas.users import PasswordSet, UserCreate, UserOut, UserPage, UserUpdate
+from hpcgate.auth.passwords import hash_password
+from hpcgate.auth.refresh import revoke_all_sessions
+from hpcgate.db.models import Calculation, User
+from hpcgate.db.models.users import Role
+from hpcgate.errors import Conflict, NotFound
+from hpcgate.services.users import check_password, create_user
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+UserId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
+@router.get("", response_model=UserPage)
+def list_users(
+    _: ModeratorUser,
+    session: SessionDep,
+    q: Annotated[str | None, Query(max_length=320, description="part of e-mail or name")] = None,
+    role: Role | None = None,
+    blocked: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> dict[str, Any]:
+    """Accounts, by e-mail (moderators need the list to find whom to block)."""
+    stmt = select(User)
+    if q:
+        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(
+            or_(
+                User.email.ilike(pattern, escape="\\"),
+                User.full_name.ilike(pattern, escape="\\"),
+            )
+        )
+    if role is not None:
+        stmt = stmt.where(User.role == role)
+    if blocked is not None:
+        stmt = stmt.where(User.blocked.is_(blocked))
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    items = list(session.scalars(stmt.order_by(User.email).limit(limit).offset(offset)))
+    return {"items": items, "total": total}
+
+
+@router.post("", response_model=UserOut, status_code=201)
+def create_user_route(body: UserCreate, _: AdminUser, session: SessionDep) -> User:
+    """Create an account (admin)."""
+    user = create_user(
+        session,
+        email=body.email,
+        password=body.password,
+        role=body.role,
+        full_name=body.full_name,
+        notify_level=body.notify_level,
+    )
+    session.commit()
+    return user
+
+
+@router.get("/{user_id}", response_model=UserOut)
+def get_user(_: ModeratorUser, user_id: UserId, session: SessionDep) -> User:
+    """One account (moderator+)."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} not found")
+    return user
+
+
+@router.patch("/{user_id}", response_model=UserOut)
+def update_user(body: UserUpdate, _: AdminUser, target: ManagedUser, session: SessionDep) -> User:
+    """Change another account's role, name or notification level (admin)."""
+    if body.role is not None and body.role != target.role:
+        target.role = body.role
+        # A demoted user's tokens must not keep the old role's reach in other processes.
+        revoke_all_sessions(session, target)
+    if body.full_name is not None:
+        target.full_name = body.full_name.strip()
+    if body.notify_level is not None:
+        target.notify_level = body.notify_level
+    session.commit()
+    return target
+
+
+@router.delete("/{user_id}", status_code=204)
+def delete_user(_: AdminUser, target: ManagedUser, session: SessionDep) -> Response:
+    """Delete an account (admin). Accounts owning calculations are blocked instead."""
+    owned = session.scalar(
+        select(func.count()).select_from(Calculation).where(Calculation.owner_id == target.id)
+    )
+    if owned:
+        raise Conflict(f"user owns {owned} calculation(s); block the account instead")
+    session.delete(target)
+    session.commit()
+    return Response(status_code=204)
+
+
+@router.put("/{user_id}/password", response_model=UserOut)
+def set_password(body: PasswordSet, target: ManagedUser, session: SessionDep) -> User:
+    """Set another user's password (moderator+); their sessions are revoked."""
+    check_password(body.password)
+    target.password_hash = hash_password(body.password)
+    revoke_all_sessions(session, target)
+    session.commit()
+    return target
+
+
+@router.post("/{user_id}/block", response_model=UserOut)
+def block_user(target: ManagedUser, session: SessionDep) -> User:
+    """Block an account (moderator+): no login, refresh or request from it any more."""
+    target.blocked = True
+    revoke_all_sessions(session, target)
+    session.commit()
+    return target
+
+
+@router.post("/{user_id}/unblock", response_model=UserOut)
+def unblock_user(target: ManagedUser, session: SessionDep) -> User:
+    """Unblock an account (moderator+); the user logs in again."""
+    target.blocked = False
+    session.commit()
+    return target
+
+
+@router.post("/{user_id}/revoke-sessions")
+def revoke_sessions(_: AdminUser, target: ManagedUser, session: SessionDep) -> dict[str, int]:
+    """Log a user out everywhere (admin): refresh tokens revoked, access tokens refused."""
+    revoked = revoke_all_sessions(session, target)
+    session.commit()
+    return {"revoked_refresh_tokens": revoked}
+

@@ -1,0 +1,68 @@
+"""What agents send and receive. Kept close to ``hpcgate.engine.work`` so both sides agree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class PullRequest(BaseModel):
+    agent: str = Field(min_length=1, max_length=200, description="The agent's name (host:pid).")
+    limit: int = Field(default=10, ge=1, le=100)
+
+
+class PullResponse(BaseModel):
+    calculations: list[dict[str, Any]]
+    cancel: list[str] = Field(default_factory=list, description="Scheduler ids to cancel now.")
+    hpcgate_command: list[str] | None = None
+
+
+class JobIdReport(BaseModel):
+    job_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\[\]-]+$")
+    recovered: bool = False
+
+
+class FailureReport(BaseModel):
+    message: str = Field(min_length=1, max_length=4000)
+
+
+class CancelAck(BaseModel):
+    job_ids: list[str] = Field(max_length=10000)
+
+
+class ObservationBatch(BaseModel):
+    observations: list[dict[str, Any]] = Field(max_length=5000)
+
+
+class ObservationResult(BaseModel):
+    applied: int
+    cancel: list[str]
+
+
+class SampleBatch(BaseModel):
+    samples: list[dict[str, Any]] = Field(max_length=1000)
+
+
+class SampleResult(BaseModel):
+    stored: int
+    duplicates: int
+
+
+class CleanupItem(BaseModel):
+    step_id: int
+    workdir: str
+    expired: bool
+
+
+class CleanupWork(BaseModel):
+    policy: dict[str, Any]
+    steps: list[CleanupItem]
+
+
+class CleanupReportIn(BaseModel):
+    step_id: int
+    freed_bytes: int = Field(ge=0)
+    expired: bool
+    dry_run: bool = False
+    refused: list[str] = Field(default_factory=list)

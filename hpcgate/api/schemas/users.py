@@ -1,0 +1,71 @@
+"""Users as the API shows them, and what admins/moderators/users may send to change them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hpcgate.api.schemas import SafeStr
+from hpcgate.db.models.users import NotifyLevel, Role
+
+Email = Annotated[SafeStr, Field(min_length=3, max_length=320, examples=["ada@lab.org"])]
+Password = Annotated[SafeStr, Field(min_length=8, max_length=1024)]
+FullName = Annotated[SafeStr, Field(max_length=200)]
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    email: str
+    full_name: str
+    role: Role
+    notify_level: NotifyLevel
+    blocked: bool
+    created_at: datetime
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email
+    password: Password
+    full_name: FullName = ""
+    role: Role = Role.USER
+    notify_level: NotifyLevel = NotifyLevel.ERROR
+
+
+class UserUpdate(BaseModel):
+    """Admin changes to another account (role, name, mail level)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role | None = None
+    full_name: FullName | None = None
+    notify_level: NotifyLevel | None = None
+
+
+class PasswordSet(BaseModel):
+    """A moderator or admin sets another user's password (their sessions are revoked)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    password: Password
+
+
+class MeUpdate(BaseModel):
+    """What anyone may change on their own account; a new password needs the current one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    full_name: FullName | None = None
+    notify_level: NotifyLevel | None = None
+    current_password: Annotated[SafeStr, Field(max_length=1024)] | None = None
+    new_password: Password | None = None
+
+
+class UserPage(BaseModel):
+    items: list[UserOut]
+    total: int

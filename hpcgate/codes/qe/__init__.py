@@ -1,0 +1,1 @@
+"""Quantum ESPRESSO (pw.x) support. Import-light, like the SIESTA package."""

@@ -1,0 +1,207 @@
+"""Per-code knowledge the engine needs: which template, which inputs, what a step inherits.
+
+A code plugin turns (base input files, one variant's parameters, is-this-a-dependent-step)
+into the files staged in the step (or task) directory and the template context. Parameter
+values are data, never shell: they are written into input files, and the job script only
+ever sees fixed file names.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from hpcgate.errors import InvalidInput
+
+MAX_INPUT_FILE_BYTES = 8 << 20
+_FILENAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}$")
+_PARAM_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.()%-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class PreparedInputs:
+    files: dict[str, str]
+    context: dict[str, Any]
+
+
+Prepare = Callable[[Mapping[str, str], str, Mapping[str, Any], bool], PreparedInputs]
+
+
+@dataclass(frozen=True)
+class CodePlugin:
+    name: str
+    template: str
+    default_main_input: str
+    default_inherit: tuple[str, ...]
+    prepare: Prepare
+    validates: bool = True
+
+
+def check_input_files(files: Mapping[str, Any]) -> dict[str, str]:
+    """Input file names must be plain names (no paths, no traversal), contents text and bounded."""
+    if not isinstance(files, Mapping):
+        raise InvalidInput("'inputs' must be an object mapping file names to text")
+    out: dict[str, str] = {}
+    total = 0
+    for name, text in files.items():
+        if not isinstance(name, str) or not _FILENAME_RE.match(name) or name in (".", ".."):
+            raise InvalidInput(
+                f"input file name {name!r} is not allowed: use a plain file name "
+                "(letters, digits, '_', '.', '+', '-'; no directories)"
+            )
+        if not isinstance(text, str):
+            raise InvalidInput(f"input file {name!r} must be text")
+        total += len(text.encode())
+        if total > MAX_INPUT_FILE_BYTES:
+            raise InvalidInput(f"input files exceed {MAX_INPUT_FILE_BYTES >> 20} MiB in total")
+        out[name] = text
+    return out
+
+
+def _check_params(params: Mapping[str, Any]) -> None:
+    for key, value in params.items():
+        if not _PARAM_KEY_RE.match(str(key)):
+            raise InvalidInput(f"parameter name {key!r} is not allowed")
+        if not isinstance(value, str | int | float | bool):
+            raise InvalidInput(f"parameter {key!r} must be a string, number or boolean")
+        if isinstance(value, str) and ("\n" in value or "\r" in value or len(value) > 500):
+            raise InvalidInput(f"parameter {key!r} must be a single line of at most 500 characters")
+
+
+# --------------------------------------------------------------------------- SIESTA
+def _fdf_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def prepare_siesta(
+    files: Mapping[str, str], main: str, params: Mapping[str, Any], dependent: bool
+) -> PreparedInputs:
+    """Prepend overrides to the fdf: SIESTA uses the *first* occurrence of a label.
+
+    A dependent chain step reuses the previous density matrix (``DM.UseSaveDM``) and,
+    for TranSIESTA, the saved energy-density matrix.
+    """
+    _check_params(params)
+    if main not in files:
+        raise InvalidInput(f"the main input {main!r} is not among the input files")
+    lines = [f"{k} {_fdf_value(v)}" for k, v in params.items()]
+    if dependent:
+        lines += ["DM.UseSaveDM true", "TS.DE.Save true", "TS.HS.Save true"]
+    header = "# --- hpcgate overrides (first occurrence wins)\n" + "\n".join(lines) + "\n"
+    out = dict(files)
+    out[main] = header + "# --- base input\n" + files[main]
+    label = _fdf_label(files[main]) or main.rsplit(".", 1)[0]
+    return PreparedInputs(out, {"input": main, "output": f"{label}.out"})
+
+
+def _fdf_label(text: str) -> str | None:
+    m = re.search(r"(?im)^\s*SystemLabel\s+(\S+)", text)
+    return m.group(1) if m else None
+
+
+# ------------------------------------------------------------------ Quantum ESPRESSO
+_NAMELIST_RE = re.compile(r"(?ims)^\s*&(\w+)(.*?)^\s*/\s*$")
+
+
+def prepare_qe(
+    files: Mapping[str, str], main: str, params: Mapping[str, Any], dependent: bool
+) -> PreparedInputs:
+    """Override namelist variables (``system.ecutwfc`` or plain ``ecutwfc``) in a pw.x input.
+
+    A dependent chain step restarts from the parent's charge density and wavefunctions,
+    which the job script copies into ``outdir`` before pw.x starts.
+    """
+    _check_params(params)
+    if main not in files:
+        raise InvalidInput(f"the main input {main!r} is not among the input files")
+    text = files[main]
+    overrides: dict[tuple[str | None, str], Any] = {}
+    for key, value in params.items():
+        nl, _, var = str(key).rpartition(".")
+        overrides[(nl.lower() or None, var)] = value
+    if dependent:
+        overrides[("electrons", "startingpot")] = "file"
+        overrides[("electrons", "startingwfc")] = "file"
+    text = _apply_namelist_overrides(text, overrides)
+    return PreparedInputs({**files, main: text}, {"input": main, "output": "pw.out"})
+
+
+def _qe_literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return ".true." if value else ".false."
+    if isinstance(value, int | float):
+        return repr(value)
+    text = str(value)
+    if re.fullmatch(r"[-+]?\d+(\.\d*)?([eEdD][-+]?\d+)?|\.(true|false)\.", text, re.I):
+        return text
+    return "'" + text.replace("'", "") + "'"
+
+
+def _apply_namelist_overrides(text: str, overrides: Mapping[tuple[str | None, str], Any]) -> str:
+    namelists = {m.group(1).lower(): m for m in _NAMELIST_RE.finditer(text)}
+    pending = dict(overrides)
+    # Replace existing assignments.
+    for (nl, var), value in list(pending.items()):
+        pattern = re.compile(rf"(?im)((?:^|[\s,]){re.escape(var)}\s*=\s*)([^,\n/]+)")
+        targets = [namelists[nl]] if nl and nl in namelists else list(namelists.values())
+        for m in targets:
+            body = m.group(2)
+            if pattern.search(body):
+                new_body = pattern.sub(lambda mm, v=value: mm.group(1) + _qe_literal(v), body, 1)
+                text = text.replace(m.group(0), m.group(0).replace(body, new_body), 1)
+                namelists = {x.group(1).lower(): x for x in _NAMELIST_RE.finditer(text)}
+                pending.pop((nl, var))
+                break
+    # Insert the rest into their namelist (default &system), creating it if needed.
+    for (nl, var), value in pending.items():
+        target = nl or "system"
+        found = namelists.get(target)
+        line = f"  {var} = {_qe_literal(value)}\n"
+        if found is None:
+            raise InvalidInput(f"pw.x input has no &{target} namelist for parameter {var!r}")
+        head = found.group(0)
+        idx = head.rfind("/")
+        text = text.replace(head, head[:idx] + line + head[idx:], 1)
+        namelists = {x.group(1).lower(): x for x in _NAMELIST_RE.finditer(text)}
+    return text
+
+
+# --------------------------------------------------------------------------- generic
+def prepare_generic(
+    files: Mapping[str, str], main: str, params: Mapping[str, Any], dependent: bool
+) -> PreparedInputs:
+    """Any program: parameters arrive as a JSON file and as ``HPCGATE_PARAM_*`` variables."""
+    _check_params(params)
+    env_lines = [
+        f"export HPCGATE_PARAM_{re.sub(r'[^A-Za-z0-9_]', '_', str(k)).upper()}="
+        f"{shlex.quote(str(v))}"
+        for k, v in params.items()
+    ]
+    out = dict(files)
+    out["hpcgate-params.json"] = json.dumps(dict(params), indent=1, default=str)
+    out["hpcgate-params.env"] = "\n".join(env_lines) + "\n"
+    return PreparedInputs(out, {})
+
+
+PLUGINS: dict[str, CodePlugin] = {
+    "siesta": CodePlugin(
+        "siesta", "siesta.j2", "input.fdf", ("*.DM", "*.TSDE", "*.TSHS"), prepare_siesta
+    ),
+    "qe": CodePlugin("qe", "qe.j2", "pw.in", ("tmp",), prepare_qe),
+    "generic": CodePlugin("generic", "generic.j2", "", (), prepare_generic, validates=False),
+}
+
+
+def get_plugin(code: str) -> CodePlugin:
+    try:
+        return PLUGINS[code]
+    except KeyError:
+        raise InvalidInput(
+            f"unknown code {code!r}: choose one of {', '.join(sorted(PLUGINS))}"
+        ) from None

@@ -1,0 +1,143 @@
+"""Durable, idempotent submission of a calculation's steps (the same code for worker and agent).
+
+For each step in topological order:
+
+1. a step that already has a scheduler id is skipped (restarts resume, AiiDA-style);
+2. otherwise the step is marked ``submitting`` **durably** (``store.mark_submitting``
+   commits, or the agent's report is acknowledged) before anything reaches the scheduler;
+3. ``find_by_name`` asks the scheduler whether a job of that deterministic name already
+   exists — the crash window between ``sbatch`` returning and the id being recorded;
+4. the inputs are staged and the job submitted with ``afterok`` on its parents; chain
+   heads are submitted **held**, so no head finishes (and is purged) before its dependents
+   reference it;
+5. the id is recorded durably; only when every step has an id are the heads released.
+
+A transient scheduler error leaves everything as it is, to be resumed on the next tick; a
+permanent one cancels what this calculation already queued and fails it with the
+scheduler's message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Protocol
+
+from hpcgate.engine.work import CalculationWork, StepWork
+from scheduler_adapters.base import SchedulerAdapter
+from scheduler_adapters.errors import SchedulerError
+from scheduler_adapters.types import JobId
+
+log = logging.getLogger(__name__)
+
+
+class StepStore(Protocol):
+    """Durable bookkeeping; every method returns only once the change is committed."""
+
+    def mark_submitting(self, calculation_id: int, step: StepWork) -> None: ...
+
+    def record_job_id(
+        self, calculation_id: int, step: StepWork, job_id: str, *, recovered: bool
+    ) -> None: ...
+
+    def mark_submitted(self, calculation_id: int) -> None: ...
+
+    def mark_failed(self, calculation_id: int, message: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class SubmissionOutcome:
+    calculation_id: int
+    job_ids: dict[int, str]  # step id -> scheduler id
+    submitted: int  # new submissions this call
+    recovered: int  # found by name after a crash
+    failed: str | None = None
+    deferred: str | None = None  # transient error: try again later
+
+
+def stage_inputs(adapter: SchedulerAdapter, step: StepWork) -> None:
+    """Write the step's input files into its directory (atomically, inside scratch only)."""
+    workdir = PurePosixPath(step.workdir)
+    for rel, text in sorted(step.files.items()):
+        target = workdir / rel
+        if ".." in PurePosixPath(rel).parts or PurePosixPath(rel).is_absolute():
+            raise SchedulerError(f"refusing to stage {rel!r}: not a relative path inside the step")
+        adapter.runner.write_text(target, text)
+
+
+def submit_calculation(
+    work: CalculationWork, adapter: SchedulerAdapter, store: StepStore
+) -> SubmissionOutcome:
+    job_ids: dict[int, str] = {
+        s.step_id: s.scheduler_job_id for s in work.steps if s.scheduler_job_id
+    }
+    is_chain = len(work.steps) > 1
+    heads = [s for s in work.steps if not s.parents]
+    submitted = recovered = 0
+    try:
+        for step in work.steps:  # already in topological order
+            if step.step_id in job_ids:
+                continue
+            missing = [p for p in step.parents if p not in job_ids]
+            if missing:
+                raise SchedulerError(
+                    f"step {step.index} depends on steps without a job id: {missing}",
+                    transient=False,
+                )
+            store.mark_submitting(work.calculation_id, step)
+            found = adapter.find_by_name(step.job_name)
+            if found:
+                jid = found[0]
+                log.warning("recovered job %s for %s after a restart", jid, step.job_name)
+                recovered += 1
+                store.record_job_id(work.calculation_id, step, jid.value, recovered=True)
+            else:
+                stage_inputs(adapter, step)
+                parents = [JobId(job_ids[p]) for p in step.parents]
+                jid = adapter.submit(
+                    step.job_spec(), after_ok=parents, hold=is_chain and not step.parents
+                )
+                submitted += 1
+                store.record_job_id(work.calculation_id, step, jid.value, recovered=False)
+            job_ids[step.step_id] = jid.value
+        if is_chain:
+            for head in heads:
+                _release(adapter, JobId(job_ids[head.step_id]))
+        store.mark_submitted(work.calculation_id)
+    except SchedulerError as exc:
+        if exc.transient:
+            log.warning("submission of calculation %s deferred: %s", work.calculation_id, exc)
+            return SubmissionOutcome(
+                work.calculation_id, job_ids, submitted, recovered, deferred=exc.message
+            )
+        queued = [JobId(j) for j in job_ids.values()]
+        if queued:
+            try:
+                adapter.cancel(queued)
+            except SchedulerError:
+                log.exception("could not cancel jobs %s after a failed submission", queued)
+        store.mark_failed(work.calculation_id, exc.message)
+        return SubmissionOutcome(
+            work.calculation_id, job_ids, submitted, recovered, failed=exc.message
+        )
+    return SubmissionOutcome(work.calculation_id, job_ids, submitted, recovered)
+
+
+def _release(adapter: SchedulerAdapter, job_id: JobId) -> None:
+    """Release a held head; releasing one that is no longer held is not an error."""
+    try:
+        adapter.release(job_id)
+    except SchedulerError as exc:
+        text = exc.message.lower()
+        if exc.transient:
+            raise
+        if "not held" in text or "already" in text or "completed" in text or "finished" in text:
+            return
+        raise
+
+
+def cancel_steps(adapter: SchedulerAdapter, job_ids: Sequence[str]) -> None:
+    if job_ids:
+        adapter.cancel([JobId.parse(j) for j in job_ids])

@@ -1,0 +1,160 @@
+"""Work items: what the service hands to a dispatcher (worker or agent), as plain JSON data."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+from scheduler_adapters.types import ArraySpec, JobSpec, Resources
+
+
+@dataclass(frozen=True)
+class StepWork:
+    step_id: int
+    index: int
+    label: str
+    job_name: str
+    attempt: int
+    template: str
+    workdir: str
+    parents: tuple[int, ...] = ()  # step ids
+    scheduler_job_id: str | None = None
+    state: str = "planned"
+    resources: dict[str, Any] = field(default_factory=dict)
+    queue: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    array_size: int | None = None
+    max_concurrent: int | None = None
+    environment: dict[str, str] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
+    # Files to stage before submission: path relative to workdir -> text.
+    files: dict[str, str] = field(default_factory=dict)
+
+    def job_spec(self) -> JobSpec:
+        return JobSpec(
+            name=self.job_name,
+            template=self.template,
+            workdir=PurePosixPath(self.workdir),
+            resources=Resources(**self.resources),
+            queue=self.queue,
+            account=self.account,
+            qos=self.qos,
+            array=ArraySpec.of_size(self.array_size, self.max_concurrent)
+            if self.array_size
+            else None,
+            environment=dict(self.environment),
+            context=dict(self.context),
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StepWork:
+        data = dict(data)
+        data["parents"] = tuple(data.get("parents", ()))
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class CalculationWork:
+    calculation_id: int
+    cluster: str
+    steps: tuple[StepWork, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CalculationWork:
+        return cls(
+            calculation_id=int(data["calculation_id"]),
+            cluster=str(data["cluster"]),
+            steps=tuple(StepWork.from_dict(s) for s in data["steps"]),
+        )
+
+
+@dataclass(frozen=True)
+class ActiveStep:
+    """A step the scheduler may still hold: what the harvester needs to observe it."""
+
+    step_id: int
+    calculation_id: int
+    scheduler_job_id: str
+    workdir: str
+    state: str
+    array_size: int | None = None
+    unknown_ticks: int = 0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ActiveStep:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class TaskObservation:
+    task_index: int
+    state: str
+    native_state: str | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    validation: dict[str, Any] | None = None
+    extracted: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class StepObservation:
+    """What one harvest tick learned about one step (applied by the service)."""
+
+    step_id: int
+    state: str  # a StepState value, or "unknown" (not seen anywhere this tick)
+    native_state: str | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    cpu_time_s: float | None = None
+    max_rss_kb: int | None = None
+    elapsed_s: int | None = None
+    validation: dict[str, Any] | None = None
+    extracted: dict[str, Any] | None = None
+    tasks: tuple[TaskObservation, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StepObservation:
+        data = dict(data)
+        data["tasks"] = tuple(TaskObservation(**t) for t in data.get("tasks", ()))
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class ClusterSample:
+    """One heartbeat: node metrics plus queue figures, at ``ts`` (ISO 8601)."""
+
+    ts: str
+    nodes: tuple[dict[str, Any], ...]
+    queue_depth: int
+    running_jobs: int
+    sample_key: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def for_dispatcher(
+    work: CalculationWork,
+    hpcgate_command: list[str],
+    queue_overrides: dict[str, dict[str, str | None]] | None = None,
+) -> CalculationWork:
+    """Fill in what only the dispatcher knows: how to call ``hpcgate`` inside jobs, local queues."""
+    from dataclasses import replace
+
+    steps = []
+    for step in work.steps:
+        ctx = {**step.context, "hpcgate_command": list(hpcgate_command)}
+        override = (queue_overrides or {}).get(str(step.context.get("logical_queue", "")))
+        changes: dict[str, object] = {"context": ctx}
+        if override:
+            changes.update({k: v for k, v in override.items() if k in ("queue", "account", "qos")})
+        steps.append(replace(step, **changes))  # type: ignore[arg-type]
+    return replace(work, steps=tuple(steps))

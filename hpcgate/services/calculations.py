@@ -1,0 +1,326 @@
+"""Creating, approving, prioritizing and cancelling calculations.
+
+Creation validates *everything* first (queue, resources, analyses, plan, inputs of every
+variant) and only then writes the calculation, its steps, edges and array tasks in one
+transaction — bad input never leaves anything half-written.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hpcgate.db.models import (
+    ArrayTask,
+    Calculation,
+    Cluster,
+    Molecule,
+    QueueMapping,
+    Step,
+    StepEdge,
+)
+from hpcgate.db.models.users import User
+from hpcgate.domain.plan import (
+    Plan,
+    PlanError,
+    array_task_dirname,
+    build_plan,
+    calculation_dirname,
+    job_name,
+    step_dirname,
+)
+from hpcgate.domain.states import (
+    CalculationState,
+    StepState,
+    transition_calculation,
+    transition_step,
+)
+from hpcgate.engine.codes import PreparedInputs, check_input_files, get_plugin
+from hpcgate.errors import Conflict, Forbidden, InvalidInput, NotFound
+from hpcgate.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_RESOURCE_KEYS = {"nodes", "tasks", "cpus_per_task", "memory_mb", "walltime_s", "gpus"}
+
+
+@dataclass(frozen=True)
+class NewCalculation:
+    name: str
+    cluster_id: int
+    logical_queue: str
+    code: str
+    configuration: Mapping[str, Any]
+    description: str = ""
+    molecule_id: int | None = None
+    analyses: Sequence[str] = ()
+    priority: int = 0
+
+
+def resolve_analyses(selection: Sequence[str], code: str) -> list[str]:
+    """Refuse a selection missing a requirement (with the missing names), or unknown names."""
+    if not selection:
+        return []
+    try:
+        from analyses.graph import InvalidSelection, resolve
+    except ImportError:  # pragma: no cover - analyses ship with hpcgate
+        raise InvalidInput("analyses are not available on this server") from None
+    try:
+        ordered = resolve(list(selection))
+    except InvalidSelection as exc:
+        raise InvalidInput(
+            str(exc),
+            missing=dict(getattr(exc, "missing", {}) or {}),
+            unknown=sorted(getattr(exc, "unknown", ()) or ()),
+        ) from None
+    return list(ordered)
+
+
+def _resources(config: Mapping[str, Any], queue: QueueMapping) -> dict[str, int]:
+    raw = config.get("resources", {}) or {}
+    if not isinstance(raw, Mapping):
+        raise InvalidInput("'resources' must be an object")
+    unknown = set(raw) - _RESOURCE_KEYS
+    if unknown:
+        raise InvalidInput(f"unknown resource(s): {', '.join(sorted(unknown))}")
+    out: dict[str, int] = {}
+    for key, value in raw.items():
+        if (
+            not isinstance(value, int)
+            or isinstance(value, bool)
+            or value < (0 if key == "gpus" else 1)
+        ):
+            raise InvalidInput(f"resource {key!r} must be a positive integer")
+        out[key] = value
+    if queue.max_walltime_s and out.get("walltime_s", 0) > queue.max_walltime_s:
+        raise InvalidInput(
+            f"walltime {out['walltime_s']} s exceeds the queue limit of {queue.max_walltime_s} s"
+        )
+    if queue.max_nodes and out.get("nodes", 1) > queue.max_nodes:
+        raise InvalidInput(f"{out['nodes']} nodes exceed the queue limit of {queue.max_nodes}")
+    cpus = out.get("tasks", 1) * out.get("cpus_per_task", 1)
+    if queue.max_cpus and cpus > queue.max_cpus:
+        raise InvalidInput(f"{cpus} CPUs exceed the queue limit of {queue.max_cpus}")
+    return out
+
+
+def _prepare_all(
+    plan: Plan, code: str, config: Mapping[str, Any]
+) -> dict[int, list[PreparedInputs]]:
+    """Prepare the inputs of every step/task now, so a bad variant is refused at creation."""
+    plugin = get_plugin(code)
+    files = check_input_files(config.get("inputs", {}) or {})
+    main = str(config.get("main_input") or plugin.default_main_input)
+    if plugin.name != "generic" and not files:
+        raise InvalidInput(f"a {code} calculation needs its input files under 'inputs'")
+    base = config.get("parameters", {}) or {}
+    if not isinstance(base, Mapping):
+        raise InvalidInput("'parameters' must be an object")
+    prepared: dict[int, list[PreparedInputs]] = {}
+    for step in plan.steps:
+        variants = step.array if step.is_array else ((step.variant,) if step.variant else ())
+        prepared[step.index] = [
+            plugin.prepare(files, main, {**base, **(v.parameters if v else {})}, bool(step.parents))
+            for v in variants
+        ]
+    if plugin.name == "generic":
+        command = config.get("command")
+        if (
+            not isinstance(command, list)
+            or not command
+            or not all(isinstance(a, str) for a in command)
+        ):
+            raise InvalidInput("a generic calculation needs 'command': a non-empty list of strings")
+    return prepared
+
+
+def create_calculation(
+    session: Session, owner: User, new: NewCalculation, settings: Settings
+) -> Calculation:
+    name = new.name.strip()
+    if not name or len(name) > 200:
+        raise InvalidInput("name must be 1 to 200 characters")
+    cluster = session.get(Cluster, new.cluster_id)
+    if cluster is None:
+        raise NotFound(f"cluster {new.cluster_id} does not exist")
+    queue = next((q for q in cluster.queues if q.logical_queue == new.logical_queue), None)
+    if queue is None:
+        known = ", ".join(sorted(q.logical_queue for q in cluster.queues)) or "none"
+        raise InvalidInput(
+            f"cluster {cluster.name} has no queue {new.logical_queue!r} (known: {known})"
+        )
+    if new.molecule_id is not None and session.get(Molecule, new.molecule_id) is None:
+        raise NotFound(f"molecule {new.molecule_id} does not exist")
+    config = dict(new.configuration)
+    if not isinstance(new.configuration, Mapping):
+        raise InvalidInput("'configuration' must be an object")
+    resources = _resources(config, queue)
+    analyses = resolve_analyses(new.analyses, new.code)
+    try:
+        plan = build_plan(config)
+    except PlanError as exc:
+        raise InvalidInput(str(exc)) from None
+    prepared = _prepare_all(plan, new.code, config)
+    plugin = get_plugin(new.code)
+    inherit_default = list(plugin.default_inherit)
+
+    needs_approval = settings.scheduler.require_approval or cluster.require_approval
+    calc = Calculation(
+        name=name,
+        description=new.description,
+        owner_id=owner.id,
+        molecule_id=new.molecule_id,
+        cluster_id=cluster.id,
+        logical_queue=queue.logical_queue,
+        code=new.code,
+        configuration=config,
+        analyses=analyses,
+        state=CalculationState.PENDING_APPROVAL if needs_approval else CalculationState.READY,
+        approved=not needs_approval,
+        priority=max(-1000, min(1000, new.priority)),
+    )
+    session.add(calc)
+    session.flush()
+    calc_dir = PurePosixPath(cluster.scratch_root) / "hpcgate" / calculation_dirname(calc.id, name)
+    steps_by_index: dict[int, Step] = {}
+    for planned in plan.steps:
+        workdir = calc_dir / step_dirname(planned)
+        inputs = prepared[planned.index]
+        if planned.is_array:
+            files = {
+                f"{array_task_dirname(i)}/{fname}": text
+                for i, p in enumerate(inputs)
+                for fname, text in p.files.items()
+            }
+            context = dict(inputs[0].context) if inputs else {}
+        else:
+            files = dict(inputs[0].files) if inputs else {}
+            context = dict(inputs[0].context) if inputs else {}
+        inherit = list(planned.inherit) or (inherit_default if planned.parents else [])
+        spec = {
+            "resources": resources,
+            "queue": queue.partition,
+            "account": queue.account,
+            "qos": queue.qos,
+            "max_concurrent": planned.max_concurrent,
+            "files": files,
+            "context": context,
+            "inherit": inherit,
+            "command": list(config.get("command") or []),
+            "analyses": analyses,
+            "variant": dict(planned.variant.parameters) if planned.variant else {},
+        }
+        step = Step(
+            calculation_id=calc.id,
+            cluster_id=cluster.id,
+            index=planned.index,
+            label=planned.label[:200],
+            template=plugin.template,
+            spec=spec,
+            state=StepState.PLANNED,
+            job_name=job_name(calc.id, planned.index, 1),
+            attempt=1,
+            array_size=len(planned.array) if planned.is_array else None,
+            workdir=str(workdir),
+        )
+        if planned.is_array:
+            step.tasks = [
+                ArrayTask(task_index=i, label=v.label[:200], variant=dict(v.parameters))
+                for i, v in enumerate(planned.array)
+            ]
+        session.add(step)
+        steps_by_index[planned.index] = step
+    session.flush()
+    for planned in plan.steps:
+        for parent in planned.parents:
+            session.add(
+                StepEdge(
+                    parent_id=steps_by_index[parent].id,
+                    child_id=steps_by_index[planned.index].id,
+                    kind="afterok",
+                    inherit=list(steps_by_index[planned.index].spec["inherit"]),
+                )
+            )
+    session.flush()
+    log.info("calculation %s created with %d step(s)", calc.id, len(plan.steps))
+    return calc
+
+
+def get_calculation(session: Session, calc_id: int) -> Calculation:
+    calc = session.get(Calculation, calc_id)
+    if calc is None:
+        raise NotFound(f"calculation {calc_id} does not exist")
+    return calc
+
+
+def approve(session: Session, calc_id: int, moderator: User) -> Calculation:
+    calc = _locked(session, calc_id)
+    if calc.state is not CalculationState.PENDING_APPROVAL:
+        raise Conflict(f"calculation {calc_id} is {calc.state.value}, not pending approval")
+    calc.state = transition_calculation(calc.state, CalculationState.READY)
+    calc.approved = True
+    calc.approved_by_id = moderator.id
+    return calc
+
+
+def reject(session: Session, calc_id: int, moderator: User, reason: str) -> Calculation:
+    calc = _locked(session, calc_id)
+    calc.state = transition_calculation(calc.state, CalculationState.REJECTED)
+    calc.state_reason = reason[:2000] or "rejected by a moderator"
+    calc.approved_by_id = moderator.id
+    calc.finished_at = datetime.now(UTC)
+    return calc
+
+
+def set_priority(session: Session, calc_id: int, priority: int) -> Calculation:
+    calc = _locked(session, calc_id)
+    if not -1000 <= priority <= 1000:
+        raise InvalidInput("priority must be between -1000 and 1000")
+    calc.priority = priority
+    return calc
+
+
+def request_cancel(session: Session, calc_id: int, user: User) -> tuple[Calculation, list[str]]:
+    """Mark the calculation cancelled; return the scheduler ids the dispatcher must cancel."""
+    calc = _locked(session, calc_id)
+    if user.blocked:
+        raise Forbidden("blocked users cannot change calculations")
+    if calc.state in (
+        CalculationState.COMPLETED,
+        CalculationState.FAILED,
+        CalculationState.CANCELLED,
+        CalculationState.REJECTED,
+    ):
+        raise Conflict(f"calculation {calc_id} is already {calc.state.value}")
+    calc.state = transition_calculation(calc.state, CalculationState.CANCELLED)
+    calc.state_reason = f"cancelled by {user.email}"
+    calc.finished_at = datetime.now(UTC)
+    job_ids: list[str] = []
+    for step in calc.steps:
+        if step.state in (
+            StepState.PLANNED,
+            StepState.SUBMITTING,
+            StepState.QUEUED,
+            StepState.RUNNING,
+            StepState.LOST,
+        ):
+            if step.scheduler_job_id:
+                job_ids.append(step.scheduler_job_id)
+                step.cancel_pending = True
+            step.state = transition_step(step.state, StepState.CANCELLED)
+            step.state_reason = calc.state_reason
+    return calc, job_ids
+
+
+def _locked(session: Session, calc_id: int) -> Calculation:
+    calc = session.scalar(select(Calculation).where(Calculation.id == calc_id).with_for_update())
+    if calc is None:
+        raise NotFound(f"calculation {calc_id} does not exist")
+    return calc

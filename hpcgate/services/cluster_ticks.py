@@ -1,0 +1,175 @@
+"""The worker's periodic work for clusters it drives itself (SSH and local).
+
+Per cluster and tick: cancel what must be cancelled, one harvest (``squeue`` + ``sacct``),
+one heartbeat, then cleanup. Each cluster is guarded by an advisory lock, so two workers
+never poll the same cluster in the same tick. A scheduler/SSH failure marks the cluster
+unhealthy in the log and leaves every job as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from hpcgate.db.models import Cluster, Step
+from hpcgate.db.models.clusters import AccessMode
+from hpcgate.db.session import session_scope
+from hpcgate.domain.states import StepState
+from hpcgate.engine.cleanup import CleanupPolicy, clean_directory
+from hpcgate.engine.harvest import observe
+from hpcgate.engine.heartbeat import collect_sample
+from hpcgate.logging import bind_context
+from hpcgate.services.connections import ClusterConnections
+from hpcgate.services.dispatch import acknowledge_cancellations, pending_cancellations
+from hpcgate.services.harvest import active_steps, apply_observations, record_cluster_sample
+from hpcgate.services.locks import NS_CLUSTER_CLEANUP, NS_CLUSTER_HARVEST, try_advisory_lock
+from hpcgate.settings import Settings
+from scheduler_adapters.errors import SchedulerError
+from scheduler_adapters.types import JobId
+
+log = logging.getLogger(__name__)
+
+
+def _driven_clusters(factory: sessionmaker[Session]) -> list[int]:
+    with session_scope(factory) as s:
+        return list(
+            s.scalars(
+                select(Cluster.id).where(
+                    Cluster.access_mode.in_([AccessMode.SSH, AccessMode.LOCAL])
+                )
+            )
+        )
+
+
+def harvest_tick(
+    engine: Engine,
+    factory: sessionmaker[Session],
+    connections: ClusterConnections,
+    settings: Settings,
+) -> None:
+    for cluster_id in _driven_clusters(factory):
+        with try_advisory_lock(engine, NS_CLUSTER_HARVEST, cluster_id) as got:
+            if got:
+                harvest_cluster(factory, connections, settings, cluster_id)
+
+
+def harvest_cluster(
+    factory: sessionmaker[Session],
+    connections: ClusterConnections,
+    settings: Settings,
+    cluster_id: int,
+) -> None:
+    """Disabled clusters are still harvested: maintenance stops new work, not running work."""
+    with session_scope(factory) as s:
+        cluster = s.get(Cluster, cluster_id)
+        if cluster is None:
+            return
+        adapter = connections.adapter_for(cluster)
+        name = cluster.name
+        steps = active_steps(s, cluster_id)
+        cancels = pending_cancellations(s, cluster_id)
+    with bind_context(cluster=name):
+        try:
+            if cancels:
+                adapter.cancel([JobId.parse(j) for _, j in cancels])
+                with session_scope(factory) as s:
+                    acknowledge_cancellations(s, [sid for sid, _ in cancels])
+            observations = observe(adapter, steps)
+        except SchedulerError as exc:
+            log.warning("harvest of %s failed (jobs left as they are): %s", name, exc.message)
+            return
+        with session_scope(factory) as s:
+            new_cancels = apply_observations(
+                s,
+                cluster_id,
+                observations,
+                lost_after=settings.scheduler.lost_after_ticks,
+                settings=settings,
+            )
+            cancels = pending_cancellations(s, cluster_id)
+        if new_cancels or cancels:
+            try:
+                adapter.cancel([JobId.parse(j) for _, j in cancels])
+                with session_scope(factory) as s:
+                    acknowledge_cancellations(s, [sid for sid, _ in cancels])
+            except SchedulerError as exc:
+                log.warning("cancelling %s failed, will retry: %s", cancels, exc.message)
+
+
+def heartbeat_tick(factory: sessionmaker[Session], connections: ClusterConnections) -> None:
+    for cluster_id in _driven_clusters(factory):
+        with session_scope(factory) as s:
+            cluster = s.get(Cluster, cluster_id)
+            if cluster is None:
+                continue
+            adapter = connections.adapter_for(cluster)
+            name = cluster.name
+        try:
+            sample = collect_sample(adapter)
+        except SchedulerError as exc:
+            log.warning("heartbeat of %s failed: %s", name, exc.message)
+            continue
+        with session_scope(factory) as s:
+            cluster = s.get(Cluster, cluster_id, with_for_update=True)
+            if cluster is not None:
+                record_cluster_sample(s, cluster, sample)
+
+
+def cleanup_tick(
+    engine: Engine, factory: sessionmaker[Session], connections: ClusterConnections
+) -> None:
+    for cluster_id in _driven_clusters(factory):
+        with try_advisory_lock(engine, NS_CLUSTER_CLEANUP, cluster_id) as got:
+            if got:
+                cleanup_cluster(factory, connections, cluster_id)
+
+
+CLEANABLE = (StepState.HARVESTED, StepState.INVALID, StepState.FAILED, StepState.CANCELLED)
+
+
+def cleanup_cluster(
+    factory: sessionmaker[Session], connections: ClusterConnections, cluster_id: int
+) -> int:
+    """Apply the cluster's policy to settled steps; returns the bytes freed."""
+    with session_scope(factory) as s:
+        cluster = s.get(Cluster, cluster_id)
+        if cluster is None or not cluster.cleanup_policy:
+            return 0
+        policy = CleanupPolicy.from_dict(cluster.cleanup_policy)
+        adapter = connections.adapter_for(cluster)
+        steps = [
+            (st.id, st.workdir, st.finished_at, st.state)
+            for st in s.scalars(
+                select(Step).where(
+                    Step.cluster_id == cluster_id,
+                    Step.state.in_(CLEANABLE),
+                    Step.cleaned_at.is_(None),
+                    Step.workdir.is_not(None),
+                )
+            )
+        ]
+    freed = 0
+    now = datetime.now(UTC)
+    for step_id, workdir, finished_at, _state in steps:
+        expired = bool(
+            policy.keep_days is not None
+            and finished_at is not None
+            and now - finished_at > timedelta(days=policy.keep_days)
+        )
+        try:
+            report = clean_directory(adapter.runner, workdir or "", policy, expired=expired)
+        except SchedulerError as exc:
+            log.warning("cleanup of %s failed: %s", workdir, exc.message)
+            continue
+        freed += report.freed_bytes
+        if expired and not policy.dry_run:
+            with session_scope(factory) as s:
+                st = s.get(Step, step_id)
+                if st is not None:
+                    st.cleaned_at = now
+                    if st.state is not StepState.CLEANED:
+                        st.state = StepState.CLEANED
+    return freed

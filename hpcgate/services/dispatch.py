@@ -1,0 +1,230 @@
+"""Dispatch for clusters the service drives itself (SSH and local): claim, plan, submit.
+
+The same ``submit_calculation`` algorithm runs in the agent; here its ``StepStore`` commits
+each change to PostgreSQL before the scheduler is touched.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, and_, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from hpcgate.db.models import Calculation, Cluster, Step
+from hpcgate.db.models.clusters import AccessMode
+from hpcgate.db.session import session_scope
+from hpcgate.domain.states import (
+    CalculationState,
+    StepState,
+    transition_calculation,
+    transition_step,
+)
+from hpcgate.engine.submission import SubmissionOutcome, submit_calculation
+from hpcgate.engine.work import StepWork, for_dispatcher
+from hpcgate.services.connections import ClusterConnections, default_hpcgate_command
+from hpcgate.services.events import calculation_event
+from hpcgate.services.locks import NS_CALCULATION, try_advisory_lock
+from hpcgate.services.work_items import build_work
+from hpcgate.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class DbStepStore:
+    """Each method is its own committed transaction: durable before the scheduler is called."""
+
+    def __init__(self, factory: sessionmaker[Session], settings: Settings) -> None:
+        self.factory = factory
+        self.settings = settings
+
+    def mark_submitting(self, calculation_id: int, step: StepWork) -> None:
+        with session_scope(self.factory) as s:
+            row = s.get(Step, step.step_id, with_for_update=True)
+            if row is None:
+                raise LookupError(f"step {step.step_id} vanished")
+            if row.state is not StepState.SUBMITTING:
+                row.state = transition_step(row.state, StepState.SUBMITTING)
+            renew_claim(s, calculation_id)
+
+    def record_job_id(
+        self, calculation_id: int, step: StepWork, job_id: str, *, recovered: bool
+    ) -> None:
+        with session_scope(self.factory) as s:
+            apply_job_id(s, step.step_id, job_id)
+
+    def mark_submitted(self, calculation_id: int) -> None:
+        with session_scope(self.factory) as s:
+            apply_submitted(s, calculation_id, self.settings)
+
+    def mark_failed(self, calculation_id: int, message: str) -> None:
+        with session_scope(self.factory) as s:
+            apply_submit_failed(s, calculation_id, message, self.settings)
+
+
+def renew_claim(s: Session, calculation_id: int) -> None:
+    s.execute(
+        update(Calculation)
+        .where(Calculation.id == calculation_id)
+        .values(claimed_at=datetime.now(UTC))
+    )
+
+
+def apply_job_id(s: Session, step_id: int, job_id: str) -> None:
+    row = s.get(Step, step_id, with_for_update=True)
+    if row is None:
+        raise LookupError(f"step {step_id} vanished")
+    if row.scheduler_job_id and row.scheduler_job_id != job_id:
+        raise ValueError(f"step {step_id} already has job {row.scheduler_job_id}, not {job_id}")
+    row.scheduler_job_id = job_id
+    if row.state is StepState.SUBMITTING:
+        row.state = transition_step(row.state, StepState.QUEUED)
+    row.submitted_at = row.submitted_at or datetime.now(UTC)
+    renew_claim(s, row.calculation_id)
+
+
+def apply_submitted(s: Session, calculation_id: int, settings: Settings) -> None:
+    calc = s.get(Calculation, calculation_id, with_for_update=True)
+    if calc is None:
+        return
+    if calc.state is CalculationState.SUBMITTING:
+        calc.state = transition_calculation(calc.state, CalculationState.SUBMITTED)
+        calc.submitted_at = datetime.now(UTC)
+        calculation_event(
+            s, calc, "submitted", "all steps are queued", level="info", settings=settings
+        )
+
+
+def apply_submit_failed(s: Session, calculation_id: int, message: str, settings: Settings) -> None:
+    calc = s.get(Calculation, calculation_id, with_for_update=True)
+    if calc is None or calc.state is not CalculationState.SUBMITTING:
+        return
+    calc.state = transition_calculation(calc.state, CalculationState.FAILED)
+    calc.state_reason = f"submission refused: {message}"[:4000]
+    calc.finished_at = datetime.now(UTC)
+    for step in calc.steps:
+        if step.state in (StepState.PLANNED, StepState.SUBMITTING, StepState.QUEUED):
+            step.state = transition_step(
+                step.state,
+                StepState.FAILED if step.state is StepState.SUBMITTING else StepState.CANCELLED,
+            )
+            step.state_reason = calc.state_reason
+    calculation_event(s, calc, "error", calc.state_reason, level="error", settings=settings)
+
+
+CLAIM_LEASE = timedelta(seconds=120)
+
+
+def claim_calculations(
+    s: Session, cluster_ids: list[int], limit: int, claimed_by: str
+) -> list[int]:
+    """Take READY (approved) calculations, highest priority first, and resume SUBMITTING ones.
+
+    A SUBMITTING calculation is resumed by the dispatcher that claimed it (a restart), or by
+    anyone once its claim lease expired (its dispatcher died). Dispatchers renew the lease
+    with every step they report, so a long chain is never taken over mid-submission.
+    """
+    if not cluster_ids:
+        return []
+    now = datetime.now(UTC)
+    resumable = or_(
+        Calculation.state == CalculationState.READY,
+        and_(
+            Calculation.state == CalculationState.SUBMITTING,
+            or_(
+                Calculation.claimed_by == claimed_by,
+                Calculation.claimed_at.is_(None),
+                Calculation.claimed_at < now - CLAIM_LEASE,
+            ),
+        ),
+    )
+    rows = list(
+        s.scalars(
+            select(Calculation)
+            .join(Cluster, Cluster.id == Calculation.cluster_id)
+            .where(
+                Calculation.cluster_id.in_(cluster_ids),
+                Calculation.approved.is_(True),
+                Cluster.enabled.is_(True),
+                resumable,
+            )
+            .order_by(Calculation.priority.desc(), Calculation.created_at, Calculation.id)
+            .limit(limit)
+            .with_for_update(of=Calculation, skip_locked=True)
+        )
+    )
+    for calc in rows:
+        if calc.state is CalculationState.READY:
+            calc.state = transition_calculation(calc.state, CalculationState.SUBMITTING)
+        calc.processed = True
+        calc.claimed_by = claimed_by
+        calc.claimed_at = now
+    return [c.id for c in rows]
+
+
+def dispatch_tick(
+    engine: Engine,
+    factory: sessionmaker[Session],
+    connections: ClusterConnections,
+    settings: Settings,
+    *,
+    claimed_by: str,
+    limit: int = 20,
+) -> list[SubmissionOutcome]:
+    with session_scope(factory) as s:
+        clusters = list(
+            s.scalars(
+                select(Cluster).where(
+                    Cluster.access_mode.in_([AccessMode.SSH, AccessMode.LOCAL]),
+                    Cluster.enabled.is_(True),
+                )
+            )
+        )
+        ids = claim_calculations(s, [c.id for c in clusters], limit, claimed_by)
+    outcomes = []
+    for calc_id in ids:
+        with try_advisory_lock(engine, NS_CALCULATION, calc_id) as got:
+            if not got:
+                continue  # another worker is on it
+            outcome = submit_one(factory, connections, settings, calc_id)
+            if outcome is not None:
+                outcomes.append(outcome)
+    return outcomes
+
+
+def submit_one(
+    factory: sessionmaker[Session],
+    connections: ClusterConnections,
+    settings: Settings,
+    calc_id: int,
+) -> SubmissionOutcome | None:
+    with session_scope(factory) as s:
+        calc = s.get(Calculation, calc_id)
+        if calc is None or calc.state is not CalculationState.SUBMITTING:
+            return None
+        cluster = s.get(Cluster, calc.cluster_id)
+        if cluster is None:
+            return None
+        work = build_work(s, calc, cluster)
+        adapter = connections.adapter_for(cluster)
+    work = for_dispatcher(work, default_hpcgate_command())
+    return submit_calculation(work, adapter, DbStepStore(factory, settings))
+
+
+def pending_cancellations(s: Session, cluster_id: int) -> list[tuple[int, str]]:
+    return [
+        (step.id, step.scheduler_job_id or "")
+        for step in s.scalars(
+            select(Step).where(
+                Step.cluster_id == cluster_id,
+                Step.cancel_pending.is_(True),
+                Step.scheduler_job_id.is_not(None),
+            )
+        )
+    ]
+
+
+def acknowledge_cancellations(s: Session, step_ids: list[int]) -> None:
+    if step_ids:
+        s.execute(update(Step).where(Step.id.in_(step_ids)).values(cancel_pending=False))

@@ -1,0 +1,79 @@
+"""Turn stored calculations into work items for a dispatcher (worker or agent)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hpcgate.db.models import Calculation, Cluster, Step, StepEdge
+from hpcgate.domain.plan import Plan, PlannedStep
+from hpcgate.engine.codes import get_plugin
+from hpcgate.engine.work import CalculationWork, StepWork
+
+
+def _topological(steps: Sequence[Step], parents: dict[int, list[int]]) -> list[Step]:
+    plan = Plan(
+        "dag",
+        tuple(
+            PlannedStep(index=s.id, label=s.label, parents=tuple(parents.get(s.id, ())))
+            for s in steps
+        ),
+    )
+    by_id = {s.id: s for s in steps}
+    return [by_id[i] for i in plan.order()]
+
+
+def build_work(session: Session, calc: Calculation, cluster: Cluster) -> CalculationWork:
+    steps = list(session.scalars(select(Step).where(Step.calculation_id == calc.id)))
+    edges = list(
+        session.scalars(select(StepEdge).where(StepEdge.child_id.in_([s.id for s in steps])))
+    )
+    parents: dict[int, list[int]] = {}
+    for e in edges:
+        parents.setdefault(e.child_id, []).append(e.parent_id)
+    by_id = {s.id: s for s in steps}
+    plugin = get_plugin(calc.code)
+    items = []
+    for step in _topological(steps, parents):
+        spec: dict[str, Any] = dict(step.spec)
+        context = dict(spec.get("context", {}))
+        context["code"] = calc.code
+        context["logical_queue"] = calc.logical_queue
+        context["inherit_from"] = [
+            {"dir": by_id[p].workdir, "patterns": list(spec.get("inherit", []))}
+            for p in parents.get(step.id, [])
+        ]
+        context["per_task_dir"] = bool(step.array_size)
+        context["command"] = list(spec.get("command", []))
+        context["validate"] = plugin.validates
+        context["analyses"] = list(spec.get("analyses", []))
+        context["variant"] = dict(spec.get("variant", {}))
+        context["launcher"] = cluster.options.get("launcher", "none")
+        context["ranks"] = int(spec.get("resources", {}).get("tasks", 1))
+        items.append(
+            StepWork(
+                step_id=step.id,
+                index=step.index,
+                label=step.label,
+                job_name=step.job_name,
+                attempt=step.attempt,
+                template=step.template,
+                workdir=step.workdir or "",
+                parents=tuple(parents.get(step.id, [])),
+                scheduler_job_id=step.scheduler_job_id,
+                state=step.state.value,
+                resources=dict(spec.get("resources", {})),
+                queue=spec.get("queue"),
+                account=spec.get("account"),
+                qos=spec.get("qos"),
+                array_size=step.array_size,
+                max_concurrent=spec.get("max_concurrent"),
+                environment={},
+                context=context,
+                files=dict(spec.get("files", {})),
+            )
+        )
+    return CalculationWork(calculation_id=calc.id, cluster=cluster.name, steps=tuple(items))

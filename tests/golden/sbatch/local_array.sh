@@ -1,0 +1,53 @@
+#!/bin/bash
+# hpcgate local executor job: hpcgate-local-array
+# array: 0-2,5%2
+
+# ---- hpcgate prologue
+export HPCGATE_WORKDIR=/scratch/hpcgate/local_array
+export HPCGATE_JOB_NAME=hpcgate-local-array
+if [ -n "${SLURM_JOB_ID:-}" ]; then
+  HPCGATE_TASK_INDEX="${SLURM_ARRAY_TASK_ID:-}"
+  if [ -n "${SLURM_ARRAY_JOB_ID:-}" ] && [ -n "${SLURM_ARRAY_TASK_ID:-}" ]; then
+    HPCGATE_JOB_ID="${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"
+  else
+    HPCGATE_JOB_ID="$SLURM_JOB_ID"
+  fi
+elif [ -n "${PBS_JOBID:-}" ]; then
+  HPCGATE_TASK_INDEX="${PBS_ARRAY_INDEX:-${PBS_ARRAYID:-}}"
+  HPCGATE_JOB_ID="$PBS_JOBID"
+else
+  HPCGATE_TASK_INDEX="${HPCGATE_LOCAL_TASK_INDEX:-}"
+  HPCGATE_JOB_ID="${HPCGATE_LOCAL_JOB_ID:-pid$$}"
+fi
+# file-name safe (PBS ids look like 123[4].server)
+HPCGATE_JOB_ID="${HPCGATE_JOB_ID//[^A-Za-z0-9_.-]/_}"
+export HPCGATE_TASK_INDEX HPCGATE_JOB_ID
+HPCGATE_STATE_DIR="$HPCGATE_WORKDIR/.hpcgate"
+mkdir -p "$HPCGATE_STATE_DIR"
+printf 'start=%s\nhost=%s\njob_id=%s\ntask_index=%s\n' "$(date +%s)" "$(hostname)" \
+  "$HPCGATE_JOB_ID" "$HPCGATE_TASK_INDEX" > "$HPCGATE_STATE_DIR/$HPCGATE_JOB_ID.start"
+
+# hpcgate_finish RC: record RC in .hpcgate/<job id>.ec (atomically), print the
+# sentinel line, exit with RC. The .ec file is the program's own verdict;
+# accounting (sacct) only says why a job ended (TIMEOUT, OOM, CANCELLED).
+hpcgate_finish() {
+  trap - TERM INT
+  printf '%s\n' "$1" > "$HPCGATE_STATE_DIR/$HPCGATE_JOB_ID.ec.tmp" &&
+    mv -f "$HPCGATE_STATE_DIR/$HPCGATE_JOB_ID.ec.tmp" "$HPCGATE_STATE_DIR/$HPCGATE_JOB_ID.ec"
+  echo "HPCGATE_SCRIPT_DONE job=$HPCGATE_JOB_ID rc=$1 end=$(date +%s)"
+  exit "$1"
+}
+trap 'hpcgate_finish 143' TERM
+trap 'hpcgate_finish 130' INT
+cd "$HPCGATE_WORKDIR" || hpcgate_finish 1
+# one sub directory per array task (sweeps)
+mkdir -p "task-$HPCGATE_TASK_INDEX" && cd "task-$HPCGATE_TASK_INDEX" || hpcgate_finish 1
+HPCGATE_RC=0
+
+# ---- body: siesta
+export OMP_NUM_THREADS=1
+siesta < input.fdf > output.out
+HPCGATE_RC=$?
+
+# ---- hpcgate epilogue: writes .hpcgate/<job id>.ec and the sentinel, exits with the code
+hpcgate_finish "$HPCGATE_RC"

@@ -1,0 +1,69 @@
+#!/bin/bash
+#SBATCH --job-name=hpcgate-transiesta-mpi
+#SBATCH --chdir=/scratch/hpcgate/transiesta_mpi
+#SBATCH --output=/scratch/hpcgate/transiesta_mpi/hpcgate-transiesta-mpi-%j.out
+#SBATCH --error=/scratch/hpcgate/transiesta_mpi/hpcgate-transiesta-mpi-%j.err
+#SBATCH --nodes=1
+#SBATCH --ntasks=8
+#SBATCH --cpus-per-task=1
+#SBATCH --mem=4G
+#SBATCH --time=1-12:00:00
+#SBATCH --partition=long
+#SBATCH --no-requeue
+
+# ---- hpcgate prologue
+export HPCGATE_WORKDIR=/scratch/hpcgate/transiesta_mpi
+export HPCGATE_JOB_NAME=hpcgate-transiesta-mpi
+if [ -n "${SLURM_JOB_ID:-}" ]; then
+  HPCGATE_TASK_INDEX="${SLURM_ARRAY_TASK_ID:-}"
+  if [ -n "${SLURM_ARRAY_JOB_ID:-}" ] && [ -n "${SLURM_ARRAY_TASK_ID:-}" ]; then
+    HPCGATE_JOB_ID="${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"
+  else
+    HPCGATE_JOB_ID="$SLURM_JOB_ID"
+  fi
+elif [ -n "${PBS_JOBID:-}" ]; then
+  HPCGATE_TASK_INDEX="${PBS_ARRAY_INDEX:-${PBS_ARRAYID:-}}"
+  HPCGATE_JOB_ID="$PBS_JOBID"
+else
+  HPCGATE_TASK_INDEX="${HPCGATE_LOCAL_TASK_INDEX:-}"
+  HPCGATE_JOB_ID="${HPCGATE_LOCAL_JOB_ID:-pid$$}"
+fi
+# file-name safe (PBS ids look like 123[4].server)
+HPCGATE_JOB_ID="${HPCGATE_JOB_ID//[^A-Za-z0-9_.-]/_}"
+export HPCGATE_TASK_INDEX HPCGATE_JOB_ID
+HPCGATE_STATE_DIR="$HPCGATE_WORKDIR/.hpcgate"
+mkdir -p "$HPCGATE_STATE_DIR"
+printf 'start=%s\nhost=%s\njob_id=%s\ntask_index=%s\n' "$(date +%s)" "$(hostname)" \
+  "$HPCGATE_JOB_ID" "$HPCGATE_TASK_INDEX" > "$HPCGATE_STATE_DIR/$HPCGATE_JOB_ID.start"
+
+# hpcgate_finish RC: record RC in .hpcgate/<job id>.ec (atomically), print the
+# sentinel line, exit with RC. The .ec file is the program's own verdict;
+# accounting (sacct) only says why a job ended (TIMEOUT, OOM, CANCELLED).
+hpcgate_finish() {
+  trap - TERM INT
+  printf '%s\n' "$1" > "$HPCGATE_STATE_DIR/$HPCGATE_JOB_ID.ec.tmp" &&
+    mv -f "$HPCGATE_STATE_DIR/$HPCGATE_JOB_ID.ec.tmp" "$HPCGATE_STATE_DIR/$HPCGATE_JOB_ID.ec"
+  echo "HPCGATE_SCRIPT_DONE job=$HPCGATE_JOB_ID rc=$1 end=$(date +%s)"
+  exit "$1"
+}
+trap 'hpcgate_finish 143' TERM
+trap 'hpcgate_finish 130' INT
+cd "$HPCGATE_WORKDIR" || hpcgate_finish 1
+HPCGATE_RC=0
+
+# ---- body: siesta
+export OMP_NUM_THREADS=1
+mpirun -np 8 --bind-to core siesta < scat.fdf > scat.out
+HPCGATE_RC=$?
+if [ "$HPCGATE_RC" -eq 0 ]; then
+  hpcgate-validate transiesta scat.out
+  HPCGATE_VALIDATE_RC=$?
+  printf '%s\n' "$HPCGATE_VALIDATE_RC" > "$HPCGATE_STATE_DIR/$HPCGATE_JOB_ID.validate"
+  if [ "$HPCGATE_VALIDATE_RC" -ne 0 ]; then
+    echo "hpcgate: validation failed with rc=$HPCGATE_VALIDATE_RC" >&2
+    HPCGATE_RC=$HPCGATE_VALIDATE_RC
+  fi
+fi
+
+# ---- hpcgate epilogue: writes .hpcgate/<job id>.ec and the sentinel, exits with the code
+hpcgate_finish "$HPCGATE_RC"
