@@ -31,9 +31,14 @@ POLL_S = 0.5
 
 
 def spec(root: PurePosixPath, name: str, array: ArraySpec | None = None) -> JobSpec:
-    return JobSpec(name=name, template="generic.j2", workdir=root / name,
-                   resources=Resources(walltime_s=300), array=array,
-                   context={"command": ["true"]})
+    return JobSpec(
+        name=name,
+        template="generic.j2",
+        workdir=root / name,
+        resources=Resources(walltime_s=300),
+        array=array,
+        context={"command": ["true"]},
+    )
 
 
 def harvest(adapter: SlurmAdapter, ids: list[JobId], n: int) -> tuple[float, float]:
@@ -75,11 +80,22 @@ def sh(argv: list[str]) -> str:
 
 def bench_raw(root: PurePosixPath, n: int) -> dict[str, float]:
     t0 = time.monotonic()
-    job = sh(["sbatch", "--parsable", f"--array=0-{n - 1}", f"--chdir={root}",
-              "--output=/dev/null", "--job-name=bench-raw", "--wrap", "true"]).strip()
+    job = sh(
+        [
+            "sbatch",
+            "--parsable",
+            f"--array=0-{n - 1}",
+            f"--chdir={root}",
+            "--output=/dev/null",
+            "--job-name=bench-raw",
+            "--wrap",
+            "true",
+        ]
+    ).strip()
     submitted = time.monotonic() - t0
-    while sh(["squeue", "-h", "-r", "-t", "pending,running,completing", "-j", f"{job},{job}",
-              "-o", "%i"]).strip():
+    while sh(
+        ["squeue", "-h", "-r", "-t", "pending,running,completing", "-j", f"{job},{job}", "-o", "%i"]
+    ).strip():
         time.sleep(POLL_S)
     while True:
         rows = sh(["sacct", "-P", "-n", "-X", "-j", job, "--format=JobID,State,ExitCode"])
@@ -112,8 +128,10 @@ def main() -> None:
     base = results[runs[0][0]]["total_s"]
     print(f"\n{'case':42} {'submit s':>9} {'total s':>9} {'tasks/s':>8} {'vs (c)':>7}")
     for label, r in results.items():
-        print(f"{label:42} {r['submit_s']:9.2f} {r['total_s']:9.2f} "
-              f"{args.n / r['total_s']:8.1f} {r['total_s'] / base:7.2f}")
+        print(
+            f"{label:42} {r['submit_s']:9.2f} {r['total_s']:9.2f} "
+            f"{args.n / r['total_s']:8.1f} {r['total_s'] / base:7.2f}"
+        )
 
 
 if __name__ == "__main__":

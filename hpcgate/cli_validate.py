@@ -68,11 +68,13 @@ def format_report(report: ValidationReport) -> str:
         lines.append(f"  {label:<28} {_fmt(value)}{' ' + unit if unit else ''}")
     for pair, current in (n.get("currents_a") or {}).items():
         lines.append(f"  {'current ' + pair:<28} {_fmt(current)} A")
+    if report.reason:
+        lines.append(f"reason: {report.reason}")
     if report.evidence:
-        lines.append("evidence:")
-        for line_no, text in report.evidence:
+        lines.append("evidence (* = decisive line; end-N = N-th line from the end):")
+        for i, (line_no, text) in enumerate(report.evidence):
             where = f"{line_no:>8}" if line_no > 0 else f"{'end' + str(line_no):>8}"
-            lines.append(f"  {where}: {text}")
+            lines.append(f"  {'*' if i == 0 else ' '}{where}: {text}")
     for note in report.notes:
         lines.append(f"note: {note}")
     return "\n".join(lines)

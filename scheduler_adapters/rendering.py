@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import jinja2
@@ -37,6 +37,7 @@ from scheduler_adapters.types import JobSpec
 TEMPLATE_SUBDIR = "sbatch"
 
 _DIRECTIVE_VALUE_RE = re.compile(r"^[A-Za-z0-9_./:+=@%,~-]+$")
+_GLOB_RE = re.compile(r"^[A-Za-z0-9_./:+=@%,~*?\[\]-]+$")
 _WALLTIME_RE = re.compile(
     r"^(?:(?P<days>[0-9]+)-)?(?P<a>[0-9]+)(?::(?P<b>[0-9]+))?(?::(?P<c>[0-9]+(?:\.[0-9]+)?))?$"
 )
@@ -70,6 +71,26 @@ def directive_value(value: object) -> str:
         raise RenderError(
             f"value {text!r} is not safe on a scheduler directive line "
             f"(allowed: {_DIRECTIVE_VALUE_RE.pattern})"
+        )
+    return text
+
+
+def shell_glob(value: object) -> str:
+    """A file pattern that must stay unquoted (so the shell expands it): validated instead.
+
+    Only word characters and ``* ? [ ]`` are allowed, no absolute paths and no ``..``
+    component, so a pattern can neither run anything nor leave the directory it is
+    appended to.
+    """
+    text = str(value)
+    if (
+        not _GLOB_RE.fullmatch(text)
+        or text.startswith("/")
+        or ".." in PurePosixPath(text).parts
+    ):
+        raise RenderError(
+            f"file pattern {text!r} is not allowed (allowed: {_GLOB_RE.pattern}, "
+            "relative, no '..')"
         )
     return text
 
@@ -167,6 +188,7 @@ def make_environment(template_dirs: Sequence[str | Path] = ()) -> jinja2.Environ
         {
             "sh": shell_quote,
             "dv": directive_value,
+            "glob": shell_glob,
             "walltime": format_walltime,
             "mem": format_mem_mb,
         }

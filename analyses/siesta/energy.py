@@ -4,18 +4,20 @@ Requires ``scf_convergence``: an energy is only meaningful for a converged SCF, 
 step's energy carries the SCF verdict and the per-step graph leaves out energies from
 non-converged SCF cycles (they stay in the table, flagged).
 
-The final-energy block is read with sisl's ``read_energy`` (it maps the block's labels to
-stable keys across SIESTA 4.1/MaX/5.x) through a lossy-decoded handle; the free energy
-comes from the last ``siesta: FreeEng`` line, which sisl does not return. If sisl fails,
-the values from our own scan of the block are used and ``source`` says so.
+The values come from our scan of the ``siesta: Final energy (eV)`` block and the last
+``siesta: FreeEng`` line, not from sisl: on a TranSIESTA output sisl 0.20's
+``read_energy`` returns the ``ts: Total`` line (-177182.70 eV for ts_au_100 at 0.25 V)
+as ``total`` and ``ts: Kinetic`` as ``kinetic``, because the block mixes ``siesta:`` and
+``ts:`` lines; it has no free energy either, and it rescans the whole file (1.3 s on
+the 4 MiB relaxation). TranSIESTA's own ``ts:`` values are kept apart under
+``transiesta_eV``.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping
+import re
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from analyses.base import (
     Analysis,
@@ -30,36 +32,14 @@ from analyses.base import (
     Table,
     step_axis,
 )
-from analyses.siesta.files import open_stdout_sile, parsed_stdout
+from analyses.siesta.files import parsed_stdout
 
 __all__ = ["Energy"]
 
-log = logging.getLogger(__name__)
 
-
-def _flatten(value: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
-    """sisl's nested PropertyDict (``ion: {electron: ...}``) -> ``{"ion_electron": ...}``."""
-    out: dict[str, float] = {}
-    for key, sub in value.items():
-        name = f"{prefix}{key}".replace(" ", "_")
-        if isinstance(sub, Mapping):
-            out.update(_flatten(sub, f"{name}_"))
-            continue
-        try:
-            out[name] = float(sub)
-        except (TypeError, ValueError):
-            continue
-    return out
-
-
-def _sisl_energy(path: Path) -> dict[str, float]:
-    try:
-        with open_stdout_sile(path) as sile:
-            energy = sile.read_energy()
-    except Exception as exc:  # sisl raises many types on odd files; fall back to the scan
-        log.info("sisl read_energy failed on %s: %s", path, exc)
-        return {}
-    return _flatten(dict(energy or {}))
+def _key(label: str) -> str:
+    """``Band Struct.`` -> ``band_struct``, ``Exch.-corr.`` -> ``exch_corr``."""
+    return re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
 
 
 class Energy(Analysis):
@@ -73,30 +53,23 @@ class Energy(Analysis):
 
     def extract(self, run_dir: Path, ctx: ExtractContext) -> JSONDict:
         path, out = parsed_stdout(run_dir, ctx)
-        components = _sisl_energy(path)
-        source = "sisl"
-        total = components.get("total")
-        fermi = components.get("fermi")
-        if total is None:
-            source = "scan"
-            total = out.final_energy.get("Total")
-            fermi = out.final_energy.get("Fermi")
-            components = {k.lower().replace(" ", "_"): v for k, v in out.final_energy.items()}
+        final = out.final_energy
+        total = final.get("Total")
         if total is None:
             raise ExtractionError(
                 f"no final energy block in {path.name}: the run aborted or was cut short"
             )
-        if fermi is None:
-            fermi = out.final_energy.get("Fermi")
+        components = {_key(k): v for k, v in final.items() if not k.startswith("ts ")}
+        transiesta = {_key(k[3:]): v for k, v in final.items() if k.startswith("ts ")}
         scf = ctx.upstream.get("scf_convergence") or {}
         return {
             "stdout": path.name,
-            "source": source,
             "total_eV": total,
             "free_eV": out.free_energies[-1] if out.free_energies else None,
-            "fermi_eV": fermi,
+            "fermi_eV": final.get("Fermi"),
             "scf_converged": scf.get("all_converged"),
             "components_eV": components,
+            "transiesta_eV": transiesta or None,
         }
 
     def compute(self, inputs: ComputeInputs) -> AnalysisOutput:

@@ -36,6 +36,7 @@ __all__ = [
     "find_tbtrans_stdout",
     "open_stdout_sile",
     "parsed_stdout",
+    "run_label",
     "system_label",
 ]
 
@@ -110,7 +111,8 @@ def find_fdf(run_dir: Path, ctx: ExtractContext) -> Path | None:
     return max(candidates, key=lambda p: (p.stat().st_size, p.name))
 
 
-def _label(run_dir: Path, ctx: ExtractContext) -> str | None:
+def run_label(run_dir: Path, ctx: ExtractContext) -> str | None:
+    """The run's SystemLabel: the hint, else the main fdf's (SIESTA's default ``siesta``)."""
     if ctx.files.get("label"):
         return ctx.files["label"]
     fdf = find_fdf(run_dir, ctx)
@@ -138,7 +140,7 @@ def _find_stdout(run_dir: Path, ctx: ExtractContext, program: str, hint: str) ->
     matching = [p for p in candidates if _banner(p) == program]
     if not matching:
         return None
-    label = _label(run_dir, ctx)
+    label = run_label(run_dir, ctx)
     electrodes = _electrodes(run_dir)
     preferred = {f"{label}.out", "RUN.out", "stdout"} if label else {"RUN.out", "stdout"}
     if program == "tbtrans" and label:
@@ -163,7 +165,7 @@ def find_tbtrans_stdout(run_dir: Path, ctx: ExtractContext) -> Path | None:
 
 def find_label_file(run_dir: Path, ctx: ExtractContext, suffix: str) -> Path | None:
     """``<SystemLabel><suffix>`` if present, else the only ``*<suffix>`` in the directory."""
-    label = _label(run_dir, ctx)
+    label = run_label(run_dir, ctx)
     if label:
         exact = run_dir / f"{label}{suffix}"
         if exact.is_file():

@@ -85,23 +85,27 @@ class Forces(Analysis):
             source = fa.name if forces is not None else None
         if forces is None and last is not None:
             forces, source = list(last.forces), path.name
+        maxima = _step_maxima(out.force_blocks)
+        if len(maxima) > MAX_POINTS:
+            stride = math.ceil(len(maxima) / MAX_POINTS)
+            maxima = maxima[::stride] + ([maxima[-1]] if (len(maxima) - 1) % stride else [])
+        history = [[s, v] for s, v in maxima]
         if not forces:
-            raise ExtractionError(
-                f"no per-atom forces in {path.name} (and no matching .FA file)"
-            )
+            if not maxima:
+                raise ExtractionError(f"no forces in {path.name} (and no matching .FA file)")
+            # Some builds print only the Tot/Max/Res summary: keep what there is.
+            return {"source": path.name, "n_atoms": None, "per_atom": False,
+                    "max_component_eV_Ang": maxima[-1][1], "max_per_geometry_step": history}
         norms = [math.sqrt(fx * fx + fy * fy + fz * fz) for fx, fy, fz in forces]
         order = list(range(len(forces)))
         if len(order) > MAX_POINTS:  # keep the largest forces; their indices say which
             order = sorted(sorted(order, key=lambda i: -norms[i])[:MAX_POINTS])
         worst = max(range(len(norms)), key=lambda i: norms[i])
-        maxima = _step_maxima(out.force_blocks)
-        if len(maxima) > MAX_POINTS:
-            stride = math.ceil(len(maxima) / MAX_POINTS)
-            maxima = maxima[::stride] + ([maxima[-1]] if (len(maxima) - 1) % stride else [])
         total = [sum(f[k] for f in forces) for k in range(3)]
         return {
             "source": source,
             "n_atoms": len(forces),
+            "per_atom": True,
             "atoms": [i + 1 for i in order],
             "forces_eV_Ang": [rounded(forces[i], 7) for i in order],
             "norms_eV_Ang": rounded((norms[i] for i in order), 7),
@@ -110,7 +114,7 @@ class Forces(Analysis):
             "max_component_eV_Ang": max(abs(c) for f in forces for c in f),
             "residual_eV_Ang": math.sqrt(sum(n * n for n in norms) / (3 * len(forces))),
             "total_eV_Ang": rounded(total, 7),
-            "max_per_geometry_step": [[s, v] for s, v in maxima],
+            "max_per_geometry_step": history,
         }
 
     def compute(self, inputs: ComputeInputs) -> AnalysisOutput:
@@ -149,7 +153,7 @@ class Forces(Analysis):
                 rows=rows,
             )
         ]
-        if len(found) == 1:
+        if len(found) == 1 and found[0][1].get("per_atom"):
             data = found[0][1]
             atoms = list(data.get("atoms", []))[:_MAX_ATOM_ROWS]
             vectors = list(data.get("forces_eV_Ang", []))

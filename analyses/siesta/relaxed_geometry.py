@@ -30,7 +30,7 @@ from analyses.base import (
     Table,
     rounded,
 )
-from analyses.siesta.files import find_fdf, find_label_file, parsed_stdout
+from analyses.siesta.files import find_fdf, find_label_file, open_stdout_sile, parsed_stdout
 from analyses.siesta.stdout import SiestaStdout
 
 __all__ = ["RelaxedGeometry"]
@@ -120,6 +120,17 @@ def _input_geometry(fdf: Path | None) -> _Geometry | None:
         return None
 
 
+def _stdout_input_echo(path: Path) -> _Geometry | None:
+    """The input coordinates SIESTA echoes in its stdout (sisl), when nothing else exists."""
+    try:
+        with open_stdout_sile(path) as sile:
+            geom = sile.read_geometry(skip_input=False)
+    except Exception as exc:  # sisl's stdout geometry reader fails on some builds
+        log.info("cannot read the input geometry echoed in %s: %s", path, exc)
+        return None
+    return None if geom is None else _from_sisl(geom, f"{path.name} (input echo)")
+
+
 def _displacements(final: _Geometry, initial: _Geometry) -> np.ndarray | None:
     """Per-atom displacement, minimum image when the cell is known."""
     if final.xyz.shape != initial.xyz.shape:
@@ -160,6 +171,8 @@ class RelaxedGeometry(Analysis):
         initial = _input_geometry(fdf)
         if final is None:
             final = initial
+        if final is None:
+            final = _stdout_input_echo(path)
         if final is None:
             raise ExtractionError(f"no geometry in {run_dir.name}: no STRUCT_OUT/XV, "
                                   "no outcoor block and no readable fdf")

@@ -46,8 +46,12 @@ __all__ = [
     "ScanInfo",
     "ValidationReport",
     "Verdict",
+    "clean_text",
+    "describe_line",
     "detect_code",
+    "find_kill_lines",
     "find_stdout",
+    "iter_lines_of",
     "last_indented_line",
     "last_match_start",
     "parse_float",
@@ -56,7 +60,7 @@ __all__ = [
     "validate_path",
 ]
 
-#: Files up to this size are scanned whole (about 70 ms at the measured ~450 MB/s).
+#: Files up to this size are scanned whole (~0.3 s at the ~115 MiB/s measured).
 FULL_SCAN_MAX_BYTES = 32 << 20
 #: Head: read in these chunks until the analyzer saw the first SCF cycle start ...
 HEAD_CHUNK_BYTES = 64 << 10
@@ -94,8 +98,10 @@ class ValidationReport:
 
     ``evidence`` holds ``(line_no, text)`` pairs of the lines the verdict rests on;
     ``line_no`` < 0 counts from the end of the file (sampled scan, see module doc).
-    Lines taken from side files (SIESTA ``MESSAGES``) carry the file name as a text
-    prefix and their own line number.
+    ``evidence[0]`` is the decisive line (the cause, or "Job completed"); the others
+    follow in file order. Lines taken from side files (SIESTA ``MESSAGES``) come last,
+    carry the file name as a text prefix and their own line number. ``reason`` is a
+    one-line summary for logs and the scheduler step's failure reason.
     """
 
     status: Verdict
@@ -104,6 +110,7 @@ class ValidationReport:
     numbers: dict[str, Any] = field(default_factory=dict)
     source: str = ""
     notes: list[str] = field(default_factory=list)
+    reason: str = ""
 
     @property
     def converged(self) -> bool:
@@ -119,9 +126,10 @@ class ValidationReport:
             "status": self.status.value,
             "converged": self.converged,
             "code": self.code,
+            "reason": self.reason,
             "source": self.source,
             "numbers": dict(self.numbers),
-            "evidence": [{"line": n, "text": t} for n, t in self.evidence],
+            "evidence": [[n, t] for n, t in self.evidence],
             "notes": list(self.notes),
         }
 
@@ -183,14 +191,16 @@ class EvidenceLog:
 
     ``last`` slots keep only the latest line of a kind (e.g. the last "SCF cycle
     converged"); ``first`` slots keep the first ``limit`` lines of a kind plus the
-    latest one, so a marker repeated a million times cannot grow memory.
+    latest one, so a marker repeated a million times cannot grow memory. ``side``
+    lines come from another file (SIESTA ``MESSAGES``) and are listed last, their
+    text prefixed with ``[NAME]``.
     """
 
     def __init__(self) -> None:
         self._last: dict[str, tuple[int, str]] = {}
         self._first: dict[str, list[tuple[int, str]]] = {}
         self._first_tail: dict[str, tuple[int, str]] = {}
-        self._first_limit: dict[str, int] = {}
+        self._side: list[tuple[int, str]] = []
 
     def last(self, slot: str, line_no: int, line: bytes | str) -> None:
         self._last[slot] = (line_no, line if isinstance(line, str) else clean_text(line))
@@ -198,44 +208,57 @@ class EvidenceLog:
     def first(self, slot: str, line_no: int, line: bytes | str, limit: int = 3) -> None:
         item = (line_no, line if isinstance(line, str) else clean_text(line))
         kept = self._first.setdefault(slot, [])
-        self._first_limit[slot] = limit
         if len(kept) < limit:
             kept.append(item)
         else:
             self._first_tail[slot] = item
+
+    def side(self, name: str, line_no: int, line: bytes, limit: int = 8) -> None:
+        if len(self._side) < limit:
+            self._side.append((line_no, f"[{name}] {clean_text(line)}"))
 
     def drop(self, slot: str) -> None:
         self._last.pop(slot, None)
         self._first.pop(slot, None)
         self._first_tail.pop(slot, None)
 
-    def has(self, slot: str) -> bool:
-        return slot in self._last or slot in self._first
+    def get(self, slot: str) -> tuple[int, str] | None:
+        """The first kept line of ``slot`` (``"side"``: the first side-file line)."""
+        if slot == "side":
+            return self._side[0] if self._side else None
+        kept = self._first.get(slot)
+        if kept:
+            return kept[0]
+        return self._last.get(slot)
 
-    def items(self) -> list[tuple[int, str]]:
-        """All kept lines in file order (positive numbers, then negative, then side files)."""
-        seen: set[tuple[int, str]] = set()
-        out: list[tuple[int, str]] = []
-        groups: Iterable[tuple[int, str]] = [
+    def pick(self, slots: Iterable[str]) -> tuple[int, str] | None:
+        """The line of the first slot in ``slots`` that holds one."""
+        for slot in slots:
+            item = self.get(slot)
+            if item is not None:
+                return item
+        return None
+
+    def items(self, lead: tuple[int, str] | None = None) -> list[tuple[int, str]]:
+        """``lead`` (the decisive line) first, then the others in file order (positive
+        numbers, then negative ones counted from the end), then side-file lines."""
+        unique = {
             *self._last.values(),
             *(i for v in self._first.values() for i in v),
             *self._first_tail.values(),
-        ]
-        for item in groups:
-            if item not in seen:
-                seen.add(item)
-                out.append(item)
-
-        def key(item: tuple[int, str]) -> tuple[int, int, int]:
-            n, text = item
-            side = 1 if _SIDE_PREFIX.match(text) else 0
-            return (side, 0 if n > 0 else 1, n)
-
-        return sorted(out, key=key)
+        }
+        ordered = sorted(unique, key=lambda item: (0 if item[0] > 0 else 1, item[0], item[1]))
+        rest = [i for i in ordered + self._side if i != lead]
+        return [lead, *rest] if lead is not None else rest
 
 
-#: Evidence text taken from a side file (SIESTA ``MESSAGES``) starts with "[NAME] ".
-_SIDE_PREFIX = re.compile(r"^\[[^\]]+\] ")
+def describe_line(item: tuple[int, str] | None, fallback: str) -> str:
+    """One-line reason for a verdict: the decisive line and where it is."""
+    if item is None:
+        return fallback
+    n, text = item
+    where = f"line {n}" if n > 0 else f"line {-n} from the end"
+    return f"{text.strip()} ({where})"
 
 
 class Analyzer(ABC):
@@ -318,28 +341,29 @@ def _feed_buffer(
     first_line_no: int,
     *,
     pos: int = 0,
+    end: int | None = None,
     negative_total: int | None = None,
 ) -> int:
-    """Feed the matches of ``buf[pos:]``, which starts with the newline before a line.
+    """Feed the matches of ``buf[pos:end]``, which starts with the newline before a line.
 
-    Returns the number of newlines in ``buf[pos:]``, i.e. how many lines were started.
+    Returns the number of newlines in ``buf[pos:end]``, i.e. how many lines were started.
     With ``negative_total`` (lines in the window), numbers count from the end.
     """
-    pattern = analyzer.pattern
+    if end is None:
+        end = len(buf)
     line = first_line_no - 1
     cursor = pos
     feed = analyzer.feed
-    for m in pattern.finditer(buf, pos):
+    for m in analyzer.pattern.finditer(buf, pos, end):
         start = m.start()
         line += buf.count(b"\n", cursor, start + 1)
         cursor = start + 1
-        kind = m.lastgroup or ""
         text = m.group(0)[1:]
         if negative_total is not None:
-            feed(line - negative_total - 1, kind, text)
+            feed(line - negative_total - 1, m.lastgroup or "", text)
         else:
-            feed(line, kind, text)
-    return buf.count(b"\n", pos)
+            feed(line, m.lastgroup or "", text)
+    return buf.count(b"\n", pos, end)
 
 
 def _stream(
@@ -379,7 +403,7 @@ def _stream(
         if cut <= 0:  # a line longer than the chunk: keep accumulating
             carry = data
             continue
-        line_no += _feed_buffer(analyzer, data[:cut], line_no)
+        line_no += _feed_buffer(analyzer, data, line_no, end=cut)
         carry = data[cut:]
         if stop_when_head_complete and analyzer.head_complete():
             break
@@ -589,6 +613,7 @@ def validate_path(
                 numbers={},
                 source=str(p),
                 notes=[f"no {what}stdout (*.out, *.log, *.pwo with a known banner) in {p}"],
+                reason=f"no {what}stdout in {p}",
             )
         p = found
     if code is None:
@@ -606,6 +631,7 @@ def validate_path(
                     + (" (empty file)" if size == 0 else "")
                     + "; pass --code to force one"
                 ],
+                reason="empty file" if size == 0 else "no known program banner",
             )
     return validate_file(p, code, full_scan=full_scan)
 
@@ -631,6 +657,29 @@ def read_tail_window(path: Path, size: int, nbytes: int = 64 << 10) -> tuple[byt
         window = data[nl:] if nl >= 0 else b""
     n_lines = window.count(b"\n") - (1 if window.endswith(b"\n") else 0)
     return window, n_lines
+
+
+#: Batch-system messages that end a job, when stderr is merged into the stdout file.
+#: Slurm: "slurmstepd: error: *** JOB 12 ON n1 CANCELLED AT ... DUE TO TIME LIMIT ***",
+#: "... CANCELLED AT ..." (scancel), "Detected 1 oom-kill event(s)";
+#: PBS: "=>> PBS: job killed: walltime 3610 exceeded limit 3600".
+_KILL_LINE = re.compile(
+    rb"\n[^\n]{0,200}?(?:DUE TO TIME LIMIT|TIME LIMIT \*\*\*|walltime \d+ exceeded limit"
+    rb"|CANCELLED AT|job killed|oom-kill|OOM Killed|Out Of Memory|exceeded memory limit)[^\n]*+",
+    re.IGNORECASE,
+)
+
+
+def find_kill_lines(window: bytes) -> list[tuple[int, str, bytes]]:
+    """Scheduler kill messages in ``window``: ``(pos, kind, line)``, kind is
+    ``"walltime"`` (-> incomplete: resubmit/restart) or ``"killed"`` (-> aborted)."""
+    found: list[tuple[int, str, bytes]] = []
+    for m in _KILL_LINE.finditer(window):
+        line = m.group(0)[1:]
+        upper = line.upper()
+        kind = "walltime" if b"TIME LIMIT" in upper or b"WALLTIME" in upper else "killed"
+        found.append((m.start(), kind, line))
+    return found
 
 
 def iter_lines_of(path: Path, limit_bytes: int = 1 << 20) -> Iterator[tuple[int, bytes]]:

@@ -195,9 +195,15 @@ def _build_dag(raw: Any) -> Plan:
     return Plan("dag", tuple(steps))
 
 
-def job_name(calculation_id: int, step_index: int, attempt: int) -> str:
-    """Deterministic, so a restarted dispatcher finds a job it submitted before crashing."""
-    return f"hpcg-{calculation_id}-{step_index}-a{attempt}"
+def job_name(calculation_id: int, token: str, step_index: int, attempt: int) -> str:
+    """Stored at creation, so a restarted dispatcher finds a job it submitted before crashing.
+
+    ``token`` (random per calculation) keeps names unique across installations and database
+    resets that share a cluster account — otherwise ``find_by_name`` could adopt a stranger's job.
+    """
+    if not re.fullmatch(r"[a-z0-9]{4,12}", token):
+        raise ValueError("token must be 4-12 lowercase letters or digits")
+    return f"hpcg-{calculation_id}-{token}-{step_index}-a{attempt}"
 
 
 def step_dirname(step: PlannedStep | int, label: str = "") -> str:

@@ -8,6 +8,7 @@ transaction — bad input never leaves anything half-written.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -188,6 +189,7 @@ def create_calculation(
     )
     session.add(calc)
     session.flush()
+    token = secrets.token_hex(4)
     calc_dir = PurePosixPath(cluster.scratch_root) / "hpcgate" / calculation_dirname(calc.id, name)
     steps_by_index: dict[int, Step] = {}
     for planned in plan.steps:
@@ -225,7 +227,7 @@ def create_calculation(
             template=plugin.template,
             spec=spec,
             state=StepState.PLANNED,
-            job_name=job_name(calc.id, planned.index, 1),
+            job_name=job_name(calc.id, token, planned.index, 1),
             attempt=1,
             array_size=len(planned.array) if planned.is_array else None,
             workdir=str(workdir),

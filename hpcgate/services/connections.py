@@ -61,6 +61,8 @@ class ClusterConnections:
 
 def build_adapter(cluster: Cluster, template_overrides: Sequence[Path] = ()) -> SchedulerAdapter:
     opts = dict(cluster.options or {})
+    opts.pop("hpcgate_command", None)  # used by the dispatcher, not by the adapter
+    opts.pop("launcher", None)
     template_dirs = [*opts.pop("template_dirs", []), *map(str, template_overrides)]
     adapter_opts = dict(opts.pop("adapter_options", {}) or {})
     if cluster.access_mode is AccessMode.LOCAL:

@@ -208,7 +208,8 @@ def submit_one(
             return None
         work = build_work(s, calc, cluster)
         adapter = connections.adapter_for(cluster)
-    work = for_dispatcher(work, default_hpcgate_command())
+        command = list(cluster.options.get("hpcgate_command") or default_hpcgate_command())
+    work = for_dispatcher(work, command)
     return submit_calculation(work, adapter, DbStepStore(factory, settings))
 
 

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import emails
-from emails.backend.smtp import SMTPBackend
+from emails.backend.smtp.backend import SMTPBackend
+from emails.message import html as html_message
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -46,7 +46,8 @@ def backoff(attempts: int) -> timedelta:
     """Delay before the next try after ``attempts`` failures (exponential, capped)."""
     if attempts <= 0:
         return timedelta(0)
-    return min(BACKOFF_CAP, BACKOFF_BASE * (2 ** min(attempts - 1, 20)))
+    delay: timedelta = BACKOFF_BASE * (2 ** min(attempts - 1, 20))
+    return min(BACKOFF_CAP, delay)
 
 
 def smtp_backend(settings: Settings) -> SMTPBackend:
@@ -70,7 +71,7 @@ def smtp_backend(settings: Settings) -> SMTPBackend:
 
 def deliver(row: NotificationOutbox, settings: Settings, backend: SMTPBackend) -> None:
     """Send one outbox row; raises ``MailDeliveryError`` unless the server said 250."""
-    message = emails.html(
+    message = html_message(
         html=row.body_html,
         text=row.body_text,
         subject=row.subject,

@@ -58,7 +58,12 @@ MAX_MESSAGE = 8000
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
-        autoescape=lambda name: bool(name) and ".html" in str(name),
+        # HTML bodies escaped; plain-text bodies not (they are not markup).
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=("html.j2", "html"),
+            disabled_extensions=("txt.j2",),
+            default=True,
+        ),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -48,9 +48,13 @@ class EngineEnv:
     ) -> int:
         with session_scope(self.factory) as s:
             cluster = Cluster(
-                name=name, scheduler=scheduler, access_mode=access_mode,
-                scratch_root=scratch_root, options=kw.pop("options", {}),
-                cleanup_policy=kw.pop("cleanup_policy", {}), **kw,
+                name=name,
+                scheduler=scheduler,
+                access_mode=access_mode,
+                scratch_root=scratch_root,
+                options=kw.pop("options", {}),
+                cleanup_policy=kw.pop("cleanup_policy", {}),
+                **kw,
             )
             cluster.queues = [
                 QueueMapping(logical_queue=lq, partition=part)
@@ -76,8 +80,9 @@ class EngineEnv:
 
     def steps(self, calc_id: int) -> list[Step]:
         with session_scope(self.factory) as s:
-            rows = list(s.scalars(select(Step).where(Step.calculation_id == calc_id)
-                                  .order_by(Step.index)))
+            rows = list(
+                s.scalars(select(Step).where(Step.calculation_id == calc_id).order_by(Step.index))
+            )
             for r in rows:
                 _ = r.tasks
                 s.expunge(r)
@@ -95,8 +100,9 @@ class EngineEnv:
             if time.monotonic() > deadline:
                 raise AssertionError(
                     f"calculation {calc_id} still {calc.state.value} after {timeout}s; steps: "
-                    + ", ".join(f"{s.index}:{s.state.value}({s.state_reason})"
-                                for s in self.steps(calc_id))
+                    + ", ".join(
+                        f"{s.index}:{s.state.value}({s.state_reason})" for s in self.steps(calc_id)
+                    )
                 )
             time.sleep(every)
 
@@ -115,8 +121,13 @@ def engine_env(tmp_path: Path, prefix: str = "hpcgate_engine") -> Iterator[Engin
         scheduler={"poll_interval_s": 1, "lost_after_ticks": 3},
     )
     with session_scope(factory) as s:
-        user = create_user(s, email="researcher@example.org", password="a-good-password",
-                           role=Role.USER, notify_level=NotifyLevel.INFO)
+        user = create_user(
+            s,
+            email="researcher@example.org",
+            password="a-good-password",
+            role=Role.USER,
+            notify_level=NotifyLevel.INFO,
+        )
         user_id = user.id
     try:
         yield EngineEnv(url, engine, factory, settings, user_id)

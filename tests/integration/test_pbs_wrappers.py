@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
@@ -182,8 +183,9 @@ def test_cancel_running_and_unknown(adapter: PbsAdapter, scratch: Path) -> None:
 
 
 def test_find_by_name(adapter: PbsAdapter, scratch: Path) -> None:
-    job = adapter.submit(spec(scratch, "pbsw_findme", "sleep 1"))
-    assert adapter.find_by_name("pbsw_findme") == [job]
+    name = f"pbsw_findme_{uuid.uuid4().hex[:8]}"  # finished jobs stay visible for MinJobAge
+    job = adapter.submit(spec(scratch, name, "sleep 1"))
+    assert adapter.find_by_name(name) == [job]
     assert adapter.find_by_name("pbsw_no_such_name") == []
 
 

@@ -80,7 +80,9 @@ def login(
     except rate_limit.LoginRateLimited as exc:
         # The error mapper knows no headers; this is the one error that needs one.
         return JSONResponse(
-            exc.to_body(), status_code=exc.status_code, headers={"Retry-After": str(exc.retry_after)}
+            exc.to_body(),
+            status_code=exc.status_code,
+            headers={"Retry-After": str(exc.retry_after)},
         )
     user = get_user_by_email(session, body.email)
     if user is None:

@@ -4,4 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-SECURITY_ROUTERS: list[APIRouter] = []
+from hpcgate.api.routes import auth, clusters, logs, notifications, users
+
+SECURITY_ROUTERS: list[APIRouter] = [
+    auth.router,
+    users.router,
+    clusters.router,
+    clusters.ml_keys_router,
+    logs.router,
+    logs.agent_router,
+    notifications.router,
+]

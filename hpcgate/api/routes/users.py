@@ -141,4 +141,3 @@ def revoke_sessions(_: AdminUser, target: ManagedUser, session: SessionDep) -> d
     revoked = revoke_all_sessions(session, target)
     session.commit()
     return {"revoked_refresh_tokens": revoked}
-

@@ -30,6 +30,8 @@ from hpcgate.codes.validation import (
     ValidationReport,
     Verdict,
     clean_text,
+    describe_line,
+    find_kill_lines,
     last_indented_line,
     last_match_start,
     parse_float,
@@ -137,6 +139,7 @@ class QeAnalyzer(Analyzer):
         self.error = False
         self._error_line: tuple[int, bytes] | None = None
         self.crash = False
+        self.killed: str | None = None
         self.job_done = False
         self.sampled = False
         self._handlers = {
@@ -391,32 +394,40 @@ class QeAnalyzer(Analyzer):
             index = window.count(b"\n", 0, m.start() + 1)
             self.crash = True
             self.evidence.first("crash", scan.absolute_line(index - n_lines - 1), m.group(0)[1:])
+        for pos, kind, line in find_kill_lines(window):
+            index = window.count(b"\n", 0, pos + 1)
+            self.killed = self.killed if self.killed == "walltime" else kind
+            self.evidence.first("killed", scan.absolute_line(index - n_lines - 1), line)
 
     def _geometry_failed(self) -> bool:
         return self.max_steps or self.hist_reset or (self.bfgs_end and not self.bfgs_converged)
 
-    def _verdict(self) -> Verdict:
-        if self.cpu_exceeded:
-            return Verdict.INCOMPLETE
+    def _verdict(self) -> tuple[Verdict, tuple[str, ...], str]:
+        """Verdict, evidence slots holding its decisive line, fallback reason."""
+        v = Verdict
+        if self.cpu_exceeded or (self.killed == "walltime" and not self.job_done):
+            return v.INCOMPLETE, ("cpu", "killed"), "stopped at the time limit"
         if self.not_converged:
-            return Verdict.SCF_NOT_CONVERGED
-        if self.error or (self.crash and not self.job_done):
-            return Verdict.ABORTED
+            return v.SCF_NOT_CONVERGED, ("notconv",), "convergence NOT achieved"
+        if self.error or ((self.crash or self.killed) and not self.job_done):
+            return v.ABORTED, ("error", "crash", "killed"), "pw.x stopped on an error"
         if self.job_done:
             if self.tolerated:
-                return Verdict.SCF_NOT_CONVERGED
+                return v.SCF_NOT_CONVERGED, ("tolerated",), "SCF accuracy above threshold"
             if self._geometry_failed():
-                return Verdict.GEOMETRY_NOT_CONVERGED
-            return Verdict.CONVERGED
+                return v.GEOMETRY_NOT_CONVERGED, ("geom", "bfgsend"), "relaxation unconverged"
+            return v.CONVERGED, ("jobdone",), "JOB DONE."
         if self._geometry_failed():
-            return Verdict.GEOMETRY_NOT_CONVERGED
-        return Verdict.INCOMPLETE
+            return v.GEOMETRY_NOT_CONVERGED, ("geom", "bfgsend"), "relaxation unconverged"
+        return v.INCOMPLETE, (), "no 'JOB DONE.': output cut off (walltime kill?) or running"
 
     def report(self, scan: ScanInfo) -> ValidationReport:
         if self._in_forces:
             self._end_forces()
         self._scan_crash(scan)
         self._error_message(scan)
+        status, slots, fallback = self._verdict()
+        lead = self.evidence.pick(slots)
         full = not scan.sampled
         # One SCF cycle per geometry (vc-relax adds a final one at the relaxed cell).
         geometry_steps = self.scf_cycles if full else self.nscf_cycles
@@ -457,12 +468,13 @@ class QeAnalyzer(Analyzer):
         if self.version is None:
             notes.append("no 'Program PWSCF' banner found")
         return ValidationReport(
-            status=self._verdict(),
+            status=status,
             code=self.code,
-            evidence=self.evidence.items(),
+            evidence=self.evidence.items(lead),
             numbers=numbers,
             source=scan.path,
             notes=notes,
+            reason=describe_line(lead, fallback),
         )
 
 

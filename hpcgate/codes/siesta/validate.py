@@ -32,6 +32,8 @@ from hpcgate.codes.validation import (
     ValidationReport,
     Verdict,
     clean_text,
+    describe_line,
+    find_kill_lines,
     iter_lines_of,
     last_indented_line,
     last_match_start,
@@ -152,6 +154,9 @@ class SiestaAnalyzer(Analyzer):
         self.end_of_run = False
         self.abnormal = False
         self.error_pending = False
+        self.killed: str | None = None
+        self.messages_scf_warn = False  # from MESSAGES, kept apart from the stdout count
+        self.messages_geom_warn = False
         self.sampled = False
         self.notes: list[str] = []
         self._handlers = {
@@ -429,7 +434,7 @@ class SiestaAnalyzer(Analyzer):
                 info["normal_exit_file"] = True
                 for i, line in iter_lines_of(side, 4096):
                     if line.strip():
-                        self.evidence.first("normal_exit", i, f"[{name}] {clean_text(line)}", 1)
+                        self.evidence.side(name, i, line)
                 if not self.completed:
                     self.notes.append("0_NORMAL_EXIT exists but the stdout has no 'Job completed'")
                 continue
@@ -440,32 +445,30 @@ class SiestaAnalyzer(Analyzer):
 
     def _message_line(self, n: int, line: bytes) -> None:
         upper = line.upper()
-        text = f"[MESSAGES] {clean_text(line)}"
         if b"SCF_NOT_CONV" in upper:
             if b"WALL TIME" in upper:
                 self.out_of_time = True
             elif b"REQUIRED" in upper or upper.startswith(b"FATAL"):
                 self.scf_fatal = True
             else:
-                self.scf_warn += 1
-            self.evidence.first("messages", n, text, limit=6)
+                self.messages_scf_warn = True
         elif b"GEOM_NOT_CONV" in upper:
             if upper.startswith(b"FATAL"):
                 self.geom_fatal = True
             else:
-                self.unrelaxed = self.unrelaxed or not self.relaxed
-            self.evidence.first("messages", n, text, limit=6)
+                self.messages_geom_warn = True
         elif b"OUT_OF_TIME" in upper:
             self.out_of_time = True
-            self.evidence.first("messages", n, text, limit=6)
-        elif upper.startswith(b"FATAL"):
-            self.evidence.first("messages", n, text, limit=6)
+        elif not upper.startswith(b"FATAL"):
+            return
+        self.evidence.side("MESSAGES", n, line)
 
     def _scan_crash(self, scan: ScanInfo) -> None:
-        """Look for crash messages in the last bytes of a run that did not complete.
+        """Look for crash and batch-system kill lines at the end of an unfinished run.
 
-        A crash line counts only when no SCF iteration was printed after it (SIESTA
-        prints some harmless "ERROR"-looking lines and goes on).
+        A dying program prints its reason last, so the last 64 KiB are enough. A crash
+        line counts only when no SCF iteration was printed after it (SIESTA prints some
+        harmless "ERROR"-looking lines and goes on).
         """
         if self.completed or scan.size == 0:
             return
@@ -477,36 +480,49 @@ class SiestaAnalyzer(Analyzer):
             index = window.count(b"\n", 0, m.start() + 1)
             self.error_pending = True
             self.evidence.first("error", scan.absolute_line(index - n_lines - 1), m.group(0)[1:])
+        for pos, kind, line in find_kill_lines(window):
+            index = window.count(b"\n", 0, pos + 1)
+            self.killed = self.killed if self.killed == "walltime" else kind
+            self.evidence.first("killed", scan.absolute_line(index - n_lines - 1), line)
 
     # ------------------------------------------------------------------ verdict
-    def _verdict(self) -> Verdict:
+    def _verdict(self) -> tuple[Verdict, tuple[str, ...], str]:
+        """Verdict, evidence slots holding its decisive line, fallback reason."""
+        v = Verdict
         if self.program == "tbtrans":
             if self.abnormal or self.error_pending:
-                return Verdict.ABORTED
-            return Verdict.CONVERGED if self.end_of_run else Verdict.INCOMPLETE
+                return v.ABORTED, ("error", "abnormal"), "TBtrans stopped abnormally"
+            if self.end_of_run:
+                return v.CONVERGED, ("endrun",), "TBtrans reached '>> End of run'"
+            return v.INCOMPLETE, ("current",), "no '>> End of run': TBtrans output cut off"
         if self.scf_fatal:
-            return Verdict.SCF_NOT_CONVERGED
+            return v.SCF_NOT_CONVERGED, ("scf_fatal", "side"), "SCF_NOT_CONV (required)"
         if self.geom_fatal:
-            return Verdict.GEOMETRY_NOT_CONVERGED
-        if self.out_of_time:
-            return Verdict.INCOMPLETE
-        if (self.abnormal or self.error_pending) and not self.completed:
+            return v.GEOMETRY_NOT_CONVERGED, ("geom", "side"), "GEOM_NOT_CONV"
+        if self.out_of_time or (self.killed == "walltime" and not self.completed):
+            return v.INCOMPLETE, ("oot", "killed", "side"), "stopped at the time limit"
+        if (self.abnormal or self.error_pending or self.killed) and not self.completed:
             # e.g. TranSIESTA: the initial SIESTA cycle failed (warning), then it aborts.
             if self.last_cycle_end == "not_converged":
-                return Verdict.SCF_NOT_CONVERGED
-            return Verdict.ABORTED
+                return v.SCF_NOT_CONVERGED, ("scf_warn",), "SCF_NOT_CONV, then abort"
+            return v.ABORTED, ("error", "killed", "abnormal"), "abnormal termination"
         if self.completed:
-            if self.scf_warn:
-                return Verdict.SCF_NOT_CONVERGED
-            if self.unrelaxed and self.optimization:
-                return Verdict.GEOMETRY_NOT_CONVERGED
-            return Verdict.CONVERGED
-        return Verdict.INCOMPLETE
+            if self.scf_warn or self.messages_scf_warn:
+                return v.SCF_NOT_CONVERGED, ("scf_warn", "side"), "tolerated SCF_NOT_CONV"
+            if (self.unrelaxed and self.optimization) or self.messages_geom_warn:
+                return v.GEOMETRY_NOT_CONVERGED, ("unrelaxed", "side"), "relaxation unconverged"
+            return v.CONVERGED, ("completed",), "Job completed"
+        return (
+            v.INCOMPLETE,
+            (),
+            "no 'Job completed' nor abort marker: output cut off (walltime kill?) or running",
+        )
 
     def report(self, scan: ScanInfo) -> ValidationReport:
         side = self._read_side_files()
         self._scan_crash(scan)
-        status = self._verdict()
+        status, slots, fallback = self._verdict()
+        lead = self.evidence.pick(slots)
         full = not scan.sampled
         numbers: dict[str, Any] = {
             "program": self.program or "unknown",
@@ -561,10 +577,11 @@ class SiestaAnalyzer(Analyzer):
         return ValidationReport(
             status=status,
             code=self.code,
-            evidence=self.evidence.items(),
+            evidence=self.evidence.items(lead),
             numbers=numbers,
             source=scan.path,
             notes=notes,
+            reason=describe_line(lead, fallback),
         )
 
 

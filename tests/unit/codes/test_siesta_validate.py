@@ -182,7 +182,7 @@ def test_evidence_line_numbers_point_at_the_lines(rel: str) -> None:
     report = validate_path(path)
     assert report.evidence
     for line_no, text in report.evidence:
-        if text.startswith("["):  # side file (MESSAGES, 0_NORMAL_EXIT)
+        if text.startswith(("[MESSAGES] ", "[0_NORMAL_EXIT] ")):  # side files
             continue
         assert 1 <= line_no <= len(lines)
         assert lines[line_no - 1].strip().startswith(text.strip()[:60])
@@ -330,6 +330,34 @@ def test_crash_after_truncation_is_aborted(tmp_path: Path) -> None:
     assert report.status is Verdict.ABORTED
     crash = grep(dst, r"Program received signal")
     assert (crash[0][0], crash[0][1]) in report.evidence
+
+
+@pytest.mark.parametrize(
+    ("tail", "expected"),
+    [
+        (
+            b"slurmstepd: error: *** STEP 41.0 ON vm CANCELLED AT 2026-01-01T10:00:00 "
+            b"DUE TO TIME LIMIT ***\n",
+            Verdict.INCOMPLETE,
+        ),
+        (b"=>> PBS: job killed: walltime 3610 exceeded limit 3600\n", Verdict.INCOMPLETE),
+        (
+            b"slurmstepd: error: *** STEP 41.0 ON vm CANCELLED AT 2026-01-01T10:00:00 ***\n",
+            Verdict.ABORTED,
+        ),
+        (b"slurmstepd: error: Detected 1 oom-kill event(s) in StepId=41.0.\n", Verdict.ABORTED),
+    ],
+)
+def test_scheduler_kill_lines(tail: bytes, expected: Verdict, tmp_path: Path) -> None:
+    """stderr merged into the stdout: the batch system says why the run stopped."""
+    src = fixture("graphite_relax_large_siesta41/graphite_c6_full.out")
+    dst, _ = cut_copy(src, tmp_path, 0.6)
+    with dst.open("ab") as fh:
+        fh.write(b"\n" + tail)
+    report = validate_siesta(dst)
+    assert report.status is expected
+    kill = grep(dst, r"(TIME LIMIT|walltime|CANCELLED|oom-kill)")
+    assert (kill[-1][0], kill[-1][1].strip()) in report.evidence
 
 
 # --------------------------------------------------------------------------- derived variants

@@ -24,6 +24,19 @@ def fixture(rel: str) -> Path:
     return path
 
 
+def _expected_reason(status: str, path: Path) -> str:
+    """The decisive line, found with grep: the marker that explains the verdict."""
+    out = path if path.is_file() else next(p for p in path.glob("*.out"))
+    marker = {
+        "converged": r"^Job completed",
+        "scf_not_converged": r"^SCF_NOT_CONV",
+        "geometry_not_converged": r"^GEOM_NOT_CONV",
+    }[status]
+    lines = out.read_bytes().decode("latin-1").split("\n")
+    n = next(i for i, line in enumerate(lines, 1) if re.search(marker, line))
+    return f"{lines[n - 1].strip()} (line {n})"
+
+
 @pytest.mark.parametrize(
     ("rel", "status", "exit_code"),
     [
@@ -40,7 +53,10 @@ def test_json_output_and_exit_code(rel: str, status: str, exit_code: int) -> Non
     assert data["status"] == status
     assert data["code"] == "siesta"
     assert isinstance(data["evidence"], list)
-    assert all(set(item) == {"line", "text"} for item in data["evidence"])
+    assert all(
+        isinstance(line_no, int) and isinstance(text, str) for line_no, text in data["evidence"]
+    )
+    assert data["reason"] == _expected_reason(status, fixture(rel))
 
 
 def test_human_output_has_verdict_numbers_and_evidence() -> None:
@@ -59,7 +75,8 @@ def test_human_output_has_verdict_numbers_and_evidence() -> None:
         for i, line in enumerate(path.read_text(errors="replace").split("\n"), 1)
         if line.startswith("Job completed")
     ]
-    assert re.search(rf"^\s+{completed[0]}: Job completed$", out, re.MULTILINE)
+    assert re.search(rf"^  \*\s+{completed[0]}: Job completed$", out, re.MULTILINE)
+    assert f"reason: Job completed (line {completed[0]})" in out
 
 
 def test_explicit_code_mismatch_still_gives_a_verdict() -> None:
@@ -140,3 +157,25 @@ def test_validation_does_not_import_sisl() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert proc.stdout.split() == ["False", "False"]
+
+
+def test_mounts_on_another_typer_app() -> None:
+    """How the lead mounts it: ``app.command("validate")(validate)``."""
+    import typer
+
+    from hpcgate.cli_validate import validate
+
+    main = typer.Typer()
+    main.command("validate")(validate)
+
+    @main.command("other")
+    def other() -> None:  # a second command makes "validate" a real sub-command
+        """Placeholder."""
+
+    path = fixture("si_scf_converged_max1")
+    result = runner.invoke(main, ["validate", str(path), "--json"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["status"] == "converged"
+    result = runner.invoke(main, ["validate", "/nonexistent", "--code", "qe"])
+    assert result.exit_code == 2
+    assert len(result.stderr.splitlines()) == 1

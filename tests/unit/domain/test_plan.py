@@ -91,8 +91,10 @@ def test_refusals(config: dict[str, object], message: str) -> None:
 
 
 def test_job_names_are_deterministic_and_safe() -> None:
-    assert job_name(42, 3, 1) == "hpcg-42-3-a1"
-    assert job_name(42, 3, 1) == job_name(42, 3, 1)
+    assert job_name(42, "a1b2c3", 3, 1) == "hpcg-42-a1b2c3-3-a1"
+    assert job_name(42, "a1b2c3", 3, 1) == job_name(42, "a1b2c3", 3, 1)
+    with pytest.raises(ValueError):
+        job_name(42, "$(x)", 3, 1)
 
 
 @given(st.text())

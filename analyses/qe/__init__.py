@@ -1,0 +1,1 @@
+"""Built-in Quantum ESPRESSO (pw.x) analyses (see docs/analyses.md)."""

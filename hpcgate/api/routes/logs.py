@@ -1,0 +1,195 @@
+"""Log lines: list with filters, a live Server-Sent Events tail, admin deletion, agent upload.
+
+``GET /logs/stream`` polls ``service_logs`` by id (no LISTEN/NOTIFY: works through any
+connection pooler, costs one indexed query per ``poll_s``) and sends::
+
+    retry: 3000                      (once)
+    id: <log id>                     (one event per line; resume with Last-Event-ID)
+    event: log
+    data: {...LogLineOut...}
+
+    : keepalive                      (a comment every ``heartbeat_s`` without lines)
+    event: end                       (after ``max_duration_s``; clients reconnect)
+
+It holds no database connection between polls, and stops when the client disconnects or
+after ``max_duration_s`` (default 300 s) so a revoked or blocked caller cannot keep a stream
+open; ``EventSource``-style clients reconnect with ``Last-Event-ID`` and lose nothing. The
+stream needs the ``Authorization`` header, so browsers use a fetch-based SSE client.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+
+from hpcgate.api.deps import SessionDep
+from hpcgate.api.deps_auth import AdminUser, AgentCluster, CurrentUser
+from hpcgate.api.schemas.logs import (
+    AgentLogAccepted,
+    AgentLogBatch,
+    Level,
+    LogLineOut,
+    LogPage,
+    LogsDeleted,
+)
+from hpcgate.errors import InvalidInput
+from hpcgate.services import logs as svc
+
+router = APIRouter(prefix="/logs", tags=["logs"])
+agent_router = APIRouter(prefix="/agent", tags=["agent"])
+
+Source = Annotated[
+    str | None,
+    Query(max_length=101, description='exact source, or a prefix ending in "*" ("agent:*")'),
+]
+MinLevel = Annotated[Level | None, Query(description="this level and above")]
+CalculationId = Annotated[int | None, Query(ge=1, le=2**63 - 1)]
+ClusterId = Annotated[int | None, Query(ge=1, le=2**63 - 1)]
+_STREAM_BATCH = 500
+
+
+def _filter(
+    source: str | None,
+    level: str | None,
+    calculation_id: int | None,
+    cluster_id: int | None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> svc.LogFilter:
+    if source is not None and "\x00" in source:
+        raise InvalidInput("source: must not contain NUL characters")
+    return svc.LogFilter(
+        source=source or None,
+        level=level,
+        calculation_id=calculation_id,
+        cluster_id=cluster_id,
+        since=since,
+        until=until,
+    )
+
+
+@router.get("", response_model=LogPage)
+def list_logs(
+    _: CurrentUser,
+    session: SessionDep,
+    source: Source = None,
+    level: MinLevel = None,
+    calculation_id: CalculationId = None,
+    cluster_id: ClusterId = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=20)] = None,
+) -> dict[str, Any]:
+    """Log lines, newest first, ``limit`` per page; follow ``next_cursor`` for older ones."""
+    flt = _filter(source, level, calculation_id, cluster_id, since, until)
+    rows, next_id = svc.list_logs(session, flt, limit=limit, before_id=svc.parse_cursor(cursor))
+    return {"items": rows, "next_cursor": str(next_id) if next_id is not None else None}
+
+
+@router.delete("", response_model=LogsDeleted)
+def delete_logs(
+    _: AdminUser,
+    session: SessionDep,
+    before: Annotated[datetime | None, Query(description="lines older than this")] = None,
+    source: Source = None,
+    level: MinLevel = None,
+    calculation_id: CalculationId = None,
+    cluster_id: ClusterId = None,
+    everything: Annotated[
+        bool, Query(alias="all", description="required to delete without any filter")
+    ] = False,
+) -> dict[str, int]:
+    """Delete log lines matching every filter given (admin)."""
+    flt = _filter(source, level, calculation_id, cluster_id, until=before)
+    return {"deleted": svc.delete_logs(session, flt, everything=everything)}
+
+
+def _fetch(
+    factory: sessionmaker[Session], flt: svc.LogFilter, after_id: int
+) -> list[dict[str, Any]]:
+    with factory() as session:
+        rows = svc.logs_after(session, flt, after_id, limit=_STREAM_BATCH)
+        return [LogLineOut.model_validate(r).model_dump(mode="json") for r in rows]
+
+
+@router.get(
+    "/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "SSE stream"}},
+)
+def stream_logs(
+    request: Request,
+    _: CurrentUser,
+    session: SessionDep,
+    source: Source = None,
+    level: MinLevel = None,
+    calculation_id: CalculationId = None,
+    cluster_id: ClusterId = None,
+    after_id: Annotated[
+        int | None, Query(ge=0, le=2**63 - 1, description="send lines after this id first")
+    ] = None,
+    poll_s: Annotated[float, Query(ge=0.1, le=10)] = 1.0,
+    heartbeat_s: Annotated[float, Query(ge=1, le=120)] = 15.0,
+    max_duration_s: Annotated[float, Query(ge=0, le=3600)] = 300.0,
+    last_event_id: Annotated[str | None, Header(max_length=20)] = None,
+) -> StreamingResponse:
+    """Live tail of the log as Server-Sent Events (see the module docstring for the format)."""
+    flt = _filter(source, level, calculation_id, cluster_id)
+    if after_id is not None:
+        start = after_id
+    elif last_event_id and last_event_id.isdigit():
+        start = int(last_event_id)
+    else:
+        start = svc.latest_log_id(session)
+    session.commit()  # release the connection now; polls use their own short sessions
+    factory: sessionmaker[Session] = request.app.state.sessionmaker
+
+    async def events() -> AsyncIterator[str]:
+        last = start
+        yield "retry: 3000\n\n"
+        started = time.monotonic()
+        next_beat = started + heartbeat_s
+        while True:
+            if await request.is_disconnected():
+                return
+            rows = await run_in_threadpool(_fetch, factory, flt, last)
+            for row in rows:
+                last = row["id"]
+                yield f"id: {last}\nevent: log\ndata: {json.dumps(row)}\n\n"
+            if len(rows) == _STREAM_BATCH:
+                continue  # a backlog: keep reading before sleeping
+            now = time.monotonic()
+            if now - started >= max_duration_s:
+                yield f"event: end\ndata: {json.dumps({'last_id': last})}\n\n"
+                return
+            if rows:
+                next_beat = now + heartbeat_s
+            elif now >= next_beat:
+                yield ": keepalive\n\n"
+                next_beat = now + heartbeat_s
+            await anyio.sleep(min(poll_s, max(started + max_duration_s - now, 0.0)))
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@agent_router.post("/logs", response_model=AgentLogAccepted, status_code=201)
+def post_agent_logs(
+    body: AgentLogBatch, cluster: AgentCluster, session: SessionDep
+) -> dict[str, int]:
+    """An agent's log lines (source ``agent:<cluster>``), up to 1000 per request."""
+    accepted = svc.store_agent_lines(session, cluster, [line.model_dump() for line in body.lines])
+    return {"accepted": accepted}

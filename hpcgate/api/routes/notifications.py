@@ -1,0 +1,104 @@
+"""The mail outbox, for admins: what was sent, what waits and why, retry now, send a test.
+
+Mails are queued by ``hpcgate/services/notify.py`` and delivered by the worker's
+``send_mail`` tick (``hpcgate/services/mail.py``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from hpcgate.api.deps import SessionDep, SettingsDep
+from hpcgate.api.deps_auth import AdminUser
+from hpcgate.api.schemas import SafeStr
+from hpcgate.db.models import NotificationOutbox
+from hpcgate.errors import Conflict, NotFound
+from hpcgate.services.logs import parse_cursor
+from hpcgate.services.notify import queue_test_mail
+
+router = APIRouter(prefix="/notifications", tags=["notifications"])
+
+OutboxId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
+class OutboxOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    created_at: datetime
+    recipient: str
+    user_id: int | None
+    calculation_id: int | None
+    event: str
+    level: str
+    subject: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    sent_at: datetime | None
+
+
+class OutboxPage(BaseModel):
+    items: list[OutboxOut]
+    next_cursor: str | None
+
+
+class TestMail(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message: Annotated[SafeStr, Field(max_length=2000)] = ""
+
+
+@router.get("", response_model=OutboxPage)
+def list_outbox(
+    _: AdminUser,
+    session: SessionDep,
+    status: Annotated[
+        Literal["pending", "sent", "failing"] | None,
+        Query(description="pending: not sent yet; failing: not sent and tried at least once"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=20)] = None,
+) -> dict[str, object]:
+    """Outbox rows, newest first (admin)."""
+    stmt = select(NotificationOutbox)
+    if status == "sent":
+        stmt = stmt.where(NotificationOutbox.sent_at.is_not(None))
+    elif status == "pending":
+        stmt = stmt.where(NotificationOutbox.sent_at.is_(None))
+    elif status == "failing":
+        stmt = stmt.where(NotificationOutbox.sent_at.is_(None), NotificationOutbox.attempts > 0)
+    before = parse_cursor(cursor)
+    if before is not None:
+        stmt = stmt.where(NotificationOutbox.id < before)
+    rows = list(session.scalars(stmt.order_by(NotificationOutbox.id.desc()).limit(limit + 1)))
+    next_cursor = str(rows[limit - 1].id) if len(rows) > limit else None
+    return {"items": rows[:limit], "next_cursor": next_cursor}
+
+
+@router.post("/{outbox_id}/retry", response_model=OutboxOut)
+def retry_now(outbox_id: OutboxId, _: AdminUser, session: SessionDep) -> NotificationOutbox:
+    """Make an unsent mail due now (the next ``send_mail`` tick tries it) (admin)."""
+    row = session.get(NotificationOutbox, outbox_id)
+    if row is None:
+        raise NotFound(f"outbox row {outbox_id} not found")
+    if row.sent_at is not None:
+        raise Conflict(f"outbox row {outbox_id} was already sent")
+    row.next_attempt_at = datetime.now(UTC)
+    session.commit()
+    return row
+
+
+@router.post("/test", response_model=OutboxOut, status_code=202)
+def send_test_mail(
+    admin: AdminUser, session: SessionDep, settings: SettingsDep, body: TestMail | None = None
+) -> NotificationOutbox:
+    """Queue a test mail to yourself, to check the SMTP settings (admin)."""
+    row = queue_test_mail(session, admin, (body or TestMail()).message, settings=settings)
+    session.commit()
+    return row

@@ -1,0 +1,239 @@
+"""Who may call what - the ONE table behind the RBAC matrix test and ``docs/rbac.md``.
+
+Adding a route? Add one line to ``RBAC`` below: ``("METHOD", "/path/{param}"): MINIMUM`` with
+MINIMUM one of ``PUBLIC, REFRESH_COOKIE, USER, MODERATOR, ADMIN, AGENT, ML_API``, then run
+``.venv/bin/python scripts/gen_rbac_doc.py``. ``tests/integration/api/test_rbac_matrix.py``
+fails until both are done, and checks that the route really enforces it (through the
+``hpcgate/api/deps_auth.py`` dependencies) for every kind of caller.
+"""
+
+from __future__ import annotations
+
+PUBLIC = "public"  # anyone, no credentials
+REFRESH_COOKIE = "refresh_cookie"  # authenticated by the hpcgate_refresh cookie only
+USER = "user"  # any logged-in user (access JWT)
+MODERATOR = "moderator"  # moderator or admin
+ADMIN = "admin"
+AGENT = "agent"  # a cluster agent's API key
+ML_API = "ml_api"  # the ML-API's API key
+
+MINIMUMS = (PUBLIC, REFRESH_COOKIE, USER, MODERATOR, ADMIN, AGENT, ML_API)
+
+# (method, path as FastAPI declares it) -> minimum principal
+RBAC: dict[tuple[str, str], str] = {
+    # health and auth
+    ("GET", "/health"): PUBLIC,
+    ("POST", "/auth/login"): PUBLIC,
+    ("POST", "/auth/refresh"): REFRESH_COOKIE,
+    ("POST", "/auth/logout"): PUBLIC,
+    ("GET", "/auth/me"): USER,
+    ("PATCH", "/auth/me"): USER,
+    # users
+    ("GET", "/users"): MODERATOR,
+    ("POST", "/users"): ADMIN,
+    ("GET", "/users/{user_id}"): MODERATOR,
+    ("PATCH", "/users/{user_id}"): ADMIN,
+    ("DELETE", "/users/{user_id}"): ADMIN,
+    ("PUT", "/users/{user_id}/password"): MODERATOR,
+    ("POST", "/users/{user_id}/block"): MODERATOR,
+    ("POST", "/users/{user_id}/unblock"): MODERATOR,
+    ("POST", "/users/{user_id}/revoke-sessions"): ADMIN,
+    # clusters, queues, keys
+    ("GET", "/clusters"): USER,
+    ("POST", "/clusters"): ADMIN,
+    ("GET", "/clusters/{cluster_id}"): USER,
+    ("PATCH", "/clusters/{cluster_id}"): ADMIN,
+    ("DELETE", "/clusters/{cluster_id}"): ADMIN,
+    ("GET", "/clusters/{cluster_id}/config"): ADMIN,
+    ("POST", "/clusters/{cluster_id}/enable"): ADMIN,
+    ("POST", "/clusters/{cluster_id}/disable"): ADMIN,
+    ("GET", "/clusters/{cluster_id}/queues"): USER,
+    ("POST", "/clusters/{cluster_id}/queues"): ADMIN,
+    ("PATCH", "/clusters/{cluster_id}/queues/{logical_queue}"): ADMIN,
+    ("DELETE", "/clusters/{cluster_id}/queues/{logical_queue}"): ADMIN,
+    ("GET", "/clusters/{cluster_id}/api-keys"): ADMIN,
+    ("POST", "/clusters/{cluster_id}/api-keys"): ADMIN,
+    ("POST", "/clusters/{cluster_id}/api-keys/{key_id}/rotate"): ADMIN,
+    ("DELETE", "/clusters/{cluster_id}/api-keys/{key_id}"): ADMIN,
+    ("GET", "/ml-api-keys"): ADMIN,
+    ("POST", "/ml-api-keys"): ADMIN,
+    ("POST", "/ml-api-keys/{key_id}/rotate"): ADMIN,
+    ("DELETE", "/ml-api-keys/{key_id}"): ADMIN,
+    ("GET", "/clusters/{cluster_id}/heartbeats"): USER,
+    # logs and notifications
+    ("GET", "/logs"): USER,
+    ("DELETE", "/logs"): ADMIN,
+    ("GET", "/logs/stream"): USER,
+    ("GET", "/notifications"): ADMIN,
+    ("POST", "/notifications/{outbox_id}/retry"): ADMIN,
+    ("POST", "/notifications/test"): ADMIN,
+    # calculations and steps
+    ("GET", "/calculations"): USER,
+    ("POST", "/calculations"): USER,
+    ("POST", "/calculations/preview"): USER,
+    ("GET", "/calculations/{calc_id}"): USER,
+    ("PATCH", "/calculations/{calc_id}"): USER,
+    ("GET", "/calculations/{calc_id}/inputs/{file_name}"): USER,
+    ("POST", "/calculations/{calc_id}/cancel"): USER,
+    ("POST", "/calculations/{calc_id}/approve"): MODERATOR,
+    ("POST", "/calculations/{calc_id}/reject"): MODERATOR,
+    ("PUT", "/calculations/{calc_id}/priority"): MODERATOR,
+    ("GET", "/calculations/{calc_id}/results"): USER,
+    ("GET", "/steps/{step_id}"): USER,
+    ("GET", "/steps/{step_id}/samples"): USER,
+    # cluster agents
+    ("POST", "/agent/logs"): AGENT,
+    ("POST", "/agent/pull"): AGENT,
+    ("POST", "/agent/steps/{step_id}/submitting"): AGENT,
+    ("POST", "/agent/steps/{step_id}/job-id"): AGENT,
+    ("POST", "/agent/calculations/{calc_id}/submitted"): AGENT,
+    ("POST", "/agent/calculations/{calc_id}/failed"): AGENT,
+    ("GET", "/agent/active-steps"): AGENT,
+    ("POST", "/agent/observations"): AGENT,
+    ("POST", "/agent/cancellations/ack"): AGENT,
+    ("POST", "/agent/heartbeats"): AGENT,
+    ("GET", "/agent/cleanup"): AGENT,
+    ("POST", "/agent/cleanup"): AGENT,
+}
+
+# The callers every route is probed with.
+PRINCIPALS = (
+    "anonymous",
+    "user",
+    "moderator",
+    "admin",
+    "agent_key",
+    "ml_api_key",
+    "revoked_key",
+    "expired_token",
+)
+
+ALLOW = "allow"  # anything but 401/403 (and never 5xx)
+
+# minimum -> principal -> expected outcome; written once, used for every route.
+EXPECTED: dict[str, dict[str, str | int]] = {
+    PUBLIC: dict.fromkeys(PRINCIPALS, ALLOW),
+    # the probes send no refresh cookie, so nobody gets in
+    REFRESH_COOKIE: dict.fromkeys(PRINCIPALS, 401),
+    USER: {
+        "anonymous": 401,
+        "user": ALLOW,
+        "moderator": ALLOW,
+        "admin": ALLOW,
+        "agent_key": 401,
+        "ml_api_key": 401,
+        "revoked_key": 401,
+        "expired_token": 401,
+    },
+    MODERATOR: {
+        "anonymous": 401,
+        "user": 403,
+        "moderator": ALLOW,
+        "admin": ALLOW,
+        "agent_key": 401,
+        "ml_api_key": 401,
+        "revoked_key": 401,
+        "expired_token": 401,
+    },
+    ADMIN: {
+        "anonymous": 401,
+        "user": 403,
+        "moderator": 403,
+        "admin": ALLOW,
+        "agent_key": 401,
+        "ml_api_key": 401,
+        "revoked_key": 401,
+        "expired_token": 401,
+    },
+    AGENT: {
+        "anonymous": 401,
+        "user": 401,
+        "moderator": 401,
+        "admin": 401,
+        "agent_key": ALLOW,
+        "ml_api_key": 403,
+        "revoked_key": 401,
+        "expired_token": 401,
+    },
+    ML_API: {
+        "anonymous": 401,
+        "user": 401,
+        "moderator": 401,
+        "admin": 401,
+        "agent_key": 403,
+        "ml_api_key": ALLOW,
+        "revoked_key": 401,
+        "expired_token": 401,
+    },
+}
+
+_MEANING = {
+    PUBLIC: "anyone, no credentials",
+    REFRESH_COOKIE: "the `hpcgate_refresh` cookie (set by login)",
+    USER: "any logged-in user",
+    MODERATOR: "moderators and admins",
+    ADMIN: "admins only",
+    AGENT: "a cluster agent's API key",
+    ML_API: "the ML-API's API key",
+}
+
+_PRINCIPAL_MEANING = {
+    "anonymous": "no credentials",
+    "user": "access token of a user",
+    "moderator": "access token of a moderator",
+    "admin": "access token of an admin",
+    "agent_key": "a cluster's agent API key",
+    "ml_api_key": "an ML-API key",
+    "revoked_key": "a revoked agent API key",
+    "expired_token": "an expired admin access token",
+}
+
+
+def table_line(method: str, path: str, minimum: str = "USER") -> str:
+    """The line to paste into ``RBAC`` for a route (used in the test's failure message)."""
+    return f'    ("{method}", "{path}"): {minimum},'
+
+
+def render_doc() -> str:
+    """``docs/rbac.md``, generated from the table above."""
+    out = [
+        "# Who may call what (generated)",
+        "",
+        "<!-- Generated by scripts/gen_rbac_doc.py from tests/integration/api/rbac_table.py;",
+        "     do not edit by hand: tests/integration/api/test_rbac_matrix.py fails when stale. -->",
+        "",
+        "Roles (enforced only by the dependencies in `hpcgate/api/deps_auth.py`):",
+        "",
+        "- **user**: view, create and edit everything about calculations and analyses;",
+        "- **moderator**: as user, and approve calculations, set priorities, change users'",
+        "  passwords and block/unblock users (plain users only); cannot create or delete users;",
+        "- **admin**: everything: users and roles, clusters and their configuration, queue",
+        "  mappings, API keys, the mail outbox, deleting logs.",
+        "",
+        "Machines use API keys: a cluster's **agent** key (agent routes only) and the",
+        "**ML-API** key. Keys never open user routes, and access tokens never open agent routes.",
+        "",
+        "## Minimum caller per route",
+        "",
+        "| method | path | minimum caller |",
+        "|---|---|---|",
+    ]
+    for (method, path), minimum in sorted(RBAC.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        out.append(f"| {method} | `{path}` | {minimum}: {_MEANING[minimum]} |")
+    out += [
+        "",
+        "## Expected answer per caller",
+        "",
+        "Every route is called by each of these callers in the RBAC matrix test; *allow*",
+        "means the request gets past authorization (any status but 401/403, never 5xx).",
+        "",
+        "| minimum \\ caller | " + " | ".join(PRINCIPALS) + " |",
+        "|---|" + "---|" * len(PRINCIPALS),
+    ]
+    for minimum in MINIMUMS:
+        cells = [str(EXPECTED[minimum][p]) for p in PRINCIPALS]
+        out.append(f"| {minimum} | " + " | ".join(cells) + " |")
+    out += ["", "Callers:", ""]
+    out += [f"- `{p}`: {_PRINCIPAL_MEANING[p]}" for p in PRINCIPALS]
+    out.append("")
+    return "\n".join(out)

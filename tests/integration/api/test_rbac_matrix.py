@@ -1,0 +1,200 @@
+"""The RBAC matrix: every route of the real app x every kind of caller, against ``rbac_table``.
+
+- every route in ``app.routes`` must be in ``RBAC`` (and every entry must be a route): the
+  failure message prints the line to add;
+- each route's dependency tree must declare the table's minimum through ``deps_auth`` (roles
+  are never checked by hand);
+- each route is called by anonymous, user, moderator, admin, an agent key, an ML-API key, a
+  revoked key and an expired token; the status must match ``EXPECTED`` for its minimum;
+- ``docs/rbac.md`` must be what ``scripts/gen_rbac_doc.py`` generates.
+
+Probes use ids that do not exist and an empty JSON body, on a database of their own, so an
+allowed call ends in 404/422 (or a harmless success) - the point is only whether
+authorization let it through; a 5xx is a failure in any cell.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from hpcgate.api import deps_auth
+from hpcgate.api.app import create_app
+from hpcgate.db.models.users import Role
+from hpcgate.settings import Settings
+from tests.helpers.api import (
+    Endpoint,
+    access_token,
+    api_endpoints,
+    new_api_key,
+    new_cluster,
+    new_user,
+)
+from tests.integration.api import rbac_table as table
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[3]
+PROBE_ID = "987654321"
+
+
+@pytest.fixture(scope="module")
+def app(isolated_settings: Settings, isolated_engine: Engine) -> FastAPI:
+    return create_app(isolated_settings, engine=isolated_engine)
+
+
+@pytest.fixture(scope="module")
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def principals(isolated_settings: Settings, isolated_engine: Engine) -> dict[str, dict[str, str]]:
+    s, e = isolated_settings, isolated_engine
+    user = new_user(e, role=Role.USER)
+    moderator = new_user(e, role=Role.MODERATOR)
+    admin = new_user(e, role=Role.ADMIN)
+    cluster = new_cluster(e)
+    _, agent_key = new_api_key(e, cluster=cluster)
+    _, revoked_key = new_api_key(e, cluster=cluster, revoked=True)
+    _, ml_key = new_api_key(e)
+    return {
+        "anonymous": {},
+        "user": {"Authorization": f"Bearer {access_token(user, s)}"},
+        "moderator": {"Authorization": f"Bearer {access_token(moderator, s)}"},
+        "admin": {"Authorization": f"Bearer {access_token(admin, s)}"},
+        "agent_key": {"Authorization": f"Bearer {agent_key}"},
+        "ml_api_key": {"X-API-Key": ml_key},
+        "revoked_key": {"X-API-Key": revoked_key},
+        "expired_token": {"Authorization": f"Bearer {access_token(admin, s, expired=True)}"},
+    }
+
+
+def test_every_route_is_in_the_table(app: FastAPI) -> None:
+    routes = api_endpoints(app)
+    missing = sorted(set(routes) - set(table.RBAC))
+    stale = sorted(set(table.RBAC) - set(routes))
+    message = []
+    if missing:
+        message.append(
+            "These routes are not in tests/integration/api/rbac_table.py. Add to RBAC (choose "
+            f"the minimum among {', '.join(m.upper() for m in table.MINIMUMS)}), then run "
+            "`.venv/bin/python scripts/gen_rbac_doc.py`:\n"
+            + "\n".join(table.table_line(m, p, _declared_name(routes[(m, p)])) for m, p in missing)
+        )
+    if stale:
+        message.append(
+            "These RBAC entries name no route any more; remove them from rbac_table.py and run "
+            "`.venv/bin/python scripts/gen_rbac_doc.py`:\n"
+            + "\n".join(table.table_line(m, p, table.RBAC[(m, p)].upper()) for m, p in stale)
+        )
+    assert not message, "\n\n".join(message)
+    assert set(table.RBAC.values()) <= set(table.MINIMUMS)
+
+
+# ------------------------------------------------------------- declared by dependencies
+
+
+def _dependency_calls(route: Endpoint) -> set[Any]:
+    seen: set[Any] = set()
+    stack = list(route.dependant.dependencies)
+    while stack:
+        dep = stack.pop()
+        if dep.call is not None:
+            seen.add(dep.call)
+        stack.extend(dep.dependencies)
+    return seen
+
+
+def declared_minimum(route: Endpoint) -> str:
+    """What the route's dependencies enforce, in the table's vocabulary."""
+    calls = _dependency_calls(route)
+    if deps_auth.require_role(Role.ADMIN) in calls:
+        return table.ADMIN
+    if deps_auth.require_role(Role.MODERATOR) in calls:
+        return table.MODERATOR
+    if deps_auth.get_current_user in calls:
+        return table.USER
+    if deps_auth.get_agent_cluster in calls:
+        return table.AGENT
+    if deps_auth.get_ml_api_key in calls:
+        return table.ML_API
+    return table.PUBLIC
+
+
+def _declared_name(route: Endpoint) -> str:
+    return declared_minimum(route).upper()
+
+
+def test_routes_enforce_the_table_through_deps_auth(app: FastAPI) -> None:
+    wrong = []
+    for key, route in sorted(api_endpoints(app).items()):
+        expected = table.RBAC.get(key)
+        if expected is None:
+            continue  # reported by test_every_route_is_in_the_table
+        if expected == table.REFRESH_COOKIE:
+            expected = table.PUBLIC  # the cookie is checked by the handler's service
+        declared = declared_minimum(route)
+        if declared != expected:
+            wrong.append(f"{key[0]} {key[1]}: table says {expected}, dependencies say {declared}")
+    assert not wrong, (
+        "Use the deps_auth aliases (CurrentUser, ModeratorUser, AdminUser, AgentCluster, "
+        "MlApiKey) so the route enforces what rbac_table.py says:\n" + "\n".join(wrong)
+    )
+
+
+# ------------------------------------------------------------- the matrix itself
+
+
+def _probe_path(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", PROBE_ID, path)
+
+
+def _call(client: TestClient, method: str, path: str, headers: dict[str, str]) -> int:
+    kwargs: dict[str, Any] = {"headers": headers}
+    if method in {"POST", "PUT", "PATCH", "DELETE"}:
+        kwargs["json"] = {}
+    client.cookies.clear()
+    # stream: an SSE route answers with its status and would otherwise never end
+    with client.stream(method, _probe_path(path), **kwargs) as response:
+        return response.status_code
+
+
+def test_rbac_matrix(
+    app: FastAPI, client: TestClient, principals: dict[str, dict[str, str]]
+) -> None:
+    failures = []
+    for (method, path), minimum in sorted(table.RBAC.items()):
+        if (method, path) not in api_endpoints(app):
+            continue  # reported by test_every_route_is_in_the_table
+        for principal in table.PRINCIPALS:
+            status = _call(client, method, path, principals[principal])
+            expected = table.EXPECTED[minimum][principal]
+            if status >= 500:
+                ok = False
+            elif expected == table.ALLOW:
+                ok = status not in (401, 403)
+            else:
+                ok = status == expected
+            if not ok:
+                failures.append(
+                    f"{method} {path} as {principal}: got {status}, expected {expected} "
+                    f"(minimum {minimum})"
+                )
+    assert not failures, f"{len(failures)} RBAC cell(s) wrong:\n" + "\n".join(failures)
+
+
+def test_rbac_doc_is_current() -> None:
+    doc = ROOT / "docs" / "rbac.md"
+    assert doc.exists(), "docs/rbac.md missing: run `.venv/bin/python scripts/gen_rbac_doc.py`"
+    assert doc.read_text(encoding="utf-8") == table.render_doc(), (
+        "docs/rbac.md is stale: run `.venv/bin/python scripts/gen_rbac_doc.py`"
+    )
