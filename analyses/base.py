@@ -210,8 +210,8 @@ class Series:
 
     graph: str
     label: str
-    x: list[float | None]
-    y: list[float | None]
+    x: Sequence[float | None]
+    y: Sequence[float | None]
     x_label: str = "x"
     y_label: str = "y"
     x_unit: str = ""
@@ -220,8 +220,8 @@ class Series:
     kind: SeriesKind = "line"
     y_scale: Literal["linear", "log", "symlog"] = "linear"
     #: Named positions on the x axis (high-symmetry points of a band structure).
-    x_ticks: list[float] = field(default_factory=list)
-    x_tick_labels: list[str] = field(default_factory=list)
+    x_ticks: Sequence[float] = field(default_factory=list)
+    x_tick_labels: Sequence[str] = field(default_factory=list)
 
     def to_dict(self) -> JSONDict:
         return {

@@ -158,8 +158,11 @@ def compute_all(
         analysis = reg.get(name)
         failed = [r for r in analysis.requires if r not in done]
         if failed:
-            results[name] = {"name": name, "title": analysis.title,
-                             "error": f"requires {', '.join(failed)}, which failed"}
+            results[name] = {
+                "name": name,
+                "title": analysis.title,
+                "error": f"requires {', '.join(failed)}, which failed",
+            }
             continue
         try:
             upstream = {r: done[r] for r in analysis.requires}

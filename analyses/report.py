@@ -67,7 +67,7 @@ class Figure:
 
 
 def _fmt(value: Any) -> str:
-    """Numbers with 6 significant digits, booleans as yes/no, None as an en dash."""
+    """Numbers with 10 significant digits, booleans as yes/no, None as a dash."""
     if value is None:
         return "-"
     if isinstance(value, bool):
@@ -75,7 +75,7 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         if not math.isfinite(value):
             return "-"
-        return f"{value:.6g}"
+        return f"{value:.10g}"  # total energies need ~10 digits (-160530.6123 eV)
     if isinstance(value, Mapping):
         return ", ".join(f"{k}={_fmt(v)}" for k, v in value.items())
     if isinstance(value, list | tuple):
@@ -105,15 +105,22 @@ def _steps_table(doc: Mapping[str, Any]) -> Table | None:
     steps = list(doc.get("steps") or [])
     if not steps:
         return None
-    extra = [k for k in ("state", "job_id", "elapsed_s", "max_rss_mb") if
-             any(k in s for s in steps)]
+    extra = [
+        k for k in ("state", "job_id", "elapsed_s", "max_rss_mb") if any(k in s for s in steps)
+    ]
     return Table(
         name="steps",
         title="Steps",
-        columns=(Column("step"), Column("label"), Column("variant"),
-                 *(Column(k) for k in extra)),
-        rows=[[s.get("index"), s.get("label", ""), _fmt(s.get("variant") or {}),
-               *(s.get(k) for k in extra)] for s in steps],
+        columns=(Column("step"), Column("label"), Column("variant"), *(Column(k) for k in extra)),
+        rows=[
+            [
+                s.get("index"),
+                s.get("label", ""),
+                _fmt(s.get("variant") or {}),
+                *(s.get(k) for k in extra),
+            ]
+            for s in steps
+        ],
     )
 
 
@@ -138,6 +145,9 @@ def _plot(ax: Any, series: Sequence[Series]) -> None:
             labelled += 1
         x = np.array([math.nan if v is None else float(v) for v in s.x], dtype=float)
         y = np.array([math.nan if v is None else float(v) for v in s.y], dtype=float)
+        if s.kind != "scatter" and np.all(np.isfinite(x)) and np.any(np.diff(x) < 0):
+            order = np.argsort(x, kind="stable")  # steps of a chain may come in any order
+            x, y = x[order], y[order]
         if log_y:
             y = np.where(y > 0, y, np.nan)
         label = s.label or "_nolegend_"
@@ -227,10 +237,13 @@ def _html_table(table: Table) -> str:
         body.append(f"<tr>{cells}</tr>")
     more = ""
     if len(table.rows) > MAX_TABLE_ROWS:
-        more = (f'<p class="note">{len(table.rows) - MAX_TABLE_ROWS} more rows in the CSV '
-                "export.</p>")
-    return (f"<h3>{e(table.title)}</h3><table><thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table>{more}")
+        more = (
+            f'<p class="note">{len(table.rows) - MAX_TABLE_ROWS} more rows in the CSV export.</p>'
+        )
+    return (
+        f"<h3>{e(table.title)}</h3><table><thead><tr>{head}</tr></thead>"
+        f"<tbody>{''.join(body)}</tbody></table>{more}"
+    )
 
 
 def _html_kv(pairs: Iterable[tuple[str, str]]) -> str:
@@ -243,7 +256,7 @@ def render_html(doc: Mapping[str, Any], figures: Sequence[Figure] | None = None)
     e = html.escape
     figs = list(figures) if figures is not None else render_figures(doc)
     parts = [
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
         f"<title>{e(_title(doc))}</title><style>{_CSS}</style></head><body>",
         f"<h1>{e(_title(doc))}</h1>",
         "<h2>Calculation</h2>",
@@ -286,7 +299,11 @@ def _html_inputs(doc: Mapping[str, Any]) -> list[str]:
     for fname, text in files.items():
         lines = str(text).splitlines()
         shown = "\n".join(lines[:MAX_INPUT_LINES])
-        more = f"\n... ({len(lines) - MAX_INPUT_LINES} more lines)" if len(lines) > MAX_INPUT_LINES else ""
+        more = (
+            f"\n... ({len(lines) - MAX_INPUT_LINES} more lines)"
+            if len(lines) > MAX_INPUT_LINES
+            else ""
+        )
         out.append(f"<h3>{html.escape(str(fname))}</h3><pre>{html.escape(shown + more)}</pre>")
     return out
 
@@ -312,9 +329,7 @@ def _pdf_font() -> tuple[str, str]:
     return "HpcgateSans", "HpcgateSans-Bold"
 
 
-def render_pdf(
-    doc: Mapping[str, Any], path: Path, figures: Sequence[Figure] | None = None
-) -> Path:
+def render_pdf(doc: Mapping[str, Any], path: Path, figures: Sequence[Figure] | None = None) -> Path:
     """Write the PDF: a cover page (calculation, resources, steps), then one section per
     analysis starting on a new page, then the inputs."""
     from reportlab.lib import colors
@@ -323,14 +338,15 @@ def render_pdf(
     from reportlab.lib.units import cm
     from reportlab.platypus import (
         Image,
+        KeepTogether,
         PageBreak,
         Paragraph,
         Preformatted,
         SimpleDocTemplate,
         Spacer,
+        TableStyle,
     )
     from reportlab.platypus import Table as RLTable
-    from reportlab.platypus import TableStyle
 
     font, bold = _pdf_font()
     base = getSampleStyleSheet()
@@ -339,12 +355,23 @@ def render_pdf(
         "h2": ParagraphStyle("h2", parent=base["Heading2"], fontName=bold),
         "h3": ParagraphStyle("h3", parent=base["Heading3"], fontName=bold),
         "body": ParagraphStyle("b", parent=base["BodyText"], fontName=font, fontSize=9),
-        "note": ParagraphStyle("n", parent=base["BodyText"], fontName=font, fontSize=9,
-                               textColor=colors.HexColor("#8a4b00")),
-        "error": ParagraphStyle("e", parent=base["BodyText"], fontName=bold, fontSize=9,
-                                textColor=colors.HexColor("#aa0000")),
-        "cell": ParagraphStyle("c", parent=base["BodyText"], fontName=font, fontSize=7,
-                               leading=8.5),
+        "note": ParagraphStyle(
+            "n",
+            parent=base["BodyText"],
+            fontName=font,
+            fontSize=9,
+            textColor=colors.HexColor("#8a4b00"),
+        ),
+        "error": ParagraphStyle(
+            "e",
+            parent=base["BodyText"],
+            fontName=bold,
+            fontSize=9,
+            textColor=colors.HexColor("#aa0000"),
+        ),
+        "cell": ParagraphStyle(
+            "c", parent=base["BodyText"], fontName=font, fontSize=7, leading=8.5
+        ),
         "code": ParagraphStyle("code", parent=base["Code"], fontSize=6.5, leading=7.5),
     }
     figs = list(figures) if figures is not None else render_figures(doc)
@@ -357,24 +384,38 @@ def render_pdf(
         rows = [[para(c.header(), "cell") for c in t.columns]]
         rows += [[para(_fmt(v), "cell") for v in r] for r in t.rows[:MAX_TABLE_ROWS]]
         rl = RLTable(rows, repeatRows=1, hAlign="LEFT")
-        rl.setStyle(TableStyle([
-            ("GRID", (0, 0), (-1, -1), 0.3, colors.grey),
-            ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#eeeeff")),
-            ("VALIGN", (0, 0), (-1, -1), "TOP"),
-        ]))
+        rl.setStyle(
+            TableStyle(
+                [
+                    ("GRID", (0, 0), (-1, -1), 0.3, colors.grey),
+                    ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#eeeeff")),
+                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ]
+            )
+        )
         out: list[Any] = [para(t.title, "h3"), rl]
         if len(t.rows) > MAX_TABLE_ROWS:
-            out.append(para(f"{len(t.rows) - MAX_TABLE_ROWS} more rows in the CSV export.",
-                            "note"))
+            out.append(para(f"{len(t.rows) - MAX_TABLE_ROWS} more rows in the CSV export.", "note"))
+        if len(t.rows) <= 25:  # keep a short table with its heading on one page
+            return [KeepTogether(out)]
         return out
 
     def kv(pairs: list[tuple[str, str]]) -> list[Any]:
         if not pairs:
             return []
-        rl = RLTable([[para(k, "cell"), para(v, "cell")] for k, v in pairs],
-                     colWidths=[5 * cm, width - 5 * cm], hAlign="LEFT")
-        rl.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.3, colors.lightgrey),
-                                ("VALIGN", (0, 0), (-1, -1), "TOP")]))
+        rl = RLTable(
+            [[para(k, "cell"), para(v, "cell")] for k, v in pairs],
+            colWidths=[5 * cm, width - 5 * cm],
+            hAlign="LEFT",
+        )
+        rl.setStyle(
+            TableStyle(
+                [
+                    ("GRID", (0, 0), (-1, -1), 0.3, colors.lightgrey),
+                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ]
+            )
+        )
         return [rl, Spacer(1, 6)]
 
     story: list[Any] = [para(_title(doc), "title"), para("Calculation", "h2")]
@@ -420,9 +461,16 @@ def render_pdf(
         canvas.restoreState()
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    SimpleDocTemplate(str(path), pagesize=A4, leftMargin=1.5 * cm, rightMargin=1.5 * cm,
-                      topMargin=1.5 * cm, bottomMargin=1.8 * cm, title=title,
-                      author="hpcgate").build(story, onFirstPage=footer, onLaterPages=footer)
+    SimpleDocTemplate(
+        str(path),
+        pagesize=A4,
+        leftMargin=1.5 * cm,
+        rightMargin=1.5 * cm,
+        topMargin=1.5 * cm,
+        bottomMargin=1.8 * cm,
+        title=title,
+        author="hpcgate",
+    ).build(story, onFirstPage=footer, onLaterPages=footer)
     return path
 
 
@@ -463,8 +511,9 @@ def write_json(doc: Mapping[str, Any], path: Path) -> Path:
         name: (raw.to_dict() if isinstance(raw, AnalysisOutput) else raw)
         for name, raw in (doc.get("analyses") or {}).items()
     }
-    path.write_text(json.dumps(to_jsonable(normalised), allow_nan=False, indent=1),
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps(to_jsonable(normalised), allow_nan=False, indent=1), encoding="utf-8"
+    )
     return path
 
 

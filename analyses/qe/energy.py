@@ -61,8 +61,18 @@ class QeEnergy(Analysis):
         ys: list[float | None] = []
         notes: list[str] = []
         for (step, d), x in zip(found, axis, strict=True):
-            rows.append([step.index, step.display_label, x, d.get("total_eV"), d.get("fermi_eV"),
-                         d.get("homo_eV"), d.get("lumo_eV"), d.get("scf_converged")])
+            rows.append(
+                [
+                    step.index,
+                    step.display_label,
+                    x,
+                    d.get("total_eV"),
+                    d.get("fermi_eV"),
+                    d.get("homo_eV"),
+                    d.get("lumo_eV"),
+                    d.get("scf_converged"),
+                ]
+            )
             if d.get("scf_converged") is False:
                 notes.append(f"{step.display_label}: SCF not converged, energy not meaningful")
             elif isinstance(d.get("total_eV"), int | float):
@@ -71,22 +81,45 @@ class QeEnergy(Analysis):
         series = []
         if len(xs) > 1:
             ref = min(y for y in ys if y is not None)
-            series.append(Series(graph="qe_energy", graph_title="Total energy per step",
-                                 label="total", x=xs, y=[None if y is None else y - ref for y in ys],
-                                 x_label=axis_name, y_label="E - E_min", y_unit="eV",
-                                 kind="linepoints"))
+            series.append(
+                Series(
+                    graph="qe_energy",
+                    graph_title="Total energy per step",
+                    label="total",
+                    x=xs,
+                    y=[None if y is None else y - ref for y in ys],
+                    x_label=axis_name,
+                    y_label="E - E_min",
+                    y_unit="eV",
+                    kind="linepoints",
+                )
+            )
         summary: dict[str, Scalar] = {"steps": len(found)}
         if len(found) == 1:
             d = found[0][1]
-            summary |= {"total_eV": d.get("total_eV"), "fermi_eV": d.get("fermi_eV"),
-                        "homo_eV": d.get("homo_eV")}
+            summary |= {
+                "total_eV": d.get("total_eV"),
+                "fermi_eV": d.get("fermi_eV"),
+                "homo_eV": d.get("homo_eV"),
+            }
         return self.output(
-            tables=[Table(name="qe_energy", title="Energies",
-                          columns=(Column("step"), Column("label"), Column(axis_name),
-                                   Column("total", "eV"), Column("Fermi", "eV"),
-                                   Column("HOMO", "eV"), Column("LUMO", "eV"),
-                                   Column("SCF converged")),
-                          rows=rows)],
+            tables=[
+                Table(
+                    name="qe_energy",
+                    title="Energies",
+                    columns=(
+                        Column("step"),
+                        Column("label"),
+                        Column(axis_name),
+                        Column("total", "eV"),
+                        Column("Fermi", "eV"),
+                        Column("HOMO", "eV"),
+                        Column("LUMO", "eV"),
+                        Column("SCF converged"),
+                    ),
+                    rows=rows,
+                )
+            ],
             series=series,
             summary=summary,
             notes=notes,

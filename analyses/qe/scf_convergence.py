@@ -47,15 +47,24 @@ class QeScfConvergence(Analysis):
         for cycle in reversed(out.cycles):  # the latest cycles keep their history first
             keep = used + cycle.iterations <= MAX_POINTS
             used += cycle.iterations if keep else 0
-            cycles.append({
-                "iterations": cycle.iterations,
-                "converged": cycle.converged,
-                "final_accuracy_Ry": cycle.accuracy_Ry[-1] if cycle.accuracy_Ry else None,
-                "accuracy_Ry": rounded((a if a is not None else float("nan")
-                                        for a in cycle.accuracy_Ry), 8) if keep else None,
-                "energy_eV": rounded((e * RY_EV if e is not None else float("nan")
-                                      for e in cycle.energies_Ry), 12) if keep else None,
-            })
+            cycles.append(
+                {
+                    "iterations": cycle.iterations,
+                    "converged": cycle.converged,
+                    "final_accuracy_Ry": cycle.accuracy_Ry[-1] if cycle.accuracy_Ry else None,
+                    "accuracy_Ry": rounded(
+                        (a if a is not None else float("nan") for a in cycle.accuracy_Ry), 8
+                    )
+                    if keep
+                    else None,
+                    "energy_eV": rounded(
+                        (e * RY_EV if e is not None else float("nan") for e in cycle.energies_Ry),
+                        12,
+                    )
+                    if keep
+                    else None,
+                }
+            )
         cycles.reverse()
         return {
             "stdout": path.name,
@@ -75,24 +84,51 @@ class QeScfConvergence(Analysis):
         for step, d in found:
             cycles: list[dict[str, Any]] = list(d.get("cycles", []))
             last = cycles[-1] if cycles else {}
-            rows.append([step.index, step.display_label, d.get("n_cycles"),
-                         d.get("total_iterations"), last.get("final_accuracy_Ry"),
-                         d.get("threshold_Ry"), bool(d.get("all_converged"))])
+            rows.append(
+                [
+                    step.index,
+                    step.display_label,
+                    d.get("n_cycles"),
+                    d.get("total_iterations"),
+                    last.get("final_accuracy_Ry"),
+                    d.get("threshold_Ry"),
+                    bool(d.get("all_converged")),
+                ]
+            )
             acc = last.get("accuracy_Ry")
             if acc:
                 series.append(
-                    Series(graph="qe_scf_accuracy", graph_title="Estimated SCF accuracy (last cycle)",
-                           label=step.display_label, x=[float(i + 1) for i in range(len(acc))],
-                           y=list(acc), x_label="SCF iteration", y_label="accuracy",
-                           y_unit="Ry", kind="linepoints", y_scale="log")
+                    Series(
+                        graph="qe_scf_accuracy",
+                        graph_title="Estimated SCF accuracy (last cycle)",
+                        label=step.display_label,
+                        x=[float(i + 1) for i in range(len(acc))],
+                        y=list(acc),
+                        x_label="SCF iteration",
+                        y_label="accuracy",
+                        y_unit="Ry",
+                        kind="linepoints",
+                        y_scale="log",
+                    )
                 )
         not_conv = [str(r[1]) for r in rows if r[6] is False]
         return self.output(
-            tables=[Table(name="qe_scf", title="SCF convergence per step",
-                          columns=(Column("step"), Column("label"), Column("cycles"),
-                                   Column("iterations"), Column("last accuracy", "Ry"),
-                                   Column("threshold", "Ry"), Column("all converged")),
-                          rows=rows)],
+            tables=[
+                Table(
+                    name="qe_scf",
+                    title="SCF convergence per step",
+                    columns=(
+                        Column("step"),
+                        Column("label"),
+                        Column("cycles"),
+                        Column("iterations"),
+                        Column("last accuracy", "Ry"),
+                        Column("threshold", "Ry"),
+                        Column("all converged"),
+                    ),
+                    rows=rows,
+                )
+            ],
             series=series,
             summary={"steps": len(found), "all_converged": bool(found) and not not_conv},
             notes=[f"SCF not converged in: {', '.join(not_conv)}"] if not_conv else [],

@@ -54,11 +54,12 @@ class BandStructure(Analysis):
 
         sile = siesta_io.bandsSileSiesta(str(path))
         (ticks, labels), k, eig = sile.read_data()
-        eig = np.asarray(eig, dtype=float)  # (nk, nspin, nbands)
+        fermi = float(sile.read_fermi_level())
+        # (nk, nspin, nbands); sisl 0.20 returns E - E_F, the file holds absolute energies.
+        eig = np.asarray(eig, dtype=float) + fermi
         k = np.asarray(k, dtype=float)
         if eig.ndim != 3 or eig.shape[0] == 0:
             raise ExtractionError(f"{path.name} holds no bands")
-        fermi = float(sile.read_fermi_level())
         window = ctx.option(self.name, "window_eV", [-6.0, 6.0])
         lo, hi = fermi + float(window[0]), fermi + float(window[1])
         nk, nspin, nb = eig.shape
@@ -84,9 +85,7 @@ class BandStructure(Analysis):
             "k": rounded(k[kidx], 7),
             "ticks": rounded(ticks, 7),
             "tick_labels": [str(label) for label in labels],
-            "energies_eV": [
-                [rounded(eig[kidx, s, b], 7) for b in inside] for s in range(nspin)
-            ],
+            "energies_eV": [[rounded(eig[kidx, s, b], 7) for b in inside] for s in range(nspin)],
         }
 
     def compute(self, inputs: ComputeInputs) -> AnalysisOutput:
@@ -94,23 +93,37 @@ class BandStructure(Analysis):
         series: list[Series] = []
         rows: list[list[Scalar]] = []
         for step, d in found:
-            rows.append([step.index, step.display_label, d.get("fermi_eV"), d.get("gap_eV"),
-                         d.get("metallic"), d.get("nk"), d.get("nbands_total")])
+            rows.append(
+                [
+                    step.index,
+                    step.display_label,
+                    d.get("fermi_eV"),
+                    d.get("gap_eV"),
+                    d.get("metallic"),
+                    d.get("nk"),
+                    d.get("nbands_total"),
+                ]
+            )
             series.extend(_band_series(step.display_label, d, many=len(found) > 1))
         return self.output(
             tables=[
                 Table(
                     name="band_structure",
                     title="Band structure",
-                    columns=(Column("step"), Column("label"), Column("E_F", "eV"),
-                             Column("gap", "eV"), Column("metallic"), Column("k-points"),
-                             Column("bands")),
+                    columns=(
+                        Column("step"),
+                        Column("label"),
+                        Column("E_F", "eV"),
+                        Column("gap", "eV"),
+                        Column("metallic"),
+                        Column("k-points"),
+                        Column("bands"),
+                    ),
                     rows=rows,
                 )
             ],
             series=series,
-            summary={"steps": len(found),
-                     "gap_eV": rows[0][3] if len(rows) == 1 else None},
+            summary={"steps": len(found), "gap_eV": rows[0][3] if len(rows) == 1 else None},
         )
 
 

@@ -36,8 +36,16 @@ log = logging.getLogger(__name__)
 
 #: Bias difference (V) above which the variant and the output disagree.
 BIAS_TOLERANCE_V = 1e-4
-_UNIT_TO_V = {"v": 1.0, "ev": 1.0, "mv": 1e-3, "mev": 1e-3, "ry": 13.605693122994,
-              "mry": 13.605693122994e-3, "hartree": 27.211386245988, "ha": 27.211386245988}
+_UNIT_TO_V = {
+    "v": 1.0,
+    "ev": 1.0,
+    "mv": 1e-3,
+    "mev": 1e-3,
+    "ry": 13.605693122994,
+    "mry": 13.605693122994e-3,
+    "hartree": 27.211386245988,
+    "ha": 27.211386245988,
+}
 
 
 def variant_bias(variant: Mapping[str, Any]) -> float | None:
@@ -68,8 +76,7 @@ def _from_netcdf(path: Path) -> list[JSONDict]:
     for i, a in enumerate(elecs):
         for b in elecs[i + 1 :]:
             bias = float(tbt.chemical_potential(a)) - float(tbt.chemical_potential(b))
-            out.append({"from": a, "to": b, "bias_V": bias,
-                        "current_A": float(tbt.current(a, b))})
+            out.append({"from": a, "to": b, "bias_V": bias, "current_A": float(tbt.current(a, b))})
     return out
 
 
@@ -88,8 +95,10 @@ class Current(Analysis):
         if stdout is not None:
             with open(stdout, encoding="utf-8", errors="replace") as fh:
                 lines, _ = parse_tbtrans_stdout(fh)
-            pairs = [{"from": c.source, "to": c.target, "bias_V": c.bias_V,
-                      "current_A": c.current_A} for c in lines]
+            pairs = [
+                {"from": c.source, "to": c.target, "bias_V": c.bias_V, "current_A": c.current_A}
+                for c in lines
+            ]
             source = stdout.name
         if not pairs:
             nc = find_label_file(run_dir, ctx, ".TBT.nc")
@@ -117,19 +126,39 @@ class Current(Analysis):
     def compute(self, inputs: ComputeInputs) -> AnalysisOutput:
         found = inputs.steps_with(self.name)
         rows: list[list[Scalar]] = [
-            [step.index, step.display_label, d.get("pair"), d.get("bias_V"), d.get("current_A"),
-             d.get("variant_bias_V"), bool(d.get("bias_mismatch"))]
+            [
+                step.index,
+                step.display_label,
+                d.get("pair"),
+                d.get("bias_V"),
+                d.get("current_A"),
+                d.get("variant_bias_V"),
+                bool(d.get("bias_mismatch")),
+            ]
             for step, d in found
         ]
-        notes = [f"{r[1]}: TBtrans bias {r[3]} V differs from the requested {r[5]} V"
-                 for r in rows if r[6]]
+        notes = [
+            f"{r[1]}: TBtrans bias {r[3]} V differs from the requested {r[5]} V"
+            for r in rows
+            if r[6]
+        ]
         return self.output(
-            tables=[Table(name="current", title="Current per step",
-                          columns=(Column("step"), Column("label"), Column("pair"),
-                                   Column("bias", "V"), Column("current", "A"),
-                                   Column("requested bias", "V"), Column("bias mismatch")),
-                          rows=rows)],
-            summary={"steps": len(found),
-                     "current_A": rows[0][4] if len(rows) == 1 else None},
+            tables=[
+                Table(
+                    name="current",
+                    title="Current per step",
+                    columns=(
+                        Column("step"),
+                        Column("label"),
+                        Column("pair"),
+                        Column("bias", "V"),
+                        Column("current", "A"),
+                        Column("requested bias", "V"),
+                        Column("bias mismatch"),
+                    ),
+                    rows=rows,
+                )
+            ],
+            summary={"steps": len(found), "current_A": rows[0][4] if len(rows) == 1 else None},
             notes=notes,
         )

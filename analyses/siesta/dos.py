@@ -124,21 +124,44 @@ class Dos(Analysis):
         series: list[Series] = []
         rows: list[list[Scalar]] = []
         for step, d in found:
-            rows.append([step.index, step.display_label, d.get("source"), d.get("fermi_eV"),
-                         d.get("dos_at_fermi"), d.get("integral_below_fermi")])
-            series.extend(_spectrum_series("dos", "DOS", step.display_label, d,
-                                           [(s, v) for s, v in zip(d.get("spins", []),
-                                                                   d.get("dos", []), strict=False)],
-                                           many=len(found) > 1))
+            rows.append(
+                [
+                    step.index,
+                    step.display_label,
+                    d.get("source"),
+                    d.get("fermi_eV"),
+                    d.get("dos_at_fermi"),
+                    d.get("integral_below_fermi"),
+                ]
+            )
+            series.extend(
+                _spectrum_series(
+                    "dos",
+                    "DOS",
+                    step.display_label,
+                    d,
+                    [(s, v) for s, v in zip(d.get("spins", []), d.get("dos", []), strict=False)],
+                    many=len(found) > 1,
+                )
+            )
         return self.output(
-            tables=[Table(name="dos", title="Density of states",
-                          columns=(Column("step"), Column("label"), Column("source"),
-                                   Column("E_F", "eV"), Column("DOS(E_F)", "1/eV"),
-                                   Column("integral up to E_F")),
-                          rows=rows)],
+            tables=[
+                Table(
+                    name="dos",
+                    title="Density of states",
+                    columns=(
+                        Column("step"),
+                        Column("label"),
+                        Column("source"),
+                        Column("E_F", "eV"),
+                        Column("DOS(E_F)", "1/eV"),
+                        Column("integral up to E_F"),
+                    ),
+                    rows=rows,
+                )
+            ],
             series=series,
-            summary={"steps": len(found),
-                     "dos_at_fermi": rows[0][4] if len(rows) == 1 else None},
+            summary={"steps": len(found), "dos_at_fermi": rows[0][4] if len(rows) == 1 else None},
         )
 
 
@@ -165,13 +188,15 @@ class Pdos(Analysis):
         groups = []
         for key, values in zip(keys, small[1:], strict=True):
             species, ell = key
-            groups.append({
-                "species": species,
-                "l": ell,
-                "label": f"{species} {L_NAMES[ell] if ell < len(L_NAMES) else ell}",
-                "values": [rounded_list(row, 5) for row in values],
-                "integral_below_fermi": _integral_below(sums.energies, sums.groups[key], fermi),
-            })
+            groups.append(
+                {
+                    "species": species,
+                    "l": ell,
+                    "label": f"{species} {L_NAMES[ell] if ell < len(L_NAMES) else ell}",
+                    "values": [rounded_list(row, 5) for row in values],
+                    "integral_below_fermi": _integral_below(sums.energies, sums.groups[key], fermi),
+                }
+            )
         return {
             "source": path.name,
             "fermi_eV": fermi,
@@ -194,30 +219,55 @@ class Pdos(Analysis):
                 values = g.get("values", [])
                 summed = [sum(v or 0.0 for v in col) for col in zip(*values, strict=True)]
                 curves.append((str(g.get("label")), summed))
-                rows.append([step.index, step.display_label, g.get("species"),
-                             L_NAMES[int(g.get("l", 0))], g.get("integral_below_fermi")])
-            series.extend(_spectrum_series("pdos", "PDOS", step.display_label, d, curves,
-                                           many=len(found) > 1))
+                rows.append(
+                    [
+                        step.index,
+                        step.display_label,
+                        g.get("species"),
+                        L_NAMES[int(g.get("l", 0))],
+                        g.get("integral_below_fermi"),
+                    ]
+                )
+            series.extend(
+                _spectrum_series("pdos", "PDOS", step.display_label, d, curves, many=len(found) > 1)
+            )
         return self.output(
-            tables=[Table(name="pdos", title="PDOS by species and l",
-                          columns=(Column("step"), Column("label"), Column("species"),
-                                   Column("l"), Column("integral up to E_F")),
-                          rows=rows)],
+            tables=[
+                Table(
+                    name="pdos",
+                    title="PDOS by species and l",
+                    columns=(
+                        Column("step"),
+                        Column("label"),
+                        Column("species"),
+                        Column("l"),
+                        Column("integral up to E_F"),
+                    ),
+                    rows=rows,
+                )
+            ],
             series=series,
             summary={"steps": len(found)},
         )
 
 
-def _spectrum_series(graph: str, what: str, label: str, d: Any,
-                     curves: list[tuple[str, list[Any]]], *, many: bool) -> list[Series]:
+def _spectrum_series(
+    graph: str, what: str, label: str, d: Any, curves: list[tuple[str, list[Any]]], *, many: bool
+) -> list[Series]:
     fermi = d.get("fermi_eV")
     shift = float(fermi) if isinstance(fermi, int | float) else 0.0
     x = [None if e is None else e - shift for e in d.get("energies_eV", [])]
     return [
-        Series(graph=f"{graph}_{label}" if many else graph,
-               graph_title=f"{what} {label}" if many else what,
-               label=name, x=x, y=list(values),
-               x_label="E - E_F" if fermi is not None else "E", x_unit="eV",
-               y_label=what, y_unit="1/eV")
+        Series(
+            graph=f"{graph}_{label}" if many else graph,
+            graph_title=f"{what} {label}" if many else what,
+            label=name,
+            x=x,
+            y=list(values),
+            x_label="E - E_F" if fermi is not None else "E",
+            x_unit="eV",
+            y_label=what,
+            y_unit="1/eV",
+        )
         for name, values in curves
     ]

@@ -1,7 +1,8 @@
 """Eigenvalues from ``<label>.EIG``: band edges, gap and the levels at the first k-point.
 
-Read with sisl's ``eigSileSiesta`` (``read_data`` -> (nspin, nk, nbands) in eV, plus the
-Fermi level). The full array (e.g. 2 x 365 x 19 for bcc Fe) is reduced to what a report
+Read with sisl's ``eigSileSiesta`` (``read_data`` -> (nspin, nk, nbands), plus the Fermi
+level). Note: sisl 0.20 returns the eigenvalues *relative to E_F* while the file holds
+absolute energies; E_F is added back so every energy we report is absolute. The full array (e.g. 2 x 365 x 19 for bcc Fe) is reduced to what a report
 shows: per band its range over k, the highest occupied and lowest unoccupied levels,
 the gap (0 when a band crosses the Fermi level), and the levels at the first k-point.
 """
@@ -62,10 +63,11 @@ class Eigenvalues(Analysis):
         import sisl.io.siesta as siesta_io
 
         sile = siesta_io.eigSileSiesta(str(path))
-        eig = np.asarray(sile.read_data(), dtype=float)
+        fermi = float(sile.read_fermi_level())
+        # sisl 0.20 returns E - E_F; the file (and everything we report) is absolute.
+        eig = np.asarray(sile.read_data(), dtype=float) + fermi
         if eig.ndim != 3 or eig.size == 0:
             raise ExtractionError(f"{path.name} holds no eigenvalues")
-        fermi = float(sile.read_fermi_level())
         nspin, nk, nb = eig.shape
         edges = band_edges(eig, fermi)
         per_spin = [band_edges(eig[s : s + 1], fermi) for s in range(nspin)]
@@ -90,42 +92,77 @@ class Eigenvalues(Analysis):
         found = inputs.steps_with(self.name)
         axis_name, axis = step_axis([s for s, _ in found])
         rows: list[list[Scalar]] = [
-            [step.index, step.display_label, x, d.get("fermi_eV"), d.get("homo_eV"),
-             d.get("lumo_eV"), d.get("gap_eV"), d.get("metallic"), d.get("nk"), d.get("nbands")]
+            [
+                step.index,
+                step.display_label,
+                x,
+                d.get("fermi_eV"),
+                d.get("homo_eV"),
+                d.get("lumo_eV"),
+                d.get("gap_eV"),
+                d.get("metallic"),
+                d.get("nk"),
+                d.get("nbands"),
+            ]
             for (step, d), x in zip(found, axis, strict=True)
         ]
         series: list[Series] = []
         if len(found) > 1:
             series.append(
-                Series(graph="gap", graph_title="Gap per step", label="gap", x=list(axis),
-                       y=[r[6] if isinstance(r[6], float) else None for r in rows],
-                       x_label=axis_name, y_label="gap", y_unit="eV", kind="linepoints")
+                Series(
+                    graph="gap",
+                    graph_title="Gap per step",
+                    label="gap",
+                    x=list(axis),
+                    y=[r[6] if isinstance(r[6], float) else None for r in rows],
+                    x_label=axis_name,
+                    y_label="gap",
+                    y_unit="eV",
+                    kind="linepoints",
+                )
             )
         elif found:
-            step, d = found[0]
-            fermi = float(d.get("fermi_eV") or 0.0)
-            bands = [float(b) for b in d.get("bands", [])]
-            for s, levels in enumerate(d.get("first_k_eV", [])):
+            first = found[0][1]
+            fermi = float(first.get("fermi_eV") or 0.0)
+            bands = [float(b) for b in first.get("bands", [])]
+            levels_by_spin = list(first.get("first_k_eV", []))
+            for s, levels in enumerate(levels_by_spin):
                 series.append(
-                    Series(graph="levels", graph_title="Levels at the first k-point",
-                           label=f"spin {s + 1}" if len(d.get("first_k_eV", [])) > 1 else "levels",
-                           x=bands, y=[None if v is None else v - fermi for v in levels],
-                           x_label="band", y_label="E - E_F", y_unit="eV", kind="scatter")
+                    Series(
+                        graph="levels",
+                        graph_title="Levels at the first k-point",
+                        label=f"spin {s + 1}" if len(levels_by_spin) > 1 else "levels",
+                        x=bands,
+                        y=[None if v is None else v - fermi for v in levels],
+                        x_label="band",
+                        y_label="E - E_F",
+                        y_unit="eV",
+                        kind="scatter",
+                    )
                 )
         tables = [
             Table(
                 name="eigenvalues",
                 title="Band edges",
-                columns=(Column("step"), Column("label"), Column(axis_name),
-                         Column("E_F", "eV"), Column("HOMO", "eV"), Column("LUMO", "eV"),
-                         Column("gap", "eV"), Column("metallic"), Column("k-points"),
-                         Column("bands")),
+                columns=(
+                    Column("step"),
+                    Column("label"),
+                    Column(axis_name),
+                    Column("E_F", "eV"),
+                    Column("HOMO", "eV"),
+                    Column("LUMO", "eV"),
+                    Column("gap", "eV"),
+                    Column("metallic"),
+                    Column("k-points"),
+                    Column("bands"),
+                ),
                 rows=rows,
             )
         ]
         summary: dict[str, Scalar] = {"steps": len(found)}
         if len(found) == 1:
             d: dict[str, Any] = dict(found[0][1])
-            summary |= {k: d.get(k) for k in ("fermi_eV", "homo_eV", "lumo_eV", "gap_eV",
-                                               "metallic")}
+            summary |= {
+                k: d.get(k) for k in ("fermi_eV", "homo_eV", "lumo_eV", "gap_eV", "metallic")
+            }
         return self.output(tables=tables, series=series, summary=summary)

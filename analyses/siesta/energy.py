@@ -84,8 +84,17 @@ class Energy(Analysis):
         for (step, data), x in zip(found, axis, strict=True):
             total = data.get("total_eV")
             ok = data.get("scf_converged")
-            rows.append([step.index, step.display_label, x, total, data.get("free_eV"),
-                         data.get("fermi_eV"), ok])
+            rows.append(
+                [
+                    step.index,
+                    step.display_label,
+                    x,
+                    total,
+                    data.get("free_eV"),
+                    data.get("fermi_eV"),
+                    ok,
+                ]
+            )
             if ok is False:
                 notes.append(f"{step.display_label}: SCF not converged, energy not meaningful")
                 continue
@@ -107,30 +116,49 @@ class Energy(Analysis):
         if len(xs) > 1:
             for label, ys in (("total", totals), ("free", frees)):
                 series.append(
-                    Series(graph="energy", graph_title="Energy per step", label=label,
-                           x=xs, y=[None if y is None else y - (reference or 0.0) for y in ys],
-                           x_label=axis_name, y_label="E - E_min", y_unit="eV",
-                           kind="linepoints")
+                    Series(
+                        graph="energy",
+                        graph_title="Energy per step",
+                        label=label,
+                        x=xs,
+                        y=[None if y is None else y - (reference or 0.0) for y in ys],
+                        x_label=axis_name,
+                        y_label="E - E_min",
+                        y_unit="eV",
+                        kind="linepoints",
+                    )
                 )
         summary: dict[str, Scalar] = {"steps": len(found)}
         if len(found) == 1:
             data = found[0][1]
-            summary |= {"total_eV": data.get("total_eV"), "free_eV": data.get("free_eV"),
-                        "fermi_eV": data.get("fermi_eV"),
-                        "scf_converged": data.get("scf_converged")}
+            summary |= {
+                "total_eV": data.get("total_eV"),
+                "free_eV": data.get("free_eV"),
+                "fermi_eV": data.get("fermi_eV"),
+                "scf_converged": data.get("scf_converged"),
+            }
         elif converged_totals:
             best = min(converged_totals, key=lambda p: p[1])
-            summary |= {"min_total_eV": best[1], "min_step": best[0],
-                        "span_eV": max(t for _, t in converged_totals) - best[1]}
+            summary |= {
+                "min_total_eV": best[1],
+                "min_step": best[0],
+                "span_eV": max(t for _, t in converged_totals) - best[1],
+            }
         return self.output(
             tables=[
                 Table(
                     name="energy",
                     title="Energies",
-                    columns=(Column("step"), Column("label"), Column(axis_name),
-                             Column("total", "eV"), Column("free", "eV"),
-                             Column("Fermi", "eV"), Column("SCF converged"),
-                             Column("total - min", "eV")),
+                    columns=(
+                        Column("step"),
+                        Column("label"),
+                        Column(axis_name),
+                        Column("total", "eV"),
+                        Column("free", "eV"),
+                        Column("Fermi", "eV"),
+                        Column("SCF converged"),
+                        Column("total - min", "eV"),
+                    ),
                     rows=rows,
                 )
             ],

@@ -94,8 +94,13 @@ class Forces(Analysis):
             if not maxima:
                 raise ExtractionError(f"no forces in {path.name} (and no matching .FA file)")
             # Some builds print only the Tot/Max/Res summary: keep what there is.
-            return {"source": path.name, "n_atoms": None, "per_atom": False,
-                    "max_component_eV_Ang": maxima[-1][1], "max_per_geometry_step": history}
+            return {
+                "source": path.name,
+                "n_atoms": None,
+                "per_atom": False,
+                "max_component_eV_Ang": maxima[-1][1],
+                "max_per_geometry_step": history,
+            }
         norms = [math.sqrt(fx * fx + fy * fy + fz * fz) for fx, fy, fz in forces]
         order = list(range(len(forces)))
         if len(order) > MAX_POINTS:  # keep the largest forces; their indices say which
@@ -124,32 +129,63 @@ class Forces(Analysis):
         series: list[Series] = []
         for (step, data), x in zip(found, axis, strict=True):
             history: list[list[Any]] = list(data.get("max_per_geometry_step", []))
-            rows.append([step.index, step.display_label, x, data.get("n_atoms"),
-                         data.get("max_norm_eV_Ang"), data.get("max_norm_atom"),
-                         data.get("max_component_eV_Ang"), data.get("residual_eV_Ang"),
-                         len(history)])
+            rows.append(
+                [
+                    step.index,
+                    step.display_label,
+                    x,
+                    data.get("n_atoms"),
+                    data.get("max_norm_eV_Ang"),
+                    data.get("max_norm_atom"),
+                    data.get("max_component_eV_Ang"),
+                    data.get("residual_eV_Ang"),
+                    len(history),
+                ]
+            )
             if len(history) > 1:
                 series.append(
-                    Series(graph="max_force_history", graph_title="Maximum force per geometry step",
-                           label=step.display_label, x=[float(h[0]) for h in history],
-                           y=[float(h[1]) for h in history], x_label="geometry step",
-                           y_label="max force", y_unit="eV/Ang", kind="linepoints",
-                           y_scale="log")
+                    Series(
+                        graph="max_force_history",
+                        graph_title="Maximum force per geometry step",
+                        label=step.display_label,
+                        x=[float(h[0]) for h in history],
+                        y=[float(h[1]) for h in history],
+                        x_label="geometry step",
+                        y_label="max force",
+                        y_unit="eV/Ang",
+                        kind="linepoints",
+                        y_scale="log",
+                    )
                 )
         if len(found) > 1:
             series.append(
-                Series(graph="max_force", graph_title="Maximum force per step", label="max |F|",
-                       x=list(axis), y=[r[4] if isinstance(r[4], float) else None for r in rows],
-                       x_label=axis_name, y_label="max |F|", y_unit="eV/Ang", kind="linepoints")
+                Series(
+                    graph="max_force",
+                    graph_title="Maximum force per step",
+                    label="max |F|",
+                    x=list(axis),
+                    y=[r[4] if isinstance(r[4], float) else None for r in rows],
+                    x_label=axis_name,
+                    y_label="max |F|",
+                    y_unit="eV/Ang",
+                    kind="linepoints",
+                )
             )
         tables = [
             Table(
                 name="forces",
                 title="Forces",
-                columns=(Column("step"), Column("label"), Column(axis_name), Column("atoms"),
-                         Column("max |F|", "eV/Ang"), Column("atom of max"),
-                         Column("max component", "eV/Ang"), Column("residual", "eV/Ang"),
-                         Column("geometry steps")),
+                columns=(
+                    Column("step"),
+                    Column("label"),
+                    Column(axis_name),
+                    Column("atoms"),
+                    Column("max |F|", "eV/Ang"),
+                    Column("atom of max"),
+                    Column("max component", "eV/Ang"),
+                    Column("residual", "eV/Ang"),
+                    Column("geometry steps"),
+                ),
                 rows=rows,
             )
         ]
@@ -162,13 +198,21 @@ class Forces(Analysis):
                 Table(
                     name="forces_per_atom",
                     title="Forces per atom (last geometry step)",
-                    columns=(Column("atom"), Column("Fx", "eV/Ang"), Column("Fy", "eV/Ang"),
-                             Column("Fz", "eV/Ang"), Column("|F|", "eV/Ang")),
+                    columns=(
+                        Column("atom"),
+                        Column("Fx", "eV/Ang"),
+                        Column("Fy", "eV/Ang"),
+                        Column("Fz", "eV/Ang"),
+                        Column("|F|", "eV/Ang"),
+                    ),
                     rows=[[a, *vectors[i], norms[i]] for i, a in enumerate(atoms)],
                 )
             )
-        worst = max((r for r in rows if isinstance(r[4], float)), key=lambda r: float(r[4] or 0),
-                    default=None)
+        worst = max(
+            (r for r in rows if isinstance(r[4], float)),
+            key=lambda r: float(r[4] or 0),
+            default=None,
+        )
         return self.output(
             tables=tables,
             series=series,

@@ -56,8 +56,13 @@ __all__ = [
 ]
 
 #: Units added to bare numbers for keys that need one.
-DEFAULT_UNITS = {"tsvoltage": "eV", "meshcutoff": "Ry", "electronictemperature": "K",
-                 "paoenergyshift": "Ry", "tselectronictemperature": "K"}
+DEFAULT_UNITS = {
+    "tsvoltage": "eV",
+    "meshcutoff": "Ry",
+    "electronictemperature": "K",
+    "paoenergyshift": "Ry",
+    "tselectronictemperature": "K",
+}
 _PSEUDO_SUFFIXES = (".psf", ".psml")
 _BASIS_SUFFIXES = (".ion", ".ion.nc", ".ion.xml")
 _COORD_BLOCK = "atomiccoordinatesandatomicspecies"
@@ -135,8 +140,7 @@ def _scan_syntax(path: Path, text: str) -> tuple[list[Path], dict[str, list[str]
                 raise InputError(f"{path.name}:{n}: %endblock without an open %block")
             if len(words) >= 2 and normalise_label(words[1]) != current:
                 raise InputError(
-                    f"{path.name}:{n}: %endblock {words[1]} closes the block opened at "
-                    f"line {start}"
+                    f"{path.name}:{n}: %endblock {words[1]} closes the block opened at line {start}"
                 )
             current = None
             continue
@@ -166,8 +170,7 @@ def _all_files(fdf: Path) -> tuple[list[Path], dict[str, list[str]]]:
         if path in seen:
             continue
         if not path.is_file():
-            raise InputError(f"{path.name}: included by the input but not found in "
-                             f"{path.parent}")
+            raise InputError(f"{path.name}: included by the input but not found in {path.parent}")
         seen.append(path)
         included, found = _scan_syntax(path, path.read_text(encoding="utf-8", errors="replace"))
         for key, lines in found.items():
@@ -184,13 +187,15 @@ def _species(blocks: dict[str, list[str]], fdf: Path) -> list[tuple[str, int]]:
     for line in lines:
         parts = line.split()
         if len(parts) < 3:
-            raise InputError(f"{fdf.name}: ChemicalSpeciesLabel line {line!r} needs "
-                             "'index Z label'")
+            raise InputError(
+                f"{fdf.name}: ChemicalSpeciesLabel line {line!r} needs 'index Z label'"
+            )
         try:
             out.append((parts[2], int(parts[1])))
         except ValueError:
-            raise InputError(f"{fdf.name}: ChemicalSpeciesLabel line {line!r}: Z is not an "
-                             "integer") from None
+            raise InputError(
+                f"{fdf.name}: ChemicalSpeciesLabel line {line!r}: Z is not an integer"
+            ) from None
     return out
 
 
@@ -354,18 +359,25 @@ def _rotate(fdf: Path, files: Sequence[Path], spec: Mapping[str, Any]) -> dict[s
     try:
         geom = sile.read_geometry(origin=False)
     except Exception as exc:  # e.g. a molecule fdf without LatticeConstant
-        raise InputError(f"{fdf.name}: cannot read the geometry to rotate ({exc}); "
-                         "write LatticeConstant and LatticeVectors") from None
+        raise InputError(
+            f"{fdf.name}: cannot read the geometry to rotate ({exc}); "
+            "write LatticeConstant and LatticeVectors"
+        ) from None
     atoms = parse_atom_selection(spec.get("atoms"), geom.na)
-    centre = np.asarray(spec["centre"], dtype=float) if "centre" in spec else \
-        geom.xyz[atoms].mean(axis=0)
+    centre = (
+        np.asarray(spec["centre"], dtype=float)
+        if "centre" in spec
+        else geom.xyz[atoms].mean(axis=0)
+    )
     rotated = geom.rotate([angle, axis], origin=centre, atoms=atoms, what="xyz")
     changed: dict[str, str] = {}
     fmt = str(sile.get("AtomicCoordinatesFormat", default="Bohr")).lower()
     origin = sile.get("AtomicCoordinatesOrigin")
     if origin and not isinstance(origin, str) and "ang" not in fmt:
-        raise InputError(f"{fdf.name}: rotation with a numeric AtomicCoordinatesOrigin in "
-                         f"{fmt} coordinates is not supported; give the origin in Ang")
+        raise InputError(
+            f"{fdf.name}: rotation with a numeric AtomicCoordinatesOrigin in "
+            f"{fmt} coordinates is not supported; give the origin in Ang"
+        )
     _rewrite_coordinates(files, rotated.xyz)
     for key, value in (("AtomicCoordinatesFormat", "Ang"), ("MD.UseSaveXV", "false")):
         _set(fdf, files, key, value)
@@ -383,17 +395,24 @@ def _rewrite_coordinates(files: Sequence[Path], xyz: Any) -> None:
             words = _strip_comment(line).split()
             if not words:
                 continue
-            if words[0].lower() == "%block" and len(words) > 1 and \
-                    normalise_label(words[1]) == _COORD_BLOCK:
+            if (
+                words[0].lower() == "%block"
+                and len(words) > 1
+                and normalise_label(words[1]) == _COORD_BLOCK
+            ):
                 if len(words) > 2:
-                    raise InputError(f"{path.name}: a redirected coordinates block ('<') "
-                                     "cannot be rotated; inline the coordinates")
+                    raise InputError(
+                        f"{path.name}: a redirected coordinates block ('<') "
+                        "cannot be rotated; inline the coordinates"
+                    )
                 inside = True
                 continue
             if inside and words[0].lower() == "%endblock":
                 if atom < len(xyz):
-                    raise InputError(f"{path.name}: the coordinates block has {atom} atoms, "
-                                     f"the geometry {len(xyz)}")
+                    raise InputError(
+                        f"{path.name}: the coordinates block has {atom} atoms, "
+                        f"the geometry {len(xyz)}"
+                    )
                 path.write_text("".join(lines), encoding="utf-8")
                 return
             if inside and atom < len(xyz):

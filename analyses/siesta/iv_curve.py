@@ -52,13 +52,21 @@ class IvCurve(Analysis):
         except ExtractionError:
             pass  # a TBtrans-only step has no TranSIESTA stdout
         asked = variant_bias(ctx.variant)
-        for source, value in (("tbtrans", current.get("bias_V")), ("transiesta", ts_voltage),
-                              ("variant", asked)):
+        for source, value in (
+            ("tbtrans", current.get("bias_V")),
+            ("transiesta", ts_voltage),
+            ("variant", asked),
+        ):
             if value is not None:
-                return {"bias_V": float(value), "bias_source": source,
-                        "transiesta_bias_V": ts_voltage, "requested_bias_V": asked}
-        raise ExtractionError("no bias for this step: no TBtrans/TranSIESTA voltage and no "
-                              "TS.Voltage in the variant")
+                return {
+                    "bias_V": float(value),
+                    "bias_source": source,
+                    "transiesta_bias_V": ts_voltage,
+                    "requested_bias_V": asked,
+                }
+        raise ExtractionError(
+            "no bias for this step: no TBtrans/TranSIESTA voltage and no TS.Voltage in the variant"
+        )
 
     def compute(self, inputs: ComputeInputs) -> AnalysisOutput:
         points: list[tuple[float, int, str, float]] = []
@@ -74,8 +82,9 @@ class IvCurve(Analysis):
             if bias is None:
                 notes.append(f"{step.display_label}: left out (no bias)")
                 continue
-            points.append((float(bias), step.index, step.display_label,
-                           float(current["current_A"])))
+            points.append(
+                (float(bias), step.index, step.display_label, float(current["current_A"]))
+            )
         points.sort()
         biases = [p[0] for p in points]
         if len(set(biases)) != len(biases):
@@ -87,9 +96,18 @@ class IvCurve(Analysis):
         series = []
         if points:
             series.append(
-                Series(graph="iv_curve", graph_title="I-V curve", label="I(V)",
-                       x=biases, y=[p[3] for p in points], x_label="bias", x_unit="V",
-                       y_label="current", y_unit="A", kind="linepoints")
+                Series(
+                    graph="iv_curve",
+                    graph_title="I-V curve",
+                    label="I(V)",
+                    x=biases,
+                    y=[p[3] for p in points],
+                    x_label="bias",
+                    x_unit="V",
+                    y_label="current",
+                    y_unit="A",
+                    kind="linepoints",
+                )
             )
         top = max(points, key=lambda p: abs(p[0]), default=None)
         summary: dict[str, Scalar] = {
@@ -102,11 +120,21 @@ class IvCurve(Analysis):
             ),
         }
         return self.output(
-            tables=[Table(name="iv_curve", title="I-V points (ordered by bias)",
-                          columns=(Column("step"), Column("label"), Column("bias", "V"),
-                                   Column("current", "A"), Column("I/V", "S"),
-                                   Column("I/V", "G0")),
-                          rows=rows)],
+            tables=[
+                Table(
+                    name="iv_curve",
+                    title="I-V points (ordered by bias)",
+                    columns=(
+                        Column("step"),
+                        Column("label"),
+                        Column("bias", "V"),
+                        Column("current", "A"),
+                        Column("I/V", "S"),
+                        Column("I/V", "G0"),
+                    ),
+                    rows=rows,
+                )
+            ],
             series=series,
             summary=summary,
             notes=notes,

@@ -174,8 +174,10 @@ class RelaxedGeometry(Analysis):
         if final is None:
             final = _stdout_input_echo(path)
         if final is None:
-            raise ExtractionError(f"no geometry in {run_dir.name}: no STRUCT_OUT/XV, "
-                                  "no outcoor block and no readable fdf")
+            raise ExtractionError(
+                f"no geometry in {run_dir.name}: no STRUCT_OUT/XV, "
+                "no outcoor block and no readable fdf"
+            )
         moved = _displacements(final, initial) if initial is not None else None
         na = final.xyz.shape[0]
         keep = min(na, MAX_POINTS)
@@ -193,7 +195,8 @@ class RelaxedGeometry(Analysis):
             "truncated": na > keep,
             "max_displacement_Ang": None if moved is None else float(moved.max(initial=0.0)),
             "rms_displacement_Ang": (
-                None if moved is None or not moved.size
+                None
+                if moved is None or not moved.size
                 else float(math.sqrt(float((moved**2).mean())))
             ),
             "displacements_Ang": None if moved is None else rounded(moved[:keep], 6),
@@ -202,18 +205,34 @@ class RelaxedGeometry(Analysis):
     def compute(self, inputs: ComputeInputs) -> AnalysisOutput:
         found = inputs.steps_with(self.name)
         rows: list[list[Scalar]] = [
-            [step.index, step.display_label, d.get("source"), d.get("formula"),
-             d.get("n_atoms"), d.get("relaxed"), d.get("volume_Ang3"),
-             d.get("max_displacement_Ang"), d.get("rms_displacement_Ang")]
+            [
+                step.index,
+                step.display_label,
+                d.get("source"),
+                d.get("formula"),
+                d.get("n_atoms"),
+                d.get("relaxed"),
+                d.get("volume_Ang3"),
+                d.get("max_displacement_Ang"),
+                d.get("rms_displacement_Ang"),
+            ]
             for step, d in found
         ]
         tables = [
             Table(
                 name="geometry",
                 title="Final geometry per step",
-                columns=(Column("step"), Column("label"), Column("source"), Column("formula"),
-                         Column("atoms"), Column("relaxed"), Column("volume", "Ang^3"),
-                         Column("max displacement", "Ang"), Column("rms displacement", "Ang")),
+                columns=(
+                    Column("step"),
+                    Column("label"),
+                    Column("source"),
+                    Column("formula"),
+                    Column("atoms"),
+                    Column("relaxed"),
+                    Column("volume", "Ang^3"),
+                    Column("max displacement", "Ang"),
+                    Column("rms displacement", "Ang"),
+                ),
                 rows=rows,
             )
         ]
@@ -225,18 +244,30 @@ class RelaxedGeometry(Analysis):
                 Table(
                     name="coordinates",
                     title="Final coordinates",
-                    columns=(Column("atom"), Column("species"), Column("x", "Ang"),
-                             Column("y", "Ang"), Column("z", "Ang"),
-                             Column("displacement", "Ang")),
-                    rows=[[i + 1, sym, *xyz, moved[i] if i < len(moved) else None]
-                          for i, (sym, xyz) in enumerate(coords[:_MAX_ATOM_ROWS])],
+                    columns=(
+                        Column("atom"),
+                        Column("species"),
+                        Column("x", "Ang"),
+                        Column("y", "Ang"),
+                        Column("z", "Ang"),
+                        Column("displacement", "Ang"),
+                    ),
+                    rows=[
+                        [i + 1, sym, *xyz, moved[i] if i < len(moved) else None]
+                        for i, (sym, xyz) in enumerate(coords[:_MAX_ATOM_ROWS])
+                    ],
                 )
             )
-        notes = [f"{s.display_label}: relaxation did not converge" for s, d in found
-                 if d.get("geometry_not_converged")]
+        notes = [
+            f"{s.display_label}: relaxation did not converge"
+            for s, d in found
+            if d.get("geometry_not_converged")
+        ]
         return self.output(
             tables=tables,
-            summary={"steps": len(found),
-                     "all_relaxed": all(bool(d.get("relaxed")) for _, d in found) if found else None},
+            summary={
+                "steps": len(found),
+                "all_relaxed": all(bool(d.get("relaxed")) for _, d in found) if found else None,
+            },
             notes=notes,
         )

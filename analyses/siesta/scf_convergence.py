@@ -32,8 +32,13 @@ from analyses.siesta.stdout import ScfCycle
 __all__ = ["ScfConvergence"]
 
 #: Stdout column -> name in the extracted data (E_KS is what SIESTA calls Etot).
-_HISTORY_COLUMNS = {"E_KS": "Etot", "FreeEng": "FreeEng", "dDmax": "dDmax", "dHmax": "dHmax",
-                    "Ef": "Ef"}
+_HISTORY_COLUMNS = {
+    "E_KS": "Etot",
+    "FreeEng": "FreeEng",
+    "dDmax": "dDmax",
+    "dHmax": "dHmax",
+    "Ef": "Ef",
+}
 #: Rows of the per-cycle table in a report before it is left out (a 100-step relaxation
 #: chain would otherwise print thousands of lines).
 _MAX_CYCLE_ROWS = 400
@@ -110,24 +115,46 @@ class ScfConvergence(Analysis):
             last = cycles[-1] if cycles else {}
             final = last.get("final") or {}
             summary_rows.append(
-                [step.index, step.display_label, data.get("n_cycles"),
-                 data.get("n_geometry_steps"), data.get("total_iterations"),
-                 final.get("dDmax"), final.get("dHmax"), bool(data.get("all_converged"))]
+                [
+                    step.index,
+                    step.display_label,
+                    data.get("n_cycles"),
+                    data.get("n_geometry_steps"),
+                    data.get("total_iterations"),
+                    final.get("dDmax"),
+                    final.get("dHmax"),
+                    bool(data.get("all_converged")),
+                ]
             )
             for c in cycles:
                 f = c.get("final") or {}
                 cycle_rows.append(
-                    [step.index, c.get("geom_step"), c.get("kind"), c.get("iterations"),
-                     f.get("Etot"), f.get("dDmax"), f.get("dHmax"), bool(c.get("converged"))]
+                    [
+                        step.index,
+                        c.get("geom_step"),
+                        c.get("kind"),
+                        c.get("iterations"),
+                        f.get("Etot"),
+                        f.get("dDmax"),
+                        f.get("dHmax"),
+                        bool(c.get("converged")),
+                    ]
                 )
             series.extend(_step_series(step.display_label, cycles, len(found) > 1))
         tables = [
             Table(
                 name="scf_summary",
                 title="SCF convergence per step",
-                columns=(Column("step"), Column("label"), Column("cycles"),
-                         Column("geometry steps"), Column("iterations"), Column("last dDmax"),
-                         Column("last dHmax", "eV"), Column("all converged")),
+                columns=(
+                    Column("step"),
+                    Column("label"),
+                    Column("cycles"),
+                    Column("geometry steps"),
+                    Column("iterations"),
+                    Column("last dDmax"),
+                    Column("last dHmax", "eV"),
+                    Column("all converged"),
+                ),
                 rows=summary_rows,
             )
         ]
@@ -137,10 +164,16 @@ class ScfConvergence(Analysis):
                 Table(
                     name="scf_cycles",
                     title="SCF cycles",
-                    columns=(Column("step"), Column("geometry step"), Column("kind"),
-                             Column("iterations"), Column("final Etot", "eV"),
-                             Column("final dDmax"), Column("final dHmax", "eV"),
-                             Column("converged")),
+                    columns=(
+                        Column("step"),
+                        Column("geometry step"),
+                        Column("kind"),
+                        Column("iterations"),
+                        Column("final Etot", "eV"),
+                        Column("final dDmax"),
+                        Column("final dHmax", "eV"),
+                        Column("converged"),
+                    ),
                     rows=cycle_rows,
                 )
             )

@@ -61,7 +61,7 @@ _VECTOR = re.compile(rf"^\s*({_FLOAT})\s+({_FLOAT})\s+({_FLOAT})\s*$")
 #: most of a 4 MiB relaxation output is coordinates and timers).
 _INTERESTING_FIRST = frozenset("stiSBrGJVo")
 
-_DEFAULT_COLUMNS = ("iscf", "Eharris", "E_KS", "FreeEng", "dDmax", "Ef", "dHmax")
+_DEFAULT_COLUMNS: tuple[str, ...] = ("iscf", "Eharris", "E_KS", "FreeEng", "dDmax", "Ef", "dHmax")
 
 
 def _to_float(token: str) -> float:

@@ -112,8 +112,9 @@ class Transmission(Analysis):
             label = nc.name.removesuffix(".TBT.nc") if nc is not None else None
             pairs = _from_text(run_dir, label or run_label(run_dir, ctx))
         if not pairs:
-            raise ExtractionError(f"no TBtrans transmission (TBT.nc or TBT.*TRANS_*) in "
-                                  f"{run_dir.name}")
+            raise ExtractionError(
+                f"no TBtrans transmission (TBT.nc or TBT.*TRANS_*) in {run_dir.name}"
+            )
         return {"pairs": pairs, "source": pairs[0]["origin"]}
 
     def compute(self, inputs: ComputeInputs) -> AnalysisOutput:
@@ -123,23 +124,45 @@ class Transmission(Analysis):
         for step, d in found:
             for p in d.get("pairs", []):
                 name = f"{p['from']}->{p['to']}"
-                rows.append([step.index, step.display_label, name, p.get("origin"),
-                             p.get("T_at_0"), p.get("T_max")])
+                rows.append(
+                    [
+                        step.index,
+                        step.display_label,
+                        name,
+                        p.get("origin"),
+                        p.get("T_at_0"),
+                        p.get("T_max"),
+                    ]
+                )
                 many_pairs = len(d.get("pairs", [])) > 1
                 series.append(
-                    Series(graph="transmission", graph_title="Transmission",
-                           label=f"{step.display_label} {name}" if many_pairs else
-                           step.display_label,
-                           x=list(p.get("energies_eV", [])), y=list(p.get("T", [])),
-                           x_label="E - E_F", x_unit="eV", y_label="T(E)")
+                    Series(
+                        graph="transmission",
+                        graph_title="Transmission",
+                        label=f"{step.display_label} {name}" if many_pairs else step.display_label,
+                        x=list(p.get("energies_eV", [])),
+                        y=list(p.get("T", [])),
+                        x_label="E - E_F",
+                        x_unit="eV",
+                        y_label="T(E)",
+                    )
                 )
         return self.output(
-            tables=[Table(name="transmission", title="Transmission at E_F",
-                          columns=(Column("step"), Column("label"), Column("pair"),
-                                   Column("source"), Column("T(E_F)"), Column("max T")),
-                          rows=rows)],
+            tables=[
+                Table(
+                    name="transmission",
+                    title="Transmission at E_F",
+                    columns=(
+                        Column("step"),
+                        Column("label"),
+                        Column("pair"),
+                        Column("source"),
+                        Column("T(E_F)"),
+                        Column("max T"),
+                    ),
+                    rows=rows,
+                )
+            ],
             series=series,
-            summary={"steps": len(found),
-                     "T_at_fermi": rows[0][4] if len(rows) == 1 else None},
+            summary={"steps": len(found), "T_at_fermi": rows[0][4] if len(rows) == 1 else None},
         )
-

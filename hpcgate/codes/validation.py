@@ -72,6 +72,9 @@ TAIL_GROWTH = 4
 TAIL_MAX_BYTES = 64 << 20
 #: Chunk size when streaming a whole file.
 STREAM_CHUNK_BYTES = 8 << 20
+#: Only this much of an overlong line is kept (markers are at line starts); bounds
+#: memory on binary junk without newlines.
+LINE_CAP_BYTES = 1 << 20
 #: Bytes looked at to recognise the code from its banner.
 DETECT_BYTES = 64 << 10
 #: Evidence text is cut to this many characters.
@@ -400,8 +403,8 @@ def _stream(
             line_no += _feed_buffer(analyzer, data, line_no)
             return offset, line_no
         cut = data.rfind(b"\n")
-        if cut <= 0:  # a line longer than the chunk: keep accumulating
-            carry = data
+        if cut <= 0:  # a line longer than the chunk: keep its start only
+            carry = data if len(data) <= LINE_CAP_BYTES else data[:LINE_CAP_BYTES]
             continue
         line_no += _feed_buffer(analyzer, data, line_no, end=cut)
         carry = data[cut:]

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Protocol
 
+from hpcgate.engine.faults import crash_point
 from hpcgate.engine.work import CalculationWork, StepWork
 from scheduler_adapters.base import SchedulerAdapter
 from scheduler_adapters.errors import SchedulerError
@@ -87,6 +88,7 @@ def submit_calculation(
                     transient=False,
                 )
             store.mark_submitting(work.calculation_id, step)
+            crash_point("after_mark_submitting")
             found = adapter.find_by_name(step.job_name)
             if found:
                 jid = found[0]
@@ -100,9 +102,12 @@ def submit_calculation(
                     step.job_spec(), after_ok=parents, hold=is_chain and not step.parents
                 )
                 submitted += 1
+                crash_point("after_submit")
                 store.record_job_id(work.calculation_id, step, jid.value, recovered=False)
             job_ids[step.step_id] = jid.value
+            crash_point("after_record")
         if is_chain:
+            crash_point("before_release")
             for head in heads:
                 _release(adapter, JobId(job_ids[head.step_id]))
         store.mark_submitted(work.calculation_id)

@@ -196,10 +196,13 @@ class DatabaseLogHandler(logging.Handler):
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
         try:
-            write_log_rows(self.factory, rows)
+            written = write_log_rows(self.factory, rows)
         except Exception as exc:  # report without logging: logging here would recurse
-            self.dropped += len(rows)
+            written = 0
             print(f"hpcgate: could not persist {len(rows)} log line(s): {exc!r}", file=sys.stderr)
+        if written < len(rows):
+            self.dropped += len(rows) - written
+            print(f"hpcgate: dropped {len(rows) - written} log line(s)", file=sys.stderr)
 
 
 def write_log_rows(factory: sessionmaker[Session], rows: Sequence[Mapping[str, Any]]) -> int:
@@ -218,16 +221,22 @@ def write_log_rows(factory: sessionmaker[Session], rows: Sequence[Mapping[str, A
         try:
             with factory() as session, session.begin():
                 session.execute(insert(ServiceLog), [data])
+            written += 1
+            continue
         except SQLAlchemyError:
-            context = dict(data.get("context") or {})
-            for key in ("calculation_id", "cluster_id"):
-                if data.get(key) is not None:
-                    context[f"unknown_{key}"] = data[key]
-                data[key] = None
-            data["context"] = context
+            pass
+        context = dict(data.get("context") or {})
+        for key in ("calculation_id", "cluster_id"):
+            if data.get(key) is not None:
+                context[f"unknown_{key}"] = data[key]
+            data[key] = None
+        data["context"] = context
+        try:
             with factory() as session, session.begin():
                 session.execute(insert(ServiceLog), [data])
-        written += 1
+            written += 1
+        except SQLAlchemyError:
+            continue  # the database refuses this line whatever we do: counted as dropped
     return written
 
 

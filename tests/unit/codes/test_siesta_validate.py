@@ -550,6 +550,19 @@ def test_arbitrary_bytes_never_crash(data: bytes, code: str | None, sampled: boo
         ) = saved
 
 
+def test_overlong_line_is_capped_and_numbering_kept(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Binary junk without newlines must not grow memory nor shift line numbers."""
+    monkeypatch.setattr(validation, "STREAM_CHUNK_BYTES", 1 << 16)
+    monkeypatch.setattr(validation, "LINE_CAP_BYTES", 1 << 17)
+    path = tmp_path / "RUN.out"
+    path.write_bytes(b"Siesta Version  : v4.1\n" + b"x" * (3 << 20) + b"\nJob completed\n")
+    report = validate_path(path)
+    assert report.status is Verdict.CONVERGED
+    assert report.evidence[0] == (3, "Job completed")
+
+
 def test_empty_file_is_incomplete(tmp_path: Path) -> None:
     path = tmp_path / "RUN.out"
     path.write_bytes(b"")
