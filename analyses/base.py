@@ -360,6 +360,8 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
+        if all(type(v) is float for v in value):  # fast path: spectra are long float lists
+            return [v if math.isfinite(v) else None for v in value]
         return [to_jsonable(v) for v in value]
     if isinstance(value, Path):
         return str(value)

@@ -177,6 +177,9 @@ def demo(
     from hpcgate.demo import run_demo
 
     os.environ.setdefault("HPCGATE_ENV", "dev")
+    # Snappy ticks on one machine: the demo's chain finishes in seconds, not minutes.
+    os.environ.setdefault("HPCGATE_SCHEDULER__POLL_INTERVAL_S", "2")
+    os.environ.setdefault("HPCGATE_SCHEDULER__HEARTBEAT_INTERVAL_S", "10")
     if data_dir is not None:
         os.environ["HPCGATE_PATHS__DATA_DIR"] = str(data_dir)
     settings = load_settings()

@@ -60,6 +60,69 @@ def seed(factory: sessionmaker[Session], settings: Settings) -> tuple[str, str]:
     return DEMO_ADMIN_EMAIL, password
 
 
+# A small numerical chain any machine can run: Newton's method for sqrt(a), where each step
+# continues from the previous step's state file (the same hand-over a SIESTA chain uses
+# for its density matrix).
+NEWTON = r"""
+import json, os, pathlib
+a = float(os.environ["HPCGATE_PARAM_A"])
+n = int(os.environ["HPCGATE_PARAM_ITERATIONS"])
+state = pathlib.Path("state.json")
+x = json.loads(state.read_text())["x"] if state.exists() else a
+history = json.loads(state.read_text())["history"] if state.exists() else []
+for _ in range(n):
+    x = 0.5 * (x + a / x)
+    history.append(x)
+    print(f"x = {x:.15f}  error = {abs(x * x - a):.3e}")
+state.write_text(json.dumps({"x": x, "history": history}))
+"""
+
+
+def seed_demo_calculation(factory: sessionmaker[Session], settings: Settings) -> int:
+    """A 3-step chain on the local cluster, created once; returns its id."""
+    import sys
+
+    from hpcgate.db.models import Calculation
+    from hpcgate.db.session import session_scope
+    from hpcgate.services.calculations import NewCalculation, create_calculation
+    from hpcgate.services.users import get_user_by_email
+
+    with session_scope(factory) as session:
+        existing = session.scalar(select(Calculation.id).where(Calculation.name == DEMO_CHAIN))
+        if existing is not None:
+            return int(existing)
+        admin = get_user_by_email(session, DEMO_ADMIN_EMAIL)
+        cluster = session.scalar(select(Cluster).where(Cluster.name == LOCAL_CLUSTER))
+        if admin is None or cluster is None:
+            raise RuntimeError("demo seed incomplete")
+        calc = create_calculation(
+            session,
+            admin,
+            NewCalculation(
+                name=DEMO_CHAIN,
+                description="Newton's method for sqrt(2), refined over a chain of three steps; "
+                "each step starts from the previous step's state.json.",
+                cluster_id=cluster.id,
+                logical_queue="default",
+                code="generic",
+                configuration={
+                    "kind": "chain",
+                    "variants": [
+                        {"label": f"refine {i + 1}", "parameters": {"a": 2, "iterations": 2}}
+                        for i in range(3)
+                    ],
+                    "inherit": ["state.json"],
+                    "command": [sys.executable, "-c", NEWTON],
+                },
+            ),
+            settings,
+        )
+        return calc.id
+
+
+DEMO_CHAIN = "Demo: Newton chain for sqrt(2)"
+
+
 def run_demo(settings: Settings, *, port: int) -> None:
     import uvicorn
 
@@ -76,6 +139,7 @@ def run_demo(settings: Settings, *, port: int) -> None:
     engine = make_engine(settings, url)
     factory = make_sessionmaker(engine)
     email, password = seed(factory, settings)
+    demo_calc = seed_demo_calculation(factory, settings)
     scheduler = build_scheduler(settings, factory, worker_ticks(settings, factory))
     scheduler.start()
     base = f"http://127.0.0.1:{port}"
@@ -87,21 +151,26 @@ def run_demo(settings: Settings, *, port: int) -> None:
         f"    health:   {base}/health\n"
         f"    login:    {email}\n"
         f"    password: {password}\n"
+        f"    demo:     {base}/calculations/{demo_calc} (a 3-step chain running now)\n"
         f"    data:     {settings.paths.data_dir}\n"
         "  Press Ctrl+C to stop.\n"
     )
-    started = threading.Event()
-
     def announce() -> None:
-        started.wait(30)
+        """Print the banner once the server answers (uvicorn gives no simpler signal)."""
+        import time
+        import urllib.request
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=1):  # noqa: S310
+                    break
+            except OSError:
+                time.sleep(0.1)
         print(banner, flush=True)
 
     threading.Thread(target=announce, daemon=True).start()
     api = create_app(settings, engine=engine)
-
-    @api.on_event("startup")
-    async def _ready() -> None:
-        started.set()
 
     try:
         uvicorn.run(api, host="127.0.0.1", port=port, log_config=None, log_level="warning")

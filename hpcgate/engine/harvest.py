@@ -223,7 +223,7 @@ def classify(
     verdict = validation.get("status") if validation else None
     if final is JobState.COMPLETED and (exit_code in (0, None)):
         if verdict not in (None, "converged"):
-            return "invalid", f"validation: {verdict}"
+            return "invalid", f"validation: {verdict}" + _evidence(validation or {})
         return "finished", None
     if verdict is not None and verdict != "converged":
         return "invalid", f"validation: {verdict}" + _evidence(validation or {})
@@ -241,11 +241,15 @@ def classify(
 
 
 def _evidence(validation: dict[str, Any]) -> str:
+    """The validator's one-line reason, else its decisive evidence line."""
+    reason = validation.get("reason")
+    if isinstance(reason, str) and reason.strip():
+        return f" ({reason.strip()[:300]})"
     ev = validation.get("evidence") or []
     if ev and isinstance(ev, list):
         first = ev[0]
         text = first[1] if isinstance(first, list | tuple) and len(first) > 1 else str(first)
-        return f" ({str(text).strip()[:200]})"
+        return f" ({str(text).strip()[:300]})"
     return ""
 
 

@@ -95,7 +95,7 @@ class CalculationSummary(BaseModel):
     molecule_id: int | None
     logical_queue: str
     code: str
-    kind: str
+    kind: str = "single"
     state: str
     state_reason: str | None
     approved: bool
@@ -124,7 +124,7 @@ class ResultOut(BaseModel):
     step_id: int
     step_index: int
     task_index: int
-    kind: str
+    kind: str = "single"
     data: dict[str, Any]
 
 

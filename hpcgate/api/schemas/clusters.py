@@ -29,7 +29,13 @@ ScratchRoot = Annotated[
 ]
 Scheduler = Annotated[
     str,
-    Field(min_length=1, max_length=32, examples=["slurm"]),
+    # The registry's names at startup, so the portal and clients can offer a choice.
+    Field(
+        min_length=1,
+        max_length=32,
+        examples=["slurm"],
+        json_schema_extra={"enum": rules.known_schedulers()},
+    ),
     AfterValidator(rules.check_scheduler),
 ]
 Description = Annotated[SafeStr, Field(max_length=2000)]

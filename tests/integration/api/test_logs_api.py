@@ -229,9 +229,8 @@ def test_log_stream_resumes_from_last_event_id(settings: Settings, db_engine: En
 
 
 def test_log_stream_needs_a_user(settings: Settings, db_engine: Engine) -> None:
-    with api_client(settings, db_engine) as client:
-        with client.stream("GET", "/logs/stream") as response:
-            assert response.status_code == 401
+    with api_client(settings, db_engine) as client, client.stream("GET", "/logs/stream") as r:
+        assert r.status_code == 401
 
 
 def test_delete_logs(settings: Settings, db_engine: Engine) -> None:

@@ -40,7 +40,7 @@ class Inbox:
     messages: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         msg = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
         with self.lock:
             self.messages.append((list(envelope.rcpt_tos), msg))  # type: ignore[arg-type]
@@ -169,7 +169,7 @@ def test_levels_admins_and_blocked_users(
         s.commit()
     assert set(_notify(factory, calc_info, "error", mail_settings)) == admins
 
-    assert send_due_mail(factory, mail_settings) == 9
+    assert send_due_mail(factory, mail_settings) == 10
     assert send_due_mail(factory, mail_settings) == 0  # nothing twice
 
     got = smtp.inbox.to(info_owner.email)

@@ -1,0 +1,77 @@
+"""`hpcgate demo` as a newcomer meets it: one command, then the chain runs to completion."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers.live_api import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def test_demo_runs_a_chain_end_to_end() -> None:
+    data_dir = Path(f"/tmp/hpcgate-demo-test-{uuid.uuid4().hex[:8]}")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HPCGATE_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hpcgate.cli", "demo", "--port", str(port), "--data-dir",
+         str(data_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        start_new_session=True,
+    )
+    output: list[str] = []
+    try:
+        deadline = time.monotonic() + 120
+        assert proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            output.append(line)
+            if "Press Ctrl+C" in line:
+                break
+        text = "".join(output)
+        assert "hpcgate demo is running" in text, text[-3000:]
+        email = re.search(r"login:\s+(\S+)", text).group(1)  # type: ignore[union-attr]
+        password = re.search(r"password:\s+(\S+)", text).group(1)  # type: ignore[union-attr]
+        calc_url = re.search(r"demo:\s+(\S+)", text).group(1)  # type: ignore[union-attr]
+        calc_id = int(calc_url.rsplit("/", 1)[1])
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(base + "/health").json()["database"]["status"] == "ok"
+        token = httpx.post(base + "/auth/login", json={"email": email, "password": password}
+                           ).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        state = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            calc = httpx.get(f"{base}/calculations/{calc_id}", headers=headers).json()
+            state = calc["state"]
+            if state in ("completed", "failed", "cancelled"):
+                break
+            time.sleep(1)
+        assert state == "completed", calc
+        assert [s["state"] for s in calc["steps"]] == ["harvested"] * 3
+        last = Path(calc["steps"][-1]["workdir"]) / "state.json"
+        import json
+
+        history = json.loads(last.read_text())["history"]
+        assert len(history) == 6  # 3 steps x 2 iterations, continued across the chain
+        assert abs(history[-1] - 2 ** 0.5) < 1e-12
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        shutil.rmtree(data_dir, ignore_errors=True)
