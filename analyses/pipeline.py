@@ -83,7 +83,12 @@ def extract_run(
             _extract_one(name, analysis, run_dir, ctx, data, errors)
         seconds[name] = round(time.perf_counter() - started, 4)
         messages = list(
-            dict.fromkeys(str(w.message).splitlines()[0] for w in caught if str(w.message))
+            dict.fromkeys(
+                str(w.message).splitlines()[0]
+                for w in caught
+                # ResourceWarnings come from garbage collection of *other* objects.
+                if str(w.message) and not issubclass(w.category, ResourceWarning)
+            )
         )
         if messages:
             warned[name] = messages[:_MAX_WARNINGS]

@@ -232,6 +232,11 @@ def _register_optional_commands() -> None:
     except ImportError:
         return
     app.command(name="extract")(extract)
+    try:
+        from hpcgate.cli_ml import ml_api
+    except ImportError:
+        return
+    app.command(name="ml-api")(ml_api)
 
 
 _register_optional_commands()

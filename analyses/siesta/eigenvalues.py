@@ -2,9 +2,10 @@
 
 Read with sisl's ``eigSileSiesta`` (``read_data`` -> (nspin, nk, nbands), plus the Fermi
 level). Note: sisl 0.20 returns the eigenvalues *relative to E_F* while the file holds
-absolute energies; E_F is added back so every energy we report is absolute. The full array (e.g. 2 x 365 x 19 for bcc Fe) is reduced to what a report
-shows: per band its range over k, the highest occupied and lowest unoccupied levels,
-the gap (0 when a band crosses the Fermi level), and the levels at the first k-point.
+absolute energies; E_F is added back so every energy we report is absolute. The full
+array (e.g. 2 x 365 x 19 for bcc Fe) is reduced to what a report shows: per band its
+range over k, the highest occupied and lowest unoccupied levels, the gap (0 when a band
+crosses the Fermi level), and the levels at the first k-point.
 """
 
 from __future__ import annotations

@@ -84,9 +84,14 @@ class ActiveStep:
     state: str
     array_size: int | None = None
     unknown_ticks: int = 0
+    # Array tasks already settled in the database: (task index, state). The harvester
+    # skips them, so a tick costs what changed, not the size of the array.
+    settled_tasks: tuple[tuple[int, str], ...] = ()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ActiveStep:
+        data = dict(data)
+        data["settled_tasks"] = tuple((int(i), str(st)) for i, st in data.get("settled_tasks", ()))
         return cls(**data)
 
 

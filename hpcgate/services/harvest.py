@@ -42,6 +42,13 @@ from hpcgate.settings import Settings
 log = logging.getLogger(__name__)
 
 ACTIVE = (StepState.SUBMITTING, StepState.QUEUED, StepState.RUNNING, StepState.LOST)
+TASK_SETTLED = (StepState.FINISHED, StepState.INVALID, StepState.FAILED, StepState.CANCELLED)
+_TASK_OBS = {
+    StepState.FINISHED: "finished",
+    StepState.INVALID: "invalid",
+    StepState.FAILED: "failed",
+    StepState.CANCELLED: "cancelled",
+}
 _OBS_TO_STATE = {
     "queued": StepState.QUEUED,
     "running": StepState.RUNNING,
@@ -53,17 +60,29 @@ _OBS_TO_STATE = {
 
 
 def active_steps(s: Session, cluster_id: int) -> list[ActiveStep]:
-    rows = s.scalars(
-        select(Step)
-        .where(
-            Step.cluster_id == cluster_id,
-            Step.state.in_(ACTIVE),
-            Step.scheduler_job_id.is_not(None),
+    rows = list(
+        s.scalars(
+            select(Step)
+            .where(
+                Step.cluster_id == cluster_id,
+                Step.state.in_(ACTIVE),
+                Step.scheduler_job_id.is_not(None),
+            )
+            .order_by(Step.id)
         )
-        .order_by(Step.id)
     )
+    settled: dict[int, list[tuple[int, str]]] = {}
+    array_ids = [r.id for r in rows if r.array_size]
+    if array_ids:
+        for step_id, index, state in s.execute(
+            select(ArrayTask.step_id, ArrayTask.task_index, ArrayTask.state).where(
+                ArrayTask.step_id.in_(array_ids), ArrayTask.state.in_(TASK_SETTLED)
+            )
+        ):
+            settled.setdefault(step_id, []).append((index, _TASK_OBS[state]))
     return [
         ActiveStep(
+            settled_tasks=tuple(sorted(settled.get(r.id, []))),
             step_id=r.id,
             calculation_id=r.calculation_id,
             scheduler_job_id=r.scheduler_job_id or "",
@@ -118,8 +137,13 @@ def apply_observations(
         step.native_state = (obs.native_state or step.native_state or "")[:64] or None
         if obs.exit_code is not None:
             step.exit_code = obs.exit_code
-        for task_obs in obs.tasks:
-            _apply_task(s, step, task_obs)
+        if obs.tasks:
+            by_index = {
+                t.task_index: t
+                for t in s.scalars(select(ArrayTask).where(ArrayTask.step_id == step.id))
+            }
+            for task_obs in obs.tasks:
+                _apply_task(s, step, by_index.get(task_obs.task_index), task_obs)
         if target is step.state:
             continue
         if target is StepState.RUNNING and step.started_at is None:
@@ -148,12 +172,7 @@ def _move(step: Step, target: StepState, reason: str | None) -> None:
             step.state_reason = reason[:4000]
 
 
-def _apply_task(s: Session, step: Step, obs: Any) -> None:
-    task = s.scalar(
-        select(ArrayTask).where(
-            ArrayTask.step_id == step.id, ArrayTask.task_index == obs.task_index
-        )
-    )
+def _apply_task(s: Session, step: Step, task: ArrayTask | None, obs: Any) -> None:
     if task is None:
         return
     target = _OBS_TO_STATE.get(obs.state)

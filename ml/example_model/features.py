@@ -76,8 +76,37 @@ DEFAULTS: dict[str, Any] = {
 
 # 3d/4d/5d transition metals: their d states make SCF mixing harder.
 TRANSITION_METALS = frozenset(
-    "Sc Ti V Cr Mn Fe Co Ni Cu Zn Y Zr Nb Mo Tc Ru Rh Pd Ag Cd "
-    "Hf Ta W Re Os Ir Pt Au Hg".split()
+    [
+        "Sc",
+        "Ti",
+        "V",
+        "Cr",
+        "Mn",
+        "Fe",
+        "Co",
+        "Ni",
+        "Cu",
+        "Zn",
+        "Y",
+        "Zr",
+        "Nb",
+        "Mo",
+        "Tc",
+        "Ru",
+        "Rh",
+        "Pd",
+        "Ag",
+        "Cd",
+        "Hf",
+        "Ta",
+        "W",
+        "Re",
+        "Os",
+        "Ir",
+        "Pt",
+        "Au",
+        "Hg",
+    ]
 )
 
 _NAMELIST_START = re.compile(r"(?im)^[ \t]*&(\w+)")
@@ -154,7 +183,8 @@ def parse_namelists(text: str) -> dict[str, dict[str, Any]]:
 
 def _cards(text: str) -> dict[str, tuple[str, list[list[str]]]]:
     """Card name -> (option, rows of whitespace-split tokens up to the next card/namelist)."""
-    body, last = [], 0
+    body: list[str] = []
+    last = 0
     for _, _, start, end in _namelist_spans(text):
         body.append(text[last:start])
         last = end
@@ -253,7 +283,9 @@ def describe(text: str) -> dict[str, Any]:
         "dual": dual,
         "spin_polarized": int(system.get("nspin", 1) == 2 or bool(system.get("noncolin", False))),
         "smearing": int(occupations == "smearing"),
-        "degauss": _num(system.get("degauss", 0.0), "degauss") if occupations == "smearing" else 0.0,
+        "degauss": _num(system.get("degauss", 0.0), "degauss")
+        if occupations == "smearing"
+        else 0.0,
         "mixing_beta": _num(electrons.get("mixing_beta", 0.7), "mixing_beta"),
         "mixing_mode": str(electrons.get("mixing_mode", "plain")).lower(),
         "electron_maxstep": int(_num(electrons.get("electron_maxstep", 100), "electron_maxstep")),

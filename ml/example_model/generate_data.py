@@ -18,6 +18,7 @@ Takes ~10-15 minutes on 2 cores for the committed data set.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import os
 import random
@@ -46,7 +47,7 @@ OUTCOMES = ("system", "seed", "status", "converged", "scf_iterations", "energy_t
 @dataclass(frozen=True)
 class System:
     name: str
-    kind: str  # molecule | insulator | metal | magnetic
+    kind: str  # molecule | insulator | metal | magnetic (a spin molecule: molecule + nspin)
     species: str  # ATOMIC_SPECIES body
     positions: str  # ATOMIC_POSITIONS card (header included)
     ibrav: int
@@ -63,43 +64,174 @@ def _molecule(name: str, species: str, positions: str, nat: int, ntyp: int, **kw
 
 
 SYSTEMS: list[System] = [
-    _molecule("H2", "H 1.008 H.pz-vbc.UPF", "ATOMIC_POSITIONS bohr\nH 0 0 0\nH 1.4 0 0",
-              2, 1, ecut=25.0, dual=4.0),
-    _molecule("H2O", "H 1.008 H.pz-vbc.UPF\nO 15.999 O.pz-rrkjus.UPF",
-              "ATOMIC_POSITIONS bohr\nO 0 0 0\nH 1.43 1.11 0\nH -1.43 1.11 0",
-              3, 2, ecut=25.0, dual=8.0),
-    _molecule("CO", "C 12.011 C.pz-rrkjus.UPF\nO 15.999 O.pz-rrkjus.UPF",
-              "ATOMIC_POSITIONS bohr\nC 0 0 0\nO 2.13 0 0", 2, 2, ecut=25.0, dual=8.0),
-    _molecule("CH4", "C 12.011 C.pz-rrkjus.UPF\nH 1.008 H.pz-vbc.UPF",
-              "ATOMIC_POSITIONS bohr\nC 0 0 0\nH 1.19 1.19 1.19\nH -1.19 -1.19 1.19\n"
-              "H -1.19 1.19 -1.19\nH 1.19 -1.19 -1.19", 5, 2, ecut=25.0, dual=8.0),
-    _molecule("N2", "N 14.007 N.pbe-n-rrkjus_psl.1.0.0.UPF",
-              "ATOMIC_POSITIONS bohr\nN 0 0 0\nN 2.07 0 0", 2, 1, ecut=25.0, dual=8.0),
-    System("O2", "magnetic", "O 15.999 O.pz-rrkjus.UPF",
-           "ATOMIC_POSITIONS bohr\nO 0 0 0\nO 2.28 0 0", 1, 10.0, 2, 1, 25.0, 8.0,
-           "nspin=2, starting_magnetization(1)=0.5"),
-    System("Si", "insulator", "Si 28.086 Si.pz-vbc.UPF",
-           "ATOMIC_POSITIONS alat\nSi 0 0 0\nSi 0.25 0.25 0.25", 2, 10.26, 2, 1, 18.0, 4.0),
-    System("Si8", "insulator", "Si 28.086 Si.pz-vbc.UPF",
-           "ATOMIC_POSITIONS crystal\nSi 0 0 0\nSi 0 0.5 0.5\nSi 0.5 0 0.5\nSi 0.5 0.5 0\n"
-           "Si 0.25 0.25 0.25\nSi 0.25 0.75 0.75\nSi 0.75 0.25 0.75\nSi 0.75 0.75 0.25",
-           1, 10.26, 8, 1, 15.0, 4.0),
-    System("C", "insulator", "C 12.011 C.pz-rrkjus.UPF",
-           "ATOMIC_POSITIONS alat\nC 0 0 0\nC 0.25 0.25 0.25", 2, 6.74, 2, 1, 25.0, 8.0),
-    System("Al", "metal", "Al 26.98 Al.pz-vbc.UPF", "ATOMIC_POSITIONS alat\nAl 0 0 0",
-           2, 7.50, 1, 1, 15.0, 4.0),
-    System("Al4", "metal", "Al 26.98 Al.pz-vbc.UPF",
-           "ATOMIC_POSITIONS crystal\nAl 0 0 0\nAl 0 0.5 0.5\nAl 0.5 0 0.5\nAl 0.5 0.5 0",
-           1, 7.50, 4, 1, 15.0, 4.0),
-    System("Li", "metal", "Li 6.94 Li.pbesol-s-rrkjus_psl.0.2.1.UPF",
-           "ATOMIC_POSITIONS alat\nLi 0 0 0", 3, 6.48, 1, 1, 25.0, 8.0),
-    System("Cu", "metal", "Cu 63.546 Cu.pz-d-rrkjus.UPF", "ATOMIC_POSITIONS alat\nCu 0 0 0",
-           2, 6.73, 1, 1, 25.0, 8.0),
-    System("Fe", "magnetic", "Fe 55.845 Fe.pz-nd-rrkjus.UPF", "ATOMIC_POSITIONS alat\nFe 0 0 0",
-           3, 5.217, 1, 1, 25.0, 8.0, "nspin=2, starting_magnetization(1)=0.6"),
-    System("Ni", "magnetic", "Ni 58.693 Ni.pz-nd-rrkjus.UPF", "ATOMIC_POSITIONS alat\nNi 0 0 0",
-           2, 6.48, 1, 1, 25.0, 8.0, "nspin=2, starting_magnetization(1)=0.5"),
-]  # fmt: skip
+    _molecule(
+        "H2",
+        "H 1.008 H.pz-vbc.UPF",
+        "ATOMIC_POSITIONS bohr\nH 0 0 0\nH 1.4 0 0",
+        2,
+        1,
+        ecut=25.0,
+        dual=4.0,
+    ),
+    _molecule(
+        "H2O",
+        "H 1.008 H.pz-vbc.UPF\nO 15.999 O.pz-rrkjus.UPF",
+        "ATOMIC_POSITIONS bohr\nO 0 0 0\nH 1.43 1.11 0\nH -1.43 1.11 0",
+        3,
+        2,
+        ecut=25.0,
+        dual=8.0,
+    ),
+    _molecule(
+        "CO",
+        "C 12.011 C.pz-rrkjus.UPF\nO 15.999 O.pz-rrkjus.UPF",
+        "ATOMIC_POSITIONS bohr\nC 0 0 0\nO 2.13 0 0",
+        2,
+        2,
+        ecut=25.0,
+        dual=8.0,
+    ),
+    _molecule(
+        "CH4",
+        "C 12.011 C.pz-rrkjus.UPF\nH 1.008 H.pz-vbc.UPF",
+        "ATOMIC_POSITIONS bohr\nC 0 0 0\nH 1.19 1.19 1.19\nH -1.19 -1.19 1.19\n"
+        "H -1.19 1.19 -1.19\nH 1.19 -1.19 -1.19",
+        5,
+        2,
+        ecut=25.0,
+        dual=8.0,
+    ),
+    _molecule(
+        "N2",
+        "N 14.007 N.pbe-n-rrkjus_psl.1.0.0.UPF",
+        "ATOMIC_POSITIONS bohr\nN 0 0 0\nN 2.07 0 0",
+        2,
+        1,
+        ecut=25.0,
+        dual=8.0,
+    ),
+    _molecule(
+        "O2",
+        "O 15.999 O.pz-rrkjus.UPF",
+        "ATOMIC_POSITIONS bohr\nO 0 0 0\nO 2.28 0 0",
+        2,
+        1,
+        ecut=25.0,
+        dual=8.0,
+        extra_system="nspin=2, starting_magnetization(1)=0.5",
+    ),
+    System(
+        "Si",
+        "insulator",
+        "Si 28.086 Si.pz-vbc.UPF",
+        "ATOMIC_POSITIONS alat\nSi 0 0 0\nSi 0.25 0.25 0.25",
+        2,
+        10.26,
+        2,
+        1,
+        18.0,
+        4.0,
+    ),
+    System(
+        "Si8",
+        "insulator",
+        "Si 28.086 Si.pz-vbc.UPF",
+        "ATOMIC_POSITIONS crystal\nSi 0 0 0\nSi 0 0.5 0.5\nSi 0.5 0 0.5\nSi 0.5 0.5 0\n"
+        "Si 0.25 0.25 0.25\nSi 0.25 0.75 0.75\nSi 0.75 0.25 0.75\nSi 0.75 0.75 0.25",
+        1,
+        10.26,
+        8,
+        1,
+        15.0,
+        4.0,
+    ),
+    System(
+        "C",
+        "insulator",
+        "C 12.011 C.pz-rrkjus.UPF",
+        "ATOMIC_POSITIONS alat\nC 0 0 0\nC 0.25 0.25 0.25",
+        2,
+        6.74,
+        2,
+        1,
+        25.0,
+        8.0,
+    ),
+    System(
+        "Al",
+        "metal",
+        "Al 26.98 Al.pz-vbc.UPF",
+        "ATOMIC_POSITIONS alat\nAl 0 0 0",
+        2,
+        7.50,
+        1,
+        1,
+        15.0,
+        4.0,
+    ),
+    System(
+        "Al4",
+        "metal",
+        "Al 26.98 Al.pz-vbc.UPF",
+        "ATOMIC_POSITIONS crystal\nAl 0 0 0\nAl 0 0.5 0.5\nAl 0.5 0 0.5\nAl 0.5 0.5 0",
+        1,
+        7.50,
+        4,
+        1,
+        15.0,
+        4.0,
+    ),
+    System(
+        "Li",
+        "metal",
+        "Li 6.94 Li.pbesol-s-rrkjus_psl.0.2.1.UPF",
+        "ATOMIC_POSITIONS alat\nLi 0 0 0",
+        3,
+        6.48,
+        1,
+        1,
+        25.0,
+        8.0,
+    ),
+    System(
+        "Cu",
+        "metal",
+        "Cu 63.546 Cu.pz-d-rrkjus.UPF",
+        "ATOMIC_POSITIONS alat\nCu 0 0 0",
+        2,
+        6.73,
+        1,
+        1,
+        25.0,
+        8.0,
+    ),
+    System(
+        "Fe",
+        "magnetic",
+        "Fe 55.845 Fe.pz-nd-rrkjus.UPF",
+        "ATOMIC_POSITIONS alat\nFe 0 0 0",
+        3,
+        5.217,
+        1,
+        1,
+        25.0,
+        8.0,
+        "nspin=2, starting_magnetization(1)=0.6",
+    ),
+    System(
+        "Ni",
+        "magnetic",
+        "Ni 58.693 Ni.pz-nd-rrkjus.UPF",
+        "ATOMIC_POSITIONS alat\nNi 0 0 0",
+        2,
+        6.48,
+        1,
+        1,
+        25.0,
+        8.0,
+        "nspin=2, starting_magnetization(1)=0.5",
+    ),
+]
 
 
 def draw_input(system: System, rng: random.Random) -> str:
@@ -113,10 +245,10 @@ def draw_input(system: System, rng: random.Random) -> str:
     if system.kind in ("metal", "magnetic"):
         degauss = rng.choice([0.002, 0.005, 0.01, 0.02, 0.04])
         occ = f", occupations='smearing', smearing='mv', degauss={degauss}"
-    elif system.kind == "molecule" and rng.random() < 0.3:
+    elif system.kind == "molecule" and (system.extra_system or rng.random() < 0.3):
         occ = f", occupations='smearing', degauss={rng.choice([0.005, 0.01, 0.02])}"
     if system.kind == "molecule":
-        alat = rng.choice([8.0, 10.0, 12.0, 14.0])
+        alat = rng.choice([8.0, 9.0, 10.0, 11.0, 12.0])
         kpoints = "K_POINTS gamma"
     else:
         alat = round(system.alat * rng.uniform(0.97, 1.03), 4)
@@ -141,7 +273,8 @@ def run_one(pw: str, text: str, timeout: float) -> tuple[dict[str, Any], float]:
         (run / "pw.in").write_text(text)
         t0 = time.monotonic()
         with open(run / "pw.out", "wb") as out:
-            try:
+            # a timeout leaves an unfinished output: the validator calls it incomplete
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 subprocess.run(
                     [pw, "-in", "pw.in"],
                     cwd=run,
@@ -151,8 +284,6 @@ def run_one(pw: str, text: str, timeout: float) -> tuple[dict[str, Any], float]:
                     timeout=timeout,
                     check=False,
                 )
-            except subprocess.TimeoutExpired:
-                pass  # the validator reports it as incomplete
         wall = time.monotonic() - t0
         return validate_path(run / "pw.out", "qe").to_dict(), wall
 

@@ -76,10 +76,10 @@ class LocalRunner:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         try:
+            # Atomic (rename) but not fsynced: everything written here is re-creatable
+            # (staged inputs, scripts), and 1000 fsyncs cost seconds on a busy login node.
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
             os.chmod(tmp, mode)
             os.replace(tmp, target)
         except BaseException:

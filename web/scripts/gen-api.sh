@@ -47,4 +47,5 @@ PY
 
 cd "$WEB"
 [ -d node_modules ] || npm ci --no-audit --no-fund
-npx --no-install openapi-typescript openapi.json -o src/api/schema.d.ts
+# --default-non-nullable false: a field with a default is optional in a request body.
+npx --no-install openapi-typescript openapi.json --default-non-nullable false -o src/api/schema.d.ts

@@ -124,7 +124,7 @@ class ResultOut(BaseModel):
     step_id: int
     step_index: int
     task_index: int
-    kind: str = "single"
+    kind: str
     data: dict[str, Any]
 
 

@@ -122,11 +122,16 @@ def test_pdf_page_by_page(iv_report: dict[str, Any]) -> None:
     assert len(pages) >= 7  # cover + one page per analysis + inputs
     assert "Au(100) junction I-V" in pages[0]
     assert "Resources used" in pages[0]
-    assert "0.25 V" in pages[0] and "0.00 V" in pages[0]  # the steps table
+    assert "0.25 V" in pages[0]  # the steps table
+    assert "0.00 V" in pages[0]
     assert images[0] == 0
     headings = {
-        "SCF convergence": True, "Energy": True, "Forces": True, "Transmission": True,
-        "Current": False, "I-V curve": True,
+        "SCF convergence": True,
+        "Energy": True,
+        "Forces": True,
+        "Transmission": True,
+        "Current": False,
+        "I-V curve": True,
     }  # fmt: skip  (analysis -> has a graph)
     for title, has_graph in headings.items():
         found = [i for i, text in enumerate(pages) if text.lstrip().startswith(title)]
@@ -137,6 +142,7 @@ def test_pdf_page_by_page(iv_report: dict[str, Any]) -> None:
     assert "7.69618e-06" in pages[iv_page]
     assert "I-V points (ordered by bias)" in pages[iv_page]
     inputs_page = next(i for i, t in enumerate(pages) if t.lstrip().startswith("Inputs"))
-    assert "au_100.fdf" in pages[inputs_page] and "TS.Voltage" in pages[inputs_page]
+    assert "au_100.fdf" in pages[inputs_page]
+    assert "TS.Voltage" in pages[inputs_page]
     assert "more lines" in pages[-1]  # the long fdf is cut, not dumped whole
     assert all(f"Page {n + 1}" in text for n, text in enumerate(pages))

@@ -38,8 +38,15 @@ def _run_pw(tmp: Path, *, extra: str = "", thr: str = "1.0d-8", electrons: str =
     (tmp / "h2.in").write_text(H2.format(pseudo=PSEUDO_DIR, extra=extra, thr=thr,
                                          electrons=electrons))  # fmt: skip
     with open(tmp / "h2.out", "w") as out:
-        subprocess.run([pw, "-in", "h2.in"], cwd=tmp, stdout=out, stderr=subprocess.STDOUT,
-                       env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120, check=False)  # fmt: skip
+        subprocess.run(
+            [pw, "-in", "h2.in"],
+            cwd=tmp,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+            timeout=120,
+            check=False,
+        )
     return tmp
 
 

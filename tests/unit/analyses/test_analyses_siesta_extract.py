@@ -39,8 +39,8 @@ def test_scf_history_of_a_transiesta_run_keeps_every_iteration(fx: Path) -> None
 def test_glued_fortran_fields_are_split(fx: Path) -> None:
     run = case(fx, "ts_au_100_bias_siesta41/0.25V")
     line = next(
-        l for l in (run / "au_100.out").read_text(errors="replace").splitlines()
-        if re.match(r"^\s*scf:\s+2\s", l)
+        row for row in (run / "au_100.out").read_text(errors="replace").splitlines()
+        if re.match(r"^\s*scf:\s+2\s", row)
     )  # fmt: skip
     assert line.endswith("-0.887920170.113695")  # Ef and dHmax run together
     history = extract(run, "scf_convergence")["scf_convergence"]["cycles"][0]["history"]
@@ -197,7 +197,7 @@ def test_eigenvalues_band_edges(fx: Path) -> None:
 
 def test_spin_polarised_metal(fx: Path) -> None:
     run = case(fx, "fe_bands_siesta5")
-    fermi, eig = _read_eig(run / "fe.EIG")
+    _, eig = _read_eig(run / "fe.EIG")
     data = extract(run, "eigenvalues")["eigenvalues"]
     assert (data["nspin"], data["nk"], data["nbands"]) == (eig.shape[1], eig.shape[0], 19)
     assert data["metallic"] is True
@@ -209,7 +209,7 @@ def test_band_structure_keeps_ticks_and_stays_small(fx: Path) -> None:
     lines = (run / "SrTiO3.bands").read_text().splitlines()
     fermi = float(lines[0].split()[0])
     nb, nspin, nk = (int(t) for t in lines[3].split())
-    n_ticks = int(next(l for l in reversed(lines) if re.fullmatch(r"\s*\d+\s*", l)))
+    n_ticks = int(next(x for x in reversed(lines) if re.fullmatch(r"\s*\d+\s*", x)))
     data = extract(run, "band_structure")["band_structure"]
     assert data["fermi_eV"] == pytest.approx(fermi)
     assert (data["nbands_total"], data["nk"]) == (nb, nk)
@@ -221,6 +221,12 @@ def test_band_structure_keeps_ticks_and_stays_small(fx: Path) -> None:
     first = [float(v) for v in " ".join(lines[4:40]).split()[1 : nb * nspin + 1]]
     for band_no, band in zip(data["bands"], data["energies_eV"][0], strict=True):
         assert band[0] == pytest.approx(first[band_no - 1], abs=1e-4)
+    # the gap on the full path, from the file: SrTiO3 is an insulator
+    tokens = " ".join(lines[4:]).split()[: nk * (1 + nb * nspin)]
+    values = np.array(tokens, dtype=float).reshape(nk, 1 + nb * nspin)[:, 1:]
+    gap = values[values > fermi].min() - values[values <= fermi].max()
+    assert data["metallic"] is False
+    assert data["gap_eV"] == pytest.approx(gap, abs=1e-6)
 
 
 # ---------------------------------------------------------------- DOS / PDOS
@@ -303,7 +309,9 @@ def test_transmission_from_netcdf_matches_the_text_average(fx: Path) -> None:
 @pytest.mark.parametrize(("bias_dir", "bias"), [("0.25V", 0.25), ("0.00V", 0.0)])
 def test_current_from_the_tbtrans_stdout(fx: Path, bias_dir: str, bias: float) -> None:
     run = case(fx, f"ts_au_100_bias_siesta41/{bias_dir}")
-    v, i = grep_floats(run / "tbt_au_100.out", rf"Left -> Right, V \[V\] / I \[A\]:\s*{F}\s*V\s*/\s*{F}\s*A")[0]  # noqa: E501
+    v, i = grep_floats(
+        run / "tbt_au_100.out", rf"Left -> Right, V \[V\] / I \[A\]:\s*{F}\s*V\s*/\s*{F}\s*A"
+    )[0]
     data = extract(run, "current", variant={"TS.Voltage": f"{bias} eV"})["current"]
     assert (data["bias_V"], data["current_A"]) == (v, i)
     assert data["bias_V"] == bias

@@ -48,7 +48,8 @@ def test_scf_cycles_converged_markers_and_geometry_steps() -> None:
     lines = [
         "Siesta Version  : 4.1",
         "                        Begin CG opt. move =      0",
-        "        iscf     Eharris(eV)        E_KS(eV)     FreeEng(eV)     dDmax    Ef(eV) dHmax(eV)",
+        "        iscf     Eharris(eV)        E_KS(eV)     FreeEng(eV)     dDmax    Ef(eV) "
+        "dHmax(eV)",
         "   scf:    1     -10.000000     -11.000000     -11.100000  0.500000 -3.000000  1.000000",
         "   scf:    2     -10.500000     -10.900000     -11.000000  0.000100 -3.100000  0.000900",
         "SCF cycle converged after 2 iterations",
@@ -180,4 +181,4 @@ def test_pw_not_converged_and_fermi_lines() -> None:
     assert out.cycles[0].converged is False
     assert out.fermi_eV == -3.9583
     assert out.total_energy_Ry is None
-    assert RY_EV == pytest.approx(13.605693122994)
+    assert pytest.approx(13.605693122994) == RY_EV

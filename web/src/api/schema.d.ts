@@ -1080,7 +1080,7 @@ export interface components {
              * @default info
              * @enum {string}
              */
-            level: "debug" | "info" | "warning" | "error" | "critical";
+            level?: "debug" | "info" | "warning" | "error" | "critical";
             /** Message */
             message: string;
             /** Calculation Id */
@@ -1109,7 +1109,7 @@ export interface components {
              * Name
              * @default agent
              */
-            name: string;
+            name?: string;
         };
         /** ApiKeyCreated */
         ApiKeyCreated: {
@@ -1177,7 +1177,7 @@ export interface components {
              * @description how long the old key keeps working (0: revoked now)
              * @default 0
              */
-            grace_seconds: number;
+            grace_seconds?: number;
         };
         /** CalculationCreate */
         CalculationCreate: {
@@ -1187,7 +1187,7 @@ export interface components {
              * Description
              * @default
              */
-            description: string;
+            description?: string;
             /** Molecule Id */
             molecule_id?: number | null;
             /** Cluster Id */
@@ -1199,7 +1199,7 @@ export interface components {
              * @default generic
              * @enum {string}
              */
-            code: "siesta" | "qe" | "generic";
+            code?: "siesta" | "qe" | "generic";
             /**
              * Configuration
              * @description kind (single|chain|sweep|dag), inputs {file name: text}, main_input, parameters, variants [{label, parameters}], inherit [globs], resources, max_concurrent, command (generic), steps (dag)
@@ -1213,7 +1213,7 @@ export interface components {
              * Priority
              * @default 0
              */
-            priority: number;
+            priority?: number;
         };
         /** CalculationDetail */
         CalculationDetail: {
@@ -1235,8 +1235,11 @@ export interface components {
             logical_queue: string;
             /** Code */
             code: string;
-            /** Kind */
-            kind: string;
+            /**
+             * Kind
+             * @default single
+             */
+            kind?: string;
             /** State */
             state: string;
             /** State Reason */
@@ -1258,7 +1261,7 @@ export interface components {
              * Step Count
              * @default 0
              */
-            step_count: number;
+            step_count?: number;
             /** Description */
             description: string;
             /** Configuration */
@@ -1306,8 +1309,11 @@ export interface components {
             logical_queue: string;
             /** Code */
             code: string;
-            /** Kind */
-            kind: string;
+            /**
+             * Kind
+             * @default single
+             */
+            kind?: string;
             /** State */
             state: string;
             /** State Reason */
@@ -1329,7 +1335,7 @@ export interface components {
              * Step Count
              * @default 0
              */
-            step_count: number;
+            step_count?: number;
         };
         /** CalculationUpdate */
         CalculationUpdate: {
@@ -1364,7 +1370,7 @@ export interface components {
              * Dry Run
              * @default false
              */
-            dry_run: boolean;
+            dry_run?: boolean;
             /** Refused */
             refused?: string[];
         };
@@ -1439,13 +1445,14 @@ export interface components {
              * Description
              * @default
              */
-            description: string;
+            description?: string;
             /**
              * Scheduler
              * @default slurm
              * @example slurm
+             * @enum {string}
              */
-            scheduler: string;
+            scheduler?: "local" | "pbs" | "slurm";
             access_mode: components["schemas"]["AccessMode"];
             /** Host */
             host?: string | null;
@@ -1453,7 +1460,7 @@ export interface components {
              * Port
              * @default 22
              */
-            port: number;
+            port?: number;
             /** Login User */
             login_user?: string | null;
             /**
@@ -1465,12 +1472,12 @@ export interface components {
              * Enabled
              * @default true
              */
-            enabled: boolean;
+            enabled?: boolean;
             /**
              * Require Approval
              * @default false
              */
-            require_approval: boolean;
+            require_approval?: boolean;
             /** Options */
             options?: {
                 [key: string]: unknown;
@@ -1539,7 +1546,7 @@ export interface components {
             /** Description */
             description?: string | null;
             /** Scheduler */
-            scheduler?: string | null;
+            scheduler?: ("local" | "pbs" | "slurm") | null;
             access_mode?: components["schemas"]["AccessMode"] | null;
             /** Host */
             host?: string | null;
@@ -1578,7 +1585,7 @@ export interface components {
              * Recovered
              * @default false
              */
-            recovered: boolean;
+            recovered?: boolean;
         };
         /** LogLineOut */
         LogLineOut: {
@@ -1744,7 +1751,7 @@ export interface components {
              * Limit
              * @default 10
              */
-            limit: number;
+            limit?: number;
         };
         /** PullResponse */
         PullResponse: {
@@ -1819,7 +1826,7 @@ export interface components {
              * Reason
              * @default
              */
-            reason: string;
+            reason?: string;
         };
         /** ResultOut */
         ResultOut: {
@@ -1988,7 +1995,7 @@ export interface components {
              * Message
              * @default
              */
-            message: string;
+            message?: string;
         };
         /**
          * TokenResponse
@@ -2002,7 +2009,7 @@ export interface components {
              * @default bearer
              * @constant
              */
-            token_type: "bearer";
+            token_type?: "bearer";
             /**
              * Expires In
              * @description seconds until the access token expires
@@ -2023,11 +2030,11 @@ export interface components {
              * Full Name
              * @default
              */
-            full_name: string;
+            full_name?: string;
             /** @default user */
-            role: components["schemas"]["Role"];
+            role?: components["schemas"]["Role"];
             /** @default error */
-            notify_level: components["schemas"]["NotifyLevel"];
+            notify_level?: components["schemas"]["NotifyLevel"];
         };
         /** UserOut */
         UserOut: {

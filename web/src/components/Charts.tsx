@@ -1,0 +1,198 @@
+/**
+ * Charts on Chart.js (react-chartjs-2): resource time series and analysis graphs.
+ * Time axes are linear axes over epoch milliseconds with formatted ticks, which avoids a
+ * date-adapter dependency.
+ */
+import {
+  CategoryScale,
+  Chart as ChartJS,
+  type ChartDataset,
+  type ChartOptions,
+  Filler,
+  Legend,
+  LinearScale,
+  LineElement,
+  LogarithmicScale,
+  PointElement,
+  Tooltip,
+} from "chart.js";
+import { Line, Scatter } from "react-chartjs-2";
+import { fmtTime } from "../lib/format";
+
+ChartJS.register(
+  CategoryScale,
+  LinearScale,
+  LogarithmicScale,
+  PointElement,
+  LineElement,
+  Tooltip,
+  Legend,
+  Filler,
+);
+
+export const PALETTE = [
+  "#2563eb",
+  "#dc2626",
+  "#16a34a",
+  "#9333ea",
+  "#ea580c",
+  "#0891b2",
+  "#ca8a04",
+  "#db2777",
+  "#4b5563",
+  "#65a30d",
+];
+
+export interface TimePoint {
+  t: number;
+  y: number | null;
+}
+
+export interface TimeSeries {
+  label: string;
+  points: TimePoint[];
+  color?: string;
+  fill?: boolean;
+}
+
+export function TimeSeriesChart({
+  series,
+  yLabel,
+  height = 180,
+  yMin,
+  yMax,
+  testId,
+}: {
+  series: TimeSeries[];
+  yLabel: string;
+  height?: number;
+  yMin?: number;
+  yMax?: number;
+  testId?: string;
+}) {
+  const datasets: ChartDataset<"line", { x: number; y: number | null }[]>[] = series.map(
+    (s, i) => {
+      const color = s.color ?? PALETTE[i % PALETTE.length];
+      return {
+        label: s.label,
+        data: s.points.map((p) => ({ x: p.t, y: p.y })),
+        borderColor: color,
+        backgroundColor: `${color}33`,
+        fill: s.fill ?? false,
+        pointRadius: s.points.length > 40 ? 0 : 2,
+        borderWidth: 1.5,
+        spanGaps: true,
+        tension: 0.2,
+      };
+    },
+  );
+  const options: ChartOptions<"line"> = {
+    animation: false,
+    responsive: true,
+    maintainAspectRatio: false,
+    interaction: { mode: "nearest", intersect: false, axis: "x" },
+    parsing: false,
+    scales: {
+      x: {
+        type: "linear",
+        ticks: { callback: (v) => fmtTime(Number(v)), maxTicksLimit: 6 },
+      },
+      y: { title: { display: true, text: yLabel }, min: yMin, max: yMax, beginAtZero: true },
+    },
+    plugins: {
+      legend: { display: series.length > 1, position: "bottom", labels: { boxWidth: 10 } },
+      tooltip: {
+        callbacks: { title: (items) => (items[0] ? new Date(items[0].parsed.x ?? 0).toLocaleString() : "") },
+      },
+    },
+  };
+  const empty = series.every((s) => s.points.every((p) => p.y === null));
+  return (
+    <div className="chart" style={{ height }} data-testid={testId}>
+      {empty ? <div className="chart-empty">no samples in this window</div> : null}
+      <Line data={{ datasets }} options={options} />
+    </div>
+  );
+}
+
+export interface XYSeries {
+  label: string;
+  x: (number | null)[];
+  y: (number | null)[];
+  kind?: string;
+}
+
+/** One analysis graph: several series on shared axes (the `graph` key of AnalysisOutput). */
+export function XYChart({
+  series,
+  xLabel,
+  yLabel,
+  yScale = "linear",
+  height = 260,
+  xTicks,
+  testId,
+}: {
+  series: XYSeries[];
+  xLabel: string;
+  yLabel: string;
+  yScale?: string;
+  height?: number;
+  xTicks?: { values: number[]; labels: string[] };
+  testId?: string;
+}) {
+  const labelled = series.filter((s) => s.label).length;
+  const datasets = series.map((s, i) => {
+    const color = PALETTE[i % PALETTE.length];
+    const points = s.x
+      .map((x, j) => ({ x, y: s.y[j] ?? null }))
+      .filter((p): p is { x: number; y: number | null } => p.x !== null);
+    const scatter = s.kind === "scatter";
+    return {
+      label: s.label || `series ${i + 1}`,
+      data: points,
+      borderColor: color,
+      backgroundColor: color,
+      showLine: !scatter,
+      stepped: s.kind === "step" ? ("before" as const) : false,
+      pointRadius: scatter || s.kind === "linepoints" || points.length < 30 ? 3 : 0,
+      borderWidth: 1.5,
+    };
+  });
+  const tickMap = xTicks ? new Map(xTicks.values.map((v, i) => [v, xTicks.labels[i]])) : null;
+  const options: ChartOptions<"scatter"> = {
+    animation: false,
+    responsive: true,
+    maintainAspectRatio: false,
+    scales: {
+      x: {
+        type: "linear",
+        title: { display: true, text: xLabel },
+        ticks: tickMap ? { callback: (v) => tickMap.get(Number(v)) ?? "" } : {},
+        afterBuildTicks: tickMap
+          ? (axis) => {
+              axis.ticks = xTicks!.values.map((value) => ({ value }));
+            }
+          : undefined,
+      },
+      y: {
+        type: yScale === "log" ? "logarithmic" : "linear",
+        title: { display: true, text: yLabel },
+      },
+    },
+    plugins: {
+      legend: {
+        display: labelled > 0 && labelled <= 12,
+        position: "bottom",
+        labels: { boxWidth: 10, filter: (item) => !/^series \d+$/.test(item.text) },
+      },
+    },
+  };
+  return (
+    <div className="chart" style={{ height }} data-testid={testId}>
+      <Scatter data={{ datasets }} options={options} />
+    </div>
+  );
+}
+
+/** For completeness in places that want a simple line over categories (e.g. steps). */
+export { Line };

@@ -1,0 +1,301 @@
+/** A calculation's results: central analysis outputs (graphs, tables) and per-step data. */
+import { useState } from "react";
+import type { Schemas } from "../api/client";
+import { useApi, useServices } from "../api/context";
+import { useQuery } from "../api/hooks";
+import { fmtNumber } from "../lib/format";
+import {
+  type AnalysisOutputDoc,
+  groupGraphs,
+  type ScalarTable,
+  stepTables,
+  tableCsv,
+  trendRows,
+} from "../lib/report";
+import { XYChart } from "./Charts";
+import { Card, Empty, ErrorBox, Loading, StateBadge } from "./ui";
+
+type Calc = Schemas["CalculationDetail"];
+
+function saveBlob(blob: Blob, filename: string) {
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = filename;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+export function ReportDownloads({ calc }: { calc: Calc }) {
+  const api = useApi();
+  const { caps } = useServices();
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState<string | null>(null);
+  const routes = caps.reportPaths;
+  const get = async (path: string, fmt: string | null, where: "path" | "query" | null, param: string) => {
+    const key = `${path}:${fmt}`;
+    setBusy(key);
+    setError(null);
+    try {
+      const idParam = /\{([^}]*id)\}/.exec(path)?.[1] ?? "calc_id";
+      const pathParams: Record<string, unknown> = { [idParam]: calc.id };
+      if (fmt && where === "path") pathParams[param] = fmt;
+      const url = path.replace(/\{([^}]+)\}/g, (_, n: string) => encodeURIComponent(String(pathParams[n])));
+      const { blob, filename } = await api.download(url, fmt && where === "query" ? { [param]: fmt } : undefined);
+      saveBlob(blob, filename ?? `calculation-${calc.id}-report${fmt ? `.${fmt}` : ""}`);
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(null);
+    }
+  };
+  return (
+    <div className="row downloads" data-testid="report-downloads">
+      {routes.length === 0 ? (
+        <span className="muted" data-testid="no-report-endpoint">
+          HTML/PDF/CSV reports: this server has no report endpoint yet.
+        </span>
+      ) : (
+        routes.flatMap((r) =>
+          r.formatParam
+            ? r.formatParam.values.map((fmt) => (
+                <button
+                  key={`${r.path}-${fmt}`}
+                  type="button"
+                  className="secondary"
+                  disabled={busy !== null}
+                  onClick={() => void get(r.path, fmt, r.formatParam!.in, r.formatParam!.name)}
+                >
+                  Download {fmt.toUpperCase()}
+                </button>
+              ))
+            : [
+                <button
+                  key={r.path}
+                  type="button"
+                  className="secondary"
+                  disabled={busy !== null}
+                  onClick={() => void get(r.path, null, null, "")}
+                >
+                  Download report
+                </button>,
+              ],
+        )
+      )}
+      <ErrorBox error={error} />
+    </div>
+  );
+}
+
+export function ReportView({ calc }: { calc: Calc }) {
+  const api = useApi();
+  const results = useQuery(
+    (signal) => api.get("/calculations/{calc_id}/results", { path: { calc_id: calc.id }, signal }),
+    [calc.id, calc.state],
+  );
+  if (results.error) return <ErrorBox error={results.error} />;
+  if (!results.data) return <Loading />;
+  const labels = Object.fromEntries(calc.steps.map((s) => [s.index, s.label]));
+  const tables = stepTables(results.data.extracted, labels);
+  const analyses = results.data.analyses;
+  return (
+    <div className="report" data-testid="report">
+      <Card
+        title="Report"
+        actions={
+          <button
+            type="button"
+            className="secondary"
+            onClick={() =>
+              saveBlob(
+                new Blob([JSON.stringify(results.data, null, 2)], { type: "application/json" }),
+                `calculation-${calc.id}-results.json`,
+              )
+            }
+          >
+            Download JSON
+          </button>
+        }
+      >
+        <ReportDownloads calc={calc} />
+        {calc.analyses.length ? (
+          <p>
+            Selected analyses: {calc.analyses.map((a) => <code key={a}>{a}</code>).reduce<React.ReactNode[]>((acc, el, i) => (i ? [...acc, ", ", el] : [el]), [])}
+          </p>
+        ) : (
+          <p className="muted">No analysis was selected for this calculation.</p>
+        )}
+      </Card>
+      {analyses.map((a) => (
+        <AnalysisOutputCard key={a.analysis} result={a} />
+      ))}
+      {analyses.length === 0 && calc.analyses.length > 0 ? (
+        <p className="muted" data-testid="no-central-analyses">
+          {calc.state === "completed"
+            ? "The central analysis results are not available; the data extracted on the cluster is below."
+            : "Analysis results appear when the calculation has completed; data extracted so far is below."}
+        </p>
+      ) : null}
+      {tables.length === 0 ? <Empty>No data has come back from the cluster yet.</Empty> : null}
+      {tables.map((t) => (
+        <StepTableCard key={t.kind} table={t} />
+      ))}
+    </div>
+  );
+}
+
+function AnalysisOutputCard({ result }: { result: Schemas["AnalysisResultOut"] }) {
+  const doc = result.data as AnalysisOutputDoc;
+  const graphs = groupGraphs(doc.series ?? []);
+  return (
+    <Card
+      title={
+        <>
+          {doc.title || result.analysis} <StateBadge state={result.status === "ok" ? "completed" : result.status} />
+        </>
+      }
+      testId={`analysis-${result.analysis}`}
+    >
+      {result.message ? <p className="warn">{result.message}</p> : null}
+      {doc.error ? <p className="warn">{doc.error}</p> : null}
+      {doc.summary && Object.keys(doc.summary).length ? (
+        <table className="kv">
+          <tbody>
+            {Object.entries(doc.summary).map(([k, v]) => (
+              <tr key={k}>
+                <th>{k}</th>
+                <td>{fmtNumber(v, 6)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : null}
+      <div className="grid two">
+        {graphs.map((g) => (
+          <div key={g.key}>
+            <h3>{g.title}</h3>
+            <XYChart
+              testId={`graph-${result.analysis}-${g.key}`}
+              series={g.series}
+              xLabel={g.xLabel}
+              yLabel={g.yLabel}
+              yScale={g.yScale}
+              xTicks={g.xTicks}
+            />
+          </div>
+        ))}
+      </div>
+      {(doc.tables ?? []).map((t) => (
+        <details key={t.name} open={(doc.tables ?? []).length === 1}>
+          <summary>
+            {t.title || t.name} ({t.rows.length} rows)
+          </summary>
+          <div className="scroll">
+            <table>
+              <thead>
+                <tr>
+                  {t.columns.map((c) => (
+                    <th key={c.name}>
+                      {c.name}
+                      {c.unit ? ` (${c.unit})` : ""}
+                    </th>
+                  ))}
+                </tr>
+              </thead>
+              <tbody>
+                {t.rows.slice(0, 500).map((row, i) => (
+                  <tr key={i}>
+                    {row.map((v, j) => (
+                      <td key={j}>{fmtNumber(v, 6)}</td>
+                    ))}
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        </details>
+      ))}
+      {(doc.notes ?? []).map((n, i) => (
+        <p key={i} className="muted">
+          {n}
+        </p>
+      ))}
+    </Card>
+  );
+}
+
+function StepTableCard({ table }: { table: ScalarTable }) {
+  const trends = trendRows(table);
+  const [field, setField] = useState<string>("");
+  const chosen = trends.find((t) => t.field === field) ?? trends[0];
+  const title = table.kind.startsWith("analysis:")
+    ? `Extracted: ${table.kind.slice("analysis:".length)}`
+    : table.kind === "validation"
+      ? "Convergence check (hpcgate validate)"
+      : table.kind === "accounting"
+        ? "Scheduler accounting"
+        : table.kind;
+  return (
+    <Card
+      title={title}
+      testId={`results-${table.kind.replace(":", "-")}`}
+      actions={
+        <button
+          type="button"
+          className="secondary"
+          onClick={() =>
+            saveBlob(new Blob([tableCsv(table)], { type: "text/csv" }), `${table.kind.replace(":", "-")}.csv`)
+          }
+        >
+          CSV
+        </button>
+      }
+    >
+      <div className="scroll">
+        <table className="steps-table">
+          <thead>
+            <tr>
+              <th>field</th>
+              {table.columns.map((c) => (
+                <th key={c.key}>{c.label}</th>
+              ))}
+            </tr>
+          </thead>
+          <tbody>
+            {table.rows.slice(0, 80).map((r) => (
+              <tr key={r.field}>
+                <th>{r.field}</th>
+                {r.values.map((v, i) => (
+                  <td key={i}>{fmtNumber(v, 6)}</td>
+                ))}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      {chosen ? (
+        <div className="trend">
+          <label className="inline">
+            Trend across steps:{" "}
+            <select value={chosen.field} onChange={(e) => setField(e.target.value)}>
+              {trends.map((t) => (
+                <option key={t.field} value={t.field}>
+                  {t.field}
+                </option>
+              ))}
+            </select>
+          </label>
+          <XYChart
+            height={200}
+            series={[{ label: chosen.field, x: chosen.values.map((_, i) => i), y: chosen.values, kind: "linepoints" }]}
+            xLabel="step"
+            yLabel={chosen.field}
+            xTicks={{ values: table.columns.map((_, i) => i), labels: table.columns.map((c) => c.label) }}
+          />
+        </div>
+      ) : null}
+    </Card>
+  );
+}

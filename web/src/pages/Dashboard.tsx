@@ -1,0 +1,265 @@
+import { useState } from "react";
+import { Link } from "react-router";
+import type { Schemas } from "../api/client";
+import { useApi, useSession } from "../api/context";
+import { useQuery } from "../api/hooks";
+import { TimeSeriesChart } from "../components/Charts";
+import { Card, Empty, ErrorBox, Loading, StateBadge } from "../components/ui";
+import { ago, between, fmtDate, fmtNumber } from "../lib/format";
+import { atLeast } from "../lib/roles";
+
+type Cluster = Schemas["ClusterOut"];
+type Series = Schemas["SeriesOut"];
+
+const WINDOWS = { "1 h": 1, "24 h": 24, "7 d": 24 * 7 } as const;
+type WindowName = keyof typeof WINDOWS;
+
+export function DashboardPage() {
+  const api = useApi();
+  const { user } = useSession();
+  const [win, setWin] = useState<WindowName>("24 h");
+  const clusters = useQuery((signal) => api.get("/clusters", { signal }), [], { pollMs: 15000 });
+  const running = useQuery(
+    (signal) => api.get("/calculations", { query: { state: "running", limit: 10 }, signal }),
+    [],
+    { pollMs: 10000 },
+  );
+  const queued = useQuery(
+    (signal) => api.get("/calculations", { query: { state: "submitted", limit: 1 }, signal }),
+    [],
+    { pollMs: 10000 },
+  );
+  const failed = useQuery(
+    (signal) => api.get("/calculations", { query: { state: "failed", limit: 8 }, signal }),
+    [],
+    { pollMs: 15000 },
+  );
+  const pending = useQuery(
+    (signal) => api.get("/calculations", { query: { state: "pending_approval", limit: 5 }, signal }),
+    [],
+    { pollMs: 15000, enabled: atLeast(user?.role, "moderator") },
+  );
+
+  return (
+    <div className="page" data-testid="page-dashboard">
+      <header className="page-head">
+        <h1>Dashboard</h1>
+        <div className="row">
+          <span className="muted">window</span>
+          {(Object.keys(WINDOWS) as WindowName[]).map((w) => (
+            <button
+              key={w}
+              type="button"
+              className={w === win ? "" : "secondary"}
+              onClick={() => setWin(w)}
+            >
+              {w}
+            </button>
+          ))}
+          <Link className="button" to="/calculations/new">
+            New calculation
+          </Link>
+        </div>
+      </header>
+
+      <div className="stats">
+        <Stat label="running" value={running.data?.total} to="/calculations?state=running" />
+        <Stat label="submitted" value={queued.data?.total} to="/calculations?state=submitted" />
+        <Stat label="failed" value={failed.data?.total} to="/calculations?state=failed" />
+        {atLeast(user?.role, "moderator") ? (
+          <Stat
+            label="awaiting approval"
+            value={pending.data?.total}
+            to="/calculations?state=pending_approval"
+          />
+        ) : null}
+        <Stat
+          label="clusters online"
+          value={
+            clusters.data
+              ? `${clusters.data.filter((c) => c.online).length} / ${clusters.data.length}`
+              : undefined
+          }
+          to="/clusters"
+        />
+      </div>
+
+      <h2 className="section-title">Clusters</h2>
+      <ErrorBox error={clusters.error} />
+      {clusters.loading && !clusters.data ? <Loading /> : null}
+      {clusters.data && clusters.data.length === 0 ? (
+        <Empty>No cluster yet. An admin adds one under Clusters.</Empty>
+      ) : null}
+      <div className="grid">
+        {clusters.data?.map((c) => (
+          <ClusterCard key={c.id} cluster={c} hours={WINDOWS[win]} />
+        ))}
+      </div>
+
+      <div className="grid two">
+        <Card title="Running calculations" testId="running-calculations">
+          <ErrorBox error={running.error} />
+          <CalcTable rows={running.data?.items} empty="Nothing is running." showDuration />
+        </Card>
+        <Card title="Recent failures" testId="recent-failures">
+          <ErrorBox error={failed.error} />
+          <CalcTable rows={failed.data?.items} empty="No failures." showReason />
+        </Card>
+      </div>
+    </div>
+  );
+}
+
+function Stat({ label, value, to }: { label: string; value: number | string | undefined; to: string }) {
+  return (
+    <Link to={to} className="stat" data-testid={`stat-${label.replace(/\s+/g, "-")}`}>
+      <span className="stat-value">{value ?? "…"}</span>
+      <span className="stat-label">{label}</span>
+    </Link>
+  );
+}
+
+export function seriesOf(data: Series | undefined, metric: string, scale = 1) {
+  return (data?.points ?? []).map((p) => {
+    const v = p.values[metric];
+    return { t: new Date(p.ts).getTime(), y: v == null ? null : v * scale };
+  });
+}
+
+function ClusterCard({ cluster, hours }: { cluster: Cluster; hours: number }) {
+  const api = useApi();
+  const beats = useQuery(
+    (signal) =>
+      api.get("/clusters/{cluster_id}/heartbeats", {
+        path: { cluster_id: cluster.id },
+        query: { since: new Date(Date.now() - hours * 3600_000).toISOString(), points: 120 },
+        signal,
+      }),
+    [cluster.id, hours],
+    { pollMs: 30000 },
+  );
+  const last = beats.data?.points.at(-1)?.values ?? {};
+  const memUsed = (beats.data?.points ?? []).map((p) => {
+    const total = p.values.memory_total_mb;
+    const free = p.values.memory_free_mb;
+    return {
+      t: new Date(p.ts).getTime(),
+      y: total == null || free == null ? null : (total - free) / 1024,
+    };
+  });
+  const state = !cluster.enabled ? "maintenance" : cluster.online ? "online" : "offline";
+  return (
+    <Card
+      className="cluster-card"
+      testId={`cluster-card-${cluster.name}`}
+      title={
+        <>
+          {cluster.name} <StateBadge state={state} />
+        </>
+      }
+      actions={<span className="muted">heartbeat {ago(cluster.last_heartbeat_at)}</span>}
+    >
+      <div className="kv-row">
+        <span>
+          <b>{fmtNumber(last.queue_depth ?? null)}</b> queued
+        </span>
+        <span>
+          <b>{fmtNumber(last.running_jobs ?? null)}</b> running jobs
+        </span>
+        <span>
+          <b>
+            {fmtNumber(last.cpus_allocated ?? null)} / {fmtNumber(last.cpus_total ?? null)}
+          </b>{" "}
+          CPUs allocated
+        </span>
+        <span className="muted">
+          {cluster.scheduler} · {cluster.access_mode}
+        </span>
+      </div>
+      <ErrorBox error={beats.error} />
+      <div className="grid three compact">
+        <div>
+          <h3>CPU</h3>
+          <TimeSeriesChart
+            testId={`cpu-chart-${cluster.name}`}
+            yLabel="CPUs"
+            series={[
+              { label: "load", points: seriesOf(beats.data, "cpu_load") },
+              { label: "allocated", points: seriesOf(beats.data, "cpus_allocated") },
+              { label: "total", points: seriesOf(beats.data, "cpus_total"), color: "#9ca3af" },
+            ]}
+          />
+        </div>
+        <div>
+          <h3>Memory</h3>
+          <TimeSeriesChart
+            testId={`memory-chart-${cluster.name}`}
+            yLabel="GiB"
+            series={[
+              { label: "used", points: memUsed, fill: true },
+              {
+                label: "total",
+                points: seriesOf(beats.data, "memory_total_mb", 1 / 1024),
+                color: "#9ca3af",
+              },
+            ]}
+          />
+        </div>
+        <div>
+          <h3>Queue</h3>
+          <TimeSeriesChart
+            testId={`queue-chart-${cluster.name}`}
+            yLabel="jobs"
+            series={[
+              { label: "queued", points: seriesOf(beats.data, "queue_depth") },
+              { label: "running", points: seriesOf(beats.data, "running_jobs") },
+            ]}
+          />
+        </div>
+      </div>
+    </Card>
+  );
+}
+
+function CalcTable({
+  rows,
+  empty,
+  showReason,
+  showDuration,
+}: {
+  rows: Schemas["CalculationSummary"][] | undefined;
+  empty: string;
+  showReason?: boolean;
+  showDuration?: boolean;
+}) {
+  if (!rows) return <Loading />;
+  if (!rows.length) return <Empty>{empty}</Empty>;
+  return (
+    <table>
+      <thead>
+        <tr>
+          <th>#</th>
+          <th>name</th>
+          <th>cluster</th>
+          <th>{showReason ? "reason" : showDuration ? "running for" : "state"}</th>
+          <th>{showReason ? "finished" : "owner"}</th>
+        </tr>
+      </thead>
+      <tbody>
+        {rows.map((c) => (
+          <tr key={c.id}>
+            <td>{c.id}</td>
+            <td>
+              <Link to={`/calculations/${c.id}`}>{c.name}</Link>
+            </td>
+            <td>{c.cluster_name}</td>
+            <td className={showReason ? "reason" : ""}>
+              {showReason ? c.state_reason || "—" : showDuration ? between(c.submitted_at, null) : <StateBadge state={c.state} />}
+            </td>
+            <td>{showReason ? fmtDate(c.finished_at) : c.owner_email}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
