@@ -46,6 +46,9 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     _mount_extensions(app, settings)
+    from hpcgate.api.portal import mount_portal
+
+    mount_portal(app)
     return app
 
 

@@ -152,7 +152,8 @@ def _namelist_spans(text: str) -> list[tuple[str, str, int, int]]:
     for m in _NAMELIST_START.finditer(text):
         if spans and m.start() < spans[-1][3]:
             continue
-        i, quote, body = m.end(), "", []
+        i, quote = m.end(), ""
+        body: list[str] = []
         while i < len(text):
             ch = text[i]
             if quote:

@@ -272,18 +272,17 @@ def run_one(pw: str, text: str, timeout: float) -> tuple[dict[str, Any], float]:
         run = Path(tmp)
         (run / "pw.in").write_text(text)
         t0 = time.monotonic()
-        with open(run / "pw.out", "wb") as out:
-            # a timeout leaves an unfinished output: the validator calls it incomplete
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                subprocess.run(
-                    [pw, "-in", "pw.in"],
-                    cwd=run,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    env={**os.environ, "OMP_NUM_THREADS": "1"},
-                    timeout=timeout,
-                    check=False,
-                )
+        # a timeout leaves an unfinished output: the validator calls it incomplete
+        with open(run / "pw.out", "wb") as out, contextlib.suppress(subprocess.TimeoutExpired):
+            subprocess.run(
+                [pw, "-in", "pw.in"],
+                cwd=run,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "OMP_NUM_THREADS": "1"},
+                timeout=timeout,
+                check=False,
+            )
         wall = time.monotonic() - t0
         return validate_path(run / "pw.out", "qe").to_dict(), wall
 

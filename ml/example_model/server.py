@@ -21,8 +21,9 @@ scikit-learn): no numpy in the image.
 
 Test-only switches, active only when ``MODEL_TEST_SWITCHES=1`` (never set in production):
 the file ``/tmp/hpcgate-fail-ping`` makes ``/ping`` answer 503, ``/tmp/hpcgate-hang-ping``
-makes it hang for 60 s, and ``MODEL_TEST_CRASH_AFTER_S=N`` makes the process exit with
-code 3 N seconds after it starts.
+makes it hang for 60 s, ``MODEL_TEST_CRASH_AFTER_S=N`` makes the process exit with
+code 3 N seconds after it starts, and ``MODEL_TEST_INVOKE_DELAY_S=N`` delays every
+``/invocations`` answer by N seconds.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ TEST_SWITCHES = os.environ.get("MODEL_TEST_SWITCHES") == "1"
 # test switches: files in the container's own /tmp, looked at only with MODEL_TEST_SWITCHES=1
 FAIL_PING = Path("/tmp/hpcgate-fail-ping")  # noqa: S108
 HANG_PING = Path("/tmp/hpcgate-hang-ping")  # noqa: S108
+INVOKE_DELAY_S = float(os.environ.get("MODEL_TEST_INVOKE_DELAY_S") or 0)
 
 
 def _sigmoid(z: float) -> float:
@@ -97,11 +99,11 @@ class Model:
 
 def _instance_descriptors(item: Any) -> dict[str, Any]:
     if isinstance(item, str):
-        return describe(item)
+        return dict(describe(item))
     if not isinstance(item, dict):
         raise InputError("each instance must be an object or the text of a pw.x input")
     if "pw_input" in item:
-        return describe(item["pw_input"])
+        return dict(describe(item["pw_input"]))
     return dict(item)
 
 
@@ -139,6 +141,8 @@ class Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length)
         if self.path != "/invocations":
             return self._send(404, {"error": f"no route POST {self.path}"})
+        if TEST_SWITCHES and INVOKE_DELAY_S > 0:
+            time.sleep(INVOKE_DELAY_S)
         ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
         try:
             if ctype == "text/plain":

@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     conv = y == 0
     isc_all, icoef_all, ib_all = fit_iterations(x[conv], iters[conv])
     weights = sorted(zip(FEATURES, clf_all.coef_[0], strict=True), key=lambda t: -abs(float(t[1])))
-    doc = {
+    doc: dict[str, Any] = {
         "name": NAME,
         "version": VERSION,
         "task": "P(pw.x SCF does not converge within electron_maxstep) and expected SCF iterations",
@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     print("top weights:", doc["top_weights"])
     print(f"rows {len(rows)} (skipped {skipped}), statuses {statuses}, C={c}")
     print(f"wrote {args.out}")
-    assert all(math.isfinite(v) for v in doc["classifier"]["coef"])
+    assert all(math.isfinite(v) for v in clf_all.coef_[0])
     return 0
 
 

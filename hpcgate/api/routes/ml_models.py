@@ -212,8 +212,9 @@ def _outcomes(session: Session, calc: Calculation) -> list[OutcomeOut]:
             else [(-1, step.label, step.state.value)]
         )
         for task_index, label, state in units:
-            data = results.get((step.id, task_index)) or {}
-            numbers = data.get("numbers") if isinstance(data.get("numbers"), dict) else {}
+            data: dict[str, Any] = results.get((step.id, task_index)) or {}
+            raw = data.get("numbers")
+            numbers: dict[str, Any] = raw if isinstance(raw, dict) else {}
             iters = numbers.get("scf_iterations_last")
             energy = numbers.get("energy_total_ev")
             converged = data.get("converged")
