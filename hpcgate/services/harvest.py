@@ -185,18 +185,12 @@ def _apply_task(s: Session, step: Step, task: ArrayTask | None, obs: Any) -> Non
     task.state_reason = obs.reason
     if obs.validation is not None or obs.extracted is not None:
         _upsert_result(s, step.id, obs.task_index, "validation", obs.validation)
-        for name, data in (obs.extracted or {}).items():
-            _upsert_result(s, step.id, obs.task_index, f"analysis:{name}", data)
+        _store_extract(s, step.id, obs.task_index, obs.extracted)
 
 
 def _store_results(s: Session, step: Step, obs: StepObservation) -> None:
     _upsert_result(s, step.id, -1, "validation", obs.validation)
-    analyses = (obs.extracted or {}).get("analyses") if obs.extracted else None
-    if isinstance(analyses, dict):
-        for name, data in analyses.items():
-            _upsert_result(s, step.id, -1, f"analysis:{name}", data)
-    elif obs.extracted:
-        _upsert_result(s, step.id, -1, "extract", obs.extracted)
+    _store_extract(s, step.id, -1, obs.extracted)
     _upsert_result(
         s,
         step.id,
@@ -210,6 +204,20 @@ def _store_results(s: Session, step: Step, obs: StepObservation) -> None:
             "elapsed_s": obs.elapsed_s,
         },
     )
+
+
+def _store_extract(s: Session, step_id: int, task_index: int, doc: dict[str, Any] | None) -> None:
+    """An ``extract.json`` document: one row per analysis, plus the per-analysis errors."""
+    if not doc:
+        return
+    analyses = doc.get("analyses")
+    if isinstance(analyses, dict):
+        for name, data in analyses.items():
+            _upsert_result(s, step_id, task_index, f"analysis:{name}", data)
+        if doc.get("errors"):
+            _upsert_result(s, step_id, task_index, "extract_errors", doc["errors"])
+    else:
+        _upsert_result(s, step_id, task_index, "extract", doc)
 
 
 def _upsert_result(s: Session, step_id: int, task_index: int, kind: str, data: Any) -> None:

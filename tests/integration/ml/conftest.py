@@ -40,16 +40,20 @@ def docker_env() -> DockerEnv:
     )
     import docker
 
+    problem = None
     try:
         client = docker.DockerClient(base_url=env.host, timeout=10)
-        client.ping()
-        for image in (env.image, env.broken_image):
-            client.images.get(image)
+        try:
+            client.ping()
+            for image in (env.image, env.broken_image):
+                client.images.get(image)
+        finally:
+            client.close()
     except Exception as exc:
-        pytest.skip(f"Docker test engine at {env.host} not usable ({exc}); "
+        problem = f"{type(exc).__name__}: {exc}"
+    if problem is not None:
+        pytest.skip(f"Docker test engine at {env.host} not usable ({problem}); "
                     "run scripts/services/docker.sh")  # fmt: skip
-    finally:
-        client.close()
     return env
 
 

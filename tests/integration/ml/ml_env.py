@@ -116,3 +116,25 @@ def wait_for(
             return last
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}: {last!r}")
+
+
+def new_calculation(main_api: MainApi, *, code: str = "qe") -> int:
+    """A committed calculation (and a cluster for it) owned by the main API's user."""
+    from sqlalchemy.orm import Session
+
+    from hpcgate.db.models import Calculation
+    from tests.helpers.api import new_cluster
+
+    cluster = new_cluster(main_api.engine)
+    with Session(main_api.engine) as session:
+        calc = Calculation(
+            name=f"calc-{uuid.uuid4().hex[:6]}",
+            owner_id=main_api.user.id,
+            cluster_id=cluster.id,
+            logical_queue="default",
+            code=code,
+            configuration={"kind": "single"},
+        )
+        session.add(calc)
+        session.commit()
+        return calc.id

@@ -64,6 +64,7 @@ def test_alg_none_is_refused(cfg: Settings) -> None:
             verify_access_token(token, cfg)
 
 
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 def test_other_hmac_algorithm_with_the_right_key_is_refused(cfg: Settings) -> None:
     token = jwt.encode(_claims(cfg), SECRET, algorithm="HS512")
     with pytest.raises(Unauthorized):

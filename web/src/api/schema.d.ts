@@ -1052,6 +1052,154 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/ml/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Models */
+        get: operations["ml-models-list_models"];
+        put?: never;
+        /** Register Model */
+        post: operations["ml-models-register_model"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ml/models/{model_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Model */
+        get: operations["ml-models-get_model"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete Model
+         * @description Refused while the ML-API runs it (stop it there first); its predictions go too.
+         */
+        delete: operations["ml-models-delete_model"];
+        options?: never;
+        head?: never;
+        /**
+         * Update Model
+         * @description Takes effect at the model's next run (the ML-API reads the registration then).
+         */
+        patch: operations["ml-models-update_model"];
+        trace?: never;
+    };
+    "/ml/models/{model_id}/config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Model Config */
+        get: operations["ml-models-get_model_config"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ml-api/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Ml Api Models */
+        get: operations["ml-api-ml_api_models"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ml-api/models/{model_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Ml Api Model */
+        get: operations["ml-api-ml_api_model"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ml-api/models/{model_id}/state": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Report State */
+        put: operations["ml-api-report_state"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/predictions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Store Prediction */
+        post: operations["predictions-store_prediction"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/calculations/{calc_id}/predictions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Calculation Predictions
+         * @description Predictions made for a calculation, newest first, next to what really happened.
+         */
+        get: operations["predictions-calculation_predictions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1283,6 +1431,19 @@ export interface components {
             limit: number;
             /** Offset */
             offset: number;
+        };
+        /** CalculationPredictions */
+        CalculationPredictions: {
+            /** Calculation Id */
+            calculation_id: number;
+            /** Calculation State */
+            calculation_state: string;
+            /** Code */
+            code: string;
+            /** Outcomes */
+            outcomes: components["schemas"]["OutcomeOut"][];
+            /** Predictions */
+            predictions: components["schemas"]["PredictionComparison"][];
         };
         /**
          * CalculationState
@@ -1567,6 +1728,17 @@ export interface components {
                 [key: string]: unknown;
             } | null;
         };
+        /** ComparedValue */
+        ComparedValue: {
+            /** Predicted */
+            predicted: unknown;
+            /** Actual */
+            actual: unknown;
+            /** Agrees */
+            agrees?: boolean | null;
+            /** Error */
+            error?: number | null;
+        };
         /** FailureReport */
         FailureReport: {
             /** Message */
@@ -1647,6 +1819,173 @@ export interface components {
             new_password?: string | null;
         };
         /**
+         * MlModelConfig
+         * @description The whole registration, environment values included (admins, the ML-API).
+         */
+        MlModelConfig: {
+            /** Id */
+            id: number;
+            /** Name */
+            name: string;
+            /** Version */
+            version: string;
+            /** Image */
+            image: string;
+            /** Description */
+            description: string;
+            /** Resources */
+            resources: {
+                [key: string]: unknown;
+            };
+            /** Environment Keys */
+            environment_keys?: string[];
+            /** State */
+            state: string;
+            /** Health */
+            health: string;
+            /** Restarts */
+            restarts: number;
+            /** Last Error */
+            last_error: string | null;
+            /** Last Reported At */
+            last_reported_at: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /** Environment */
+            environment: {
+                [key: string]: unknown;
+            };
+        };
+        /** MlModelCreate */
+        MlModelCreate: {
+            /**
+             * Name
+             * @example qe-scf-convergence
+             */
+            name: string;
+            /** Version */
+            version: string;
+            /**
+             * Image
+             * @example localhost/hpcgate-example-model:1.0.0
+             */
+            image: string;
+            /**
+             * Description
+             * @default
+             */
+            description?: string;
+            resources?: components["schemas"]["MlResources"];
+            /** Environment */
+            environment?: {
+                [key: string]: string;
+            };
+        };
+        /**
+         * MlModelOut
+         * @description What every user sees: environment *names* only (values may be credentials).
+         */
+        MlModelOut: {
+            /** Id */
+            id: number;
+            /** Name */
+            name: string;
+            /** Version */
+            version: string;
+            /** Image */
+            image: string;
+            /** Description */
+            description: string;
+            /** Resources */
+            resources: {
+                [key: string]: unknown;
+            };
+            /** Environment Keys */
+            environment_keys?: string[];
+            /** State */
+            state: string;
+            /** Health */
+            health: string;
+            /** Restarts */
+            restarts: number;
+            /** Last Error */
+            last_error: string | null;
+            /** Last Reported At */
+            last_reported_at: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /** MlModelUpdate */
+        MlModelUpdate: {
+            /** Image */
+            image?: string | null;
+            /** Description */
+            description?: string | null;
+            resources?: components["schemas"]["MlResources"] | null;
+            /** Environment */
+            environment?: {
+                [key: string]: string;
+            } | null;
+        };
+        /**
+         * MlResources
+         * @description Container limits; unset means the engine's default (no limit).
+         */
+        MlResources: {
+            /**
+             * Cpus
+             * @example 1
+             */
+            cpus?: number | null;
+            /**
+             * Memory Mb
+             * @example 512
+             */
+            memory_mb?: number | null;
+            /** Pids */
+            pids?: number | null;
+        };
+        /**
+         * MlStateReport
+         * @description What the ML-API reports after every change of a model's state or health.
+         */
+        MlStateReport: {
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "registered" | "starting" | "running" | "restarting" | "stopped" | "failed";
+            /**
+             * Health
+             * @default unknown
+             * @enum {string}
+             */
+            health?: "unknown" | "healthy" | "unhealthy";
+            /**
+             * Restarts
+             * @default 0
+             */
+            restarts?: number;
+            /** Last Error */
+            last_error?: string | null;
+        };
+        /**
          * NotifyLevel
          * @enum {string}
          */
@@ -1706,12 +2045,105 @@ export interface components {
             next_cursor: string | null;
         };
         /**
+         * OutcomeOut
+         * @description The observed result of one step (or array task) of a calculation.
+         */
+        OutcomeOut: {
+            /** Step Index */
+            step_index: number;
+            /** Task Index */
+            task_index: number;
+            /** Label */
+            label: string;
+            /** State */
+            state: string;
+            /** Status */
+            status: string | null;
+            /** Converged */
+            converged: boolean | null;
+            /** Scf Iterations */
+            scf_iterations: number | null;
+            /** Energy Total Ev */
+            energy_total_ev: number | null;
+        };
+        /**
          * PasswordSet
          * @description A moderator or admin sets another user's password (their sessions are revoked).
          */
         PasswordSet: {
             /** Password */
             password: string;
+        };
+        /** PredictionComparison */
+        PredictionComparison: {
+            /** Id */
+            id: number;
+            /** Model Id */
+            model_id: number;
+            /** Calculation Id */
+            calculation_id: number | null;
+            /** User Id */
+            user_id: number | null;
+            /** Request */
+            request: {
+                [key: string]: unknown;
+            };
+            /** Response */
+            response: {
+                [key: string]: unknown;
+            };
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Model Name */
+            model_name: string | null;
+            /** Model Version */
+            model_version: string | null;
+            /** Comparison */
+            comparison: {
+                [key: string]: components["schemas"]["ComparedValue"];
+            }[];
+        };
+        /** PredictionCreate */
+        PredictionCreate: {
+            /** Model Id */
+            model_id: number;
+            /** Calculation Id */
+            calculation_id?: number | null;
+            /** Request */
+            request?: {
+                [key: string]: unknown;
+            };
+            /** Response */
+            response?: {
+                [key: string]: unknown;
+            };
+        };
+        /** PredictionOut */
+        PredictionOut: {
+            /** Id */
+            id: number;
+            /** Model Id */
+            model_id: number;
+            /** Calculation Id */
+            calculation_id: number | null;
+            /** User Id */
+            user_id: number | null;
+            /** Request */
+            request: {
+                [key: string]: unknown;
+            };
+            /** Response */
+            response: {
+                [key: string]: unknown;
+            };
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
         };
         /** PreviewOut */
         PreviewOut: {
@@ -4249,6 +4681,348 @@ export interface operations {
                     "application/json": {
                         [key: string]: string;
                     };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "ml-models-list_models": {
+        parameters: {
+            query?: {
+                name?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MlModelOut"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "ml-models-register_model": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MlModelCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MlModelConfig"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "ml-models-get_model": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MlModelOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "ml-models-delete_model": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "ml-models-update_model": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MlModelUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MlModelConfig"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "ml-models-get_model_config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MlModelConfig"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "ml-api-ml_api_models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MlModelConfig"][];
+                };
+            };
+        };
+    };
+    "ml-api-ml_api_model": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MlModelConfig"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "ml-api-report_state": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MlStateReport"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MlModelOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "predictions-store_prediction": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PredictionCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PredictionOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "predictions-calculation_predictions": {
+        parameters: {
+            query?: {
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                calc_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CalculationPredictions"];
                 };
             };
             /** @description Validation Error */

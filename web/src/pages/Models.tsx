@@ -1,21 +1,21 @@
-import { useState } from "react";
-import { useApi, useServices } from "../api/context";
+import { type FormEvent, useMemo, useState } from "react";
+import { ApiClient, type Schemas } from "../api/client";
+import { useApi, useServices, useSession } from "../api/context";
 import { useQuery } from "../api/hooks";
-import { Card, Empty, ErrorBox, JsonView, StateBadge } from "../components/ui";
+import { Card, Empty, ErrorBox, JsonView, Loading, StateBadge } from "../components/ui";
+import { ago } from "../lib/format";
+import { can } from "../lib/roles";
 
-interface Model {
-  id: number | string;
-  name?: string;
-  state?: string;
-  status?: string;
-  health?: string;
-  image?: string;
-}
+type Model = Schemas["MlModelOut"];
+const ML_URL_KEY = "hpcgate.mlApiUrl";
+const ACTIVE = new Set(["starting", "running", "restarting"]);
 
 /**
- * ML models, when the main API lists them (the ML-API itself is a separate service). The
- * navigation entry is hidden when the server has no models route; run/stop/delete and
- * predictions use `{modelsPath}/{id}/...` as the ML-API documents them.
+ * ML models. The registry (state, health, restarts, last error) comes from the main API
+ * (`/ml/models`); running, stopping and predictions are the ML-API's job (a separate service,
+ * `hpcgate ml-api`), which accepts the same access token. Its address is set here once and
+ * kept in this browser; the ML-API must allow this page's origin (CORS) or sit behind the
+ * same reverse proxy.
  */
 export function ModelsPage() {
   const { caps } = useServices();
@@ -24,111 +24,244 @@ export function ModelsPage() {
       <div className="page" data-testid="page-models">
         <h1>Models</h1>
         <Card title="Not available on this server">
-          <p>This hpcgate API does not list ML models. They are served by the ML-API.</p>
+          <p>This hpcgate API does not list ML models.</p>
         </Card>
       </div>
     );
   }
-  return <ModelList base={caps.modelsPath} />;
+  return <ModelRegistry />;
 }
 
-function ModelList({ base }: { base: string }) {
+function useMlApi(url: string): ApiClient | null {
+  const { auth } = useServices();
+  return useMemo(
+    () =>
+      url
+        ? new ApiClient({ baseUrl: url.replace(/\/+$/, ""), getToken: auth.getToken, onUnauthorized: () => auth.refresh() })
+        : null,
+    [url, auth],
+  );
+}
+
+function ModelRegistry() {
   const api = useApi();
-  const { caps } = useServices();
+  const { user } = useSession();
+  const admin = can(user?.role, "clusters.manage");
+  const [mlUrl, setMlUrl] = useState(() => localStorage.getItem(ML_URL_KEY) ?? "");
+  const [draftUrl, setDraftUrl] = useState(mlUrl);
+  const ml = useMlApi(mlUrl);
   const [selected, setSelected] = useState<Model | null>(null);
   const [error, setError] = useState<unknown>(null);
-  const models = useQuery(
-    async (signal) => {
-      const raw = await api.raw<unknown>("get", base, { signal });
-      return (Array.isArray(raw) ? raw : ((raw as { items?: Model[] }).items ?? [])) as Model[];
-    },
-    [base],
-    { pollMs: 10000 },
-  );
+  const [adding, setAdding] = useState(false);
+  const models = useQuery((signal) => api.get("/ml/models", { signal }), [], { pollMs: 10000 });
+
   const act = async (model: Model, action: "run" | "stop" | "delete") => {
     setError(null);
     try {
       if (action === "delete") {
-        if (!window.confirm(`Delete model ${model.name ?? model.id}?`)) return;
-        await api.raw("delete", `${base}/${encodeURIComponent(String(model.id))}`);
+        if (!window.confirm(`Delete model ${model.name} ${model.version}? Its predictions go too.`)) return;
+        if (ml) await ml.raw("delete", `/models/${model.id}`);
+        else await api.delete("/ml/models/{model_id}", { path: { model_id: model.id } });
       } else {
-        await api.raw("post", `${base}/${encodeURIComponent(String(model.id))}/${action}`);
+        if (!ml) throw new Error("set the ML-API address first");
+        await ml.raw("post", `/models/${model.id}/${action}`);
       }
       models.reload();
     } catch (e) {
-      setError(e);
+      setError(e instanceof TypeError ? new Error(`the ML-API at ${mlUrl} did not answer (down, or it does not allow this origin): ${e.message}`) : e);
     }
   };
-  const has = (suffix: string) => [...caps.paths].some((p) => p.startsWith(base) && p.endsWith(suffix));
+
   return (
     <div className="page" data-testid="page-models">
-      <h1>Models</h1>
-      <ErrorBox error={models.error || error} />
-      <Card title="Models">
-        {models.data && models.data.length === 0 ? <Empty>No model.</Empty> : null}
-        <table>
-          <tbody>
-            {models.data?.map((m) => (
-              <tr key={m.id}>
-                <td>{m.name ?? m.id}</td>
-                <td>
-                  <StateBadge state={m.state ?? m.status ?? "unknown"} />
-                </td>
-                <td>{m.health ?? "—"}</td>
-                <td className="row">
-                  {has("/run") ? <button type="button" onClick={() => void act(m, "run")}>Run</button> : null}
-                  {has("/stop") ? (
-                    <button type="button" className="secondary" onClick={() => void act(m, "stop")}>
-                      Stop
-                    </button>
-                  ) : null}
-                  <button type="button" className="danger" onClick={() => void act(m, "delete")}>
-                    Delete
-                  </button>
-                  <button type="button" className="link" onClick={() => setSelected(m)}>
-                    predict…
-                  </button>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+      <header className="page-head">
+        <h1>Models</h1>
+        {admin ? (
+          <button type="button" onClick={() => setAdding((a) => !a)}>
+            {adding ? "Close" : "Register model"}
+          </button>
+        ) : null}
+      </header>
+      {adding ? (
+        <RegisterModel
+          onDone={() => {
+            setAdding(false);
+            models.reload();
+          }}
+        />
+      ) : null}
+      <Card title="ML-API">
+        <form
+          className="row wrap"
+          onSubmit={(e: FormEvent) => {
+            e.preventDefault();
+            localStorage.setItem(ML_URL_KEY, draftUrl.trim());
+            setMlUrl(draftUrl.trim());
+          }}
+        >
+          <input
+            aria-label="ML-API address"
+            placeholder="http://127.0.0.1:8100"
+            value={draftUrl}
+            onChange={(e) => setDraftUrl(e.target.value)}
+          />
+          <button type="submit" className="secondary">
+            Use
+          </button>
+          <span className="muted small">
+            {mlUrl ? `run, stop and predictions go to ${mlUrl}` : "needed to run, stop and call models; the list below comes from the main API"}
+          </span>
+        </form>
       </Card>
-      {selected ? <Predict base={base} model={selected} /> : null}
+      <ErrorBox error={models.error || error} />
+      {models.loading && !models.data ? <Loading /> : null}
+      <Card title="Registered models" testId="models">
+        {models.data && models.data.length === 0 ? <Empty>No model registered.</Empty> : null}
+        {models.data?.length ? (
+          <table>
+            <thead>
+              <tr>
+                <th>model</th>
+                <th>image</th>
+                <th>state</th>
+                <th>health</th>
+                <th>restarts</th>
+                <th>reported</th>
+                <th />
+              </tr>
+            </thead>
+            <tbody>
+              {models.data.map((m) => (
+                <tr key={m.id}>
+                  <td>
+                    <b>{m.name}</b> {m.version}
+                    <div className="muted small">{m.description}</div>
+                  </td>
+                  <td className="mono small">{m.image}</td>
+                  <td>
+                    <StateBadge state={m.state === "stopped" || m.state === "registered" ? "cancelled" : m.state} />
+                    {m.last_error ? <div className="warn small">{m.last_error}</div> : null}
+                  </td>
+                  <td>
+                    <StateBadge state={m.health === "healthy" ? "online" : m.health === "unhealthy" ? "failed" : "queued"} />{" "}
+                    <span className="small">{m.health}</span>
+                  </td>
+                  <td>{m.restarts}</td>
+                  <td>{ago(m.last_reported_at)}</td>
+                  <td className="row wrap">
+                    {admin && !ACTIVE.has(m.state) ? (
+                      <button type="button" disabled={!ml} onClick={() => void act(m, "run")}>
+                        Run
+                      </button>
+                    ) : null}
+                    {admin && ACTIVE.has(m.state) ? (
+                      <button type="button" className="secondary" disabled={!ml} onClick={() => void act(m, "stop")}>
+                        Stop
+                      </button>
+                    ) : null}
+                    {admin ? (
+                      <button type="button" className="danger" onClick={() => void act(m, "delete")}>
+                        Delete
+                      </button>
+                    ) : null}
+                    <button type="button" className="link" onClick={() => setSelected(m)}>
+                      predict…
+                    </button>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        ) : null}
+      </Card>
+      {selected ? <Predict model={selected} ml={ml} /> : null}
     </div>
   );
 }
 
-function Predict({ base, model }: { base: string; model: Model }) {
+function RegisterModel({ onDone }: { onDone: () => void }) {
   const api = useApi();
-  const [input, setInput] = useState('{\n  "instances": []\n}');
-  const [output, setOutput] = useState<unknown>(null);
+  const [v, setV] = useState({ name: "", version: "1.0.0", image: "", description: "", environment: "{}" });
   const [error, setError] = useState<unknown>(null);
-  const run = async () => {
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
     setError(null);
     try {
-      const body: unknown = JSON.parse(input);
-      setOutput(await api.raw("post", `${base}/${encodeURIComponent(String(model.id))}/predict`, { body }));
-    } catch (e) {
-      setError(e);
+      const environment = JSON.parse(v.environment || "{}") as Record<string, string>;
+      await api.post("/ml/models", { body: { name: v.name, version: v.version, image: v.image, description: v.description, environment } });
+      onDone();
+    } catch (err) {
+      setError(err);
     }
   };
   return (
-    <Card title={`Prediction: ${model.name ?? model.id}`}>
+    <Card title="Register a model">
+      <form className="form-grid" onSubmit={submit}>
+        {(["name", "version", "image", "description"] as const).map((k) => (
+          <label key={k}>
+            {k}
+            <input name={k} required={k !== "description"} value={v[k]} onChange={(e) => setV({ ...v, [k]: e.target.value })} />
+          </label>
+        ))}
+        <label className="wide">
+          <span>environment (JSON object)</span>
+          <textarea className="mono" rows={2} value={v.environment} onChange={(e) => setV({ ...v, environment: e.target.value })} />
+        </label>
+        <div className="wide">
+          <ErrorBox error={error} />
+          <button type="submit">Register</button>
+        </div>
+      </form>
+    </Card>
+  );
+}
+
+function Predict({ model, ml }: { model: Model; ml: ApiClient | null }) {
+  const [input, setInput] = useState('{\n  "instances": []\n}');
+  const [calcId, setCalcId] = useState("");
+  const [output, setOutput] = useState<unknown>(null);
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  const run = async () => {
+    setError(null);
+    setBusy(true);
+    try {
+      if (!ml) throw new Error("set the ML-API address first");
+      const body: unknown = JSON.parse(input);
+      setOutput(
+        await ml.raw("post", `/models/${model.id}/invocations`, {
+          body,
+          query: { calculation_id: calcId ? Number(calcId) : undefined },
+        }),
+      );
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <Card title={`Prediction with ${model.name} ${model.version}`} testId="predict">
       <div className="grid two">
         <label>
-          input (JSON)
+          <span>input (JSON, sent to the model's /invocations)</span>
           <textarea className="mono" rows={10} value={input} onChange={(e) => setInput(e.target.value)} />
         </label>
         <div>
-          output
+          <h3>output</h3>
           {output !== null ? <JsonView value={output} /> : <p className="muted">—</p>}
         </div>
       </div>
+      <div className="row">
+        <label className="inline">
+          store against calculation #
+          <input type="number" min={1} className="narrow" value={calcId} onChange={(e) => setCalcId(e.target.value)} />
+        </label>
+        <button type="button" disabled={busy || !ml} onClick={() => void run()}>
+          Predict
+        </button>
+      </div>
       <ErrorBox error={error} />
-      <button type="button" onClick={() => void run()}>
-        Predict
-      </button>
     </Card>
   );
 }
