@@ -73,36 +73,45 @@ def _check_params(params: Mapping[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------- SIESTA
-def _fdf_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def prepare_siesta(
     files: Mapping[str, str], main: str, params: Mapping[str, Any], dependent: bool
 ) -> PreparedInputs:
-    """Prepend overrides to the fdf: SIESTA uses the *first* occurrence of a label.
+    """Build one variant's SIESTA inputs with ``analyses.siesta.inputs.generate_inputs``.
 
-    A dependent chain step reuses the previous density matrix (``DM.UseSaveDM``) and,
-    for TranSIESTA, the saved energy-density matrix.
+    That checks the fdf (syntax, ``%include`` files, a pseudopotential for every species),
+    sets keys the way SIESTA reads them (first occurrence wins, any spelling), and applies
+    rotations. A dependent chain step restarts from the parent's density matrix
+    (``DM.UseSaveDM``; TranSIESTA also its ``.TSDE``), which the job copies in at start.
     """
-    _check_params(params)
+    import tempfile
+    from pathlib import Path
+
+    from analyses.siesta.inputs import generate_inputs
+
+    _check_params({k: v for k, v in params.items() if k != "rotation"})
     if main not in files:
         raise InvalidInput(f"the main input {main!r} is not among the input files")
-    lines = [f"{k} {_fdf_value(v)}" for k, v in params.items()]
+    with tempfile.TemporaryDirectory(prefix="hpcgate-siesta-") as tmp:
+        src = Path(tmp) / "base"
+        src.mkdir()
+        for name, text in files.items():
+            (src / name).write_text(text, encoding="utf-8")
+        (generated,) = generate_inputs(src / main, [dict(params)], Path(tmp) / "out", chain=False)
+        out = {
+            str(p.relative_to(generated.directory)): p.read_text(encoding="utf-8", errors="replace")
+            for p in sorted(generated.directory.rglob("*"))
+            if p.is_file()
+        }
+        for name, text in files.items():  # files the fdf does not reference (electrodes...)
+            out.setdefault(name, text)
     if dependent:
-        lines += ["DM.UseSaveDM true", "TS.DE.Save true", "TS.HS.Save true"]
-    header = "# --- hpcgate overrides (first occurrence wins)\n" + "\n".join(lines) + "\n"
-    out = dict(files)
-    out[main] = header + "# --- base input\n" + files[main]
-    label = _fdf_label(files[main]) or main.rsplit(".", 1)[0]
-    return PreparedInputs(out, {"input": main, "output": f"{label}.out"})
-
-
-def _fdf_label(text: str) -> str | None:
-    m = re.search(r"(?im)^\s*SystemLabel\s+(\S+)", text)
-    return m.group(1) if m else None
+        header = (
+            "# hpcgate: continue from the parent step (first occurrence wins)\nDM.UseSaveDM true\n"
+        )
+        out[main] = header + out[main]
+    return PreparedInputs(out, {"input": main, "output": f"{generated.label}.out"})
 
 
 # ------------------------------------------------------------------ Quantum ESPRESSO
@@ -190,9 +199,8 @@ def prepare_generic(
 
 
 PLUGINS: dict[str, CodePlugin] = {
-    "siesta": CodePlugin(
-        "siesta", "siesta.j2", "input.fdf", ("*.DM", "*.TSDE", "*.TSHS"), prepare_siesta
-    ),
+    # Not *.TSHS: SIESTA rebuilds H from the DM, and a stale TSHS could mislead TBtrans.
+    "siesta": CodePlugin("siesta", "siesta.j2", "input.fdf", ("*.DM", "*.TSDE"), prepare_siesta),
     "qe": CodePlugin("qe", "qe.j2", "pw.in", ("tmp",), prepare_qe),
     "generic": CodePlugin("generic", "generic.j2", "", (), prepare_generic, validates=False),
 }

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -43,63 +44,74 @@ def app(isolated_settings: Settings, isolated_engine: Engine) -> FastAPI:
     return create_app(isolated_settings, engine=isolated_engine)
 
 
+def _fuzz(
+    operation: Any,
+    mode: GenerationMode,
+    headers: Callable[[], dict[str, str]],
+    statuses: Counter[int],
+    failures: list[str],
+) -> None:
+    """Run ``EXAMPLES[mode]`` generated requests against one operation."""
+    label = f"{operation.method.upper()} {operation.path} ({mode.value})"
+
+    @hsettings(
+        max_examples=EXAMPLES[mode],
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.explicit, Phase.generate],
+    )
+    @given(case=operation.as_strategy(generation_mode=mode))
+    def run(case: Any) -> None:
+        # ours win over generated credential headers (random tokens would only 401)
+        case.headers = {**(case.headers or {}), **headers()}
+        response = case.call()
+        statuses[response.status_code] += 1
+        if response.status_code >= 500:
+            failures.append(
+                f"{label} -> {response.status_code}: {response.text[:300]}\n"
+                f"  reproduce: {case.as_curl_command()}"
+            )
+
+    try:
+        run()
+    except Unsatisfiable:
+        # nothing to make invalid (e.g. no parameters and no body): fine
+        assert mode is GenerationMode.NEGATIVE, f"{label}: no valid request can be generated"
+
+
 def test_no_server_errors(
     app: FastAPI, isolated_settings: Settings, isolated_engine: Engine
 ) -> None:
     admin = new_user(isolated_engine, role=Role.ADMIN)
     new_user(isolated_engine)  # someone to find, block, delete...
-    _, agent_key = new_api_key(isolated_engine, cluster=new_cluster(isolated_engine))
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    agent_key = ""
+
+    def headers() -> dict[str, str]:
+        # a fresh token per call: fuzzed admin calls may revoke the admin's sessions
+        return {
+            "Authorization": f"Bearer {access_token(admin, isolated_settings)}",
+            "X-API-Key": agent_key,
+        }
 
     failures: list[str] = []
     statuses: dict[str, Counter[int]] = {}
-    calls = 0
     for result in schema.get_all_operations():
         operation = result.ok()
-        method, path = operation.method.upper(), operation.path
-        if (method, path) in SKIP:
+        op = f"{operation.method.upper()} {operation.path}"
+        if (operation.method.upper(), operation.path) in SKIP:
             continue
-        if path.startswith("/agent/"):
-            # earlier fuzzed admin calls may have deleted the cluster or revoked its key
-            _, agent_key = new_api_key(isolated_engine, cluster=new_cluster(isolated_engine))
-        for mode, examples in EXAMPLES.items():
+        # a fresh agent key: earlier fuzzed admin calls may have deleted its cluster or revoked it
+        _, agent_key = new_api_key(isolated_engine, cluster=new_cluster(isolated_engine))
+        for mode in EXAMPLES:
+            _fuzz(operation, mode, headers, statuses.setdefault(op, Counter()), failures)
 
-            @hsettings(
-                max_examples=examples,
-                deadline=None,
-                derandomize=True,
-                database=None,
-                suppress_health_check=list(HealthCheck),
-                phases=[Phase.explicit, Phase.generate],
-            )
-            @given(case=operation.as_strategy(generation_mode=mode))
-            def run(case: Any) -> None:
-                nonlocal calls
-                # a fresh token per call: fuzzed admin calls may revoke the admin's sessions
-                headers = {
-                    "Authorization": f"Bearer {access_token(admin, isolated_settings)}",
-                    "X-API-Key": agent_key,
-                }
-                # ours win over generated credential headers (random tokens would only 401)
-                case.headers = {**(case.headers or {}), **headers}
-                response = case.call()
-                calls += 1
-                statuses.setdefault(f"{method} {path}", Counter())[response.status_code] += 1
-                if response.status_code >= 500:
-                    failures.append(
-                        f"{method} {path} ({mode.value}) -> {response.status_code}: "
-                        f"{response.text[:300]}\n  reproduce: {case.as_curl_command()}"
-                    )
-
-            try:
-                run()
-            except Unsatisfiable:
-                # nothing to make invalid (e.g. no parameters and no body): fine
-                assert mode is GenerationMode.NEGATIVE, f"{method} {path}: no valid request"
     if os.environ.get("HPCGATE_FUZZ_REPORT"):
         for op, counter in sorted(statuses.items()):
             print(f"{op}: {dict(sorted(counter.items()))}")
-    assert calls > 100
+    assert sum(sum(c.values()) for c in statuses.values()) > 100
     # the credentials really opened the routes: admin and agent operations succeeded
     succeeded = {op for op, c in statuses.items() if any(code < 300 for code in c)}
     assert len(succeeded) >= 15, statuses

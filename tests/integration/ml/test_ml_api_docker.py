@@ -243,7 +243,7 @@ def test_failing_ping_is_restarted(
         wait_for(lambda: main_api.model(model_id)["restarts"] == 1, what="restart report")
         r = client.post(
             f"/models/{model_id}/invocations",
-            json={"instances": [{"n_atoms": 2}]},
+            json={"instances": [{"n_atoms": 2, "ecutwfc": 25}]},
             headers=main_api.user_headers(),
         )
         assert r.status_code == 200
@@ -462,7 +462,7 @@ def test_state_is_recovered_from_labels_after_an_ml_api_restart(
         after = _state(client, running, admin)
         assert after["state"] == "running"
         assert after["container_id"] == before["container_id"]
-        r = client.post(f"/models/{running}/invocations", json={"n_atoms": 2}, headers=user)
+        r = client.post(f"/models/{running}/invocations", json={"n_atoms": 2, "ecutwfc": 25}, headers=user)
         assert r.status_code == 200, r.text
         wait_for(lambda: _state(client, running, admin)["health"] == "healthy", what="ping")
         # the one that died meanwhile is treated as any crash: restarted

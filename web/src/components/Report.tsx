@@ -142,7 +142,57 @@ export function ReportView({ calc }: { calc: Calc }) {
       {tables.map((t) => (
         <StepTableCard key={t.kind} table={t} />
       ))}
+      <Predictions calc={calc} />
     </div>
+  );
+}
+
+/** ML predictions made for this calculation, next to what really happened. */
+function Predictions({ calc }: { calc: Calc }) {
+  const api = useApi();
+  const { caps } = useServices();
+  const enabled = caps.paths.has("/calculations/{calc_id}/predictions");
+  const data = useQuery(
+    (signal) => api.get("/calculations/{calc_id}/predictions", { path: { calc_id: calc.id }, signal }),
+    [calc.id, calc.state],
+    { enabled },
+  );
+  if (!enabled || !data.data || data.data.predictions.length === 0) return null;
+  return (
+    <Card title="ML predictions vs outcome" testId="predictions">
+      <table>
+        <thead>
+          <tr>
+            <th>model</th>
+            <th>made</th>
+            <th>compared</th>
+          </tr>
+        </thead>
+        <tbody>
+          {data.data.predictions.map((p) => (
+            <tr key={p.id}>
+              <td>
+                {p.model_name} {p.model_version}
+              </td>
+              <td>{new Date(p.created_at).toLocaleString()}</td>
+              <td>
+                {p.comparison.map((c, i) => (
+                  <div key={i}>
+                    {Object.entries(c).map(([k, v]) => (
+                      <span key={k} className="small">
+                        {k}: predicted {fmtNumber(v.predicted)} · actual {fmtNumber(v.actual)}
+                        {v.error != null ? ` · error ${fmtNumber(v.error)}` : ""}
+                        {v.agrees != null ? (v.agrees ? " ✓" : " ✗") : ""}{" "}
+                      </span>
+                    ))}
+                  </div>
+                ))}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </Card>
   );
 }
 

@@ -415,7 +415,9 @@ export function CalculationNewPage() {
               </label>
             ) : null}
             <label className="wide">
-              Fixed parameters (one <code>name = value</code> per line)
+              <span>
+                Fixed parameters (one <code>name = value</code> per line)
+              </span>
               <textarea
                 name="fixed"
                 rows={2}
@@ -425,7 +427,9 @@ export function CalculationNewPage() {
             </label>
             {code === "generic" ? (
               <label className="wide">
-                Command (bash; parameters arrive as <code>$HPCGATE_PARAM_&lt;NAME&gt;</code>)
+                <span>
+                  Command (bash; parameters arrive as <code>$HPCGATE_PARAM_&lt;NAME&gt;</code>)
+                </span>
                 <textarea
                   name="command"
                   rows={2}
@@ -471,7 +475,7 @@ export function CalculationNewPage() {
           </div>
         ) : (
           <label className="wide">
-            Configuration (JSON: kind, parameters, variants, inherit, resources, command…)
+            <span>Configuration (JSON: kind, parameters, variants, inherit, resources, command…)</span>
             <textarea
               name="configuration"
               className="mono"
@@ -515,8 +519,8 @@ export function CalculationNewPage() {
           </ul>
         ) : null}
         {built.problem ? (
-          <p className="warn" data-testid="config-problem">
-            {built.problem}
+          <p className="muted" data-testid="config-problem">
+            Not ready to send: {built.problem}
           </p>
         ) : mode === "form" ? (
           <details>

@@ -304,11 +304,11 @@ function ClusterForm({ existing, onSaved }: { existing?: AdminCluster; onSaved: 
           </>
         ) : null}
         <label className="wide">
-          Runner options (JSON: key_file, known_hosts, launcher, template_dirs…)
+          <span>Runner options (JSON: key_file, known_hosts, launcher, template_dirs…)</span>
           <textarea name="options" className="mono" rows={3} value={v.options} onChange={(e) => set({ options: e.target.value })} />
         </label>
         <label className="wide">
-          Cleanup policy (JSON)
+          <span>Cleanup policy (JSON)</span>
           <textarea
             name="cleanup_policy"
             className="mono"
