@@ -23,6 +23,7 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,7 +142,9 @@ class ModelManager:
         self.registry: dict[int, dict[str, Any]] = {}
         self.registry_error: str | None = None
         self._lock = threading.Lock()
-        self._http = httpx.Client()  # pings; keep-alive is irrelevant, pooling is harmless
+        self._http = httpx.Client()  # pings and start-up waits
+        # how a due restart runs: its own thread, so one slow start blocks no other ping
+        self.spawn: Callable[[Callable[[ModelRuntime], None], ModelRuntime], None] = _in_thread
 
     # ------------------------------------------------------------------ bookkeeping
     def _runtime(self, model_id: int) -> ModelRuntime:
@@ -472,12 +475,7 @@ class ModelManager:
                 if rt.state == "restarting" and rt.next_restart_at is not None:
                     if now >= rt.next_restart_at:
                         rt.next_restart_at = None  # claimed: no second thread next tick
-                        threading.Thread(
-                            target=self._restart,
-                            args=(rt,),
-                            name=f"ml-restart-{rt.model_id}",
-                            daemon=True,
-                        ).start()
+                        self.spawn(self._restart, rt)
                 elif rt.state == "running":
                     self._check(rt)
             except EngineError as exc:
@@ -587,6 +585,11 @@ class ModelManager:
 
     def close(self) -> None:
         self._http.close()
+
+
+def _in_thread(target: Callable[[ModelRuntime], None], rt: ModelRuntime) -> None:
+    name = f"ml-restart-{rt.model_id}"
+    threading.Thread(target=target, args=(rt,), name=name, daemon=True).start()
 
 
 def new_container_name(namespace: str, model_id: int) -> str:

@@ -63,6 +63,7 @@ def build_adapter(cluster: Cluster, template_overrides: Sequence[Path] = ()) -> 
     opts = dict(cluster.options or {})
     opts.pop("hpcgate_command", None)  # used by the dispatcher, not by the adapter
     opts.pop("launcher", None)
+    ssh_options = opts.pop("ssh_options", None)
     template_dirs = [*opts.pop("template_dirs", []), *map(str, template_overrides)]
     adapter_opts = dict(opts.pop("adapter_options", {}) or {})
     if cluster.access_mode is AccessMode.LOCAL:
@@ -85,7 +86,32 @@ def build_adapter(cluster: Cluster, template_overrides: Sequence[Path] = ()) -> 
             key_filename=str(opts["key_filename"]),
             known_hosts=str(opts["known_hosts"]),
             scratch_root=cluster.scratch_root,
+            **_ssh_options(ssh_options or {}),
         )
     else:
         raise InvalidInput(f"cluster {cluster.name} is reached by its agent, not from the service")
     return get_adapter(cluster.scheduler, runner, template_dirs=template_dirs, **adapter_opts)
+
+
+_SSH_OPTIONS = {
+    "connect_timeout": float,
+    "keepalive_s": int,
+    "dead_peer_timeout_ms": int,
+    "max_channels": int,
+    "io_timeout": float,
+    "source_address": str,
+}
+
+
+def _ssh_options(raw: dict[str, Any]) -> dict[str, Any]:
+    """Admin-tunable SSH settings (timeouts, channel cap, source address), type-checked."""
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        kind = _SSH_OPTIONS.get(key)
+        if kind is None:
+            raise InvalidInput(f"unknown ssh option {key!r}: use {', '.join(sorted(_SSH_OPTIONS))}")
+        try:
+            out[key] = kind(value)
+        except (TypeError, ValueError):
+            raise InvalidInput(f"ssh option {key!r} must be a {kind.__name__}") from None
+    return out

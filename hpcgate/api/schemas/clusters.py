@@ -57,6 +57,13 @@ class QueueBase(BaseModel):
 
 
 class QueueCreate(QueueBase):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"logical_queue": "long", "partition": "compute", "max_nodes": 4}]
+        },
+    )
+
     logical_queue: QueueName
 
 
@@ -86,7 +93,23 @@ class QueueOut(BaseModel):
 
 
 class ClusterCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "hpc1",
+                    "scheduler": "slurm",
+                    "access_mode": "ssh",
+                    "host": "login.hpc1.example.org",
+                    "port": 22,
+                    "login_user": "hpcgate",
+                    "scratch_root": "/scratch/hpcgate",
+                    "queues": [{"logical_queue": "short", "partition": "debug"}],
+                }
+            ]
+        },
+    )
 
     name: ClusterName
     description: Description = ""

@@ -28,9 +28,14 @@ class UserOut(BaseModel):
 
 
 class UserCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"email": "ada@lab.org", "password": "a long passphrase", "role": "user"}]
+        },
+    )
 
-    email: Email
+    email: Annotated[Email, Field(pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")]
     password: Password
     full_name: FullName = ""
     role: Role = Role.USER

@@ -33,8 +33,8 @@ from tests.helpers.api import access_token, new_api_key, new_cluster, new_user
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 EXAMPLES = {
-    GenerationMode.POSITIVE: int(os.environ.get("HPCGATE_FUZZ_EXAMPLES", "12")),
-    GenerationMode.NEGATIVE: int(os.environ.get("HPCGATE_FUZZ_NEGATIVE_EXAMPLES", "6")),
+    GenerationMode.POSITIVE: int(os.environ.get("HPCGATE_FUZZ_EXAMPLES", "10")),
+    GenerationMode.NEGATIVE: int(os.environ.get("HPCGATE_FUZZ_NEGATIVE_EXAMPLES", "5")),
 }
 SKIP = {("GET", "/logs/stream")}
 
