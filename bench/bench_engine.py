@@ -19,16 +19,16 @@ from pathlib import Path, PurePosixPath
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hpcgate.db.models.clusters import AccessMode  # noqa: E402
-from hpcgate.domain.states import CalculationState  # noqa: E402
-from hpcgate.engine.harvest import observe  # noqa: E402
-from hpcgate.engine.work import ActiveStep  # noqa: E402
-from hpcgate.services.cluster_ticks import harvest_tick  # noqa: E402
-from hpcgate.services.connections import ClusterConnections  # noqa: E402
-from hpcgate.services.dispatch import dispatch_tick  # noqa: E402
-from scheduler_adapters.registry import get_adapter  # noqa: E402
-from scheduler_adapters.runners.local import LocalRunner  # noqa: E402
-from tests.helpers.engine_env import engine_env  # noqa: E402
+from hpcgate.db.models.clusters import AccessMode
+from hpcgate.domain.states import CalculationState
+from hpcgate.engine.harvest import observe
+from hpcgate.engine.work import ActiveStep
+from hpcgate.services.cluster_ticks import harvest_tick
+from hpcgate.services.connections import ClusterConnections
+from hpcgate.services.dispatch import dispatch_tick
+from scheduler_adapters.registry import get_adapter
+from scheduler_adapters.runners.local import LocalRunner
+from tests.helpers.engine_env import engine_env
 
 POLL = 1.0
 

@@ -130,8 +130,8 @@ def calculation_recipients(
     return _dedupe(candidates)
 
 
-def _clean(message: str) -> str:
-    return message.replace("\x00", "")[:MAX_MESSAGE]
+def _clean(message: str | None) -> str:
+    return str(message or "").replace("\x00", "")[:MAX_MESSAGE]
 
 
 def _subject(text: str) -> str:
@@ -154,7 +154,7 @@ def notify_calculation_event(
     session: Session,
     calculation: Calculation,
     event: str,
-    message: str = "",
+    message: str | None = "",
     *,
     level: NotifyLevel | str | None = None,
     settings: Settings | None = None,
@@ -208,7 +208,7 @@ def notify_cluster_event(
     session: Session,
     cluster: Cluster,
     event: str,
-    message: str = "",
+    message: str | None = "",
     *,
     settings: Settings | None = None,
 ) -> list[NotificationOutbox]:

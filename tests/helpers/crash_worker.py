@@ -17,9 +17,12 @@ from hpcgate.settings import Settings
 
 def main() -> None:
     url, data_dir = sys.argv[1], sys.argv[2]
-    settings = Settings(env="test", database={"url": url},
-                        auth={"secret_key": "test-secret-key-0123456789abcdef"},
-                        paths={"data_dir": data_dir})
+    settings = Settings(
+        env="test",
+        database={"url": url},
+        auth={"secret_key": "test-secret-key-0123456789abcdef"},
+        paths={"data_dir": data_dir},
+    )
     engine = create_engine(url)
     factory = sessionmaker(engine, expire_on_commit=False)
     conns = ClusterConnections()

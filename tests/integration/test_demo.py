@@ -25,9 +25,20 @@ def test_demo_runs_a_chain_end_to_end() -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HPCGATE_")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hpcgate.cli", "demo", "--port", str(port), "--data-dir",
-         str(data_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "hpcgate.cli",
+            "demo",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
         start_new_session=True,
     )
     output: list[str] = []
@@ -49,8 +60,9 @@ def test_demo_runs_a_chain_end_to_end() -> None:
         calc_id = int(calc_url.rsplit("/", 1)[1])
         base = f"http://127.0.0.1:{port}"
         assert httpx.get(base + "/health").json()["database"]["status"] == "ok"
-        token = httpx.post(base + "/auth/login", json={"email": email, "password": password}
-                           ).json()["access_token"]
+        token = httpx.post(
+            base + "/auth/login", json={"email": email, "password": password}
+        ).json()["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
         state = None
         deadline = time.monotonic() + 120
@@ -67,7 +79,7 @@ def test_demo_runs_a_chain_end_to_end() -> None:
 
         history = json.loads(last.read_text())["history"]
         assert len(history) == 6  # 3 steps x 2 iterations, continued across the chain
-        assert abs(history[-1] - 2 ** 0.5) < 1e-12
+        assert abs(history[-1] - 2**0.5) < 1e-12
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Annotated
 
 from fastapi import APIRouter, Cookie, Request, Response
@@ -23,8 +24,10 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 
 RefreshCookie = Annotated[str | None, Cookie(alias=refresh.COOKIE_NAME, max_length=256)]
 
-# Verified when the e-mail is unknown, so both failures take the same time.
-_DUMMY_HASH = hash_password("dummy-password-for-timing")
+@cache
+def _dummy_hash() -> str:
+    """Verified when the e-mail is unknown, so both failures take the same time."""
+    return hash_password("dummy-password-for-timing")
 
 
 def _set_refresh_cookie(response: Response, token: str, settings: Settings) -> None:
@@ -86,7 +89,7 @@ def login(
         )
     user = get_user_by_email(session, body.email)
     if user is None:
-        verify_password(_DUMMY_HASH, body.password)
+        verify_password(_dummy_hash(), body.password)
         raise Unauthorized("invalid e-mail or password")
     if not verify_password(user.password_hash, body.password):
         raise Unauthorized("invalid e-mail or password")
@@ -119,7 +122,6 @@ def refresh_token(
 
 @router.post("/logout", status_code=204)
 def logout(
-    response: Response,
     session: SessionDep,
     settings: SettingsDep,
     hpcgate_refresh: RefreshCookie = None,

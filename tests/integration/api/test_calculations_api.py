@@ -21,17 +21,28 @@ H2 = "&control\n  calculation='scf'\n/\n&system\n  ecutwfc=25.0\n/\n&electrons\n
 def _cluster(engine: Engine, **kw: Any) -> int:
     cluster = new_cluster(engine, **kw)
     with Session(engine) as s:
-        s.add(QueueMapping(cluster_id=cluster.id, logical_queue="default", partition="debug",
-                           max_walltime_s=3600, max_cpus=16))
+        s.add(
+            QueueMapping(
+                cluster_id=cluster.id,
+                logical_queue="default",
+                partition="debug",
+                max_walltime_s=3600,
+                max_cpus=16,
+            )
+        )
         s.commit()
     return cluster.id
 
 
 def _body(cluster_id: int, **over: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "name": "H2 chain", "cluster_id": cluster_id, "logical_queue": "default", "code": "qe",
+        "name": "H2 chain",
+        "cluster_id": cluster_id,
+        "logical_queue": "default",
+        "code": "qe",
         "configuration": {
-            "kind": "chain", "inputs": {"pw.in": H2},
+            "kind": "chain",
+            "inputs": {"pw.in": H2},
             "variants": [{"label": f"E{i}", "parameters": {"ecutwfc": 20 + i}} for i in range(3)],
             "resources": {"tasks": 1, "walltime_s": 600},
         },
@@ -57,8 +68,9 @@ def test_create_chain_plans_steps_and_edges(settings: Settings, db_engine: Engin
         assert [s["index"] for s in body["steps"]] == [0, 1, 2]
         assert body["steps"][2]["parents"] == [body["steps"][1]["id"]]
         assert body["configuration"]["inputs"] == {"pw.in": {"bytes": len(H2)}}
-        r = client.get(f"/calculations/{body['id']}/inputs/pw.in",
-                       headers=auth_headers(user, settings))
+        r = client.get(
+            f"/calculations/{body['id']}/inputs/pw.in", headers=auth_headers(user, settings)
+        )
         assert r.json()["text"] == H2
 
 
@@ -68,21 +80,67 @@ def test_create_chain_plans_steps_and_edges(settings: Settings, db_engine: Engin
         ({"logical_queue": "gpu"}, 422, "has no queue 'gpu'"),
         ({"cluster_id": 999999}, 404, "does not exist"),
         ({"code": "vasp"}, 422, ""),
-        ({"configuration": {"kind": "dag", "inputs": {"pw.in": H2},
-                            "steps": [{"name": "a", "after": ["b"]}, {"name": "b", "after": ["a"]}]}},
-         422, "cycle"),
-        ({"configuration": {"kind": "single", "inputs": {"../../etc/passwd": "x"}}}, 422,
-         "not allowed"),
-        ({"configuration": {"kind": "single", "inputs": {"pw.in": H2},
-                            "resources": {"walltime_s": 999999}}}, 422, "exceeds the queue limit"),
-        ({"configuration": {"kind": "single", "inputs": {"pw.in": H2},
-                            "resources": {"tasks": 64}}}, 422, "exceed the queue limit"),
-        ({"configuration": {"kind": "single", "inputs": {"pw.in": H2},
-                            "parameters": {"bad key; rm -rf /": 1}}}, 422, "not allowed"),
-        ({"configuration": {"kind": "single", "inputs": {"pw.in": H2},
-                            "parameters": {"ecutwfc": "1\n/\n&evil"}}}, 422, "single line"),
-        ({"configuration": {"kind": "single", "inputs": {"other.in": H2}}}, 422,
-         "main input"),
+        (
+            {
+                "configuration": {
+                    "kind": "dag",
+                    "inputs": {"pw.in": H2},
+                    "steps": [{"name": "a", "after": ["b"]}, {"name": "b", "after": ["a"]}],
+                }
+            },
+            422,
+            "cycle",
+        ),
+        (
+            {"configuration": {"kind": "single", "inputs": {"../../etc/passwd": "x"}}},
+            422,
+            "not allowed",
+        ),
+        (
+            {
+                "configuration": {
+                    "kind": "single",
+                    "inputs": {"pw.in": H2},
+                    "resources": {"walltime_s": 999999},
+                }
+            },
+            422,
+            "exceeds the queue limit",
+        ),
+        (
+            {
+                "configuration": {
+                    "kind": "single",
+                    "inputs": {"pw.in": H2},
+                    "resources": {"tasks": 64},
+                }
+            },
+            422,
+            "exceed the queue limit",
+        ),
+        (
+            {
+                "configuration": {
+                    "kind": "single",
+                    "inputs": {"pw.in": H2},
+                    "parameters": {"bad key; rm -rf /": 1},
+                }
+            },
+            422,
+            "not allowed",
+        ),
+        (
+            {
+                "configuration": {
+                    "kind": "single",
+                    "inputs": {"pw.in": H2},
+                    "parameters": {"ecutwfc": "1\n/\n&evil"},
+                }
+            },
+            422,
+            "single line",
+        ),
+        ({"configuration": {"kind": "single", "inputs": {"other.in": H2}}}, 422, "main input"),
         ({"configuration": {"kind": "single", "inputs": {}}}, 422, "needs its input files"),
         ({"analyses": ["no_such_analysis"]}, 422, "no_such_analysis"),
         ({"name": ""}, 422, "name"),
@@ -96,8 +154,9 @@ def test_bad_input_is_refused_and_nothing_is_written(
     cid = _cluster(db_engine)
     before = (_count(db_engine, Calculation), _count(db_engine, Step))
     with api_client(settings, db_engine) as client:
-        r = client.post("/calculations", json={**_body(cid), **change},
-                        headers=auth_headers(user, settings))
+        r = client.post(
+            "/calculations", json={**_body(cid), **change}, headers=auth_headers(user, settings)
+        )
     assert r.status_code == status, r.text
     assert fragment in r.json()["detail"]
     assert (_count(db_engine, Calculation), _count(db_engine, Step)) == before
@@ -108,21 +167,27 @@ def test_approval_flow_and_roles(settings: Settings, db_engine: Engine) -> None:
     moderator = new_user(db_engine, role=Role.MODERATOR)
     cid = _cluster(db_engine, require_approval=True)
     with api_client(settings, db_engine) as client:
-        calc = client.post("/calculations", json=_body(cid),
-                           headers=auth_headers(user, settings)).json()
+        calc = client.post(
+            "/calculations", json=_body(cid), headers=auth_headers(user, settings)
+        ).json()
         assert calc["state"] == "pending_approval"
         assert calc["approved"] is False
         r = client.post(f"/calculations/{calc['id']}/approve", headers=auth_headers(user, settings))
         assert r.status_code == 403
-        r = client.put(f"/calculations/{calc['id']}/priority", json={"priority": 50},
-                       headers=auth_headers(moderator, settings))
+        r = client.put(
+            f"/calculations/{calc['id']}/priority",
+            json={"priority": 50},
+            headers=auth_headers(moderator, settings),
+        )
         assert r.json()["priority"] == 50
-        r = client.post(f"/calculations/{calc['id']}/approve",
-                        headers=auth_headers(moderator, settings))
+        r = client.post(
+            f"/calculations/{calc['id']}/approve", headers=auth_headers(moderator, settings)
+        )
         assert r.status_code == 200
         assert r.json()["state"] == "ready"
-        r = client.post(f"/calculations/{calc['id']}/approve",
-                        headers=auth_headers(moderator, settings))
+        r = client.post(
+            f"/calculations/{calc['id']}/approve", headers=auth_headers(moderator, settings)
+        )
         assert r.status_code == 409
         r = client.post(f"/calculations/{calc['id']}/cancel", headers=auth_headers(user, settings))
         assert r.json()["state"] == "cancelled"
@@ -136,8 +201,9 @@ def test_preview_renders_scripts_and_saves_nothing(settings: Settings, db_engine
     cid = _cluster(db_engine)
     before = _count(db_engine, Calculation)
     with api_client(settings, db_engine) as client:
-        r = client.post("/calculations/preview", json=_body(cid),
-                        headers=auth_headers(user, settings))
+        r = client.post(
+            "/calculations/preview", json=_body(cid), headers=auth_headers(user, settings)
+        )
     assert r.status_code == 200, r.text
     steps = r.json()["steps"]
     assert [s["parents"] for s in steps] == [[], [0], [1]]
@@ -154,20 +220,26 @@ def test_list_filters_search_and_pagination(settings: Settings, db_engine: Engin
     cid = _cluster(db_engine)
     with api_client(settings, db_engine) as client:
         for i in range(5):
-            client.post("/calculations", json=_body(cid, name=f"mine {i} needle"),
-                        headers=auth_headers(user, settings))
-        client.post("/calculations", json=_body(cid, name="theirs"),
-                    headers=auth_headers(other, settings))
+            client.post(
+                "/calculations",
+                json=_body(cid, name=f"mine {i} needle"),
+                headers=auth_headers(user, settings),
+            )
+        client.post(
+            "/calculations", json=_body(cid, name="theirs"), headers=auth_headers(other, settings)
+        )
         h = auth_headers(user, settings)
         page = client.get("/calculations", params={"owner": "me", "limit": 2}, headers=h).json()
         assert page["total"] == 5
         assert len(page["items"]) == 2
         assert page["items"][0]["name"] == "mine 4 needle"  # newest first
-        page2 = client.get("/calculations", params={"owner": "me", "limit": 2, "offset": 4},
-                           headers=h).json()
+        page2 = client.get(
+            "/calculations", params={"owner": "me", "limit": 2, "offset": 4}, headers=h
+        ).json()
         assert [c["name"] for c in page2["items"]] == ["mine 0 needle"]
-        found = client.get("/calculations", params={"q": "needle", "cluster_id": cid},
-                           headers=h).json()
+        found = client.get(
+            "/calculations", params={"q": "needle", "cluster_id": cid}, headers=h
+        ).json()
         assert found["total"] == 5
         everyone = client.get("/calculations", params={"cluster_id": cid}, headers=h).json()
         assert everyone["total"] == 6  # users see the lab's calculations

@@ -40,8 +40,9 @@ def test_patterns_keep_list_and_freed_bytes(tmp_path: Path) -> None:
 def test_dry_run_deletes_nothing(tmp_path: Path) -> None:
     scratch = tmp_path / "scratch"
     step = _tree(scratch)
-    report = clean_directory(LocalRunner(scratch), str(step),
-                             CleanupPolicy(delete_patterns=("*",), dry_run=True))
+    report = clean_directory(
+        LocalRunner(scratch), str(step), CleanupPolicy(delete_patterns=("*",), dry_run=True)
+    )
     assert report.dry_run is True
     assert report.freed_bytes == 5000 + 3000 + 2000
     assert (step / "big.TSGF").exists()
@@ -51,8 +52,9 @@ def test_dry_run_deletes_nothing(tmp_path: Path) -> None:
 def test_expired_directory_is_removed_whole(tmp_path: Path) -> None:
     scratch = tmp_path / "scratch"
     step = _tree(scratch)
-    report = clean_directory(LocalRunner(scratch), str(step), CleanupPolicy(keep_days=7),
-                             expired=True)
+    report = clean_directory(
+        LocalRunner(scratch), str(step), CleanupPolicy(keep_days=7), expired=True
+    )
     assert not step.exists()
     assert report.freed_bytes == 5000 + 3000 + 40 + 2000 + len("siesta output")
 
@@ -65,8 +67,9 @@ def test_symlinks_are_removed_as_links_never_followed(tmp_path: Path) -> None:
     (outside / "thesis.TSGF").write_text("do not delete")
     os.symlink(outside / "thesis.TSGF", step / "link.TSGF")
     os.symlink(outside, step / "dirlink")
-    clean_directory(LocalRunner(scratch), str(step),
-                    CleanupPolicy(delete_patterns=("*.TSGF", "dirlink")))
+    clean_directory(
+        LocalRunner(scratch), str(step), CleanupPolicy(delete_patterns=("*.TSGF", "dirlink"))
+    )
     assert (outside / "thesis.TSGF").read_text() == "do not delete"
     assert not (step / "link.TSGF").is_symlink()
     assert not os.path.lexists(step / "dirlink")
@@ -74,8 +77,17 @@ def test_symlinks_are_removed_as_links_never_followed(tmp_path: Path) -> None:
     assert (outside / "thesis.TSGF").read_text() == "do not delete"
 
 
-@pytest.mark.parametrize("hostile", ["/etc", "/", "{scratch}/../precious", "{scratch}",
-                                     "relative/path", "{scratch}/calc-1/../../precious"])
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "/etc",
+        "/",
+        "{scratch}/../precious",
+        "{scratch}",
+        "relative/path",
+        "{scratch}/calc-1/../../precious",
+    ],
+)
 def test_hostile_directories_are_refused(tmp_path: Path, hostile: str) -> None:
     scratch = tmp_path / "scratch"
     _tree(scratch)
@@ -83,8 +95,9 @@ def test_hostile_directories_are_refused(tmp_path: Path, hostile: str) -> None:
     precious.mkdir()
     (precious / "data").write_text("keep")
     target = hostile.format(scratch=scratch)
-    report = clean_directory(LocalRunner(scratch), target,
-                             CleanupPolicy(delete_patterns=("*",)), expired=True)
+    report = clean_directory(
+        LocalRunner(scratch), target, CleanupPolicy(delete_patterns=("*",)), expired=True
+    )
     assert report.refused, target
     assert report.deleted == []
     assert (precious / "data").read_text() == "keep"
@@ -98,7 +111,10 @@ def test_a_step_dir_that_is_a_symlink_out_of_scratch_is_not_followed(tmp_path: P
     precious.mkdir()
     (precious / "data.RHO").write_text("keep")
     os.symlink(precious, scratch / "calc-2" / "step-000-x")
-    report = clean_directory(LocalRunner(scratch), str(scratch / "calc-2" / "step-000-x"),
-                             CleanupPolicy(delete_patterns=("*.RHO",)))
+    report = clean_directory(
+        LocalRunner(scratch),
+        str(scratch / "calc-2" / "step-000-x"),
+        CleanupPolicy(delete_patterns=("*.RHO",)),
+    )
     assert (precious / "data.RHO").read_text() == "keep"
     assert report.freed_bytes == 0

@@ -29,8 +29,13 @@ from tests.helpers.live_api import live_server
 pytestmark = [pytest.mark.integration, pytest.mark.slurm]
 
 REPO = Path(__file__).resolve().parents[3]
-POINTS = ["after_mark_submitting", "after_submit", "after_submit:2", "after_record",
-          "before_release"]
+POINTS = [
+    "after_mark_submitting",
+    "after_submit",
+    "after_submit:2",
+    "after_record",
+    "before_release",
+]
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +52,28 @@ def slurm_jobs_named(names: list[str]) -> Counter[str]:
     """Every job Slurm knows (queue + accounting) by name, counted by distinct job id."""
     seen: dict[str, set[str]] = {}
     acct = subprocess.run(
-        ["sacct", "-X", "-n", "-P", "-S", "now-2hours", "--name", ",".join(names),
-         "-o", "JobIDRaw,JobName"], capture_output=True, text=True, check=True)
-    queue = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%j", "-n", ",".join(names)],
-                           capture_output=True, text=True, check=True)
+        [
+            "sacct",
+            "-X",
+            "-n",
+            "-P",
+            "-S",
+            "now-2hours",
+            "--name",
+            ",".join(names),
+            "-o",
+            "JobIDRaw,JobName",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    queue = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-o", "%i|%j", "-n", ",".join(names)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     for line in (acct.stdout + queue.stdout).splitlines():
         jid, _, name = line.partition("|")
         if name in names:
@@ -60,7 +83,10 @@ def slurm_jobs_named(names: list[str]) -> Counter[str]:
 
 def _chain(env: EngineEnv, cluster_id: int) -> int:
     return env.create(
-        name="crash chain", cluster_id=cluster_id, logical_queue="default", code="generic",
+        name="crash chain",
+        cluster_id=cluster_id,
+        logical_queue="default",
+        code="generic",
         configuration={
             "kind": "chain",
             "variants": [{"label": f"s{i}", "parameters": {"x": i}} for i in range(3)],
@@ -83,16 +109,27 @@ def _check(env: EngineEnv, calc_id: int) -> None:
 
 @pytest.mark.parametrize("point", POINTS)
 def test_worker_killed_during_submission(env: EngineEnv, tmp_path: Path, point: str) -> None:
-    cid = env.add_cluster(f"login-{uuid.uuid4().hex[:6]}", scheduler="slurm",
-                          access_mode=AccessMode.LOCAL, scratch_root=str(tmp_path / "scratch"))
+    cid = env.add_cluster(
+        f"login-{uuid.uuid4().hex[:6]}",
+        scheduler="slurm",
+        access_mode=AccessMode.LOCAL,
+        scratch_root=str(tmp_path / "scratch"),
+    )
     calc_id = _chain(env, cid)
     cmd = [sys.executable, "-m", "tests.helpers.crash_worker", env.url, str(tmp_path)]
-    crashed = subprocess.run(cmd, cwd=REPO, env={**os.environ, "HPCGATE_FAULT_CRASH_AT": point},
-                             capture_output=True, text=True, timeout=120)
+    crashed = subprocess.run(
+        cmd,
+        cwd=REPO,
+        env={**os.environ, "HPCGATE_FAULT_CRASH_AT": point},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert crashed.returncode == -9, crashed.stderr[-2000:]
     assert env.calc(calc_id).state is CalculationState.SUBMITTING
-    restarted = subprocess.run(cmd, cwd=REPO, env=os.environ, capture_output=True, text=True,
-                               timeout=120)
+    restarted = subprocess.run(
+        cmd, cwd=REPO, env=os.environ, capture_output=True, text=True, timeout=120
+    )
     assert restarted.returncode == 0, restarted.stderr[-2000:]
     assert env.calc(calc_id).state is CalculationState.SUBMITTED
     conns = ClusterConnections()
@@ -111,31 +148,48 @@ def test_worker_killed_during_submission(env: EngineEnv, tmp_path: Path, point: 
 def test_agent_killed_during_submission(env: EngineEnv, tmp_path: Path, point: str) -> None:
     name = f"agent-{uuid.uuid4().hex[:6]}"
     scratch = tmp_path / "scratch"
-    cid = env.add_cluster(name, scheduler="slurm", access_mode=AccessMode.AGENT,
-                          scratch_root=str(scratch))
+    cid = env.add_cluster(
+        name, scheduler="slurm", access_mode=AccessMode.AGENT, scratch_root=str(scratch)
+    )
     with session_scope(env.factory) as s:
         _, key = create_api_key(s, owner_kind=ApiKeyOwner.CLUSTER, name="a", cluster_id=cid)
     calc_id = _chain(env, cid)
     app = create_app(env.settings, engine=env.engine)
     with live_server(app) as base:
         cfg = tmp_path / "agent.yaml"
-        cfg.write_text(yaml.safe_dump({
-            "api_url": base, "api_key": key, "cluster": name, "name": "crashy",
-            "scheduler": "slurm", "scratch_root": str(scratch),
-            "state_dir": str(tmp_path / "state"),
-        }))
+        cfg.write_text(
+            yaml.safe_dump(
+                {
+                    "api_url": base,
+                    "api_key": key,
+                    "cluster": name,
+                    "name": "crashy",
+                    "scheduler": "slurm",
+                    "scratch_root": str(scratch),
+                    "state_dir": str(tmp_path / "state"),
+                }
+            )
+        )
         cmd = [sys.executable, "-m", "hpcgate.cli", "agent", "--config", str(cfg), "--once"]
-        crashed = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120,
-                                 env={**os.environ, "HPCGATE_FAULT_CRASH_AT": point})
+        crashed = subprocess.run(
+            cmd,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "HPCGATE_FAULT_CRASH_AT": point},
+        )
         assert crashed.returncode == -9, crashed.stderr[-2000:]
         assert env.calc(calc_id).state is CalculationState.SUBMITTING
-        ok = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120,
-                            env=os.environ)
+        ok = subprocess.run(
+            cmd, cwd=REPO, capture_output=True, text=True, timeout=120, env=os.environ
+        )
         assert ok.returncode == 0, ok.stderr[-2000:]
 
         def tick() -> None:
-            subprocess.run(cmd, cwd=REPO, capture_output=True, timeout=120, env=os.environ,
-                           check=True)
+            subprocess.run(
+                cmd, cwd=REPO, capture_output=True, timeout=120, env=os.environ, check=True
+            )
 
         calc = env.run_until_settled(calc_id, tick, timeout=150, every=0.2)
     assert calc.state is CalculationState.COMPLETED

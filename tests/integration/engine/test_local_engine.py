@@ -36,11 +36,19 @@ def _ticker(env: EngineEnv) -> tuple[ClusterConnections, object]:
 
 def test_chain_hands_files_over_and_completes(env: EngineEnv, tmp_path: Path) -> None:
     scratch = tmp_path / "scratch"
-    cid = env.add_cluster("laptop", scheduler="local", access_mode=AccessMode.LOCAL,
-                          scratch_root=str(scratch), queues={"default": "local"})
+    cid = env.add_cluster(
+        "laptop",
+        scheduler="local",
+        access_mode=AccessMode.LOCAL,
+        scratch_root=str(scratch),
+        queues={"default": "local"},
+    )
     # Each step appends its label to carry.txt inherited from the previous step.
     calc_id = env.create(
-        name="carry chain", cluster_id=cid, logical_queue="default", code="generic",
+        name="carry chain",
+        cluster_id=cid,
+        logical_queue="default",
+        code="generic",
         configuration={
             "kind": "chain",
             "variants": [{"label": f"s{i}", "parameters": {"x": i}} for i in range(3)],
@@ -60,10 +68,18 @@ def test_chain_hands_files_over_and_completes(env: EngineEnv, tmp_path: Path) ->
 
 
 def test_chain_stops_at_a_failing_step(env: EngineEnv, tmp_path: Path) -> None:
-    cid = env.add_cluster("laptop", scheduler="local", access_mode=AccessMode.LOCAL,
-                          scratch_root=str(tmp_path / "scratch"), queues={"default": "local"})
+    cid = env.add_cluster(
+        "laptop",
+        scheduler="local",
+        access_mode=AccessMode.LOCAL,
+        scratch_root=str(tmp_path / "scratch"),
+        queues={"default": "local"},
+    )
     calc_id = env.create(
-        name="breaks in the middle", cluster_id=cid, logical_queue="default", code="generic",
+        name="breaks in the middle",
+        cluster_id=cid,
+        logical_queue="default",
+        code="generic",
         configuration={
             "kind": "chain",
             "variants": [{"label": f"s{i}", "parameters": {"x": i}} for i in range(3)],
@@ -81,14 +97,27 @@ def test_chain_stops_at_a_failing_step(env: EngineEnv, tmp_path: Path) -> None:
 
 
 def test_sweep_is_one_array(env: EngineEnv, tmp_path: Path) -> None:
-    cid = env.add_cluster("laptop", scheduler="local", access_mode=AccessMode.LOCAL,
-                          scratch_root=str(tmp_path / "scratch"), queues={"default": "local"})
+    cid = env.add_cluster(
+        "laptop",
+        scheduler="local",
+        access_mode=AccessMode.LOCAL,
+        scratch_root=str(tmp_path / "scratch"),
+        queues={"default": "local"},
+    )
     calc_id = env.create(
-        name="sweep", cluster_id=cid, logical_queue="default", code="generic",
+        name="sweep",
+        cluster_id=cid,
+        logical_queue="default",
+        code="generic",
         configuration={
-            "kind": "sweep", "max_concurrent": 3,
+            "kind": "sweep",
+            "max_concurrent": 3,
             "variants": [{"label": f"p{i}", "parameters": {"x": i}} for i in range(6)],
-            "command": ["bash", "-c", 'echo "$HPCGATE_PARAM_X squared is $((HPCGATE_PARAM_X**2))" > out.txt'],
+            "command": [
+                "bash",
+                "-c",
+                'echo "$HPCGATE_PARAM_X squared is $((HPCGATE_PARAM_X**2))" > out.txt',
+            ],
         },
     )
     conns, tick = _ticker(env)

@@ -30,8 +30,10 @@ def _inputs() -> dict[str, str]:
     root = siesta_fixtures_dir() / "ts_au_100_bias_siesta41"
     if not (root / "0.00V" / "au_100.fdf").exists():
         pytest.skip(f"TranSIESTA fixture missing under {root}")
-    files = {"au_100.fdf": (root / "0.00V" / "au_100.fdf").read_text(errors="replace"),
-             "Au.psf": (root / "Au.psf").read_text(errors="replace")}
+    files = {
+        "au_100.fdf": (root / "0.00V" / "au_100.fdf").read_text(errors="replace"),
+        "Au.psf": (root / "Au.psf").read_text(errors="replace"),
+    }
     elec = root / "0.00V" / "elec_au_100.fdf"
     if elec.exists():
         files["elec_au_100.fdf"] = elec.read_text(errors="replace")
@@ -39,18 +41,29 @@ def _inputs() -> dict[str, str]:
 
 
 def _cluster(env: EngineEnv, tmp_path: Path) -> int:
-    return env.add_cluster(f"local-{tmp_path.name}", scheduler="local",
-                           access_mode=AccessMode.LOCAL, scratch_root=str(tmp_path / "s"),
-                           queues={"default": "local"})
+    return env.add_cluster(
+        f"local-{tmp_path.name}",
+        scheduler="local",
+        access_mode=AccessMode.LOCAL,
+        scratch_root=str(tmp_path / "s"),
+        queues={"default": "local"},
+    )
 
 
 def test_bias_chain_inputs(env: EngineEnv, tmp_path: Path) -> None:
     calc_id = env.create(
-        name="Au bias chain", cluster_id=_cluster(env, tmp_path), logical_queue="default",
+        name="Au bias chain",
+        cluster_id=_cluster(env, tmp_path),
+        logical_queue="default",
         code="siesta",
-        configuration={"kind": "chain", "inputs": _inputs(), "main_input": "au_100.fdf",
-                       "variants": [{"label": f"{v} V", "parameters": {"TS.Voltage": v}}
-                                    for v in (0.0, 0.1, 0.25)]},
+        configuration={
+            "kind": "chain",
+            "inputs": _inputs(),
+            "main_input": "au_100.fdf",
+            "variants": [
+                {"label": f"{v} V", "parameters": {"TS.Voltage": v}} for v in (0.0, 0.1, 0.25)
+            ],
+        },
     )
     steps = env.steps(calc_id)
     assert len(steps) == 3
@@ -75,18 +88,26 @@ def test_bias_chain_inputs(env: EngineEnv, tmp_path: Path) -> None:
     ("mutate", "fragment"),
     [
         (lambda f: {k: v for k, v in f.items() if k != "Au.psf"}, "pseudopotential"),
-        (lambda f: {**f, "au_100.fdf": f["au_100.fdf"] + "\n%block Unclosed\n1 2 3\n"},
-         "block"),
+        (lambda f: {**f, "au_100.fdf": f["au_100.fdf"] + "\n%block Unclosed\n1 2 3\n"}, "block"),
     ],
 )
-def test_broken_inputs_are_refused(env: EngineEnv, tmp_path: Path, mutate: object,
-                                   fragment: str) -> None:
+def test_broken_inputs_are_refused(
+    env: EngineEnv, tmp_path: Path, mutate: object, fragment: str
+) -> None:
     cid = _cluster(env, tmp_path)
     with session_scope(env.factory) as s:
         before = s.scalar(select(func.count()).select_from(Calculation))
     with pytest.raises(InvalidInput, match=fragment):
-        env.create(name="broken", cluster_id=cid, logical_queue="default", code="siesta",
-                   configuration={"kind": "single", "inputs": mutate(_inputs()),  # type: ignore[operator]
-                                  "main_input": "au_100.fdf"})
+        env.create(
+            name="broken",
+            cluster_id=cid,
+            logical_queue="default",
+            code="siesta",
+            configuration={
+                "kind": "single",
+                "inputs": mutate(_inputs()),  # type: ignore[operator]
+                "main_input": "au_100.fdf",
+            },
+        )
     with session_scope(env.factory) as s:
         assert s.scalar(select(func.count()).select_from(Calculation)) == before

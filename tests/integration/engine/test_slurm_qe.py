@@ -147,7 +147,10 @@ def mode(request: pytest.FixtureRequest, shared_env: EngineEnv, tmp_path: Path) 
             agent.pull_and_submit()
             agent.harvest()
 
-        yield Mode("agent", env, cid, tick, lambda: None if agent.heartbeat() else None, scratch)
+        def agent_heartbeat() -> None:
+            agent.heartbeat()
+
+        yield Mode("agent", env, cid, tick, agent_heartbeat, scratch)
 
 
 def _create(mode: Mode, name: str, configuration: dict[str, object]) -> int:
@@ -306,12 +309,17 @@ def test_chain_extracts_on_the_cluster_and_computes_analyses(mode: Mode) -> None
     from hpcgate.db.models import AnalysisResult
 
     calc_id = mode.env.create(
-        name="H2 chain with analyses", cluster_id=mode.cluster_id, logical_queue="default",
-        code="qe", analyses=["qe_scf_convergence", "qe_energy"],
+        name="H2 chain with analyses",
+        cluster_id=mode.cluster_id,
+        logical_queue="default",
+        code="qe",
+        analyses=["qe_scf_convergence", "qe_energy"],
         configuration={
-            "kind": "chain", "inputs": {"pw.in": H2},
-            "variants": [{"label": f"E={e}", "parameters": {"system.eamp": e}}
-                         for e in (0.0, 0.01)],
+            "kind": "chain",
+            "inputs": {"pw.in": H2},
+            "variants": [
+                {"label": f"E={e}", "parameters": {"system.eamp": e}} for e in (0.0, 0.01)
+            ],
             "resources": {"tasks": 1, "walltime_s": 300},
         },
     )
@@ -319,23 +327,39 @@ def test_chain_extracts_on_the_cluster_and_computes_analyses(mode: Mode) -> None
     assert calc.state is CalculationState.COMPLETED
     steps = mode.env.steps(calc_id)
     with session_scope(mode.env.factory) as s:
-        kinds = {(r.step_id, r.kind) for r in s.scalars(select(ExtractedResult).where(
-            ExtractedResult.step_id.in_([st.id for st in steps])))}
-        results = {r.analysis: r for r in s.scalars(select(AnalysisResult).where(
-            AnalysisResult.calculation_id == calc_id))}
+        kinds = {
+            (r.step_id, r.kind)
+            for r in s.scalars(
+                select(ExtractedResult).where(ExtractedResult.step_id.in_([st.id for st in steps]))
+            )
+        }
+        results = {
+            r.analysis: r
+            for r in s.scalars(
+                select(AnalysisResult).where(AnalysisResult.calculation_id == calc_id)
+            )
+        }
         for st in steps:
             assert (st.id, "analysis:qe_energy") in kinds
             assert (st.id, "analysis:qe_scf_convergence") in kinds
         assert set(results) == {"qe_scf_convergence", "qe_energy"}
         assert {r.status for r in results.values()} == {"ok"}, {
-            k: r.message for k, r in results.items()}
+            k: r.message for k, r in results.items()
+        }
         energy = results["qe_energy"].data
         # Independent check: the energies in the stored validation reports (read by the
         # validator, not by the analysis) appear in the analysis output.
-        validation = [r.data["numbers"]["energy_total_ev"] for r in s.scalars(
-            select(ExtractedResult).where(ExtractedResult.step_id.in_([st.id for st in steps]),
-                                          ExtractedResult.kind == "validation")
-            .order_by(ExtractedResult.step_id))]
+        validation = [
+            r.data["numbers"]["energy_total_ev"]
+            for r in s.scalars(
+                select(ExtractedResult)
+                .where(
+                    ExtractedResult.step_id.in_([st.id for st in steps]),
+                    ExtractedResult.kind == "validation",
+                )
+                .order_by(ExtractedResult.step_id)
+            )
+        ]
     text = str(energy)
     for e in validation:
         assert f"{e:.4f}"[:8] in text or round(e, 4) in _numbers(energy)

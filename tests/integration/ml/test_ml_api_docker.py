@@ -462,7 +462,9 @@ def test_state_is_recovered_from_labels_after_an_ml_api_restart(
         after = _state(client, running, admin)
         assert after["state"] == "running"
         assert after["container_id"] == before["container_id"]
-        r = client.post(f"/models/{running}/invocations", json={"n_atoms": 2, "ecutwfc": 25}, headers=user)
+        r = client.post(
+            f"/models/{running}/invocations", json={"n_atoms": 2, "ecutwfc": 25}, headers=user
+        )
         assert r.status_code == 200, r.text
         wait_for(lambda: _state(client, running, admin)["health"] == "healthy", what="ping")
         # the one that died meanwhile is treated as any crash: restarted

@@ -46,16 +46,24 @@ def env(tmp_path: Path) -> Iterator[EngineEnv]:
 
 def _env_vars(env: EngineEnv, **extra: str) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("HPCGATE_")}
-    return {**base, "HPCGATE_ENV": "test", "HPCGATE_DATABASE_URL": env.url,
-            "HPCGATE_SECRET_KEY": "test-secret-key-0123456789abcdef",
-            "HPCGATE_SCHEDULER__POLL_INTERVAL_S": "1",
-            "HPCGATE_SCHEDULER__HEARTBEAT_INTERVAL_S": "5", **extra}
+    return {
+        **base,
+        "HPCGATE_ENV": "test",
+        "HPCGATE_DATABASE_URL": env.url,
+        "HPCGATE_SECRET_KEY": "test-secret-key-0123456789abcdef",
+        "HPCGATE_SCHEDULER__POLL_INTERVAL_S": "1",
+        "HPCGATE_SCHEDULER__HEARTBEAT_INTERVAL_S": "5",
+        **extra,
+    }
 
 
-def _spawn(stack: ExitStack, argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    fh = stack.enter_context(open(log, "wb"))
-    proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+def _spawn(
+    stack: ExitStack, argv: list[str], env: dict[str, str], log: Path
+) -> subprocess.Popen[bytes]:
+    fh = stack.enter_context(log.open("wb"))
+    proc = subprocess.Popen(
+        argv, cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+    )
 
     def stop() -> None:
         if proc.poll() is None:
@@ -71,11 +79,19 @@ def _spawn(stack: ExitStack, argv: list[str], env: dict[str, str], log: Path) ->
 
 def _create_chains(env: EngineEnv, cluster_id: int) -> list[int]:
     return [
-        env.create(name=f"scale {i}", cluster_id=cluster_id, logical_queue="default",
-                   code="generic", priority=i % 3,
-                   configuration={"kind": "chain", "command": ["true"],
-                                  "variants": [{"label": f"s{j}"} for j in range(2)],
-                                  "resources": {"walltime_s": 120}})
+        env.create(
+            name=f"scale {i}",
+            cluster_id=cluster_id,
+            logical_queue="default",
+            code="generic",
+            priority=i % 3,
+            configuration={
+                "kind": "chain",
+                "command": ["true"],
+                "variants": [{"label": f"s{j}"} for j in range(2)],
+                "resources": {"walltime_s": 120},
+            },
+        )
         for i in range(N_CALCS)
     ]
 
@@ -99,17 +115,26 @@ def _assert_each_job_once(env: EngineEnv, ids: list[int]) -> None:
     counts = slurm_jobs_named(names)
     duplicated = {n: c for n, c in counts.items() if c != 1}
     missing = set(names) - set(counts)
-    assert not duplicated and not missing, (duplicated, missing)
+    assert not duplicated, duplicated
+    assert not missing, missing
 
 
 def test_two_workers_never_submit_twice(env: EngineEnv, tmp_path: Path) -> None:
-    cid = env.add_cluster("shared-login", scheduler="slurm", access_mode=AccessMode.LOCAL,
-                          scratch_root=str(tmp_path / "scratch"))
+    cid = env.add_cluster(
+        "shared-login",
+        scheduler="slurm",
+        access_mode=AccessMode.LOCAL,
+        scratch_root=str(tmp_path / "scratch"),
+    )
     ids = _create_chains(env, cid)
     with ExitStack() as stack:
         for w in ("a", "b"):
-            _spawn(stack, [sys.executable, "-m", "hpcgate.cli", "worker"],
-                   _env_vars(env, HPCGATE_WORKER_NAME=f"worker-{w}"), tmp_path / f"worker-{w}.log")
+            _spawn(
+                stack,
+                [sys.executable, "-m", "hpcgate.cli", "worker"],
+                _env_vars(env, HPCGATE_WORKER_NAME=f"worker-{w}"),
+                tmp_path / f"worker-{w}.log",
+            )
         _wait_all(env, ids)
     _assert_each_job_once(env, ids)
     with session_scope(env.factory) as s:
@@ -119,8 +144,9 @@ def test_two_workers_never_submit_twice(env: EngineEnv, tmp_path: Path) -> None:
 
 def test_two_apis_and_two_agents_never_submit_twice(env: EngineEnv, tmp_path: Path) -> None:
     scratch = tmp_path / "scratch"
-    cid = env.add_cluster("agent-shared", scheduler="slurm", access_mode=AccessMode.AGENT,
-                          scratch_root=str(scratch))
+    cid = env.add_cluster(
+        "agent-shared", scheduler="slurm", access_mode=AccessMode.AGENT, scratch_root=str(scratch)
+    )
     with session_scope(env.factory) as s:
         _, key = create_api_key(s, owner_kind=ApiKeyOwner.CLUSTER, name="k", cluster_id=cid)
     ids = _create_chains(env, cid)
@@ -128,8 +154,12 @@ def test_two_apis_and_two_agents_never_submit_twice(env: EngineEnv, tmp_path: Pa
         bases = []
         for i in range(2):
             port = free_port()
-            _spawn(stack, [sys.executable, "-m", "hpcgate.cli", "serve", "--port", str(port)],
-                   _env_vars(env), tmp_path / f"api-{i}.log")
+            _spawn(
+                stack,
+                [sys.executable, "-m", "hpcgate.cli", "serve", "--port", str(port)],
+                _env_vars(env),
+                tmp_path / f"api-{i}.log",
+            )
             bases.append(f"http://127.0.0.1:{port}")
         for base in bases:
             deadline = time.monotonic() + 30
@@ -143,13 +173,30 @@ def test_two_apis_and_two_agents_never_submit_twice(env: EngineEnv, tmp_path: Pa
                 time.sleep(0.2)
         for i, base in enumerate(bases):
             cfg = tmp_path / f"agent-{i}.yaml"
-            cfg.write_text(yaml.safe_dump({
-                "api_url": base, "api_key": key, "cluster": "agent-shared", "name": f"login{i}",
-                "scheduler": "slurm", "scratch_root": str(scratch),
-                "state_dir": str(tmp_path / f"state-{i}"),
-                "intervals": {"pull_s": 1, "harvest_s": 1, "heartbeat_s": 5, "cleanup_s": 60},
-            }))
-            _spawn(stack, [sys.executable, "-m", "hpcgate.cli", "agent", "--config", str(cfg)],
-                   _env_vars(env), tmp_path / f"agent-{i}.log")
+            cfg.write_text(
+                yaml.safe_dump(
+                    {
+                        "api_url": base,
+                        "api_key": key,
+                        "cluster": "agent-shared",
+                        "name": f"login{i}",
+                        "scheduler": "slurm",
+                        "scratch_root": str(scratch),
+                        "state_dir": str(tmp_path / f"state-{i}"),
+                        "intervals": {
+                            "pull_s": 1,
+                            "harvest_s": 1,
+                            "heartbeat_s": 5,
+                            "cleanup_s": 60,
+                        },
+                    }
+                )
+            )
+            _spawn(
+                stack,
+                [sys.executable, "-m", "hpcgate.cli", "agent", "--config", str(cfg)],
+                _env_vars(env),
+                tmp_path / f"agent-{i}.log",
+            )
         _wait_all(env, ids)
     _assert_each_job_once(env, ids)

@@ -50,22 +50,40 @@ def _cluster(env: EngineEnv) -> int:
     command = hpcgate.read_text().strip().split("=", 1)[1] if hpcgate.exists() else "hpcgate"
     tag = uuid.uuid4().hex[:6]
     return env.add_cluster(
-        f"ssh-fault-{tag}", scheduler="slurm", access_mode=AccessMode.SSH,
-        scratch_root=f"{ssh.scratch}/faults-{tag}", host=ssh.host, port=ssh.port,
+        f"ssh-fault-{tag}",
+        scheduler="slurm",
+        access_mode=AccessMode.SSH,
+        scratch_root=f"{ssh.scratch}/faults-{tag}",
+        host=ssh.host,
+        port=ssh.port,
         login_user=ssh.user,
-        options={"key_filename": ssh.key, "known_hosts": ssh.known_hosts,
-                 "hpcgate_command": [command],
-                 "ssh_options": {"source_address": FAULT_SOURCE, "connect_timeout": 3,
-                                 "dead_peer_timeout_ms": 3000, "keepalive_s": 1}},
+        options={
+            "key_filename": ssh.key,
+            "known_hosts": ssh.known_hosts,
+            "hpcgate_command": [command],
+            "ssh_options": {
+                "source_address": FAULT_SOURCE,
+                "connect_timeout": 3,
+                "dead_peer_timeout_ms": 3000,
+                "keepalive_s": 1,
+            },
+        },
     )
 
 
 def _chain(env: EngineEnv, cid: int) -> int:
-    return env.create(name="fault chain", cluster_id=cid, logical_queue="default",
-                      code="generic",
-                      configuration={"kind": "chain", "command": ["sleep", "2"],
-                                     "variants": [{"label": f"s{i}"} for i in range(3)],
-                                     "resources": {"walltime_s": 120}})
+    return env.create(
+        name="fault chain",
+        cluster_id=cid,
+        logical_queue="default",
+        code="generic",
+        configuration={
+            "kind": "chain",
+            "command": ["sleep", "2"],
+            "variants": [{"label": f"s{i}"} for i in range(3)],
+            "resources": {"walltime_s": 120},
+        },
+    )
 
 
 def _finish(env: EngineEnv, calc_id: int, conns: ClusterConnections) -> None:
@@ -79,8 +97,11 @@ def _finish(env: EngineEnv, calc_id: int, conns: ClusterConnections) -> None:
 
 
 def _no_step_failed(env: EngineEnv, calc_id: int) -> None:
-    assert not {s.state for s in env.steps(calc_id)} & {StepState.FAILED, StepState.LOST,
-                                                        StepState.CANCELLED}
+    assert not {s.state for s in env.steps(calc_id)} & {
+        StepState.FAILED,
+        StepState.LOST,
+        StepState.CANCELLED,
+    }
 
 
 @pytest.mark.parametrize("fault", ["cut", "hung"])

@@ -70,15 +70,25 @@ def test_dag_reindexes_topologically() -> None:
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"kind": "dag", "steps": [{"name": "a", "after": ["b"]}, {"name": "b", "after": ["a"]}]},
-         "cycle"),
+        (
+            {
+                "kind": "dag",
+                "steps": [{"name": "a", "after": ["b"]}, {"name": "b", "after": ["a"]}],
+            },
+            "cycle",
+        ),
         ({"kind": "dag", "steps": [{"name": "a", "after": ["zzz"]}]}, "unknown step"),
         ({"kind": "dag", "steps": [{"name": "a"}, {"name": "a"}]}, "used twice"),
         ({"kind": "chain", "variants": []}, "non-empty list"),
         ({"kind": "chain", "variants": [{"label": "x"}, {"label": "x"}]}, "used twice"),
-        ({"kind": "chain", "variants": [{"label": "x"}], "inherit": ["../../etc/passwd"]},
-         "plain file name"),
-        ({"kind": "chain", "variants": [{"label": "x"}], "inherit": ["$(reboot)"]}, "plain file name"),
+        (
+            {"kind": "chain", "variants": [{"label": "x"}], "inherit": ["../../etc/passwd"]},
+            "plain file name",
+        ),
+        (
+            {"kind": "chain", "variants": [{"label": "x"}], "inherit": ["$(reboot)"]},
+            "plain file name",
+        ),
         ({"kind": "sweep", "variants": [{"label": "x"}], "max_concurrent": 0}, "positive integer"),
         ({"kind": "sweep", "variants": [{"label": str(i)} for i in range(1001)]}, "at most"),
         ({"kind": "teleport"}, "unknown calculation kind"),

@@ -1,0 +1,134 @@
+"""A researcher creates a SIESTA chain with analyses, watches it run, reads its results."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Stack, login, page_errors, shot
+
+pytestmark = pytest.mark.e2e
+
+
+def test_chain_with_analyses_runs_and_reports(page: Any, stack: Stack) -> None:
+    login(page, stack, "user")
+    page.click("[data-nav=Calculations]")
+    page.click("[data-testid=new-calculation]")
+    page.wait_for_selector("[data-testid=page-new-calculation]")
+
+    page.fill("input[name=name]", "water chain (e2e)")
+    page.fill("textarea[name=description]", "MeshCutoff convergence of two water molecules")
+    page.select_option("select[name=code]", "siesta")
+    page.select_option("select[name=cluster]", label="local-e2e")
+    page.select_option("select[name=queue]", "default")
+    page.check("input[name=kind][value=chain]")
+    page.fill("input[name=parameter]", "MeshCutoff")
+    page.fill("input[name=values]", "150 Ry, 200 Ry")
+    # Upload the real SIESTA inputs (the main input is picked from the .fdf).
+    page.set_input_files(
+        "input[name=input_files]",
+        [str(stack.fixtures / n) for n in ("h2o_dipole.fdf", "H.psml", "O.psml")],
+    )
+    page.wait_for_selector("[data-testid=input-files] >> text=h2o_dipole.fdf")
+    assert page.input_value("input[name=main_input]") == "h2o_dipole.fdf"
+
+    # Dependency enforcement: Energy needs SCF convergence, which is ticked and locked.
+    scf = page.locator("input[name=analysis_scf_convergence]")
+    assert not scf.is_checked()
+    page.check("input[name=analysis_energy]")
+    assert scf.is_checked()
+    assert scf.is_disabled()
+    page.wait_for_selector("[data-testid=analysis-note]:has-text('requires SCF convergence')")
+    page.wait_for_selector("[data-testid=required-by-scf_convergence]:has-text('required by energy')")
+    # Analyses of other codes are not offered for SIESTA.
+    assert page.locator("input[name=analysis_qe_energy]").count() == 0
+    page.check("input[name=analysis_eigenvalues]")
+
+    # Preview: the chain's steps and their rendered job scripts, nothing saved.
+    page.click("[data-testid=preview]")
+    preview = page.wait_for_selector("[data-testid=preview-result]")
+    assert "2 step(s)" in preview.inner_text()
+    assert "MeshCutoff=200 Ry" in preview.inner_text()
+    assert "step 0" in page.inner_text("[data-testid=preview-result] table")
+    script0 = page.inner_text("[data-testid=script-0]")
+    assert "siesta" in script0
+    assert "validate" in script0
+    assert "scf_convergence,eigenvalues,energy" in script0
+    shot(page, "02-calculation-create")
+
+    page.click("[data-testid=create]")
+    page.wait_for_selector("[data-testid=page-calculation]")
+    calc_id = int(re.search(r"/calculations/(\d+)", page.url).group(1))  # type: ignore[union-attr]
+
+    # Watch it run: the page polls; both steps get scheduler ids and the chain completes.
+    page.wait_for_selector("h1 [data-state=completed]", timeout=150_000)
+    for index in (0, 1):
+        job_id = page.inner_text(f"[data-testid=job-id-{index}]")
+        assert re.match(r"L\d+", job_id), job_id
+    timeline = page.inner_text("[data-testid=timeline]")
+    assert "created" in timeline
+    assert "step 1 (MeshCutoff=200 Ry) ended" in timeline
+    page.click("[data-testid=step-toggle-1]")
+    page.wait_for_selector("[data-testid=step-cpu-1] canvas")
+    page.wait_for_selector("[data-testid=step-detail-1] >> text=h2o_dipole")
+    shot(page, "03-calculation-detail")
+
+    # Results: the convergence verdict and the analyses' data, per step.
+    page.click("[role=tab]:has-text('results')")
+    page.wait_for_selector("[data-testid=report]")
+    page.wait_for_selector("[data-testid=results-validation]")
+    validation = page.inner_text("[data-testid=results-validation]")
+    assert "converged" in validation
+    assert "MeshCutoff=150 Ry" in validation
+    has_central = page.locator("[data-testid=analysis-energy]").count() > 0
+    if not has_central:
+        energy = page.inner_text("[data-testid=results-analysis-energy]")
+        assert "-950.95" in energy
+    shot(page, "04-calculation-results")
+
+    page.click("[role=tab]:has-text('configuration')")
+    page.wait_for_selector("[data-testid=configuration]")
+    page.click("button:has-text('h2o_dipole.fdf')")
+    page.wait_for_selector("pre.script >> text=SystemLabel")
+
+    page.click("[role=tab]:has-text('logs')")
+    page.wait_for_selector(f"[data-testid=log-lines] >> text=calculation {calc_id}")
+
+    # The Analyses section shows the same report.
+    page.click("[data-nav=Analyses]")
+    page.wait_for_selector("[data-testid=page-analyses]")
+    page.wait_for_selector("[data-testid=catalogue] >> text=Energy")
+    shot(page, "05-analyses")
+    page.click(f"[data-testid=completed-calculations] a:has-text('water chain (e2e)')")
+    page.wait_for_selector("[data-testid=report]")
+    page.wait_for_selector("[data-testid=report-downloads]")
+    shot(page, "06-analyses-report")
+
+    # The list finds it by search, with server-side pagination.
+    page.click("[data-nav=Calculations]")
+    page.fill("input[aria-label=search]", "water chain")
+    page.wait_for_selector(f"[data-testid=calculations-table] a:has-text('water chain (e2e)')")
+    page.wait_for_selector("[data-testid=pager] >> text=1 total")
+    shot(page, "07-calculations")
+    assert page_errors(page) == []
+
+
+def test_refused_selection_shows_the_missing_requirement(page: Any, stack: Stack) -> None:
+    """The server has the last word: a selection sent without its requirement is refused
+    with the names (the JSON editor lets a user send anything)."""
+    with stack.api("user") as api:
+        r = api.post(
+            "/calculations/preview",
+            json={
+                "name": "x",
+                "cluster_id": stack.clusters["local-e2e"],
+                "logical_queue": "default",
+                "code": "generic",
+                "configuration": {"kind": "single", "command": ["true"]},
+                "analyses": ["energy"],
+            },
+        )
+    assert r.status_code == 422
+    assert r.json()["missing"] == {"scf_convergence": "required by energy"}
