@@ -131,7 +131,9 @@ def portal_dist() -> Path:
     return dist
 
 
-def _seed(factory: sessionmaker[Session], scratch: Path) -> tuple[dict[str, Account], dict[str, int]]:
+def _seed(
+    factory: sessionmaker[Session], scratch: Path
+) -> tuple[dict[str, Account], dict[str, int]]:
     from hpcgate.db.models import Cluster, QueueMapping
     from hpcgate.db.models.clusters import AccessMode
     from hpcgate.db.models.users import NotifyLevel, Role
@@ -180,7 +182,9 @@ def _seed(factory: sessionmaker[Session], scratch: Path) -> tuple[dict[str, Acco
     return accounts, clusters
 
 
-def _start_worker(url: str, data_dir: Path, bin_dir: Path, log_path: Path) -> subprocess.Popen[bytes]:
+def _start_worker(
+    url: str, data_dir: Path, bin_dir: Path, log_path: Path
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "PATH": f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}",

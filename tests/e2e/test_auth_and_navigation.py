@@ -35,7 +35,9 @@ def test_login_refresh_and_logout(page: Any, stack: Stack) -> None:
     assert refresh_cookie["path"] == "/auth"
     assert refresh_cookie["sameSite"] == "Strict"
     # The access token is in memory only: nothing in web storage.
-    assert page.evaluate("Object.keys(localStorage).length + Object.keys(sessionStorage).length") == 0
+    assert (
+        page.evaluate("Object.keys(localStorage).length + Object.keys(sessionStorage).length") == 0
+    )
 
     # A reload keeps the session: the cookie is exchanged for a new access token.
     with page.expect_response("**/auth/refresh") as refreshed:
@@ -61,7 +63,15 @@ def test_login_refresh_and_logout(page: Any, stack: Stack) -> None:
 
 NAV = {
     "user": ["Dashboard", "Calculations", "Analyses", "Molecules", "Clusters", "Logs"],
-    "moderator": ["Dashboard", "Calculations", "Analyses", "Molecules", "Clusters", "Logs", "Users"],
+    "moderator": [
+        "Dashboard",
+        "Calculations",
+        "Analyses",
+        "Molecules",
+        "Clusters",
+        "Logs",
+        "Users",
+    ],
     "admin": ["Dashboard", "Calculations", "Analyses", "Molecules", "Clusters", "Logs", "Users"],
 }
 
@@ -116,8 +126,8 @@ def test_api_paths_stay_api(stack: Stack) -> None:
     assert api.status_code == 401
     assert api.json()["code"] == "unauthorized"
     assert "accept" in api.headers.get("vary", "").lower()
-    assert httpx.get(stack.base_url + "/health").headers["content-type"].startswith(
-        "application/json"
+    assert (
+        httpx.get(stack.base_url + "/health").headers["content-type"].startswith("application/json")
     )
     docs = httpx.get(stack.base_url + "/docs", headers={"Accept": "text/html"})
     assert "swagger" in docs.text.lower()

@@ -41,7 +41,9 @@ def test_chain_with_analyses_runs_and_reports(page: Any, stack: Stack) -> None:
     assert scf.is_checked()
     assert scf.is_disabled()
     page.wait_for_selector("[data-testid=analysis-note]:has-text('requires SCF convergence')")
-    page.wait_for_selector("[data-testid=required-by-scf_convergence]:has-text('required by energy')")
+    page.wait_for_selector(
+        "[data-testid=required-by-scf_convergence]:has-text('required by energy')"
+    )
     # Analyses of other codes are not offered for SIESTA.
     assert page.locator("input[name=analysis_qe_energy]").count() == 0
     page.check("input[name=analysis_eigenvalues]")
@@ -101,7 +103,7 @@ def test_chain_with_analyses_runs_and_reports(page: Any, stack: Stack) -> None:
     page.wait_for_selector("[data-testid=page-analyses]")
     page.wait_for_selector("[data-testid=catalogue] >> text=Energy")
     shot(page, "05-analyses")
-    page.click(f"[data-testid=completed-calculations] a:has-text('water chain (e2e)')")
+    page.click("[data-testid=completed-calculations] a:has-text('water chain (e2e)')")
     page.wait_for_selector("[data-testid=report]")
     page.wait_for_selector("[data-testid=report-downloads]")
     shot(page, "06-analyses-report")
@@ -109,13 +111,13 @@ def test_chain_with_analyses_runs_and_reports(page: Any, stack: Stack) -> None:
     # The list finds it by search, with server-side pagination.
     page.click("[data-nav=Calculations]")
     page.fill("input[aria-label=search]", "water chain")
-    page.wait_for_selector(f"[data-testid=calculations-table] a:has-text('water chain (e2e)')")
+    page.wait_for_selector("[data-testid=calculations-table] a:has-text('water chain (e2e)')")
     page.wait_for_selector("[data-testid=pager] >> text=1 total")
     shot(page, "07-calculations")
     assert page_errors(page) == []
 
 
-def test_refused_selection_shows_the_missing_requirement(page: Any, stack: Stack) -> None:
+def test_refused_selection_shows_the_missing_requirement(stack: Stack) -> None:
     """The server has the last word: a selection sent without its requirement is refused
     with the names (the JSON editor lets a user send anything)."""
     with stack.api("user") as api:
