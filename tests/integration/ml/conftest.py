@@ -52,8 +52,10 @@ def docker_env() -> DockerEnv:
     except Exception as exc:
         problem = f"{type(exc).__name__}: {exc}"
     if problem is not None:
-        pytest.skip(f"Docker test engine at {env.host} not usable ({problem}); "
-                    "run scripts/services/docker.sh")  # fmt: skip
+        pytest.skip(
+            f"Docker test engine at {env.host} not usable ({problem}); "
+            "run scripts/services/docker.sh"
+        )
     return env
 
 

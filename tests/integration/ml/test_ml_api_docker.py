@@ -350,11 +350,18 @@ def test_invalid_tokens_are_refused(
     model_id = main_api.register(image=docker_env.image)
     settings = main_api.settings
     other_key = jwt.encode(
-        {"iss": "hpcgate", "sub": "1", "role": "admin", "iat": 0, "exp": 2**31, "jti": "x",
-         "typ": "access"},
+        {
+            "iss": "hpcgate",
+            "sub": "1",
+            "role": "admin",
+            "iat": 0,
+            "exp": 2**31,
+            "jti": "x",
+            "typ": "access",
+        },
         "another-secret-key-0123456789abcdef",
         algorithm="HS256",
-    )  # fmt: skip
+    )
     expired = issue_access_token(
         main_api.admin.id,
         "admin",
@@ -363,11 +370,18 @@ def test_invalid_tokens_are_refused(
         lifetime=timedelta(hours=1),
     ).token
     unsigned = jwt.encode(
-        {"iss": "hpcgate", "sub": "1", "role": "admin", "iat": 0, "exp": 2**31, "jti": "x",
-         "typ": "access"},
+        {
+            "iss": "hpcgate",
+            "sub": "1",
+            "role": "admin",
+            "iat": 0,
+            "exp": 2**31,
+            "jti": "x",
+            "typ": "access",
+        },
         None,
         algorithm="none",
-    )  # fmt: skip
+    )
     with ml_api(main_api, docker_env, namespace) as client:
         path = f"/models/{model_id}/invocations"
         for headers in (

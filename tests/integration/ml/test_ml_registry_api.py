@@ -176,10 +176,14 @@ def test_predictions_are_compared_with_the_results(settings: Settings, db_engine
         for response in (two, one):
             r = client.post(
                 "/predictions",
-                json={"model_id": mid, "calculation_id": calc_id, "request": {"instances": []},
-                      "response": response},
+                json={
+                    "model_id": mid,
+                    "calculation_id": calc_id,
+                    "request": {"instances": []},
+                    "response": response,
+                },
                 headers=u,
-            )  # fmt: skip
+            )
             assert r.status_code == 201, r.text
             assert r.json()["user_id"] == user.id
         r = client.get(f"/calculations/{calc_id}/predictions", headers=u)
@@ -209,8 +213,16 @@ def test_predictions_are_compared_with_the_results(settings: Settings, db_engine
 
 def test_compare_prediction_pairing() -> None:
     def outcome(i: int, status: str | None, converged: bool | None) -> OutcomeOut:
-        return OutcomeOut(step_index=i, task_index=-1, label="", state="harvested", status=status,
-                          converged=converged, scf_iterations=None, energy_total_ev=None)  # fmt: skip
+        return OutcomeOut(
+            step_index=i,
+            task_index=-1,
+            label="",
+            state="harvested",
+            status=status,
+            converged=converged,
+            scf_iterations=None,
+            energy_total_ev=None,
+        )
 
     done = [outcome(0, "converged", True), outcome(1, "converged", True)]
     assert compare_prediction({"predictions": [{"converged": True}]}, []) == [{}]
@@ -227,18 +239,33 @@ def test_array_tasks_are_outcomes(settings: Settings, db_engine: Engine) -> None
     user = new_user(db_engine)
     cluster = new_cluster(db_engine)
     with Session(db_engine) as s:
-        calc = Calculation(name="sweep", owner_id=user.id, cluster_id=cluster.id,
-                           logical_queue="default", code="qe", configuration={"kind": "sweep"})  # fmt: skip
+        calc = Calculation(
+            name="sweep",
+            owner_id=user.id,
+            cluster_id=cluster.id,
+            logical_queue="default",
+            code="qe",
+            configuration={"kind": "sweep"},
+        )
         s.add(calc)
         s.flush()
-        step = Step(calculation_id=calc.id, cluster_id=cluster.id, index=0, template="qe.j2",
-                    job_name=f"hpcg-{calc.id}", array_size=2)  # fmt: skip
+        step = Step(
+            calculation_id=calc.id,
+            cluster_id=cluster.id,
+            index=0,
+            template="qe.j2",
+            job_name=f"hpcg-{calc.id}",
+            array_size=2,
+        )
         s.add(step)
         s.flush()
         for t in range(2):
             s.add(ArrayTask(step_id=step.id, task_index=t, label=f"t{t}"))
-        s.add(ExtractedResult(step_id=step.id, task_index=1, kind="validation",
-                              data=_validation(True, 5, -10.0)))  # fmt: skip
+        s.add(
+            ExtractedResult(
+                step_id=step.id, task_index=1, kind="validation", data=_validation(True, 5, -10.0)
+            )
+        )
         s.commit()
         calc_id = calc.id
     with api_client(settings, db_engine) as client:

@@ -61,7 +61,8 @@ K_POINTS {automatic}
 
 def _load_server() -> ModuleType:
     spec = importlib.util.spec_from_file_location("example_model_server", MODEL_DIR / "server.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -190,8 +191,13 @@ def test_server_contract(served: str) -> None:
     assert r.headers["content-type"] == "application/json"
     preds = r.json()["predictions"]
     assert len(preds) == 2
-    assert set(preds[0]) == {"p_not_converged", "converged", "risk", "scf_iterations",
-                             "descriptors"}  # fmt: skip
+    assert set(preds[0]) == {
+        "p_not_converged",
+        "converged",
+        "risk",
+        "scf_iterations",
+        "descriptors",
+    }
     r = _post(served, content=FE_HARD.encode(), headers={"Content-Type": "text/plain"})
     assert r.status_code == 200
     assert r.json()["predictions"][0]["converged"] is False

@@ -141,10 +141,17 @@ def _setup(**config: Any) -> tuple[ModelManager, FakeEngine, FakeMainApi]:
     engine = FakeEngine()
     api = FakeMainApi(
         {
-            1: {"id": 1, "name": "m", "version": "1", "image": "img:1", "state": "registered",
-                "environment": {"A": "1"}, "resources": {"cpus": 0.5, "memory_mb": 64}},
+            1: {
+                "id": 1,
+                "name": "m",
+                "version": "1",
+                "image": "img:1",
+                "state": "registered",
+                "environment": {"A": "1"},
+                "resources": {"cpus": 0.5, "memory_mb": 64},
+            },
         }
-    )  # fmt: skip
+    )
     values: dict[str, Any] = {
         "namespace": NS,
         "max_restarts": 2,
@@ -300,7 +307,7 @@ def test_healthy_long_enough_starts_a_new_streak(pings: dict[int, str]) -> None:
 
 
 def test_contract_failure_on_run_is_failed_without_restarts(pings: dict[int, str]) -> None:
-    mgr, engine, api = _setup()
+    mgr, engine, _api = _setup()
     pings[40001] = "never"
     with pytest.raises(ModelFailed) as err:
         mgr.run(1)
@@ -411,11 +418,15 @@ def test_backoff_settings() -> None:
 def test_shared_settings_fill_the_gaps() -> None:
     from hpcgate.settings import MlSettings
 
-    shared = MlSettings(docker_host="unix:///x.sock", ping_interval_s=7, ping_timeout_s=3,
-                        max_restarts=9)  # fmt: skip
+    shared = MlSettings(
+        docker_host="unix:///x.sock", ping_interval_s=7, ping_timeout_s=3, max_restarts=9
+    )
     cfg = MlApiConfig().with_shared(shared)
     assert (cfg.docker_host, cfg.ping_interval, cfg.ping_timeout, cfg.restart_limit) == (
-        "unix:///x.sock", 7, 3, 9,
-    )  # fmt: skip
+        "unix:///x.sock",
+        7,
+        3,
+        9,
+    )
     own = MlApiConfig(max_restarts=0, ping_interval_s=1).with_shared(shared)
     assert (own.restart_limit, own.ping_interval) == (0, 1)
