@@ -110,6 +110,9 @@ def _instance_descriptors(item: Any) -> dict[str, Any]:
 class Handler(BaseHTTPRequestHandler):
     server_version = "hpcgate-example-model/1"
     protocol_version = "HTTP/1.1"  # keep-alive: the ML-API proxy reuses connections
+    # headers and body leave in two writes: without TCP_NODELAY, Nagle + the client's
+    # delayed ACK add ~40 ms to every keep-alive answer
+    disable_nagle_algorithm = True
     model: Model
 
     def _send(self, code: int, obj: Any) -> None:

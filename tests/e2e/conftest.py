@@ -53,7 +53,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 PASSWORD = "e2e-password-correct-horse"
-SECRET = "e2e-secret-key-0123456789abcdef"
+SECRET = "e2e-secret-key-0123456789abcdef-0123456789"
 H2O = "h2o_scf_siesta5"
 
 # A stand-in for the siesta binary: replays a real converged SIESTA 5 run into the step

@@ -74,7 +74,7 @@ def test_chain_with_analyses_runs_and_reports(page: Any, stack: Stack) -> None:
     assert "step 1 (MeshCutoff=200 Ry) ended" in timeline
     page.click("[data-testid=step-toggle-1]")
     page.wait_for_selector("[data-testid=step-cpu-1] canvas")
-    page.wait_for_selector("[data-testid=step-detail-1] >> text=h2o_dipole")
+    page.wait_for_selector("[data-testid=step-detail-1] >> text=200 Ry")
     shot(page, "03-calculation-detail")
 
     # Results: the convergence verdict and the analyses' data, per step.
