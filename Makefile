@@ -3,6 +3,7 @@
 
 demo:  ## install and run the whole product on embedded defaults
 	scripts/bootstrap.sh dev
+	scripts/build-web.sh
 	.venv/bin/hpcgate demo
 
 test:  ## install everything, start the real services, run the whole test suite

@@ -129,6 +129,8 @@ class Settings(BaseSettings):
     env: Literal["dev", "test", "production"] = "production"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # Largest request body the API reads (413 above it): uploads are input files, not data sets.
+    max_body_mb: int = Field(default=32, ge=1, le=4096)
     config_file: Path | None = None
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)

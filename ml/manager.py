@@ -161,7 +161,11 @@ class ModelManager:
             rt.image = str(definition.get("image", rt.image))
 
     def _report(self, rt: ModelRuntime) -> None:
-        self.reporter.submit(rt.model_id, rt.report())
+        report = rt.report()
+        cached = self.registry.get(rt.model_id)
+        if cached is not None:  # keep the cached registration in step with what we report
+            cached.update(report)
+        self.reporter.submit(rt.model_id, report)
 
     def _set(self, rt: ModelRuntime, **changes: Any) -> None:
         """Apply changes; report when state, health, restarts or the error changed."""

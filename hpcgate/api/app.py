@@ -39,6 +39,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         description="Calculations on HPC clusters, analyses and ML predictions.",
         generate_unique_id_function=_operation_id,
         lifespan=lifespan,
+        max_body_size=settings.max_body_mb << 20,
     )
     app.state.settings = settings
     app.state.engine = engine

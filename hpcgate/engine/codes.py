@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hpcgate.errors import InvalidInput
+from hpcgate.errors import InvalidInput, TooLarge
 
 MAX_INPUT_FILE_BYTES = 8 << 20
 _FILENAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}$")
@@ -57,7 +57,7 @@ def check_input_files(files: Mapping[str, Any]) -> dict[str, str]:
             raise InvalidInput(f"input file {name!r} must be text")
         total += len(text.encode())
         if total > MAX_INPUT_FILE_BYTES:
-            raise InvalidInput(f"input files exceed {MAX_INPUT_FILE_BYTES >> 20} MiB in total")
+            raise TooLarge(f"input files exceed {MAX_INPUT_FILE_BYTES >> 20} MiB in total")
         out[name] = text
     return out
 

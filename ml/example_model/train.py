@@ -147,6 +147,12 @@ def main(argv: list[str] | None = None) -> int:
         "brier": round(float(brier_score_loss(y[te], p)), 4),
         "majority_baseline_accuracy": round(majority, 4),
     }
+    # how much do the other descriptors add to "how many SCF steps are allowed"?
+    only = [FEATURES.index("log_maxstep")]
+    s1, c1 = fit_classifier(x[tr][:, only], y[tr], c)
+    p1 = c1.predict_proba(s1.transform(x[te][:, only]))[:, 1]
+    split["maxstep_only_accuracy"] = round(float(accuracy_score(y[te], p1 >= 0.5)), 4)
+    split["maxstep_only_roc_auc"] = round(float(roc_auc_score(y[te], p1)), 4)
     gb = HistGradientBoostingClassifier(random_state=SEED).fit(x[tr], y[tr])
     pg = gb.predict_proba(x[te])[:, 1]
     reference = {

@@ -280,12 +280,10 @@ def page(browser: Any, stack: Stack) -> Iterator[Any]:
     )
     context.set_default_timeout(20_000)
     page = context.new_page()
-    page.console_errors = []  # type: ignore[attr-defined]
-    page.on(
-        "console",
-        lambda m: page.console_errors.append(m.text) if m.type == "error" else None,  # type: ignore[attr-defined]
-    )
-    page.on("pageerror", lambda e: page.console_errors.append(f"pageerror: {e}"))  # type: ignore[attr-defined]
+    errors: list[str] = []
+    page.console_errors = errors
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
     try:
         yield page
     finally:

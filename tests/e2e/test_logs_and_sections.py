@@ -83,8 +83,18 @@ def test_other_sections_render(page: Any, stack: Stack) -> None:
     page.wait_for_selector("[data-testid=page-molecules]")
     shot(page, "13-molecules")
     if page.locator("[data-nav=Models]").count():
+        with stack.api("admin") as api:
+            api.post(
+                "/ml/models",
+                json={
+                    "name": "qe-scf-convergence",
+                    "version": "1.0.0",
+                    "image": "localhost/hpcgate-example-model:1.0.0",
+                    "description": "predicts whether a pw.x SCF converges",
+                },
+            )
         page.click("[data-nav=Models]")
-        page.wait_for_selector("[data-testid=page-models]")
+        page.wait_for_selector("[data-testid=models] >> text=qe-scf-convergence")
         shot(page, "14-models")
     page.click("[data-testid=profile-link]")
     page.wait_for_selector("[data-testid=page-profile]")

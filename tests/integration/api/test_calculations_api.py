@@ -246,3 +246,20 @@ def test_list_filters_search_and_pagination(settings: Settings, db_engine: Engin
         assert client.get("/calculations", params={"limit": 0}, headers=h).status_code == 422
         assert client.get("/calculations", params={"state": "bogus"}, headers=h).status_code == 422
         assert client.get("/calculations").status_code == 401
+
+
+def test_oversized_requests_are_refused_with_413(settings: Settings, db_engine: Engine) -> None:
+    user = new_user(db_engine)
+    cid = _cluster(db_engine)
+    big_input = "x" * (9 << 20)  # above the 8 MiB input budget, below the body limit
+    with api_client(settings, db_engine) as client:
+        body = _body(cid)
+        body["configuration"] = {"kind": "single", "inputs": {"pw.in": big_input}}
+        r = client.post("/calculations", json=body, headers=auth_headers(user, settings))
+        assert r.status_code == 413, r.text[:300]
+        assert "MiB" in r.json()["detail"]
+        huge = b"{" + b" " * ((settings.max_body_mb << 20) + 10) + b"}"
+        r = client.post("/calculations", content=huge,
+                        headers={**auth_headers(user, settings),
+                                 "Content-Type": "application/json"})
+        assert r.status_code == 413

@@ -19,6 +19,12 @@ import {
 import { Line, Scatter } from "react-chartjs-2";
 import { fmtTime } from "../lib/format";
 
+/** Time of day for short windows, day and time beyond 36 hours. */
+function fmtTick(ms: number, spanMs: number): string {
+  if (spanMs <= 36 * 3600_000) return fmtTime(ms);
+  return new Date(ms).toLocaleString(undefined, { weekday: "short", hour: "2-digit", minute: "2-digit" });
+}
+
 ChartJS.register(
   CategoryScale,
   LinearScale,
@@ -61,6 +67,8 @@ export function TimeSeriesChart({
   height = 180,
   yMin,
   yMax,
+  xMin,
+  xMax,
   testId,
 }: {
   series: TimeSeries[];
@@ -68,6 +76,9 @@ export function TimeSeriesChart({
   height?: number;
   yMin?: number;
   yMax?: number;
+  /** the time window (epoch ms), so a sparse series sits where it belongs */
+  xMin?: number;
+  xMax?: number;
   testId?: string;
 }) {
   const datasets: ChartDataset<"line", { x: number; y: number | null }[]>[] = series.map(
@@ -86,6 +97,8 @@ export function TimeSeriesChart({
       };
     },
   );
+  const times = series.flatMap((s) => s.points.map((p) => p.t));
+  const span = (xMax ?? Math.max(0, ...times)) - (xMin ?? Math.min(Date.now(), ...times));
   const options: ChartOptions<"line"> = {
     animation: false,
     responsive: true,
@@ -95,7 +108,9 @@ export function TimeSeriesChart({
     scales: {
       x: {
         type: "linear",
-        ticks: { callback: (v) => fmtTime(Number(v)), maxTicksLimit: 6 },
+        min: xMin,
+        max: xMax,
+        ticks: { callback: (v) => fmtTick(Number(v), span), maxTicksLimit: 6 },
       },
       y: { title: { display: true, text: yLabel }, min: yMin, max: yMax, beginAtZero: true },
     },
@@ -177,6 +192,16 @@ export function XYChart({
       y: {
         type: yScale === "log" ? "logarithmic" : "linear",
         title: { display: true, text: yLabel },
+        ticks:
+          yScale === "log"
+            ? {
+                // only the powers of ten, as 1e-3
+                callback: (v) => {
+                  const e = Math.log10(Number(v));
+                  return Math.abs(e - Math.round(e)) < 1e-9 ? Number(v).toExponential(0) : "";
+                },
+              }
+            : {},
       },
     },
     plugins: {

@@ -138,10 +138,7 @@ export function ReportView({ calc }: { calc: Calc }) {
             : "Analysis results appear when the calculation has completed; data extracted so far is below."}
         </p>
       ) : null}
-      {tables.length === 0 ? <Empty>No data has come back from the cluster yet.</Empty> : null}
-      {tables.map((t) => (
-        <StepTableCard key={t.kind} table={t} />
-      ))}
+      {tables.length === 0 ? <Empty>No data has come back from the cluster yet.</Empty> : <StepData tables={tables} />}
       <Predictions calc={calc} />
     </div>
   );
@@ -276,33 +273,53 @@ function AnalysisOutputCard({ result }: { result: Schemas["AnalysisResultOut"] }
   );
 }
 
-function StepTableCard({ table }: { table: ScalarTable }) {
+function kindTitle(kind: string): string {
+  if (kind.startsWith("analysis:")) return `extracted: ${kind.slice("analysis:".length)}`;
+  if (kind === "validation") return "convergence check (hpcgate validate)";
+  if (kind === "accounting") return "scheduler accounting";
+  return kind;
+}
+
+/** Everything that came back from the cluster, one result kind at a time, steps side by side. */
+function StepData({ tables }: { tables: ScalarTable[] }) {
+  const [kind, setKind] = useState(tables[0].kind);
+  const table = tables.find((t) => t.kind === kind) ?? tables[0];
+  return (
+    <Card
+      title="Per-step data from the cluster"
+      testId="step-data"
+      actions={
+        <>
+          <select aria-label="result kind" value={table.kind} onChange={(e) => setKind(e.target.value)}>
+            {tables.map((t) => (
+              <option key={t.kind} value={t.kind}>
+                {kindTitle(t.kind)}
+              </option>
+            ))}
+          </select>
+          <button
+            type="button"
+            className="secondary"
+            onClick={() =>
+              saveBlob(new Blob([tableCsv(table)], { type: "text/csv" }), `${table.kind.replace(":", "-")}.csv`)
+            }
+          >
+            CSV
+          </button>
+        </>
+      }
+    >
+      <StepTable key={table.kind} table={table} />
+    </Card>
+  );
+}
+
+function StepTable({ table }: { table: ScalarTable }) {
   const trends = trendRows(table);
   const [field, setField] = useState<string>("");
   const chosen = trends.find((t) => t.field === field) ?? trends[0];
-  const title = table.kind.startsWith("analysis:")
-    ? `Extracted: ${table.kind.slice("analysis:".length)}`
-    : table.kind === "validation"
-      ? "Convergence check (hpcgate validate)"
-      : table.kind === "accounting"
-        ? "Scheduler accounting"
-        : table.kind;
   return (
-    <Card
-      title={title}
-      testId={`results-${table.kind.replace(":", "-")}`}
-      actions={
-        <button
-          type="button"
-          className="secondary"
-          onClick={() =>
-            saveBlob(new Blob([tableCsv(table)], { type: "text/csv" }), `${table.kind.replace(":", "-")}.csv`)
-          }
-        >
-          CSV
-        </button>
-      }
-    >
+    <div data-testid={`results-${table.kind.replace(":", "-")}`}>
       <div className="scroll">
         <table className="steps-table">
           <thead>
@@ -346,6 +363,6 @@ function StepTableCard({ table }: { table: ScalarTable }) {
           />
         </div>
       ) : null}
-    </Card>
+    </div>
   );
 }

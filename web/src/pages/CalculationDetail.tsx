@@ -288,17 +288,22 @@ function StepDetail({ step }: { step: Step }) {
     { pollMs: live ? 5000 : undefined },
   );
   const pts = samples.data?.points ?? [];
+  const t0 = step.started_at ?? step.submitted_at;
+  const xMin = t0 ? new Date(t0).getTime() - 5000 : undefined;
+  const xMax = step.finished_at ? new Date(step.finished_at).getTime() + 5000 : Date.now();
   const series = (metric: string, scale = 1) =>
     pts.map((p) => ({ t: new Date(p.ts).getTime(), y: p.values[metric] == null ? null : (p.values[metric] as number) * scale }));
   return (
     <div className="grid two" data-testid={`step-detail-${step.index}`}>
       <div>
         <h3>CPU time</h3>
-        <TimeSeriesChart testId={`step-cpu-${step.index}`} yLabel="CPU seconds" series={[{ label: "cpu time", points: series("cpu_time_s") }]} />
+        <TimeSeriesChart xMin={xMin} xMax={xMax} testId={`step-cpu-${step.index}`} yLabel="CPU seconds" series={[{ label: "cpu time", points: series("cpu_time_s") }]} />
       </div>
       <div>
         <h3>Memory (max RSS)</h3>
         <TimeSeriesChart
+          xMin={xMin}
+          xMax={xMax}
           testId={`step-mem-${step.index}`}
           yLabel="MiB"
           series={[{ label: "max RSS", points: series("max_rss_kb", 1 / 1024), fill: true }]}

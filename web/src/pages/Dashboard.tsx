@@ -17,7 +17,7 @@ type WindowName = keyof typeof WINDOWS;
 export function DashboardPage() {
   const api = useApi();
   const { user } = useSession();
-  const [win, setWin] = useState<WindowName>("24 h");
+  const [win, setWin] = useState<WindowName>("1 h");
   const clusters = useQuery((signal) => api.get("/clusters", { signal }), [], { pollMs: 15000 });
   const running = useQuery(
     (signal) => api.get("/calculations", { query: { state: "running", limit: 10 }, signal }),
@@ -128,17 +128,30 @@ export function seriesOf(data: Series | undefined, metric: string, scale = 1) {
 
 function ClusterCard({ cluster, hours }: { cluster: Cluster; hours: number }) {
   const api = useApi();
+  const [until, setUntil] = useState(() => Date.now());
   const beats = useQuery(
-    (signal) =>
-      api.get("/clusters/{cluster_id}/heartbeats", {
+    (signal) => {
+      const now = Date.now();
+      setUntil(now);
+      return api.get("/clusters/{cluster_id}/heartbeats", {
         path: { cluster_id: cluster.id },
-        query: { since: new Date(Date.now() - hours * 3600_000).toISOString(), points: 120 },
+        query: {
+          since: new Date(now - hours * 3600_000).toISOString(),
+          until: new Date(now).toISOString(),
+          points: 120,
+        },
         signal,
-      }),
+      });
+    },
     [cluster.id, hours],
     { pollMs: 30000 },
   );
-  const last = beats.data?.points.at(-1)?.values ?? {};
+  const since = until - hours * 3600_000;
+  // The newest bucket is an average over a few heartbeats: counts are shown rounded.
+  const lastValues = beats.data?.points.at(-1)?.values ?? {};
+  const last = Object.fromEntries(
+    Object.entries(lastValues).map(([k, v]) => [k, v == null ? null : k === "cpu_load" ? v : Math.round(v)]),
+  );
   const memUsed = (beats.data?.points ?? []).map((p) => {
     const total = p.values.memory_total_mb;
     const free = p.values.memory_free_mb;
@@ -181,6 +194,8 @@ function ClusterCard({ cluster, hours }: { cluster: Cluster; hours: number }) {
         <div>
           <h3>CPU</h3>
           <TimeSeriesChart
+            xMin={since}
+            xMax={until}
             testId={`cpu-chart-${cluster.name}`}
             yLabel="CPUs"
             series={[
@@ -193,6 +208,8 @@ function ClusterCard({ cluster, hours }: { cluster: Cluster; hours: number }) {
         <div>
           <h3>Memory</h3>
           <TimeSeriesChart
+            xMin={since}
+            xMax={until}
             testId={`memory-chart-${cluster.name}`}
             yLabel="GiB"
             series={[
@@ -208,6 +225,8 @@ function ClusterCard({ cluster, hours }: { cluster: Cluster; hours: number }) {
         <div>
           <h3>Queue</h3>
           <TimeSeriesChart
+            xMin={since}
+            xMax={until}
             testId={`queue-chart-${cluster.name}`}
             yLabel="jobs"
             series={[
