@@ -95,7 +95,12 @@ def serve(
     settings = load_settings()
     configure_logging(json_output=settings.env != "dev")
     url = _prepare_database(settings, auto_migrate=False)
-    api = create_app(settings, engine=make_engine(settings, url))
+    engine = make_engine(settings, url)
+    from hpcgate.db.session import make_sessionmaker
+    from hpcgate.services.logs import attach_database_logging
+
+    attach_database_logging(make_sessionmaker(engine), "service")
+    api = create_app(settings, engine=engine)
     uvicorn.run(api, host=host or settings.host, port=port or settings.port, log_config=None)
 
 
@@ -111,6 +116,9 @@ def worker() -> None:
     configure_logging(json_output=settings.env != "dev")
     url = _prepare_database(settings, auto_migrate=False)
     factory = make_sessionmaker(make_engine(settings, url))
+    from hpcgate.services.logs import attach_database_logging
+
+    attach_database_logging(factory, "worker")
     scheduler = build_scheduler(settings, factory, worker_ticks(settings, factory))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

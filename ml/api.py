@@ -72,7 +72,7 @@ Caller = Annotated[AccessClaims, Depends(_claims)]
 Admin = Annotated[AccessClaims, Depends(_admin)]
 
 
-def _manager(request: Request) -> ModelManager:
+async def _manager(request: Request) -> ModelManager:
     manager: ModelManager = request.app.state.manager
     return manager
 

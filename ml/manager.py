@@ -562,9 +562,14 @@ class ModelManager:
         with rt.lock:
             if rt.state != "restarting":
                 return
-            definition = self.registry.get(rt.model_id)
-            with contextlib.suppress(BadGateway):
-                definition = self.definition(rt.model_id) or definition
+            try:
+                definition = self.definition(rt.model_id)  # the cached copy if unreachable
+            except BadGateway as exc:
+                # the main API is down and we never read this model: try again later,
+                # without counting it against the model
+                rt.next_restart_at = time.monotonic() + self.config.backoff(rt.streak)
+                self._set(rt, last_error=f"restart waits for the main API: {exc.message}")
+                return
             if definition is None:
                 self._give_up(rt, "the model is no longer registered")
                 return

@@ -30,4 +30,6 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": commit BEFORE the response is sent. An agent acts on a 200 (e.g. calls
+# sbatch after "submitting" was acknowledged), so the change must be durable by then.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]

@@ -39,7 +39,8 @@ MODEL_IMAGE="${HPCGATE_TEST_ML_IMAGE:-localhost/hpcgate-example-model:latest}"
 BROKEN_IMAGE="${HPCGATE_TEST_ML_BROKEN_IMAGE:-localhost/hpcgate-broken-model:latest}"
 
 log() { printf '[docker.sh] %s\n' "$*"; }
-die() {
+die() { log "ERROR: $*"; exit 1; }
+die_dockerd() {  # with the daemon's own words
   log "ERROR: $*"
   [ -f "$LOG" ] && { echo "--- tail $LOG"; tail -n 20 "$LOG"; }
   exit 1
@@ -105,7 +106,7 @@ else
     for _ in $(seq 1 80); do pid_alive || break; sleep 0.25; done
   fi
   sock_ok && die "something else serves $SOCK (not started by this script); stop it or set HPCGATE_DOCKER_SOCK"
-  rm -f "$SOCK" "$PIDFILE"
+  rm -f "$SOCK" "$PIDFILE" "$DIR/dockerd.own.pid"  # a killed dockerd leaves its pid file
   # a dockerd killed hard leaves its netns bind mount behind; it blocks the next start
   if mountpoint -q "$EXEC_ROOT/netns/default" 2>/dev/null; then umount "$EXEC_ROOT/netns/default" || true; fi
   mkdir -p "$EXEC_ROOT"
@@ -115,10 +116,10 @@ else
   echo $! >"$PIDFILE"
   for _ in $(seq 1 120); do
     sock_ok && break
-    pid_alive || die "dockerd exited at start"
+    pid_alive || die_dockerd "dockerd exited at start"
     sleep 0.25
   done
-  sock_ok || die "dockerd does not answer on $SOCK"
+  sock_ok || die_dockerd "dockerd does not answer on $SOCK"
   log "dockerd running (pid $(cat "$PIDFILE")) on $SOCK, data root $DATA_ROOT"
 fi
 

@@ -84,9 +84,12 @@ def unique(prefix: str = "t") -> str:
 
 
 @contextmanager
-def api_client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
+def api_client(
+    settings: Settings, engine: Engine, *, raise_server_exceptions: bool = True
+) -> Iterator[TestClient]:
     """A ``TestClient`` on a fresh app bound to ``engine`` (lifespan run, engine not disposed)."""
-    with TestClient(create_app(settings, engine=engine)) as client:
+    app = create_app(settings, engine=engine)
+    with TestClient(app, raise_server_exceptions=raise_server_exceptions) as client:
         yield client
 
 

@@ -26,9 +26,10 @@ import stat
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import yaml
@@ -50,6 +51,7 @@ REPO = Path(__file__).resolve().parents[2]
 ANSIBLE_DIR = REPO / "ansible"
 VENV_BIN = REPO / ".venv" / "bin"
 HOST = "login-ansible-test"
+T = TypeVar("T")
 RECAP = re.compile(
     r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
     r"\s+failed=(?P<failed>\d+)",
@@ -424,7 +426,13 @@ def _write_inventory(
     return inventory, password
 
 
-def _wait(predicate, timeout: float, what: str, dep: Deployment, every: float = 0.5):  # type: ignore[no-untyped-def]
+def _wait(
+    predicate: Callable[[], T | None],
+    timeout: float,
+    what: str,
+    dep: Deployment,
+    every: float = 0.5,
+) -> T:
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -602,8 +610,9 @@ def _deploy_and_run(env: EngineEnv, dep: Deployment, cid: int, timings: dict[str
     assert out.read_text() == "hello\n"
     assert out.stat().st_uid == account.pw_uid
 
-    def accounted() -> str:
-        return subprocess.run(
+    def accounted() -> list[str] | None:
+        # slurmdbd records a job in steps: wait for the finished record
+        text = subprocess.run(
             [
                 "sacct",
                 "-X",
@@ -612,16 +621,18 @@ def _deploy_and_run(env: EngineEnv, dep: Deployment, cid: int, timings: dict[str
                 "-j",
                 str(step.scheduler_job_id),
                 "-o",
-                "Partition,User,QOS",
+                "State,Partition,UID,QOS",
             ],
             capture_output=True,
             text=True,
             timeout=30,
             check=True,
         ).stdout.strip()
+        fields = text.splitlines()[0].split("|") if text else []
+        return fields if fields and fields[0] == "COMPLETED" and fields[1] else None
 
-    acct = _wait(accounted, 60, f"job {step.scheduler_job_id} not in sacct", dep, every=1)
-    assert acct.splitlines()[0].split("|") == ["long", dep.user, "normal"], acct
+    acct = _wait(accounted, 60, f"job {step.scheduler_job_id} not accounted as COMPLETED", dep)
+    assert acct[1:] == ["long", str(account.pw_uid), "normal"], acct
 
     # 5. A second run changes nothing and does not restart the agent.
     second = dep.playbook()

@@ -24,6 +24,7 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 
 RefreshCookie = Annotated[str | None, Cookie(alias=refresh.COOKIE_NAME, max_length=256)]
 
+
 @cache
 def _dummy_hash() -> str:
     """Verified when the e-mail is unknown, so both failures take the same time."""

@@ -81,6 +81,19 @@ RBAC: dict[tuple[str, str], str] = {
     ("GET", "/calculations/{calc_id}/results"): USER,
     ("GET", "/steps/{step_id}"): USER,
     ("GET", "/steps/{step_id}/samples"): USER,
+    # ML models and predictions
+    ("GET", "/ml/models"): USER,
+    ("POST", "/ml/models"): ADMIN,
+    ("GET", "/ml/models/{model_id}"): USER,
+    ("PATCH", "/ml/models/{model_id}"): ADMIN,
+    ("DELETE", "/ml/models/{model_id}"): ADMIN,
+    ("GET", "/ml/models/{model_id}/config"): ADMIN,
+    ("POST", "/predictions"): USER,
+    ("GET", "/calculations/{calc_id}/predictions"): USER,
+    # the ML-API process
+    ("GET", "/ml-api/models"): ML_API,
+    ("GET", "/ml-api/models/{model_id}"): ML_API,
+    ("PUT", "/ml-api/models/{model_id}/state"): ML_API,
     # cluster agents
     ("POST", "/agent/logs"): AGENT,
     ("POST", "/agent/pull"): AGENT,

@@ -6,9 +6,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from fastapi import APIRouter
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
+from hpcgate.api.app import create_app
+from hpcgate.api.deps_auth import MlApiKey
 from hpcgate.auth.api_keys import hash_secret, parse_key
 from hpcgate.db.models import ApiKey, Calculation
 from hpcgate.db.models.users import Role
@@ -325,3 +329,37 @@ def test_last_used_is_written_at_most_once_a_minute(settings: Settings, db_engin
         assert client.post("/agent/logs", json=line, headers={"X-API-Key": raw}).status_code == 201
         with Session(db_engine) as s:
             assert s.get(ApiKey, key.id).last_used_at > first  # type: ignore[operator, union-attr]
+
+
+_ml_router = APIRouter()
+
+
+@_ml_router.get("/_test/ml-whoami")
+def _ml_whoami(key: MlApiKey) -> dict[str, str]:
+    return {"name": key.name, "owner": key.owner_kind.value}
+
+
+def test_ml_api_key_dependency(settings: Settings, db_engine: Engine) -> None:
+    """``MlApiKey`` (for the ML routes other layers add) admits ML-API keys only."""
+    app = create_app(settings, engine=db_engine)
+    app.include_router(_ml_router)
+    _, ml_key = new_api_key(db_engine, name="ml-test")
+    _, revoked_ml = new_api_key(db_engine, revoked=True)
+    _, agent_key = new_api_key(db_engine, cluster=new_cluster(db_engine))
+    admin = new_user(db_engine, role=Role.ADMIN)
+    with TestClient(app) as client:
+        r = client.get("/_test/ml-whoami", headers={"X-API-Key": ml_key})
+        assert r.status_code == 200
+        assert r.json() == {"name": "ml-test", "owner": "ml_api"}
+        assert (
+            client.get(
+                "/_test/ml-whoami", headers={"Authorization": f"Bearer {ml_key}"}
+            ).status_code
+            == 200
+        )
+        assert client.get("/_test/ml-whoami", headers={"X-API-Key": agent_key}).status_code == 403
+        assert client.get("/_test/ml-whoami", headers={"X-API-Key": revoked_ml}).status_code == 401
+        assert client.get("/_test/ml-whoami").status_code == 401
+        assert (
+            client.get("/_test/ml-whoami", headers=auth_headers(admin, settings)).status_code == 401
+        )

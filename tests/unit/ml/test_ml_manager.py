@@ -96,16 +96,19 @@ class FakeMainApi:
     def list_models(self) -> list[dict[str, Any]]:
         if self.down:
             raise MainApiError("down")
-        return list(self.models.values())
+        return [dict(m) for m in self.models.values()]  # fresh copies, as JSON would be
 
     def get_model(self, model_id: int) -> dict[str, Any] | None:
         if self.down:
             raise MainApiError("down")
-        return self.models.get(model_id)
+        found = self.models.get(model_id)
+        return dict(found) if found is not None else None
 
     def report_state(self, model_id: int, payload: dict[str, Any]) -> bool:
         if self.down:
             raise MainApiError("down")
+        if model_id not in self.models:
+            return False  # the real client: 404
         self.reports.append((model_id, payload))
         self.models[model_id].update(payload)
         return True
@@ -430,3 +433,38 @@ def test_shared_settings_fill_the_gaps() -> None:
     )
     own = MlApiConfig(max_restarts=0, ping_interval_s=1).with_shared(shared)
     assert (own.restart_limit, own.ping_interval) == (0, 1)
+
+
+def test_a_restart_waits_for_an_unreachable_main_api(pings: dict[int, str]) -> None:
+    mgr, engine, api = _setup(failures_before_restart=1)
+    mgr.run(1)
+    # a new ML-API starts while the main API is down: nothing cached
+    api.down = True
+    engine.crash(mgr.models[1].container_id)  # type: ignore[arg-type]
+    fresh = ModelManager(engine, mgr.config, api)  # type: ignore[arg-type]
+    fresh.spawn = lambda target, rt: target(rt)
+    fresh.recover()
+    rt = fresh.models[1]
+    assert rt.state == "restarting"
+    _due(fresh)
+    fresh.tick()
+    assert rt.state == "restarting"  # deferred, not given up, not counted
+    assert rt.streak == 0
+    assert "waits for the main API" in (rt.last_error or "")
+    api.down = False
+    _due(fresh)
+    fresh.tick()
+    assert rt.state == "running"
+    assert rt.restarts == 1
+
+
+def test_a_model_deleted_meanwhile_is_not_restarted(pings: dict[int, str]) -> None:
+    mgr, engine, api = _setup(failures_before_restart=1)
+    mgr.run(1)
+    engine.crash(mgr.models[1].container_id)  # type: ignore[arg-type]
+    mgr.tick()
+    del api.models[1]
+    _due(mgr)
+    mgr.tick()
+    assert mgr.models[1].state == "failed"
+    assert mgr.models[1].last_error == "the model is no longer registered"

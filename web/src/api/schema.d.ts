@@ -1595,7 +1595,24 @@ export interface components {
                 [key: string]: unknown;
             };
         };
-        /** ClusterCreate */
+        /**
+         * ClusterCreate
+         * @example {
+         *       "access_mode": "ssh",
+         *       "host": "login.hpc1.example.org",
+         *       "login_user": "hpcgate",
+         *       "name": "hpc1",
+         *       "port": 22,
+         *       "queues": [
+         *         {
+         *           "logical_queue": "short",
+         *           "partition": "debug"
+         *         }
+         *       ],
+         *       "scheduler": "slurm",
+         *       "scratch_root": "/scratch/hpcgate"
+         *     }
+         */
         ClusterCreate: {
             /**
              * Name
@@ -2199,7 +2216,14 @@ export interface components {
             /** Hpcgate Command */
             hpcgate_command?: string[] | null;
         };
-        /** QueueCreate */
+        /**
+         * QueueCreate
+         * @example {
+         *       "logical_queue": "long",
+         *       "max_nodes": 4,
+         *       "partition": "compute"
+         *     }
+         */
         QueueCreate: {
             /** Partition */
             partition: string;
@@ -2449,7 +2473,14 @@ export interface components {
             expires_in: number;
             user: components["schemas"]["UserOut"];
         };
-        /** UserCreate */
+        /**
+         * UserCreate
+         * @example {
+         *       "email": "ada@lab.org",
+         *       "password": "a long passphrase",
+         *       "role": "user"
+         *     }
+         */
         UserCreate: {
             /**
              * Email

@@ -19,6 +19,14 @@ import {
 import { Line, Scatter } from "react-chartjs-2";
 import { fmtTime } from "../lib/format";
 
+const MINUTE = 60_000;
+const STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 180, 240, 360, 720, 1440].map((m) => m * MINUTE);
+
+/** A round tick interval giving at most 6 ticks over the window. */
+function niceStep(spanMs: number): number {
+  return STEPS.find((s) => spanMs / s <= 6) ?? 1440 * MINUTE * Math.ceil(spanMs / (6 * 1440 * MINUTE));
+}
+
 /** Time of day for short windows, day and time beyond 36 hours. */
 function fmtTick(ms: number, spanMs: number): string {
   if (spanMs <= 36 * 3600_000) return fmtTime(ms);
@@ -110,7 +118,12 @@ export function TimeSeriesChart({
         type: "linear",
         min: xMin,
         max: xMax,
-        ticks: { callback: (v) => fmtTick(Number(v), span), maxTicksLimit: 6 },
+        ticks: {
+          callback: (v) => fmtTick(Number(v), span),
+          stepSize: niceStep(span),
+          includeBounds: false,
+          maxTicksLimit: 8,
+        },
       },
       y: { title: { display: true, text: yLabel }, min: yMin, max: yMax, beginAtZero: true },
     },

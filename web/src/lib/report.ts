@@ -153,9 +153,12 @@ function kindRank(kind: string): number {
 /** Numeric rows that change across at least two columns: worth a trend graph. */
 export function trendRows(table: ScalarTable): { field: string; values: (number | null)[] }[] {
   if (table.columns.length < 2) return [];
-  return table.rows
+  const rows = table.rows
     .filter((r) => r.values.filter((v) => typeof v === "number").length >= 2)
     .map((r) => ({ field: r.field, values: r.values.map((v) => (typeof v === "number" ? v : null)) }));
+  // rows whose value changes from step to step first: they are the interesting trends
+  const varies = (r: { values: (number | null)[] }) => new Set(r.values.filter((v) => v !== null)).size > 1;
+  return [...rows.filter(varies), ...rows.filter((r) => !varies(r))];
 }
 
 /** CSV of one scalar table (quoted as RFC 4180 wants). */
