@@ -133,3 +133,30 @@ def test_admin_adds_a_cluster_and_generates_a_key(page: Any, stack: Stack) -> No
     page.wait_for_selector("tr[data-cluster=hpc-e2e] [data-state=offline]")
     shot(page, "11-clusters")
     assert page_errors(page) == []
+
+
+def test_owner_cancels_a_running_calculation(page: Any, stack: Stack) -> None:
+    with stack.api("user") as api:
+        r = api.post(
+            "/calculations",
+            json={
+                "name": "long sleeper (e2e)",
+                "cluster_id": stack.clusters["local-e2e"],
+                "logical_queue": "default",
+                "code": "generic",
+                "configuration": {"kind": "single", "command": ["sleep", "300"]},
+            },
+        )
+    assert r.status_code == 201, r.text
+    calc_id = r.json()["id"]
+    login(page, stack, "user", f"/calculations/{calc_id}")
+    page.wait_for_selector("h1 [data-state=running]", timeout=60_000)
+    page.wait_for_selector("[data-testid=job-id-0]:has-text('L')")
+    page.once("dialog", lambda d: d.accept())
+    page.click("[data-testid=cancel]")
+    page.wait_for_selector("h1 [data-state=cancelled]")
+    page.wait_for_selector("[data-testid=state-reason]:has-text('cancelled by')")
+    assert page.locator("[data-testid=cancel]").count() == 0
+    # A plain user sees no moderator controls on it.
+    assert page.locator("[data-testid=set-priority]").count() == 0
+    assert page_errors(page) == []
