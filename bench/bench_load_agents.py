@@ -111,8 +111,9 @@ def main() -> None:
         envvars = {**{k: v for k, v in os.environ.items() if not k.startswith("HPCGATE_")},
                    "HPCGATE_ENV": "test", "HPCGATE_DATABASE_URL": env.url,
                    "HPCGATE_SECRET_KEY": "bench-secret-key-0123456789abcdef"}
+        api_log = open(Path(tmp) / "api.log", "wb")  # noqa: SIM115
         api = subprocess.Popen([sys.executable, "-m", "hpcgate.cli", "serve", "--port", str(port)],
-                               env=envvars, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env=envvars, stdout=api_log, stderr=subprocess.STDOUT,
                                start_new_session=True)
         base = f"http://127.0.0.1:{port}"
         try:
@@ -136,7 +137,15 @@ def main() -> None:
             wall = time.monotonic() - t0
         finally:
             os.killpg(api.pid, signal.SIGTERM)
-            api.wait(timeout=20)
+            try:
+                api.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(api.pid, signal.SIGKILL)
+            api_log.close()
+            errors_logged = [ln for ln in (Path(tmp) / "api.log").read_text().splitlines()
+                             if '"level": "error"' in ln]
+            if errors_logged:
+                print(f"  API logged {len(errors_logged)} errors; first: {errors_logged[0][:300]}")
         total = sum(len(v) for v in lat.values())
         print(f"{args.agents} agents, {wall:.0f} s, pull every {args.pull_s:g} s, "
               f"heartbeat every {args.beat_s:g} s, one API process")

@@ -113,7 +113,12 @@ def is_navigation(headers: Headers) -> bool:
 
 
 def _section(path: str) -> str | None:
+    """The portal section a page path belongs to; a download (last segment with a file
+    extension, e.g. ``/calculations/12/report.pdf``) always goes to the API."""
     first = path.lstrip("/").split("/", 1)[0]
+    last = path.rstrip("/").rsplit("/", 1)[-1]
+    if "." in last:
+        return None
     return first if first in SECTIONS else None
 
 

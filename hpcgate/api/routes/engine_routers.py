@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from hpcgate.api.routes import agent, calculations, ml_models
+from hpcgate.api.routes import agent, analyses, calculations, ml_models
 
 ENGINE_ROUTERS: list[APIRouter] = [
     calculations.router,
     calculations.steps_router,
     calculations.series_router,
     agent.router,
+    analyses.analyses_router,
+    analyses.reports_router,
+    analyses.molecules_router,
     *ml_models.ROUTERS,
 ]

@@ -42,6 +42,7 @@ class Calculation(TimestampMixin, Base):
         Index("ix_calculations_pull", "cluster_id", "processed", "approved", "priority"),
         Index("ix_calculations_owner_created", "owner_id", "created_at"),
         Index("ix_calculations_state_created", "state", "created_at"),
+        Index("ix_calculations_created_id", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

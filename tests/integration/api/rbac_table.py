@@ -69,6 +69,12 @@ RBAC: dict[tuple[str, str], str] = {
     ("POST", "/notifications/test"): ADMIN,
     # calculations and steps
     ("GET", "/calculations"): USER,
+    ("GET", "/calculations/{calc_id}/report.{fmt}"): USER,
+    ("GET", "/analyses"): USER,
+    ("GET", "/molecules"): USER,
+    ("POST", "/molecules"): USER,
+    ("GET", "/molecules/{molecule_id}"): USER,
+    ("GET", "/molecules/{molecule_id}/compare"): USER,
     ("POST", "/calculations"): USER,
     ("POST", "/calculations/preview"): USER,
     ("GET", "/calculations/{calc_id}"): USER,

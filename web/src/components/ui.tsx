@@ -23,6 +23,14 @@ const STATE_CLASS: Record<string, string> = {
   cancelled: "muted",
   maintenance: "attn",
   blocked: "bad",
+  // ML models
+  registered: "muted",
+  stopped: "muted",
+  starting: "run",
+  restarting: "attn",
+  healthy: "ok",
+  unhealthy: "bad",
+  unknown: "muted",
 };
 
 export function StateBadge({ state }: { state: string }) {

@@ -139,12 +139,11 @@ function ModelRegistry() {
                   </td>
                   <td className="mono small">{m.image}</td>
                   <td>
-                    <StateBadge state={m.state === "stopped" || m.state === "registered" ? "cancelled" : m.state} />
+                    <StateBadge state={m.state} />
                     {m.last_error ? <div className="warn small">{m.last_error}</div> : null}
                   </td>
                   <td>
-                    <StateBadge state={m.health === "healthy" ? "online" : m.health === "unhealthy" ? "failed" : "queued"} />{" "}
-                    <span className="small">{m.health}</span>
+                    <StateBadge state={m.health} />
                   </td>
                   <td>{m.restarts}</td>
                   <td>{ago(m.last_reported_at)}</td>
