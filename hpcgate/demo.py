@@ -176,3 +176,8 @@ def run_demo(settings: Settings, *, port: int) -> None:
         uvicorn.run(api, host="127.0.0.1", port=port, log_config=None, log_level="warning")
     finally:
         scheduler.shutdown(wait=False)
+        engine.dispose()
+        if settings.database.url is None:
+            from hpcgate.db.embedded import stop_embedded
+
+            stop_embedded()

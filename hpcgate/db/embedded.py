@@ -50,3 +50,13 @@ def _ensure_database(base: Any) -> None:
         ).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+
+
+def stop_embedded() -> None:
+    """Stop the embedded server this process started (the demo calls it on exit)."""
+    global _server
+    if _server is not None:
+        try:
+            _server.cleanup()
+        finally:
+            _server = None
