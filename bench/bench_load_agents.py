@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -93,8 +94,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--agents", type=int, default=200)
     ap.add_argument("--seconds", type=float, default=30)
-    ap.add_argument("--pull-s", type=float, default=5.0)
-    ap.add_argument("--beat-s", type=float, default=10.0)
+    ap.add_argument("--pull-s", type=float, default=10.0)  # the agent's defaults
+    ap.add_argument("--beat-s", type=float, default=30.0)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp, engine_env(Path(tmp), "hpcgate_load") as env:
         keys = []
@@ -142,10 +143,13 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 os.killpg(api.pid, signal.SIGKILL)
             api_log.close()
+            shutil.copy(Path(tmp) / "api.log", Path(tempfile.gettempdir()) / "hpcgate-bench-api.log")
             errors_logged = [ln for ln in (Path(tmp) / "api.log").read_text().splitlines()
                              if '"level": "error"' in ln]
             if errors_logged:
-                print(f"  API logged {len(errors_logged)} errors; first: {errors_logged[0][:300]}")
+                first = errors_logged[0]
+                last_line = first.rsplit("\\n", 2)[-2] if "\\n" in first else first[:300]
+                print(f"  API logged {len(errors_logged)} errors; first ends: {last_line[-300:]}")
         total = sum(len(v) for v in lat.values())
         print(f"{args.agents} agents, {wall:.0f} s, pull every {args.pull_s:g} s, "
               f"heartbeat every {args.beat_s:g} s, one API process")

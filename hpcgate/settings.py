@@ -32,7 +32,7 @@ class DatabaseSettings(BaseModel):
     """``url`` unset means: start the embedded PostgreSQL in the data directory."""
 
     url: str | None = None
-    pool_size: int = Field(default=10, ge=1, le=200)
+    pool_size: int = Field(default=20, ge=1, le=200)
     echo: bool = False
 
     @field_validator("url", mode="before")

@@ -29,6 +29,14 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Sync routes and dependencies run in a thread pool and each request holds at most one
+        # pooled connection. With more threads than connections, every thread can end up
+        # waiting for a connection while the holders wait for a thread to finish: a deadlock
+        # until the pool times out (seen at 200 agents). Never more threads than connections.
+        import anyio.to_thread
+
+        capacity = engine.pool.size() + max(engine.pool._max_overflow, 0)  # type: ignore[attr-defined]
+        anyio.to_thread.current_default_thread_limiter().total_tokens = max(4, capacity)
         yield
         if owns_engine:
             engine.dispose()

@@ -53,7 +53,7 @@ class Cluster(TimestampMixin, Base):
     cleanup_policy: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, nullable=False)
 
     queues: Mapped[list[QueueMapping]] = relationship(
-        back_populates="cluster", cascade="all, delete-orphan", lazy="selectin"
+        back_populates="cluster", cascade="all, delete-orphan", lazy="select"
     )
 
 
