@@ -47,8 +47,16 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-async def agent(base: str, key: str, name: str, stop: float, pull_s: float, beat_s: float,
-                lat: dict[str, list[float]], errors: dict[str, int]) -> None:
+async def agent(
+    base: str,
+    key: str,
+    name: str,
+    stop: float,
+    pull_s: float,
+    beat_s: float,
+    lat: dict[str, list[float]],
+    errors: dict[str, int],
+) -> None:
     headers = {"X-API-Key": key}
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=10) as client:
         next_pull = time.monotonic() + (hash(name) % 1000) / 1000 * pull_s
@@ -72,12 +80,24 @@ async def agent(base: str, key: str, name: str, stop: float, pull_s: float, beat
                         errors[label] += 1
             if now >= next_beat:
                 next_beat = now + beat_s
-                sample = {"ts": datetime.now(UTC).isoformat(), "queue_depth": 3,
-                          "running_jobs": 2, "sample_key": uuid.uuid4().hex,
-                          "nodes": [{"name": f"{name}-n{i}", "state": "mixed", "cpu_load": 1.5,
-                                     "cpus_allocated": 4, "cpus_total": 8,
-                                     "memory_free_mb": 2000, "memory_total_mb": 4096}
-                                    for i in range(4)]}
+                sample = {
+                    "ts": datetime.now(UTC).isoformat(),
+                    "queue_depth": 3,
+                    "running_jobs": 2,
+                    "sample_key": uuid.uuid4().hex,
+                    "nodes": [
+                        {
+                            "name": f"{name}-n{i}",
+                            "state": "mixed",
+                            "cpu_load": 1.5,
+                            "cpus_allocated": 4,
+                            "cpus_total": 8,
+                            "memory_free_mb": 2000,
+                            "memory_total_mb": 4096,
+                        }
+                        for i in range(4)
+                    ],
+                }
                 t0 = time.monotonic()
                 try:
                     r = await client.post("/agent/heartbeats", json={"samples": [sample]})
@@ -101,21 +121,33 @@ def main() -> None:
         keys = []
         with Session(env.engine) as s:
             for i in range(args.agents):
-                cluster = Cluster(name=f"load-{i}", scheduler="slurm",
-                                  access_mode=AccessMode.AGENT, scratch_root="/scratch")
+                cluster = Cluster(
+                    name=f"load-{i}",
+                    scheduler="slurm",
+                    access_mode=AccessMode.AGENT,
+                    scratch_root="/scratch",
+                )
                 s.add(cluster)
                 s.flush()
-                _, raw = create_api_key(s, owner_kind=ApiKeyOwner.CLUSTER, name="k",
-                                        cluster_id=cluster.id)
+                _, raw = create_api_key(
+                    s, owner_kind=ApiKeyOwner.CLUSTER, name="k", cluster_id=cluster.id
+                )
                 keys.append(raw)
         port = free_port()
-        envvars = {**{k: v for k, v in os.environ.items() if not k.startswith("HPCGATE_")},
-                   "HPCGATE_ENV": "test", "HPCGATE_DATABASE_URL": env.url,
-                   "HPCGATE_SECRET_KEY": "bench-secret-key-0123456789abcdef"}
+        envvars = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("HPCGATE_")},
+            "HPCGATE_ENV": "test",
+            "HPCGATE_DATABASE_URL": env.url,
+            "HPCGATE_SECRET_KEY": "bench-secret-key-0123456789abcdef",
+        }
         api_log = open(Path(tmp) / "api.log", "wb")  # noqa: SIM115
-        api = subprocess.Popen([sys.executable, "-m", "hpcgate.cli", "serve", "--port", str(port)],
-                               env=envvars, stdout=api_log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+        api = subprocess.Popen(
+            [sys.executable, "-m", "hpcgate.cli", "serve", "--port", str(port)],
+            env=envvars,
+            stdout=api_log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             for _ in range(100):
@@ -130,9 +162,12 @@ def main() -> None:
             t0 = time.monotonic()
 
             async def run() -> None:
-                await asyncio.gather(*(agent(base, k, f"agent{i}", stop, args.pull_s,
-                                             args.beat_s, lat, errors)
-                                       for i, k in enumerate(keys)))
+                await asyncio.gather(
+                    *(
+                        agent(base, k, f"agent{i}", stop, args.pull_s, args.beat_s, lat, errors)
+                        for i, k in enumerate(keys)
+                    )
+                )
 
             asyncio.run(run())
             wall = time.monotonic() - t0
@@ -143,22 +178,31 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 os.killpg(api.pid, signal.SIGKILL)
             api_log.close()
-            shutil.copy(Path(tmp) / "api.log", Path(tempfile.gettempdir()) / "hpcgate-bench-api.log")
-            errors_logged = [ln for ln in (Path(tmp) / "api.log").read_text().splitlines()
-                             if '"level": "error"' in ln]
+            shutil.copy(
+                Path(tmp) / "api.log", Path(tempfile.gettempdir()) / "hpcgate-bench-api.log"
+            )
+            errors_logged = [
+                ln
+                for ln in (Path(tmp) / "api.log").read_text().splitlines()
+                if '"level": "error"' in ln
+            ]
             if errors_logged:
                 first = errors_logged[0]
                 last_line = first.rsplit("\\n", 2)[-2] if "\\n" in first else first[:300]
                 print(f"  API logged {len(errors_logged)} errors; first ends: {last_line[-300:]}")
         total = sum(len(v) for v in lat.values())
-        print(f"{args.agents} agents, {wall:.0f} s, pull every {args.pull_s:g} s, "
-              f"heartbeat every {args.beat_s:g} s, one API process")
+        print(
+            f"{args.agents} agents, {wall:.0f} s, pull every {args.pull_s:g} s, "
+            f"heartbeat every {args.beat_s:g} s, one API process"
+        )
         print(f"  throughput: {total / wall:.0f} requests/s, errors: {sum(errors.values())}")
         for label, values in sorted(lat.items()):
             ms = [v * 1000 for v in values]
-            print(f"  {label:13s} n={len(ms):6d}  p50={percentile(ms, 50):6.1f} ms  "
-                  f"p99={percentile(ms, 99):6.1f} ms  mean={statistics.fmean(ms):6.1f} ms  "
-                  f"errors={errors[label]}")
+            print(
+                f"  {label:13s} n={len(ms):6d}  p50={percentile(ms, 50):6.1f} ms  "
+                f"p99={percentile(ms, 99):6.1f} ms  mean={statistics.fmean(ms):6.1f} ms  "
+                f"errors={errors[label]}"
+            )
         all_ms = [v * 1000 for vals in lat.values() for v in vals]
         print(f"  all endpoints p99 = {percentile(all_ms, 99):.1f} ms (target < 50 ms)")
 
