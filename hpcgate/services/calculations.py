@@ -74,7 +74,7 @@ def resolve_analyses(selection: Sequence[str], code: str) -> list[str]:
     except ImportError:  # pragma: no cover - analyses ship with hpcgate
         raise InvalidInput("analyses are not available on this server") from None
     try:
-        ordered = resolve(list(selection))
+        ordered = resolve(list(selection), code=code if code != "generic" else None)
     except InvalidSelection as exc:
         raise InvalidInput(
             str(exc),

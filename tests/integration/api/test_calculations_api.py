@@ -263,3 +263,27 @@ def test_oversized_requests_are_refused_with_413(settings: Settings, db_engine: 
                         headers={**auth_headers(user, settings),
                                  "Content-Type": "application/json"})
         assert r.status_code == 413
+
+
+def test_analysis_selection_missing_a_requirement_names_it(
+    settings: Settings, db_engine: Engine
+) -> None:
+    user = new_user(db_engine)
+    cid = _cluster(db_engine)
+    before = _count(db_engine, Calculation)
+    with api_client(settings, db_engine) as client:
+        r = client.post("/calculations", json={**_body(cid), "analyses": ["qe_energy"]},
+                        headers=auth_headers(user, settings))
+        assert r.status_code == 422, r.text
+        body = r.json()
+        assert body["missing"] == {"qe_scf_convergence": "required by qe_energy"}
+        assert "qe_scf_convergence" in body["detail"]
+        r = client.post("/calculations",
+                        json={**_body(cid), "analyses": ["qe_scf_convergence", "qe_energy"]},
+                        headers=auth_headers(user, settings))
+        assert r.status_code == 201, r.text
+        assert r.json()["analyses"] == ["qe_scf_convergence", "qe_energy"]
+        r = client.post("/calculations", json={**_body(cid), "analyses": ["iv_curve", "current"]},
+                        headers=auth_headers(user, settings))
+        assert r.status_code == 422  # SIESTA analyses on a QE calculation
+    assert _count(db_engine, Calculation) == before + 1

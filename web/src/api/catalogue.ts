@@ -1,6 +1,6 @@
 /**
- * The analyses catalogue: `GET /analyses` when the server has it, otherwise the built-in
- * catalogue snapshot generated next to the API types (web/scripts/gen-api.sh), which is what
+ * The analyses catalogue: the live `GET /analyses` (typed, in the generated client) when the
+ * server has it, otherwise the built-in catalogue snapshot generated next to the API types (web/scripts/gen-api.sh), which is what
  * the server validates selections against when no plugin is installed.
  */
 import type { AnalysisInfo } from "../lib/analysisDeps";
@@ -38,9 +38,10 @@ export async function loadCatalogue(
 ): Promise<LoadedCatalogue> {
   if (caps.analysesCatalogue) {
     try {
-      return { items: normalize(await api.raw("get", "/analyses", { signal })), source: "server" };
-    } catch {
-      // fall back to the snapshot below
+      return { items: normalize(await api.get("/analyses", { signal })), source: "server" };
+    } catch (e) {
+      // An aborted load stays aborted; any other failure falls back to the snapshot below.
+      if (signal?.aborted) throw e;
     }
   }
   return { items: normalize(builtin), source: "built-in snapshot" };

@@ -1052,6 +1052,102 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/analyses": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Analyses
+         * @description Every analysis with the ones it requires: the portal enforces the same graph.
+         */
+        get: operations["analyses-list_analyses"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/calculations/{calc_id}/report.{fmt}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download Report
+         * @description The calculation's report: graphs and tables of its analyses, inputs, code version and
+         *     resources. ``csv`` is a zip with one CSV per table.
+         */
+        get: operations["reports-download_report"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/molecules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Molecules */
+        get: operations["molecules-list_molecules"];
+        put?: never;
+        /** Create Molecule */
+        post: operations["molecules-create_molecule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/molecules/{molecule_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Molecule */
+        get: operations["molecules-get_molecule"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/molecules/{molecule_id}/compare": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Compare Molecule
+         * @description One analysis across the molecule's calculations (e.g. I-V curves side by side).
+         */
+        get: operations["molecules-compare_molecule"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/ml/models": {
         parameters: {
             query?: never;
@@ -1237,6 +1333,22 @@ export interface components {
             context?: {
                 [key: string]: unknown;
             };
+        };
+        /** AnalysisInfo */
+        AnalysisInfo: {
+            /** Name */
+            name: string;
+            /** Title */
+            title: string;
+            /** Codes */
+            codes: string[];
+            /** Requires */
+            requires: string[];
+            /**
+             * Description
+             * @default
+             */
+            description?: string;
         };
         /** AnalysisResultOut */
         AnalysisResultOut: {
@@ -2001,6 +2113,43 @@ export interface components {
             restarts?: number;
             /** Last Error */
             last_error?: string | null;
+        };
+        /** MoleculeCreate */
+        MoleculeCreate: {
+            /** Name */
+            name: string;
+            /**
+             * Format
+             * @enum {string}
+             */
+            format: "xyz" | "fdf";
+            /** Text */
+            text: string;
+        };
+        /** MoleculeOut */
+        MoleculeOut: {
+            /** Id */
+            id: number;
+            /** Name */
+            name: string;
+            /** Formula */
+            formula: string;
+            /** Atoms */
+            atoms: {
+                [key: string]: unknown;
+            }[];
+            /** Format */
+            format: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Calculation Count
+             * @default 0
+             */
+            calculation_count?: number;
         };
         /**
          * NotifyLevel
@@ -4712,6 +4861,189 @@ export interface operations {
                     "application/json": {
                         [key: string]: string;
                     };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "analyses-list_analyses": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AnalysisInfo"][];
+                };
+            };
+        };
+    };
+    "reports-download_report": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                calc_id: number;
+                fmt: "html" | "pdf" | "json" | "csv";
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "molecules-list_molecules": {
+        parameters: {
+            query?: {
+                limit?: number;
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MoleculeOut"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "molecules-create_molecule": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MoleculeCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MoleculeOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "molecules-get_molecule": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                molecule_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MoleculeOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "molecules-compare_molecule": {
+        parameters: {
+            query: {
+                analysis: string;
+            };
+            header?: never;
+            path: {
+                molecule_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    }[];
                 };
             };
             /** @description Validation Error */

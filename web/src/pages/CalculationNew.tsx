@@ -1,5 +1,5 @@
 import { type ChangeEvent, type FormEvent, useEffect, useMemo, useState } from "react";
-import { Link, useNavigate } from "react-router";
+import { Link, useNavigate, useSearchParams } from "react-router";
 import type { Schemas } from "../api/client";
 import { loadCatalogue } from "../api/catalogue";
 import { useApi, useServices } from "../api/context";
@@ -44,7 +44,8 @@ export function CalculationNewPage() {
 
   const [name, setName] = useState("");
   const [description, setDescription] = useState("");
-  const [moleculeId, setMoleculeId] = useState("");
+  const [params] = useSearchParams();
+  const [moleculeId, setMoleculeId] = useState(params.get("molecule") ?? "");
   const [code, setCode] = useState<NonNullable<Code>>("siesta");
   const [clusterId, setClusterId] = useState<number | null>(null);
   const [queue, setQueue] = useState("");
@@ -60,7 +61,7 @@ export function CalculationNewPage() {
 
   const clusters = useQuery((signal) => api.get("/clusters", { signal }), []);
   const molecules = useQuery(
-    (signal) => api.raw<unknown>("get", "/molecules", { query: { limit: 200 }, signal }),
+    (signal) => api.get("/molecules", { query: { limit: 500 }, signal }),
     [],
     { enabled: caps.molecules },
   );
