@@ -356,21 +356,24 @@ def record_cluster_sample(s: Session, cluster: Cluster, sample: ClusterSample) -
         .on_conflict_do_nothing(index_elements=["sample_key"])
     )
     inserted = s.execute(stmt.returning(HeartbeatSample.id)).first() is not None
-    if inserted:
-        for node in sample.nodes:
-            s.add(
-                HeartbeatSample(
-                    ts=ts,
-                    cluster_id=cluster.id,
-                    scope="node",
-                    node=str(node.get("name"))[:200],
-                    cpu_load=node.get("cpu_load"),
-                    cpus_allocated=node.get("cpus_allocated"),
-                    cpus_total=node.get("cpus_total"),
-                    memory_free_mb=node.get("memory_free_mb"),
-                    memory_total_mb=node.get("memory_total_mb"),
-                )
-            )
+    if inserted and sample.nodes:
+        s.execute(  # one executemany, not an ORM object per node
+            insert(HeartbeatSample),
+            [
+                {
+                    "ts": ts,
+                    "cluster_id": cluster.id,
+                    "scope": "node",
+                    "node": str(node.get("name"))[:200],
+                    "cpu_load": node.get("cpu_load"),
+                    "cpus_allocated": node.get("cpus_allocated"),
+                    "cpus_total": node.get("cpus_total"),
+                    "memory_free_mb": node.get("memory_free_mb"),
+                    "memory_total_mb": node.get("memory_total_mb"),
+                }
+                for node in sample.nodes
+            ],
+        )
     cluster.last_heartbeat_at = max(cluster.last_heartbeat_at or ts, ts)
     if not cluster.online:
         cluster.online = True
