@@ -38,7 +38,13 @@ sources_hash() {
 # node_modules/.package-lock.json, newer than package-lock.json after a good install.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   log "npm ci"
-  npm ci --no-audit --no-fund --loglevel=error || fail "npm ci failed"
+  # vite 8.4 lists a Windows-only optional package that the registry reachable here does not
+  # serve, and `npm ci` refuses a lock without it; `npm install` keeps the locked versions
+  # and skips the missing optional package.
+  if ! npm ci --no-audit --no-fund --loglevel=error 2>/dev/null; then
+    log "npm ci refused the lock (missing optional platform package); using npm install"
+    npm install --no-audit --no-fund --loglevel=error || fail "npm install failed"
+  fi
   touch node_modules/.package-lock.json
 fi
 
