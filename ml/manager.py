@@ -573,6 +573,12 @@ class ModelManager:
             if definition is None:
                 self._give_up(rt, "the model is no longer registered")
                 return
+            if not self._engine_up():
+                # The container engine itself is down (daemon restart): not the model's
+                # fault, so wait for it without spending the model's restart budget.
+                rt.next_restart_at = time.monotonic() + self.config.backoff(rt.streak)
+                self._set(rt, last_error="restart waits for the container engine")
+                return
             old = rt.container_id
             if old:
                 rt.previous_logs = self._logs_or_empty(old)
@@ -584,6 +590,12 @@ class ModelManager:
             try:
                 result = self._start_container(rt, definition)
             except EngineError as exc:
+                if not self._engine_up():  # the engine went away mid-start: not counted
+                    rt.streak -= 1
+                    rt.restarts -= 1
+                    rt.next_restart_at = time.monotonic() + self.config.backoff(rt.streak)
+                    self._set(rt, last_error=f"restart waits for the container engine: {exc}")
+                    return
                 self._failure(rt, str(exc))
                 return
             if result.ok:
@@ -591,6 +603,13 @@ class ModelManager:
                 self._set(rt, state="running", health="healthy", last_ping=result.detail)
             else:
                 self._failure(rt, result.detail)
+
+    def _engine_up(self) -> bool:
+        try:
+            self.engine.ping()
+        except EngineError:
+            return False
+        return True
 
     def close(self) -> None:
         self._http.close()
