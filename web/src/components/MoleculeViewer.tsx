@@ -5,28 +5,7 @@
  * to the viewer shows the geometry in any case.
  */
 import { useEffect, useRef, useState } from "react";
-
-export interface Atom {
-  symbol: string;
-  xyz: [number, number, number];
-}
-
-/** The atoms as standard xyz text (what 3Dmol parses). */
-export function toXyz(atoms: readonly Atom[], title = ""): string {
-  const lines = atoms.map((a) => `${a.symbol} ${a.xyz.map((v) => v.toFixed(6)).join(" ")}`);
-  return `${atoms.length}\n${title.replace(/\s+/g, " ")}\n${lines.join("\n")}\n`;
-}
-
-/** The API's atoms ([{symbol, xyz}]) with anything malformed left out. */
-export function normalizeAtoms(raw: readonly Record<string, unknown>[] | undefined): Atom[] {
-  return (raw ?? [])
-    .filter((a) => typeof a.symbol === "string" && Array.isArray(a.xyz) && a.xyz.length >= 3)
-    .map((a) => {
-      const [x, y, z] = (a.xyz as unknown[]).map(Number);
-      return { symbol: String(a.symbol), xyz: [x, y, z] as [number, number, number] };
-    })
-    .filter((a) => a.xyz.every(Number.isFinite));
-}
+import { type Atom, toXyz } from "../lib/molecule";
 
 export function webglAvailable(): boolean {
   try {
@@ -60,6 +39,9 @@ export function MoleculeViewer({ atoms, title, height = 420 }: { atoms: Atom[]; 
         const v = $3Dmol.createViewer(host.current, { backgroundColor: "white", antialias: true });
         if (!v) throw new Error("3Dmol could not create a WebGL viewer");
         v.addModel(toXyz(atoms, title), "xyz");
+        // a slanted view, so that planar molecules (often given in a coordinate plane) are not edge-on
+        v.rotate(-25, "x");
+        v.rotate(35, "y");
         v.zoomTo();
         v.render();
         viewer = v;

@@ -28,6 +28,19 @@ function saveBlob(blob: Blob, filename: string) {
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
+const FORMAT_LABELS: Record<string, string> = { html: "HTML", pdf: "PDF", csv: "CSV (zip)", json: "JSON" };
+const FORMAT_ORDER = ["html", "pdf", "csv", "json"];
+
+function orderFormats(values: string[]): string[] {
+  const rank = (f: string) => (FORMAT_ORDER.includes(f) ? FORMAT_ORDER.indexOf(f) : FORMAT_ORDER.length);
+  return [...values].sort((a, b) => rank(a) - rank(b));
+}
+
+/**
+ * The server's report in each format. A plain link would not carry the access token (it
+ * lives in memory, not in a cookie), so the file is fetched with the Authorization header and
+ * saved through a blob URL.
+ */
 export function ReportDownloads({ calc }: { calc: Calc }) {
   const api = useApi();
   const { caps } = useServices();
@@ -60,15 +73,17 @@ export function ReportDownloads({ calc }: { calc: Calc }) {
       ) : (
         routes.flatMap((r) =>
           r.formatParam
-            ? r.formatParam.values.map((fmt) => (
+            ? orderFormats(r.formatParam.values).map((fmt) => (
                 <button
                   key={`${r.path}-${fmt}`}
                   type="button"
                   className="secondary"
                   disabled={busy !== null}
+                  data-testid={`download-${fmt}`}
+                  title={`the report as ${FORMAT_LABELS[fmt] ?? fmt}, downloaded with your access token`}
                   onClick={() => void get(r.path, fmt, r.formatParam!.in, r.formatParam!.name)}
                 >
-                  Download {fmt.toUpperCase()}
+                  {busy === `${r.path}:${fmt}` ? "Preparing…" : `Download ${FORMAT_LABELS[fmt] ?? fmt.toUpperCase()}`}
                 </button>
               ))
             : [
@@ -114,8 +129,9 @@ export function ReportView({ calc }: { calc: Calc }) {
                 `calculation-${calc.id}-results.json`,
               )
             }
+            title="the results as shown on this page (analyses and per-step data)"
           >
-            Download JSON
+            Results JSON
           </button>
         }
       >
