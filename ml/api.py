@@ -148,6 +148,15 @@ def create_ml_app(
     )
     app.state.settings = settings
     app.state.config = config
+    if config.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(config.cors_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
     install_error_handlers(app)
 
     @app.get("/health", tags=["health"])

@@ -48,6 +48,9 @@ class MlApiConfig(BaseSettings):
     sync_interval_s: float = Field(default=30.0, gt=0)  # registry refresh + state heartbeat
     # proxy
     proxy_timeout_s: float = Field(default=60.0, gt=0)
+    # Browser origins allowed to call the ML-API directly (the portal's URL, e.g.
+    # "https://hpcgate.lab.org"); empty = same-origin only (behind one reverse proxy).
+    cors_origins: list[str] = Field(default_factory=list)
     max_body_bytes: int = Field(default=8 << 20, ge=1024)
     record_max_bytes: int = Field(default=48 << 10, ge=1024)  # prediction stored if smaller
 
