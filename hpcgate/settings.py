@@ -114,6 +114,8 @@ class SchedulerSettings(BaseModel):
 
 class MlSettings(BaseModel):
     docker_host: str | None = None
+    # The ML-API's address as browsers reach it; the portal's CSP allows calls to it.
+    public_url: str | None = None
     ping_interval_s: float = Field(default=10.0, gt=0)
     ping_timeout_s: float = Field(default=2.0, gt=0)
     max_restarts: int = Field(default=3, ge=0)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -125,9 +126,25 @@ def _section(path: str) -> str | None:
 class PortalMiddleware:
     """Answers portal pages and assets; passes every other request to the API."""
 
-    def __init__(self, app: ASGIApp, directory: Path | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        directory: Path | None = None,
+        connect_sources: Callable[[], list[str]] | None = None,
+    ) -> None:
         self.app = app
         self.fixed = directory
+        self.connect_sources = connect_sources or (lambda: [])
+
+    def _index_headers(self) -> dict[str, str]:
+        """The CSP lets the page call its own origin plus configured ones (the ML-API)."""
+        headers = dict(_INDEX_HEADERS)
+        extra = " ".join(_origin(u) for u in self.connect_sources() if _origin(u))
+        if extra:
+            headers["Content-Security-Policy"] = headers["Content-Security-Policy"].replace(
+                "connect-src 'self'", f"connect-src 'self' {extra}"
+            )
+        return headers
 
     def _dir(self) -> Path | None:
         if self.fixed is not None:
@@ -161,7 +178,7 @@ class PortalMiddleware:
                 headers={"Cache-Control": "no-cache", "Vary": "Accept"},
             )
         return FileResponse(
-            directory / "index.html", media_type="text/html", headers=dict(_INDEX_HEADERS)
+            directory / "index.html", media_type="text/html", headers=self._index_headers()
         )
 
     def _asset(self, relative: str) -> Response:
@@ -201,13 +218,30 @@ def _vary_accept(send: Send) -> Send:
     return wrapped
 
 
+def _origin(url: str) -> str:
+    """``scheme://host[:port]`` of a URL, or "" when it is not an http(s) URL."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(
+        c in parts.netloc for c in " ;'\""
+    ):
+        return ""
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def mount_portal(app: FastAPI, directory: Path | None = None) -> Path | None:
     """Serve the portal from ``app`` (see the module docstring for the routing rules).
 
     ``directory`` pins the build directory (tests); by default it is looked up per request.
     Returns the build directory found now (``None`` when the portal is not built yet).
     """
-    app.add_middleware(PortalMiddleware, directory=directory)
+    def connect_sources() -> list[str]:
+        settings = getattr(app.state, "settings", None)
+        url = getattr(getattr(settings, "ml", None), "public_url", None)
+        return [url] if url else []
+
+    app.add_middleware(PortalMiddleware, directory=directory, connect_sources=connect_sources)
     found = find_portal_dir([directory] if directory is not None else None)
     app.state.portal_dir = found
     return found

@@ -60,8 +60,9 @@ function ModelRegistry() {
     try {
       if (action === "delete") {
         if (!window.confirm(`Delete model ${model.name} ${model.version}? Its predictions go too.`)) return;
+        // the ML-API removes the containers only; the registration is the main API's
         if (ml) await ml.raw("delete", `/models/${model.id}`);
-        else await api.delete("/ml/models/{model_id}", { path: { model_id: model.id } });
+        await api.delete("/ml/models/{model_id}", { path: { model_id: model.id } });
       } else {
         if (!ml) throw new Error("set the ML-API address first");
         await ml.raw("post", `/models/${model.id}/${action}`);
@@ -132,7 +133,7 @@ function ModelRegistry() {
             </thead>
             <tbody>
               {models.data.map((m) => (
-                <tr key={m.id}>
+                <tr key={m.id} data-testid={`model-${m.id}`}>
                   <td>
                     <b>{m.name}</b> {m.version}
                     <div className="muted small">{m.description}</div>
