@@ -28,8 +28,8 @@ per request, so building while the server runs needs no restart.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
