@@ -139,28 +139,31 @@ def claim_calculations(
             ),
         ),
     )
-    rows = list(
-        s.scalars(
-            select(Calculation)
-            .join(Cluster, Cluster.id == Calculation.cluster_id)
-            .where(
-                Calculation.cluster_id.in_(cluster_ids),
-                Calculation.approved.is_(True),
-                Cluster.enabled.is_(True),
-                resumable,
-            )
-            .order_by(Calculation.priority.desc(), Calculation.created_at, Calculation.id)
-            .limit(limit)
-            .with_for_update(of=Calculation, skip_locked=True)
+    rows = s.execute(
+        select(Calculation.id, Calculation.state)
+        .join(Cluster, Cluster.id == Calculation.cluster_id)
+        .where(
+            Calculation.cluster_id.in_(cluster_ids),
+            Calculation.approved.is_(True),
+            Cluster.enabled.is_(True),
+            resumable,
         )
-    )
-    for calc in rows:
-        if calc.state is CalculationState.READY:
-            calc.state = transition_calculation(calc.state, CalculationState.SUBMITTING)
-        calc.processed = True
-        calc.claimed_by = claimed_by
-        calc.claimed_at = now
-    return [c.id for c in rows]
+        .order_by(Calculation.priority.desc(), Calculation.created_at, Calculation.id)
+        .limit(limit)
+        .with_for_update(of=Calculation, skip_locked=True)
+    ).all()
+    for row in rows:
+        # Rows are locked: validate each move, then write only the claim columns.
+        state = row.state
+        if state is CalculationState.READY:
+            state = transition_calculation(state, CalculationState.SUBMITTING)
+        s.execute(
+            update(Calculation)
+            .where(Calculation.id == row.id)
+            .values(state=state, processed=True, claimed_by=claimed_by, claimed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return [int(r.id) for r in rows]
 
 
 def dispatch_tick(
@@ -214,16 +217,14 @@ def submit_one(
 
 
 def pending_cancellations(s: Session, cluster_id: int) -> list[tuple[int, str]]:
-    return [
-        (step.id, step.scheduler_job_id or "")
-        for step in s.scalars(
-            select(Step).where(
-                Step.cluster_id == cluster_id,
-                Step.cancel_pending.is_(True),
-                Step.scheduler_job_id.is_not(None),
-            )
+    rows = s.execute(
+        select(Step.id, Step.scheduler_job_id).where(
+            Step.cluster_id == cluster_id,
+            Step.cancel_pending.is_(True),
+            Step.scheduler_job_id.is_not(None),
         )
-    ]
+    ).all()
+    return [(int(r.id), r.scheduler_job_id or "") for r in rows]
 
 
 def acknowledge_cancellations(s: Session, step_ids: list[int]) -> None:

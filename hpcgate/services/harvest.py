@@ -60,17 +60,24 @@ _OBS_TO_STATE = {
 
 
 def active_steps(s: Session, cluster_id: int) -> list[ActiveStep]:
-    rows = list(
-        s.scalars(
-            select(Step)
-            .where(
-                Step.cluster_id == cluster_id,
-                Step.state.in_(ACTIVE),
-                Step.scheduler_job_id.is_not(None),
-            )
-            .order_by(Step.id)
+    """Only the columns the harvester needs: a step's ``spec`` carries its input files."""
+    rows = s.execute(
+        select(
+            Step.id,
+            Step.calculation_id,
+            Step.scheduler_job_id,
+            Step.workdir,
+            Step.state,
+            Step.array_size,
+            Step.unknown_ticks,
         )
-    )
+        .where(
+            Step.cluster_id == cluster_id,
+            Step.state.in_(ACTIVE),
+            Step.scheduler_job_id.is_not(None),
+        )
+        .order_by(Step.id)
+    ).all()
     settled: dict[int, list[tuple[int, str]]] = {}
     array_ids = [r.id for r in rows if r.array_size]
     if array_ids:
