@@ -133,6 +133,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     # Largest request body the API reads (413 above it): uploads are input files, not data sets.
     max_body_mb: int = Field(default=32, ge=1, le=4096)
+    # Requests processed at once; the rest queue (FIFO, in the event loop). A few at a time
+    # beats many threads time-slicing one GIL. Always <= the database pool (no deadlock).
+    api_concurrency: int = Field(default=8, ge=1, le=200)
     config_file: Path | None = None
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)

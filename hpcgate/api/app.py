@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,20 +24,50 @@ def _operation_id(route: APIRoute) -> str:
     return f"{tag}-{route.name}"
 
 
+class AdmissionLimit:
+    """At most ``limit`` requests in flight; the rest wait in the event loop, holding nothing.
+
+    Long-lived streams (the log SSE, which takes short sessions per poll) are exempt.
+    """
+
+    EXEMPT = frozenset({"/logs/stream"})
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = max(1, limit)
+        self._sem: asyncio.Semaphore | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("path") in self.EXEMPT:
+            await self.app(scope, receive, send)
+            return
+        if self._sem is None:
+            self._sem = asyncio.Semaphore(self.limit)
+        async with self._sem:
+            await self.app(scope, receive, send)
+
+
 def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     owns_engine = engine is None
     engine = engine or make_engine(settings)
+    capacity = _pool_capacity(engine)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Sync routes and dependencies run in a thread pool and each request holds at most one
-        # pooled connection. With more threads than connections, every thread can end up
-        # waiting for a connection while the holders wait for a thread to finish: a deadlock
-        # until the pool times out (seen at 200 agents). Never more threads than connections.
+        # pooled connection from its first query to its end. If more requests are in flight
+        # than threads or connections, threads can all wait for connections while the holders
+        # wait for a thread: a deadlock until the pool times out (seen at 200 agents). So:
+        # threads = connections, and AdmissionLimit admits at most that many requests.
         import anyio.to_thread
 
-        capacity = engine.pool.size() + max(engine.pool._max_overflow, 0)  # type: ignore[attr-defined]
         anyio.to_thread.current_default_thread_limiter().total_tokens = max(4, capacity)
+        # Everything imported so far lives as long as the process: keep it out of the cyclic
+        # GC's generations, so full collections stay short (they showed as p99 latency spikes).
+        import gc
+
+        gc.collect()
+        gc.freeze()
         yield
         if owns_engine:
             engine.dispose()
@@ -53,12 +84,23 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     install_error_handlers(app)
+    app.add_middleware(AdmissionLimit, limit=min(capacity, settings.api_concurrency))
     app.include_router(health.router)
     _mount_extensions(app, settings)
     from hpcgate.api.portal import mount_portal
 
     mount_portal(app)
     return app
+
+
+def _pool_capacity(engine: Engine) -> int:
+    """How many connections the engine's pool can hand out at once (40 by default)."""
+    pool = engine.pool
+    size = getattr(pool, "size", None)
+    overflow = getattr(pool, "_max_overflow", 0)
+    if callable(size):
+        return max(4, int(size()) + max(int(overflow), 0))
+    return 40
 
 
 def _mount_extensions(app: FastAPI, settings: Settings) -> None:
