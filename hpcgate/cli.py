@@ -101,7 +101,14 @@ def serve(
 
     attach_database_logging(make_sessionmaker(engine), "service")
     api = create_app(settings, engine=engine)
-    uvicorn.run(api, host=host or settings.host, port=port or settings.port, log_config=None)
+    # Agents poll every 10-30 s: keep their connections open across polls (nginx uses 75 s).
+    uvicorn.run(
+        api,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,
+        timeout_keep_alive=75,
+    )
 
 
 @app.command()
