@@ -151,6 +151,16 @@ class ScanInfo:
     skipped: tuple[int, int] | None = None  # byte range not read, sampled mode only
     total_lines: int | None = None  # known after a full scan
 
+    def notes(self) -> list[str]:
+        """What a reader must know about a sampled scan (empty after a full one)."""
+        if self.mode != "sampled" or self.skipped is None:
+            return []
+        a, b = self.skipped
+        return [
+            f"sampled scan: bytes {a}..{b} not read; negative line numbers count "
+            "from the end; totals need --full-scan"
+        ]
+
     def absolute_line(self, line_no: int) -> int:
         """Turn a from-the-end number (< 0) into a 1-based one when the total is known."""
         if line_no < 0 and self.total_lines is not None:

@@ -459,12 +459,7 @@ class QeAnalyzer(Analyzer):
             "bytes_read": scan.bytes_read,
         }
         notes: list[str] = []
-        if scan.sampled and scan.skipped is not None:
-            a, b = scan.skipped
-            notes.append(
-                f"sampled scan: bytes {a}..{b} not read; negative line numbers count "
-                "from the end; totals need --full-scan"
-            )
+        notes += scan.notes()
         if self.version is None:
             notes.append("no 'Program PWSCF' banner found")
         return ValidationReport(

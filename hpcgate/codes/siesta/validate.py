@@ -566,12 +566,7 @@ class SiestaAnalyzer(Analyzer):
         numbers.update(side)
         numbers.update({"scan": scan.mode, "file_size": scan.size, "bytes_read": scan.bytes_read})
         notes = list(self.notes)
-        if scan.sampled and scan.skipped is not None:
-            a, b = scan.skipped
-            notes.append(
-                f"sampled scan: bytes {a}..{b} not read; negative line numbers count "
-                "from the end; totals need --full-scan"
-            )
+        notes += scan.notes()
         if self.program is None:
             notes.append("no SIESTA or TBtrans banner found")
         return ValidationReport(
