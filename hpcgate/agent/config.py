@@ -23,6 +23,9 @@ class Intervals(BaseModel):
     harvest_s: float = Field(default=10.0, gt=0)
     heartbeat_s: float = Field(default=30.0, gt=0)
     cleanup_s: float = Field(default=600.0, gt=0)
+    # Each wait is the interval times a random factor in [1 - jitter, 1 + jitter], so agents
+    # restarted together (a site-wide rollout) drift apart instead of polling in lockstep.
+    jitter: float = Field(default=0.1, ge=0, le=0.5)
 
 
 class AgentConfig(BaseModel):

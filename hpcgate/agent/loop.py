@@ -8,6 +8,7 @@ the API, the network or the scheduler hiccupped.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +27,16 @@ from scheduler_adapters.runners.local import LocalRunner
 from scheduler_adapters.types import JobId
 
 log = logging.getLogger(__name__)
+
+
+def next_due(now: float, interval: float, jitter: float, rng: random.Random | None = None) -> float:
+    """When a task runs next: ``interval`` from ``now``, stretched or shrunk by up to ``jitter``.
+
+    Why: hundreds of agents started by the same rollout would otherwise poll the API in the
+    same instant forever; a few percent of randomness spreads them out within minutes.
+    """
+    factor = (rng or random).uniform(1 - jitter, 1 + jitter) if jitter else 1.0
+    return now + interval * factor
 
 
 class Agent:
@@ -126,7 +137,7 @@ class Agent:
             for name, interval, fn in schedule:
                 if now < due[name]:
                     continue
-                due[name] = now + interval
+                due[name] = next_due(now, interval, iv.jitter)
                 try:
                     fn()
                 except ApiUnavailable as exc:

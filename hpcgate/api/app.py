@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,6 +12,7 @@ from sqlalchemy import Engine
 
 from hpcgate import __version__
 from hpcgate.api.errors import install_error_handlers
+from hpcgate.api.middleware import AdmissionLimit, ServerTiming
 from hpcgate.api.routes import health
 from hpcgate.db.session import make_engine, make_sessionmaker
 from hpcgate.settings import Settings
@@ -22,29 +22,6 @@ def _operation_id(route: APIRoute) -> str:
     """Readable names for the generated portal client: ``calculations-list_calculations``."""
     tag = route.tags[0] if route.tags else "default"
     return f"{tag}-{route.name}"
-
-
-class AdmissionLimit:
-    """At most ``limit`` requests in flight; the rest wait in the event loop, holding nothing.
-
-    Long-lived streams (the log SSE, which takes short sessions per poll) are exempt.
-    """
-
-    EXEMPT = frozenset({"/logs/stream"})
-
-    def __init__(self, app: Any, limit: int) -> None:
-        self.app = app
-        self.limit = max(1, limit)
-        self._sem: asyncio.Semaphore | None = None
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope.get("path") in self.EXEMPT:
-            await self.app(scope, receive, send)
-            return
-        if self._sem is None:
-            self._sem = asyncio.Semaphore(self.limit)
-        async with self._sem:
-            await self.app(scope, receive, send)
 
 
 def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
@@ -85,6 +62,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.state.sessionmaker = make_sessionmaker(engine)
     install_error_handlers(app)
     app.add_middleware(AdmissionLimit, limit=min(capacity, settings.api_concurrency))
+    app.add_middleware(ServerTiming)  # added last = outermost: it also times admission
     app.include_router(health.router)
     _mount_extensions(app, settings)
     from hpcgate.api.portal import mount_portal

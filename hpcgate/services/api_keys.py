@@ -136,14 +136,23 @@ def authenticate_api_key(
     ``Unauthorized`` for a missing, malformed, unknown, wrong or revoked key; ``Forbidden``
     for a valid key of the other owner kind (a cluster key on an ML-API route).
     """
+    prefix, secret = _parse(raw)
+    key = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    return _verify(session, key, secret, owner_kind, now or datetime.now(UTC))
+
+
+def _parse(raw: str | None) -> tuple[str, str]:
     parsed = parse_key(raw)
     if parsed is None:
         raise Unauthorized("missing or malformed API key")
-    prefix, secret = parsed
-    key = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    return parsed
+
+
+def _verify(
+    session: Session, key: ApiKey | None, secret: str, owner_kind: ApiKeyOwner, now: datetime
+) -> ApiKey:
     if key is None or not secret_matches(secret, key.key_hash):
         raise Unauthorized("invalid API key")
-    now = now or datetime.now(UTC)
     if not is_active(key, now):
         raise Unauthorized("API key revoked")
     if key.owner_kind != owner_kind:
@@ -172,8 +181,15 @@ def _touch(session: Session, key: ApiKey, now: datetime) -> None:
 
 
 def authenticate_agent(session: Session, raw: str | None) -> Cluster:
-    key = authenticate_api_key(session, raw, ApiKeyOwner.CLUSTER)
-    cluster = session.get(Cluster, key.cluster_id) if key.cluster_id is not None else None
+    """The cluster of a live agent key: key and cluster in ONE query (every agent call)."""
+    prefix, secret = _parse(raw)
+    row = session.execute(
+        select(ApiKey, Cluster)
+        .outerjoin(Cluster, Cluster.id == ApiKey.cluster_id)
+        .where(ApiKey.prefix == prefix)
+    ).first()
+    key, cluster = (row[0], row[1]) if row is not None else (None, None)
+    _verify(session, key, secret, ApiKeyOwner.CLUSTER, datetime.now(UTC))
     if cluster is None:
         raise Unauthorized("API key's cluster no longer exists")
     return cluster

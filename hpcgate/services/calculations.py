@@ -27,7 +27,7 @@ from hpcgate.db.models import (
     Step,
     StepEdge,
 )
-from hpcgate.db.models.users import User
+from hpcgate.db.models.users import Role, User
 from hpcgate.domain.plan import (
     Plan,
     PlanError,
@@ -262,6 +262,18 @@ def get_calculation(session: Session, calc_id: int) -> Calculation:
     return calc
 
 
+def ensure_may_change(calc: Calculation, user: User) -> None:
+    """Everyone reads every calculation (a lab shares results), but only its owner or a
+    moderator may rename or cancel it: one researcher must not stop another's run."""
+    if user.blocked:
+        raise Forbidden("blocked users cannot change calculations")
+    if calc.owner_id != user.id and Role(user.role).rank < Role.MODERATOR.rank:
+        raise Forbidden(
+            f"calculation {calc.id} belongs to another user; "
+            "only its owner or a moderator may change it"
+        )
+
+
 def approve(session: Session, calc_id: int, moderator: User) -> Calculation:
     calc = _locked(session, calc_id)
     if calc.state is not CalculationState.PENDING_APPROVAL:
@@ -292,8 +304,7 @@ def set_priority(session: Session, calc_id: int, priority: int) -> Calculation:
 def request_cancel(session: Session, calc_id: int, user: User) -> tuple[Calculation, list[str]]:
     """Mark the calculation cancelled; return the scheduler ids the dispatcher must cancel."""
     calc = _locked(session, calc_id)
-    if user.blocked:
-        raise Forbidden("blocked users cannot change calculations")
+    ensure_may_change(calc, user)
     if calc.state in (
         CalculationState.COMPLETED,
         CalculationState.FAILED,

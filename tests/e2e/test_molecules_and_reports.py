@@ -70,7 +70,10 @@ def test_molecule_register_view_compare_and_report(page: Any, stack: Stack) -> N
         "input[name=molecule_file]",
         files=[{"name": "water.xyz", "mimeType": "text/plain", "buffer": WATER_XYZ.encode()}],
     )
-    assert "0.763239" in page.input_value("textarea[name=molecule_text]")
+    # The portal reads the file asynchronously (File.text()): wait for the textarea to fill.
+    page.wait_for_function(
+        "() => document.querySelector('textarea[name=molecule_text]').value.includes('0.763239')"
+    )
     page.click("[data-testid=register]")
     page.wait_for_selector("[data-testid=page-molecule]")
     molecule_id = int(page.url.rstrip("/").rsplit("/", 1)[1])

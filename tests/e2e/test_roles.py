@@ -113,7 +113,7 @@ def test_admin_adds_a_cluster_and_generates_a_key(page: Any, stack: Stack) -> No
     r = httpx.get(stack.base_url + "/agent/active-steps", headers={"X-API-Key": key})
     assert r.status_code == 200, r.text
     panel.locator("button:has-text('I have stored it')").click()
-    assert panel.locator("[data-testid=secret-value]").count() == 0
+    panel.locator("[data-testid=secret-value]").wait_for(state="detached")
     assert key not in page.content()
     prefix = key.split("_")[1]
     panel.locator(f"[data-testid=rotate-{prefix}]").click()

@@ -259,6 +259,7 @@ def update_calculation(
     calc_id: int, body: CalculationUpdate, user: CurrentUser, session: SessionDep
 ) -> CalculationDetail:
     calc = svc.get_calculation(session, calc_id)
+    svc.ensure_may_change(calc, user)
     if body.name is not None:
         calc.name = body.name.strip() or calc.name
     if body.description is not None:

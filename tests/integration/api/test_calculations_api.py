@@ -259,9 +259,11 @@ def test_oversized_requests_are_refused_with_413(settings: Settings, db_engine: 
         assert r.status_code == 413, r.text[:300]
         assert "MiB" in r.json()["detail"]
         huge = b"{" + b" " * ((settings.max_body_mb << 20) + 10) + b"}"
-        r = client.post("/calculations", content=huge,
-                        headers={**auth_headers(user, settings),
-                                 "Content-Type": "application/json"})
+        r = client.post(
+            "/calculations",
+            content=huge,
+            headers={**auth_headers(user, settings), "Content-Type": "application/json"},
+        )
         assert r.status_code == 413
 
 
@@ -272,18 +274,58 @@ def test_analysis_selection_missing_a_requirement_names_it(
     cid = _cluster(db_engine)
     before = _count(db_engine, Calculation)
     with api_client(settings, db_engine) as client:
-        r = client.post("/calculations", json={**_body(cid), "analyses": ["qe_energy"]},
-                        headers=auth_headers(user, settings))
+        r = client.post(
+            "/calculations",
+            json={**_body(cid), "analyses": ["qe_energy"]},
+            headers=auth_headers(user, settings),
+        )
         assert r.status_code == 422, r.text
         body = r.json()
         assert body["missing"] == {"qe_scf_convergence": "required by qe_energy"}
         assert "qe_scf_convergence" in body["detail"]
-        r = client.post("/calculations",
-                        json={**_body(cid), "analyses": ["qe_scf_convergence", "qe_energy"]},
-                        headers=auth_headers(user, settings))
+        r = client.post(
+            "/calculations",
+            json={**_body(cid), "analyses": ["qe_scf_convergence", "qe_energy"]},
+            headers=auth_headers(user, settings),
+        )
         assert r.status_code == 201, r.text
         assert r.json()["analyses"] == ["qe_scf_convergence", "qe_energy"]
-        r = client.post("/calculations", json={**_body(cid), "analyses": ["iv_curve", "current"]},
-                        headers=auth_headers(user, settings))
+        r = client.post(
+            "/calculations",
+            json={**_body(cid), "analyses": ["iv_curve", "current"]},
+            headers=auth_headers(user, settings),
+        )
         assert r.status_code == 422  # SIESTA analyses on a QE calculation
     assert _count(db_engine, Calculation) == before + 1
+
+
+def test_only_the_owner_or_a_moderator_changes_a_calculation(
+    settings: Settings, db_engine: Engine
+) -> None:
+    owner = new_user(db_engine)
+    colleague = new_user(db_engine)
+    moderator = new_user(db_engine, role=Role.MODERATOR)
+    cid = _cluster(db_engine, require_approval=True)
+    with api_client(settings, db_engine) as client:
+        calc = client.post(
+            "/calculations", json=_body(cid), headers=auth_headers(owner, settings)
+        ).json()
+        url = f"/calculations/{calc['id']}"
+        # A colleague reads it (results are shared) but neither renames nor cancels it.
+        assert client.get(url, headers=auth_headers(colleague, settings)).status_code == 200
+        r = client.patch(url, json={"name": "mine now"}, headers=auth_headers(colleague, settings))
+        assert r.status_code == 403
+        assert "only its owner or a moderator" in r.json()["detail"]
+        r = client.post(url + "/cancel", headers=auth_headers(colleague, settings))
+        assert r.status_code == 403
+        with Session(db_engine) as s:
+            row = s.get(Calculation, calc["id"])
+            assert row is not None
+            assert (row.name, row.state.value) == (calc["name"], "pending_approval")
+        # The owner renames it; a moderator cancels it.
+        r = client.patch(url, json={"name": "renamed"}, headers=auth_headers(owner, settings))
+        assert r.status_code == 200
+        assert r.json()["name"] == "renamed"
+        r = client.post(url + "/cancel", headers=auth_headers(moderator, settings))
+        assert r.status_code == 200
+        assert r.json()["state"] == "cancelled"

@@ -1,0 +1,82 @@
+"""The API's pure-ASGI middleware: admission limit and the Server-Timing header."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+from hpcgate.api.middleware import AdmissionLimit, ServerTiming
+
+
+def _call(app: Any, path: str = "/x") -> list[dict[str, Any]]:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app({"type": "http", "path": path, "headers": []}, receive, send))
+    return sent
+
+
+async def _ok(scope: Any, receive: Any, send: Any) -> None:
+    await asyncio.sleep(0.02)
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"x-a", b"1")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def test_server_timing_reports_admission_and_handling() -> None:
+    sent = _call(ServerTiming(AdmissionLimit(_ok, limit=2)))
+    start = sent[0]
+    headers = dict(start["headers"])
+    assert headers[b"x-a"] == b"1"  # the app's own headers are kept
+    value = headers[b"server-timing"].decode()
+    match = re.fullmatch(r"admit;dur=([\d.]+), app;dur=([\d.]+)", value)
+    assert match, value
+    assert float(match[2]) >= 15  # the 20 ms the handler slept
+    assert sent[1] == {"type": "http.response.body", "body": b"ok"}
+
+
+def test_admission_limit_queues_beyond_the_limit() -> None:
+    in_flight = 0
+    peak = 0
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.01)
+        in_flight -= 1
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    limited = ServerTiming(AdmissionLimit(app, limit=3))
+    waits: list[float] = []
+
+    async def main() -> None:
+        async def one() -> None:
+            out: list[dict[str, Any]] = []
+
+            async def send(message: dict[str, Any]) -> None:
+                out.append(message)
+
+            async def receive() -> dict[str, Any]:
+                return {"type": "http.request", "body": b""}
+
+            await limited({"type": "http", "path": "/y", "headers": []}, receive, send)
+            timing = dict(out[0]["headers"])[b"server-timing"].decode()
+            waits.append(float(timing.split("admit;dur=")[1].split(",")[0]))
+
+        await asyncio.gather(*(one() for _ in range(12)))
+
+    asyncio.run(main())
+    assert peak == 3
+    assert max(waits) >= 20  # the last of 12 waited for three earlier rounds of 10 ms
+
+
+def test_exempt_stream_is_not_limited() -> None:
+    sent = _call(ServerTiming(AdmissionLimit(_ok, limit=1)), path="/logs/stream")
+    assert b"server-timing" in dict(sent[0]["headers"])
