@@ -1,9 +1,10 @@
 """Load: N simulated agents (real HTTP clients) pull work and send heartbeats against ONE
 API process (`hpcgate serve`, one uvicorn worker) on this 2-core machine.
 
-Each agent has its own cluster and API key, and behaves like the real one:
-``POST /agent/pull`` plus ``GET /agent/active-steps`` every PULL_S, and a heartbeat batch
-(4 nodes) every BEAT_S. Prints throughput, p50/p99 latency per endpoint as the agent sees it
+Each agent has its own cluster and API key, and follows the real agent's loop: ``POST
+/agent/pull`` every PULL_S, a harvest every HARVEST_S (it uses the step list the last pull
+returned, or asks ``GET /agent/active-steps`` when that list is used up), and a heartbeat
+batch (4 nodes) every BEAT_S, each interval jittered by +-JITTER as the agent does. Prints throughput, p50/p99 latency per endpoint as the agent sees it
 and as the server reports it (``Server-Timing``: admission wait + handling), and errors. The
 target from the reliability brief is p99 < 50 ms. Asserts nothing.
 
@@ -80,6 +81,7 @@ class Cadence:
     """How often an agent polls, as the real agent's ``intervals`` configure it."""
 
     pull_s: float
+    harvest_s: float
     beat_s: float
     jitter: float
 
@@ -152,16 +154,26 @@ async def _timed(results: Results, label: str, request: asyncio.Future[httpx.Res
 async def _agent(
     client: httpx.AsyncClient, plan: AgentPlan, stop: float, cadence: Cadence, results: Results
 ) -> None:
-    next_pull, next_beat = plan.first_pull, plan.first_beat
+    """The real agent's loop (hpcgate/agent/loop.py) minus the scheduler: pull, harvest and
+    heartbeat on their own jittered schedules; a harvest uses the last pull's step list once,
+    and asks GET /agent/active-steps only when no unused list is at hand."""
+    next_pull = next_harvest = plan.first_pull  # the agent's first tick: pull, then harvest
+    next_beat = plan.first_beat
+    pulled = False
     while True:
-        await asyncio.sleep(max(0.0, min(next_pull, next_beat, stop) - time.time()))
+        await asyncio.sleep(max(0.0, min(next_pull, next_harvest, next_beat, stop) - time.time()))
         now = time.time()
         if now >= stop:
             return
         if now >= next_pull:
-            next_pull = next_due(now, cadence.pull_s, cadence.jitter)  # as the real agent schedules
+            next_pull = next_due(now, cadence.pull_s, cadence.jitter)
             await _timed(results, "pull", client.post("/agent/pull", json={"agent": plan.name}))
-            await _timed(results, "active-steps", client.get("/agent/active-steps"))
+            pulled = True
+        if now >= next_harvest:
+            next_harvest = next_due(now, cadence.harvest_s, cadence.jitter)
+            if not pulled:
+                await _timed(results, "active-steps", client.get("/agent/active-steps"))
+            pulled = False
         if now >= next_beat:
             next_beat = next_due(now, cadence.beat_s, cadence.jitter)
             beat = client.post("/agent/heartbeats", json=_heartbeat(plan.name))
@@ -181,6 +193,10 @@ def _generator(
     It builds its clients first (TLS contexts are slow to make, so one is shared), says it
     is ready, and only then learns the start time: no agent starts late and catches up.
     """
+
+    # Real agents run on other machines: lowest CPU priority here, so the generators do not
+    # take the API process's core when both want it.
+    os.nice(19)
 
     async def run() -> Results:
         results = Results()
@@ -251,13 +267,20 @@ def _timeline(results: Results, start: float) -> None:
         print(f"  {second:6d}  {len(values):4d}  {max(values):7.1f} ms")
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _report(results: Results, wall: float, args: argparse.Namespace) -> None:
     lat, server, errors = results.latency, results.server, results.errors
     total = sum(len(v) for v in lat.values())
     mode = "all agents start together" if args.burst else "polls spread over the interval"
     print(
         f"{args.agents} agents in {args.processes} generator processes, {wall:.0f} s, pull every "
-        f"{args.pull_s:g} s, heartbeat every {args.beat_s:g} s ({mode}), one API process"
+        f"{args.pull_s:g} s, harvest every {args.harvest_s:g} s, heartbeat every {args.beat_s:g} s"
+        f" (jitter {args.jitter:g}; {mode}), one API process"
     )
     print(f"  throughput: {total / wall:.1f} requests/s, errors: {sum(errors.values())}")
     print("  client-observed latency (what an agent sees):")
@@ -291,6 +314,7 @@ def main() -> None:
     ap.add_argument("--agents", type=int, default=200)
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--pull-s", type=float, default=10.0)  # the agent's defaults
+    ap.add_argument("--harvest-s", type=float, default=10.0)
     ap.add_argument("--beat-s", type=float, default=30.0)
     ap.add_argument("--jitter", type=float, default=0.1)
     ap.add_argument("--processes", type=int, default=4, help="load-generator processes")
@@ -326,13 +350,17 @@ def main() -> None:
         results = Results()
         try:
             for _ in range(100):
+                if api.poll() is not None:
+                    raise SystemExit(f"the API process exited ({api.returncode}); see its log")
                 try:
                     if httpx.get(base + "/health", timeout=1).status_code == 200:
                         break
                 except httpx.HTTPError:
                     time.sleep(0.2)
+            else:
+                raise SystemExit("the API process did not answer /health in time")
             plans = _plans(keys, args.pull_s, args.beat_s, args.burst)
-            cadence = Cadence(args.pull_s, args.beat_s, args.jitter)
+            cadence = Cadence(args.pull_s, args.harvest_s, args.beat_s, args.jitter)
             mp = multiprocessing.get_context("fork")
             ready = mp.Barrier(args.processes + 1)
             go: Queue[tuple[float, float]] = mp.Queue()
@@ -354,6 +382,7 @@ def main() -> None:
             for g in generators:
                 g.start()
             ready.wait()
+            cpu_before = _cpu_seconds(api.pid)
             start = time.time() + 0.2
             stop = start + args.seconds
             for _ in generators:
@@ -362,6 +391,7 @@ def main() -> None:
                 results.merge(out.get(timeout=args.seconds + 120))
             for g in generators:
                 g.join()
+            api_cpu = _cpu_seconds(api.pid) - cpu_before
             wall = time.time() - start
         finally:
             os.killpg(api.pid, signal.SIGTERM)
@@ -385,6 +415,11 @@ def main() -> None:
         if args.timeline:
             _timeline(results, start)
         _report(results, wall, args)
+        requests = sum(len(v) for v in results.latency.values())
+        print(
+            f"  API process CPU: {api_cpu / wall * 100:.0f}% of one core, "
+            f"{api_cpu / max(requests, 1) * 1000:.2f} ms per request"
+        )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from hpcgate.engine.cleanup import CleanupPolicy, clean_directory
 from hpcgate.engine.harvest import observe
 from hpcgate.engine.heartbeat import collect_sample
 from hpcgate.engine.submission import submit_calculation
-from hpcgate.engine.work import CalculationWork, for_dispatcher
+from hpcgate.engine.work import ActiveStep, CalculationWork, for_dispatcher
 from scheduler_adapters.base import SchedulerAdapter
 from scheduler_adapters.errors import SchedulerError
 from scheduler_adapters.registry import get_adapter
@@ -65,10 +65,14 @@ class Agent:
         self.adapter = adapter
         self.store = HttpStepStore(self.client)
         self.agent_name = f"{config.cluster}:{config.name}"
+        # The active steps the last pull returned, until one harvest uses them (then None).
+        self._pulled_steps: list[ActiveStep] | None = None
 
     # -- ticks
     def pull_and_submit(self) -> int:
         reply = self.client.pull(self.agent_name)
+        if "active_steps" in reply:  # absent from servers older than this agent
+            self._pulled_steps = [ActiveStep.from_dict(d) for d in reply["active_steps"]]
         self._cancel(list(reply.get("cancel", [])))
         done = 0
         for raw in reply.get("calculations", []):
@@ -84,7 +88,15 @@ class Agent:
         return done
 
     def harvest(self) -> int:
-        steps = self.client.active_steps()
+        """Observe the active steps and report what changed.
+
+        The list comes from the last pull when no harvest has used it yet (it was read after
+        every earlier report), otherwise from GET /agent/active-steps: with the default
+        intervals that halves the requests each agent makes.
+        """
+        steps, self._pulled_steps = self._pulled_steps, None
+        if steps is None:
+            steps = self.client.active_steps()
         observations = observe(self.adapter, steps) if steps else []
         cancels = self.client.report_observations(observations) if observations else []
         self._cancel(cancels)

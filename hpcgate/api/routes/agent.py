@@ -6,6 +6,7 @@ its durable ``StepStore`` (each call commits before it answers) and its report c
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -71,7 +72,9 @@ def pull(body: PullRequest, cluster: AgentCluster, session: SessionDep) -> PullR
             if calc is not None:
                 calcs.append(build_work(session, calc, cluster).to_dict())
     cancels = [job for _, job in pending_cancellations(session, cluster.id)]
-    return PullResponse(calculations=calcs, cancel=cancels)
+    # Half the agents' requests: the harvest that follows needs exactly this list.
+    steps = [asdict(a) for a in active_steps(session, cluster.id)]
+    return PullResponse(calculations=calcs, cancel=cancels, active_steps=steps)
 
 
 @router.post("/steps/{step_id}/submitting")
@@ -127,8 +130,6 @@ def calculation_failed(
 
 @router.get("/active-steps")
 def list_active_steps(cluster: AgentCluster, session: SessionDep) -> list[dict[str, Any]]:
-    from dataclasses import asdict
-
     return [asdict(a) for a in active_steps(session, cluster.id)]
 
 

@@ -16,6 +16,13 @@ class PullResponse(BaseModel):
     calculations: list[dict[str, Any]]
     cancel: list[str] = Field(default_factory=list, description="Scheduler ids to cancel now.")
     hpcgate_command: list[str] | None = None
+    active_steps: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description=(
+            "The steps to observe, as GET /agent/active-steps returns them, read after this "
+            "pull's claim: the agent's next harvest uses them instead of asking again."
+        ),
+    )
 
 
 class JobIdReport(BaseModel):

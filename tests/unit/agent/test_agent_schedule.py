@@ -37,4 +37,4 @@ def test_agents_started_together_drift_apart() -> None:
 def test_jitter_is_validated() -> None:
     assert Intervals().jitter == 0.1
     with pytest.raises(ValidationError):
-        AgentConfig(api_url="http://x", cluster="c", intervals={"jitter": 0.9})
+        AgentConfig(api_url="http://x", api_key="k", cluster="c", intervals={"jitter": 0.9})
