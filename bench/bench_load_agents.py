@@ -4,13 +4,16 @@ API process (`hpcgate serve`, one uvicorn worker) on this 2-core machine.
 Each agent has its own cluster and API key, and follows the real agent's loop: ``POST
 /agent/pull`` every PULL_S, a harvest every HARVEST_S (it uses the step list the last pull
 returned, or asks ``GET /agent/active-steps`` when that list is used up), and a heartbeat
-batch (4 nodes) every BEAT_S, each interval jittered by +-JITTER as the agent does. Prints throughput, p50/p99 latency per endpoint as the agent sees it
-and as the server reports it (``Server-Timing``: admission wait + handling), and errors. The
-target from the reliability brief is p99 < 50 ms. Asserts nothing.
+batch (4 nodes) every BEAT_S, each interval jittered by +-JITTER as the agent does.
+
+Prints throughput, p50/p99 latency per endpoint as the agent sees it and as the server
+reports it (``Server-Timing``: admission wait + handling), errors, the API process's CPU,
+and a baseline measured in the same run: a pull's SQL over plain psycopg at the same rate.
+The target from the reliability brief is p99 < 50 ms. Asserts nothing.
 
 Real agents run on different machines with independent clocks, so their polls are spread
-over the interval: agent i polls at phase i/N of PULL_S (and a decorrelated phase of BEAT_S),
-on a fixed-rate schedule. The agents are shared among PROCESSES load-generator processes, so
+over the interval: agent i starts at phase i/N of PULL_S (and a decorrelated phase of
+BEAT_S). The agents are shared among PROCESSES load-generator processes, so
 one generator's event loop or garbage collector stalling does not release a synthetic burst
 that no real fleet would send. ``--burst`` instead starts every agent at the same instant, as
 after a site-wide restart of the agents, to show how the queue drains.
@@ -35,6 +38,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.queues import Queue
@@ -45,6 +49,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from hpcgate.agent.loop import next_due
@@ -135,7 +140,7 @@ def _heartbeat(name: str) -> dict[str, object]:
     }
 
 
-async def _timed(results: Results, label: str, request: asyncio.Future[httpx.Response]) -> None:
+async def _timed(results: Results, label: str, request: Awaitable[httpx.Response]) -> None:
     sent = time.time()
     t0 = time.monotonic()
     try:
@@ -227,9 +232,60 @@ def _generator(
     out.put(asyncio.run(run()))
 
 
-def _seed(env_engine: object, agents: int) -> list[str]:
+# A pull's statements written by hand (auth, claim, cancellations, active steps, commit).
+_PULL_SQL = (
+    "SELECT k.key_hash, k.revoked_at, c.id, c.enabled FROM api_keys k"
+    " JOIN clusters c ON c.id = k.cluster_id WHERE k.prefix = %(prefix)s",
+    "SELECT id, state FROM calculations WHERE cluster_id = %(cluster)s AND approved"
+    " AND state = 'ready' ORDER BY priority DESC, created_at, id LIMIT 10"
+    " FOR UPDATE SKIP LOCKED",
+    "SELECT id, scheduler_job_id FROM steps WHERE cluster_id = %(cluster)s"
+    " AND cancel_pending AND scheduler_job_id IS NOT NULL",
+    "SELECT id, calculation_id, scheduler_job_id, workdir, state, array_size, unknown_ticks"
+    " FROM steps WHERE cluster_id = %(cluster)s"
+    " AND state IN ('submitting', 'queued', 'running', 'lost')"
+    " AND scheduler_job_id IS NOT NULL ORDER BY id",
+)
+
+
+def _sql_baseline(url: str, keys: list[str], rate: float, go: Queue[tuple[float, float]],
+                  ready: Barrier, out: Queue[list[float]]) -> None:  # fmt: skip
+    """The baseline of the same run: a pull's SQL over plain psycopg, no HTTP, no ORM, at the
+    agents' pull rate. Whatever tail it shows is the machine's and the database's."""
+    import psycopg
+
+    conn = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
+    params = []
+    for key in keys:
+        prefix = key.split("_")[1]
+        row = conn.execute(
+            "SELECT cluster_id FROM api_keys WHERE prefix = %s", (prefix,)
+        ).fetchone()
+        params.append({"prefix": prefix, "cluster": row[0] if row else 0})
+    conn.commit()
+    os.nice(19)
+    ready.wait()
+    start, stop = go.get()
+    samples: list[float] = []
+    due, i = start, 0
+    while True:
+        time.sleep(max(0.0, due - time.time()))
+        if time.time() >= stop:
+            break
+        t0 = time.monotonic()
+        for sql in _PULL_SQL:
+            conn.execute(sql, params[i % len(params)]).fetchall()
+        conn.commit()
+        samples.append(time.monotonic() - t0)
+        due += 1 / rate
+        i += 1
+    conn.close()
+    out.put(samples)
+
+
+def _seed(env_engine: Engine, agents: int) -> list[str]:
     keys = []
-    with Session(env_engine) as s:  # type: ignore[call-overload]
+    with Session(env_engine) as s:
         for i in range(agents):
             cluster = Cluster(
                 name=f"load-{i}",
@@ -362,9 +418,15 @@ def main() -> None:
             plans = _plans(keys, args.pull_s, args.beat_s, args.burst)
             cadence = Cadence(args.pull_s, args.harvest_s, args.beat_s, args.jitter)
             mp = multiprocessing.get_context("fork")
-            ready = mp.Barrier(args.processes + 1)
+            ready = mp.Barrier(args.processes + 2)
             go: Queue[tuple[float, float]] = mp.Queue()
             out: Queue[Results] = mp.Queue()
+            sql_out: Queue[list[float]] = mp.Queue()
+            baseline = mp.Process(
+                target=_sql_baseline,
+                args=(env.url, keys, args.agents / args.pull_s, go, ready, sql_out),
+            )
+            baseline.start()
             generators = [
                 mp.Process(
                     target=_generator,
@@ -385,11 +447,12 @@ def main() -> None:
             cpu_before = _cpu_seconds(api.pid)
             start = time.time() + 0.2
             stop = start + args.seconds
-            for _ in generators:
+            for _ in range(len(generators) + 1):
                 go.put((start, stop))
             for _ in generators:
                 results.merge(out.get(timeout=args.seconds + 120))
-            for g in generators:
+            sql_samples = sql_out.get(timeout=args.seconds + 120)
+            for g in [*generators, baseline]:
                 g.join()
             api_cpu = _cpu_seconds(api.pid) - cpu_before
             wall = time.time() - start
@@ -415,6 +478,14 @@ def main() -> None:
         if args.timeline:
             _timeline(results, start)
         _report(results, wall, args)
+        sql_ms = [v * 1000 for v in sql_samples]
+        pull_ms = [v * 1000 for v in results.latency.get("pull", [])]
+        print(
+            f"  baseline, a pull's SQL over plain psycopg at the same rate (n={len(sql_ms)}): "
+            f"p50={percentile(sql_ms, 50):.1f} ms p99={percentile(sql_ms, 99):.1f} ms; "
+            f"API pull / plain SQL: p50 x{percentile(pull_ms, 50) / percentile(sql_ms, 50):.1f},"
+            f" p99 x{percentile(pull_ms, 99) / percentile(sql_ms, 99):.1f}"
+        )
         requests = sum(len(v) for v in results.latency.values())
         print(
             f"  API process CPU: {api_cpu / wall * 100:.0f}% of one core, "
