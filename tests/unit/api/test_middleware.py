@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hpcgate.api.middleware import AdmissionLimit, ServerTiming
+
+
+def _run(coro: Coroutine[Any, Any, None]) -> None:
+    """asyncio.run on a thread of its own: Playwright's sync API (the e2e tests, same
+    session) keeps an event loop running on the main thread."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coro).result()
 
 
 def _call(app: Any, path: str = "/x") -> list[dict[str, Any]]:
@@ -18,7 +27,7 @@ def _call(app: Any, path: str = "/x") -> list[dict[str, Any]]:
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    asyncio.run(app({"type": "http", "path": path, "headers": []}, receive, send))
+    _run(app({"type": "http", "path": path, "headers": []}, receive, send))
     return sent
 
 
@@ -72,7 +81,7 @@ def test_admission_limit_queues_beyond_the_limit() -> None:
 
         await asyncio.gather(*(one() for _ in range(12)))
 
-    asyncio.run(main())
+    _run(main())
     assert peak == 3
     assert max(waits) >= 20  # the last of 12 waited for three earlier rounds of 10 ms
 
