@@ -5,7 +5,7 @@ Routes declare what they need with these aliases and never compare roles themsel
 - ``CurrentUser``: any logged-in, non-blocked user (``Authorization: Bearer <access JWT>``);
 - ``ModeratorUser``, ``AdminUser`` or ``Annotated[User, Depends(require_role(Role.X))]``:
   that role or higher (ranks: user < moderator < admin);
-- ``AgentCluster``: the ``Cluster`` owning the presented agent API key
+- ``AgentCluster``: the cluster owning the presented agent API key (an ``AgentIdentity``)
   (``Authorization: Bearer hpcg_...`` or ``X-API-Key: hpcg_...``);
 - ``MlApiKey``: the ``ApiKey`` of the ML-API (same two headers);
 - ``ManagedUser``: the ``{user_id}`` account, when the caller (moderator+) may manage it.
@@ -30,10 +30,10 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from hpcgate.api.deps import SessionDep, SettingsDep
 from hpcgate.auth.jwt import verify_access_token
-from hpcgate.db.models import ApiKey, Cluster, User
+from hpcgate.db.models import ApiKey, User
 from hpcgate.db.models.users import ApiKeyOwner, Role
 from hpcgate.errors import Forbidden, NotFound, Unauthorized
-from hpcgate.services.api_keys import authenticate_agent, authenticate_api_key
+from hpcgate.services.api_keys import AgentIdentity, authenticate_agent, authenticate_api_key
 
 # Distinct scheme names so the OpenAPI document says which credential each route takes.
 _user_bearer = HTTPBearer(
@@ -125,7 +125,7 @@ def _raw_key(header: str | None, bearer: HTTPAuthorizationCredentials | None) ->
 
 def get_agent_cluster(
     session: SessionDep, header: KeyHeader, bearer: KeyBearerCredentials
-) -> Cluster:
+) -> AgentIdentity:
     return authenticate_agent(session, _raw_key(header, bearer))
 
 
@@ -133,7 +133,7 @@ def get_ml_api_key(session: SessionDep, header: KeyHeader, bearer: KeyBearerCred
     return authenticate_api_key(session, _raw_key(header, bearer), ApiKeyOwner.ML_API)
 
 
-AgentCluster = Annotated[Cluster, Depends(get_agent_cluster)]
+AgentCluster = Annotated[AgentIdentity, Depends(get_agent_cluster)]
 MlApiKey = Annotated[ApiKey, Depends(get_ml_api_key)]
 
 __all__ = [

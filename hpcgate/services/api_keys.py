@@ -13,13 +13,16 @@ authentication helpers don't (they run inside the request's transaction).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from hpcgate.auth.api_keys import GeneratedKey, generate_key, parse_key, secret_matches
+from hpcgate.db.base import table_of
 from hpcgate.db.models import ApiKey, Cluster
 from hpcgate.db.models.users import ApiKeyOwner
 from hpcgate.errors import Forbidden, InvalidInput, NotFound, Unauthorized
@@ -138,7 +141,56 @@ def authenticate_api_key(
     """
     prefix, secret = _parse(raw)
     key = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
-    return _verify(session, key, secret, owner_kind, now or datetime.now(UTC))
+    now = now or datetime.now(UTC)
+    if key is None:
+        raise Unauthorized("invalid API key")
+    _verify(secret, key.key_hash, key.revoked_at, key.owner_kind, owner_kind, now)
+    if _touch(session, key.id, key.last_used_at, now):
+        set_committed_value(key, "last_used_at", now)
+    return key
+
+
+@dataclass(frozen=True)
+class AgentIdentity:
+    """The cluster an agent call comes from, as plain values: no ORM entity on the hot path."""
+
+    id: int
+    name: str
+    enabled: bool
+    cleanup_policy: dict[str, Any]
+
+
+_kt, _ct = table_of(ApiKey), table_of(Cluster)
+# Every agent call runs this: built once (Core, cache key memoised), one indexed lookup.
+_AGENT_KEY = (
+    select(
+        _kt.c.id,
+        _kt.c.key_hash,
+        _kt.c.revoked_at,
+        _kt.c.owner_kind,
+        _kt.c.last_used_at,
+        _ct.c.id.label("cluster_id"),
+        _ct.c.name,
+        _ct.c.enabled,
+        _ct.c.cleanup_policy,
+    )
+    .select_from(_kt.outerjoin(_ct, _ct.c.id == _kt.c.cluster_id))
+    .where(_kt.c.prefix == bindparam("prefix"))
+)
+
+
+def authenticate_agent(session: Session, raw: str | None) -> AgentIdentity:
+    """The cluster of a live agent key: key and cluster in ONE query (every agent call)."""
+    prefix, secret = _parse(raw)
+    row = session.connection().execute(_AGENT_KEY, {"prefix": prefix}).first()
+    if row is None:
+        raise Unauthorized("invalid API key")
+    now = datetime.now(UTC)
+    _verify(secret, row.key_hash, row.revoked_at, row.owner_kind, ApiKeyOwner.CLUSTER, now)
+    _touch(session, row.id, row.last_used_at, now)
+    if row.cluster_id is None:
+        raise Unauthorized("API key's cluster no longer exists")
+    return AgentIdentity(row.cluster_id, row.name, row.enabled, dict(row.cleanup_policy or {}))
 
 
 def _parse(raw: str | None) -> tuple[str, str]:
@@ -149,47 +201,37 @@ def _parse(raw: str | None) -> tuple[str, str]:
 
 
 def _verify(
-    session: Session, key: ApiKey | None, secret: str, owner_kind: ApiKeyOwner, now: datetime
-) -> ApiKey:
-    if key is None or not secret_matches(secret, key.key_hash):
+    secret: str,
+    key_hash: str,
+    revoked_at: datetime | None,
+    owner_kind: ApiKeyOwner,
+    wanted: ApiKeyOwner,
+    now: datetime,
+) -> None:
+    if not secret_matches(secret, key_hash):
         raise Unauthorized("invalid API key")
-    if not is_active(key, now):
+    if revoked_at is not None and revoked_at <= now:
         raise Unauthorized("API key revoked")
-    if key.owner_kind != owner_kind:
-        raise Forbidden(
-            f"this API key belongs to a {key.owner_kind.value}, not a {owner_kind.value}"
-        )
-    _touch(session, key, now)
-    return key
+    if owner_kind != wanted:
+        raise Forbidden(f"this API key belongs to a {owner_kind.value}, not a {wanted.value}")
 
 
-def _touch(session: Session, key: ApiKey, now: datetime) -> None:
-    """At most one write per key per minute, whatever the request rate (conditional UPDATE)."""
-    if key.last_used_at is not None and now - key.last_used_at < LAST_USED_RESOLUTION:
-        return
-    session.execute(
-        update(ApiKey)
-        .where(
-            ApiKey.id == key.id,
-            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - LAST_USED_RESOLUTION),
-        )
-        # updated_at tracks configuration changes, not use.
-        .values(last_used_at=now, updated_at=ApiKey.updated_at)
-        .execution_options(synchronize_session=False)
+_TOUCH = (
+    update(_kt)
+    .where(
+        _kt.c.id == bindparam("key_id"),
+        or_(_kt.c.last_used_at.is_(None), _kt.c.last_used_at < bindparam("stale_before")),
     )
-    set_committed_value(key, "last_used_at", now)
+    # updated_at tracks configuration changes, not use.
+    .values(last_used_at=bindparam("now"), updated_at=_kt.c.updated_at)
+)
 
 
-def authenticate_agent(session: Session, raw: str | None) -> Cluster:
-    """The cluster of a live agent key: key and cluster in ONE query (every agent call)."""
-    prefix, secret = _parse(raw)
-    row = session.execute(
-        select(ApiKey, Cluster)
-        .outerjoin(Cluster, Cluster.id == ApiKey.cluster_id)
-        .where(ApiKey.prefix == prefix)
-    ).first()
-    key, cluster = (row[0], row[1]) if row is not None else (None, None)
-    _verify(session, key, secret, ApiKeyOwner.CLUSTER, datetime.now(UTC))
-    if cluster is None:
-        raise Unauthorized("API key's cluster no longer exists")
-    return cluster
+def _touch(session: Session, key_id: int, last_used_at: datetime | None, now: datetime) -> bool:
+    """At most one write per key per minute, whatever the request rate (conditional UPDATE)."""
+    if last_used_at is not None and now - last_used_at < LAST_USED_RESOLUTION:
+        return False
+    session.connection().execute(
+        _TOUCH, {"key_id": key_id, "stale_before": now - LAST_USED_RESOLUTION, "now": now}
+    )
+    return True

@@ -24,7 +24,12 @@ from hpcgate.engine.heartbeat import collect_sample
 from hpcgate.logging import bind_context
 from hpcgate.services.connections import ClusterConnections
 from hpcgate.services.dispatch import acknowledge_cancellations, pending_cancellations
-from hpcgate.services.harvest import active_steps, apply_observations, record_cluster_sample
+from hpcgate.services.harvest import (
+    apply_observations,
+    mark_heard,
+    record_cluster_sample,
+    watched_steps,
+)
 from hpcgate.services.locks import NS_CLUSTER_CLEANUP, NS_CLUSTER_HARVEST, try_advisory_lock
 from hpcgate.settings import Settings
 from scheduler_adapters.errors import SchedulerError
@@ -69,8 +74,8 @@ def harvest_cluster(
             return
         adapter = connections.adapter_for(cluster)
         name = cluster.name
-        steps = active_steps(s, cluster_id)
-        cancels = pending_cancellations(s, cluster_id)
+        watched = watched_steps(s, cluster_id)
+        steps, cancels = watched.active, watched.cancellations
     with bind_context(cluster=name):
         try:
             if cancels:
@@ -113,9 +118,9 @@ def heartbeat_tick(factory: sessionmaker[Session], connections: ClusterConnectio
             log.warning("heartbeat of %s failed: %s", name, exc.message)
             continue
         with session_scope(factory) as s:
-            cluster = s.get(Cluster, cluster_id, with_for_update=True)
-            if cluster is not None:
-                record_cluster_sample(s, cluster, sample)
+            if s.get(Cluster, cluster_id) is not None:
+                record_cluster_sample(s, cluster_id, sample)
+                mark_heard(s, cluster_id, datetime.fromisoformat(sample.ts))
 
 
 def cleanup_tick(

@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, and_, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from hpcgate.db.base import table_of
 from hpcgate.db.models import Calculation, Cluster, Step
 from hpcgate.db.models.clusters import AccessMode
 from hpcgate.db.session import session_scope
@@ -116,6 +117,43 @@ def apply_submit_failed(s: Session, calculation_id: int, message: str, settings:
 CLAIM_LEASE = timedelta(seconds=120)
 
 
+_calc, _clus, _step = table_of(Calculation), table_of(Cluster), table_of(Step)
+# Agents run this on every pull: Core, built once (its cache key is memoised), rows as tuples.
+_CLAIMABLE = (
+    select(_calc.c.id, _calc.c.state)
+    .join(_clus, _clus.c.id == _calc.c.cluster_id)
+    .where(
+        _calc.c.cluster_id.in_(bindparam("cluster_ids", expanding=True)),
+        _calc.c.approved.is_(True),
+        _clus.c.enabled.is_(True),
+        or_(
+            _calc.c.state == CalculationState.READY,
+            and_(
+                _calc.c.state == CalculationState.SUBMITTING,
+                or_(
+                    _calc.c.claimed_by == bindparam("claimed_by"),
+                    _calc.c.claimed_at.is_(None),
+                    _calc.c.claimed_at < bindparam("lease_start"),
+                ),
+            ),
+        ),
+    )
+    .order_by(_calc.c.priority.desc(), _calc.c.created_at, _calc.c.id)
+    .limit(bindparam("limit"))
+    .with_for_update(of=_calc, skip_locked=True)
+)
+_CLAIM = (
+    update(_calc)
+    .where(_calc.c.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        state=CalculationState.SUBMITTING,
+        processed=True,
+        claimed_by=bindparam("claimed_by"),
+        claimed_at=bindparam("now"),
+    )
+)
+
+
 def claim_calculations(
     s: Session, cluster_ids: list[int], limit: int, claimed_by: str
 ) -> list[int]:
@@ -125,45 +163,27 @@ def claim_calculations(
     anyone once its claim lease expired (its dispatcher died). Dispatchers renew the lease
     with every step they report, so a long chain is never taken over mid-submission.
     """
-    if not cluster_ids:
+    if not cluster_ids or limit < 1:
         return []
     now = datetime.now(UTC)
-    resumable = or_(
-        Calculation.state == CalculationState.READY,
-        and_(
-            Calculation.state == CalculationState.SUBMITTING,
-            or_(
-                Calculation.claimed_by == claimed_by,
-                Calculation.claimed_at.is_(None),
-                Calculation.claimed_at < now - CLAIM_LEASE,
-            ),
-        ),
-    )
-    rows = s.execute(
-        select(Calculation.id, Calculation.state)
-        .join(Cluster, Cluster.id == Calculation.cluster_id)
-        .where(
-            Calculation.cluster_id.in_(cluster_ids),
-            Calculation.approved.is_(True),
-            Cluster.enabled.is_(True),
-            resumable,
-        )
-        .order_by(Calculation.priority.desc(), Calculation.created_at, Calculation.id)
-        .limit(limit)
-        .with_for_update(of=Calculation, skip_locked=True)
+    conn = s.connection()
+    rows = conn.execute(
+        _CLAIMABLE,
+        {
+            "cluster_ids": cluster_ids,
+            "claimed_by": claimed_by,
+            "lease_start": now - CLAIM_LEASE,
+            "limit": limit,
+        },
     ).all()
-    for row in rows:
-        # Rows are locked: validate each move, then write only the claim columns.
-        state = row.state
-        if state is CalculationState.READY:
-            state = transition_calculation(state, CalculationState.SUBMITTING)
-        s.execute(
-            update(Calculation)
-            .where(Calculation.id == row.id)
-            .values(state=state, processed=True, claimed_by=claimed_by, claimed_at=now)
-            .execution_options(synchronize_session=False)
-        )
-    return [int(r.id) for r in rows]
+    if not rows:
+        return []
+    for row in rows:  # rows are locked: validate each move, then write the claim columns
+        if row.state is not CalculationState.SUBMITTING:
+            transition_calculation(row.state, CalculationState.SUBMITTING)
+    ids = [int(r.id) for r in rows]
+    conn.execute(_CLAIM, {"ids": ids, "claimed_by": claimed_by, "now": now})
+    return ids
 
 
 def dispatch_tick(
@@ -216,14 +236,15 @@ def submit_one(
     return submit_calculation(work, adapter, DbStepStore(factory, settings))
 
 
+_CANCELLATIONS = select(_step.c.id, _step.c.scheduler_job_id).where(
+    _step.c.cluster_id == bindparam("cluster_id"),
+    _step.c.cancel_pending.is_(True),
+    _step.c.scheduler_job_id.is_not(None),
+)
+
+
 def pending_cancellations(s: Session, cluster_id: int) -> list[tuple[int, str]]:
-    rows = s.execute(
-        select(Step.id, Step.scheduler_job_id).where(
-            Step.cluster_id == cluster_id,
-            Step.cancel_pending.is_(True),
-            Step.scheduler_job_id.is_not(None),
-        )
-    ).all()
+    rows = s.connection().execute(_CANCELLATIONS, {"cluster_id": cluster_id}).all()
     return [(int(r.id), r.scheduler_job_id or "") for r in rows]
 
 

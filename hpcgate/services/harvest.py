@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from hpcgate.db.base import table_of
 from hpcgate.db.models import (
     ArrayTask,
     Calculation,
@@ -59,47 +61,72 @@ _OBS_TO_STATE = {
 }
 
 
-def active_steps(s: Session, cluster_id: int) -> list[ActiveStep]:
+_st, _tasks = table_of(Step), table_of(ArrayTask)
+# An agent's every pull runs this; built once (Core: cache key memoised, rows as tuples).
+# One query answers both "what to observe" and "what to cancel"; the OR is a BitmapOr of
+# ix_steps_cluster_state and the partial ix_steps_cancel_pending.
+_WATCHED = (
+    select(
+        _st.c.id,
+        _st.c.calculation_id,
+        _st.c.scheduler_job_id,
+        _st.c.workdir,
+        _st.c.state,
+        _st.c.array_size,
+        _st.c.unknown_ticks,
+        _st.c.cancel_pending,
+    )
+    .where(
+        _st.c.cluster_id == bindparam("cluster_id"),
+        _st.c.scheduler_job_id.is_not(None),
+        or_(_st.c.state.in_(ACTIVE), _st.c.cancel_pending.is_(True)),
+    )
+    .order_by(_st.c.id)
+)
+_SETTLED_TASKS = select(_tasks.c.step_id, _tasks.c.task_index, _tasks.c.state).where(
+    _tasks.c.step_id.in_(bindparam("step_ids", expanding=True)),
+    _tasks.c.state.in_(TASK_SETTLED),
+)
+
+
+@dataclass(frozen=True)
+class WatchedSteps:
+    """A cluster's steps the scheduler may still hold, and the jobs waiting to be cancelled."""
+
+    active: list[ActiveStep]
+    cancellations: list[tuple[int, str]]  # (step id, scheduler job id)
+
+
+def watched_steps(s: Session, cluster_id: int) -> WatchedSteps:
     """Only the columns the harvester needs: a step's ``spec`` carries its input files."""
-    rows = s.execute(
-        select(
-            Step.id,
-            Step.calculation_id,
-            Step.scheduler_job_id,
-            Step.workdir,
-            Step.state,
-            Step.array_size,
-            Step.unknown_ticks,
-        )
-        .where(
-            Step.cluster_id == cluster_id,
-            Step.state.in_(ACTIVE),
-            Step.scheduler_job_id.is_not(None),
-        )
-        .order_by(Step.id)
-    ).all()
+    conn = s.connection()
+    rows = conn.execute(_WATCHED, {"cluster_id": cluster_id}).all()
+    active = [r for r in rows if r.state in ACTIVE]
     settled: dict[int, list[tuple[int, str]]] = {}
-    array_ids = [r.id for r in rows if r.array_size]
+    array_ids = [r.id for r in active if r.array_size]
     if array_ids:
-        for step_id, index, state in s.execute(
-            select(ArrayTask.step_id, ArrayTask.task_index, ArrayTask.state).where(
-                ArrayTask.step_id.in_(array_ids), ArrayTask.state.in_(TASK_SETTLED)
-            )
-        ):
+        for step_id, index, state in conn.execute(_SETTLED_TASKS, {"step_ids": array_ids}):
             settled.setdefault(step_id, []).append((index, _TASK_OBS[state]))
-    return [
-        ActiveStep(
-            settled_tasks=tuple(sorted(settled.get(r.id, []))),
-            step_id=r.id,
-            calculation_id=r.calculation_id,
-            scheduler_job_id=r.scheduler_job_id or "",
-            workdir=r.workdir or "",
-            state=r.state.value,
-            array_size=r.array_size,
-            unknown_ticks=r.unknown_ticks,
-        )
-        for r in rows
-    ]
+    return WatchedSteps(
+        active=[
+            ActiveStep(
+                settled_tasks=tuple(sorted(settled.get(r.id, []))),
+                step_id=r.id,
+                calculation_id=r.calculation_id,
+                scheduler_job_id=r.scheduler_job_id or "",
+                workdir=r.workdir or "",
+                state=r.state.value,
+                array_size=r.array_size,
+                unknown_ticks=r.unknown_ticks,
+            )
+            for r in active
+        ],
+        cancellations=[(int(r.id), r.scheduler_job_id or "") for r in rows if r.cancel_pending],
+    )
+
+
+def active_steps(s: Session, cluster_id: int) -> list[ActiveStep]:
+    return watched_steps(s, cluster_id).active
 
 
 def apply_observations(
@@ -336,8 +363,50 @@ def _compute_analyses(s: Session, calc: Calculation) -> None:
         log.exception("computing analyses of calculation %s failed", calc.id)
 
 
-def record_cluster_sample(s: Session, cluster: Cluster, sample: ClusterSample) -> bool:
-    """Store one heartbeat (idempotent by ``sample_key``); returns False for a duplicate."""
+_hb, _cl = table_of(HeartbeatSample), table_of(Cluster)
+_SAMPLE_COLUMNS = (
+    "ts",
+    "cluster_id",
+    "scope",
+    "node",
+    "cpu_load",
+    "cpus_allocated",
+    "cpus_total",
+    "memory_free_mb",
+    "memory_total_mb",
+    "queue_depth",
+    "running_jobs",
+    "sample_key",
+)
+# Built once: every agent sends a batch every 30 s.
+_INSERT_SAMPLE = (
+    insert(_hb)
+    .values({c: bindparam(c) for c in _SAMPLE_COLUMNS})
+    .on_conflict_do_nothing(index_elements=["sample_key"])
+    .returning(_hb.c.id)
+)
+_INSERT_NODES = insert(_hb)
+# One atomic UPDATE instead of SELECT ... FOR UPDATE then UPDATE: concurrent batches of one
+# cluster (two API processes) still end at the latest timestamp. updated_at tracks
+# configuration, not liveness.
+_HEARD_FROM = (
+    update(_cl)
+    .where(_cl.c.id == bindparam("cluster_id"))
+    .values(
+        last_heartbeat_at=func.greatest(
+            func.coalesce(_cl.c.last_heartbeat_at, bindparam("ts")), bindparam("ts")
+        ),
+        online=True,
+        updated_at=_cl.c.updated_at,
+    )
+)
+
+
+def record_cluster_sample(s: Session, cluster_id: int, sample: ClusterSample) -> bool:
+    """Store one heartbeat (idempotent by ``sample_key``); returns False for a duplicate.
+
+    The caller marks the cluster heard from (``mark_heard``) once per batch.
+    """
     ts = datetime.fromisoformat(sample.ts)
     totals = {"cpus_allocated": 0, "cpus_total": 0, "memory_free_mb": 0, "memory_total_mb": 0}
     loads: list[float] = []
@@ -348,28 +417,26 @@ def record_cluster_sample(s: Session, cluster: Cluster, sample: ClusterSample) -
         totals["memory_total_mb"] += int(node.get("memory_total_mb") or 0)
         if node.get("cpu_load") is not None:
             loads.append(float(node["cpu_load"]))
-    stmt = (
-        insert(HeartbeatSample)
-        .values(
-            ts=ts,
-            cluster_id=cluster.id,
-            scope="cluster",
-            sample_key=sample.sample_key[:128],
-            cpu_load=sum(loads) if loads else None,
-            queue_depth=sample.queue_depth,
-            running_jobs=sample.running_jobs,
-            **totals,
-        )
-        .on_conflict_do_nothing(index_elements=["sample_key"])
-    )
-    inserted = s.execute(stmt.returning(HeartbeatSample.id)).first() is not None
+    conn = s.connection()
+    row = {
+        "ts": ts,
+        "cluster_id": cluster_id,
+        "scope": "cluster",
+        "node": None,
+        "sample_key": sample.sample_key[:128],
+        "cpu_load": sum(loads) if loads else None,
+        "queue_depth": sample.queue_depth,
+        "running_jobs": sample.running_jobs,
+        **totals,
+    }
+    inserted = conn.execute(_INSERT_SAMPLE, row).first() is not None
     if inserted and sample.nodes:
-        s.execute(  # one executemany, not an ORM object per node
-            insert(HeartbeatSample),
+        conn.execute(  # one executemany, not an ORM object per node
+            _INSERT_NODES,
             [
                 {
                     "ts": ts,
-                    "cluster_id": cluster.id,
+                    "cluster_id": cluster_id,
                     "scope": "node",
                     "node": str(node.get("name"))[:200],
                     "cpu_load": node.get("cpu_load"),
@@ -381,10 +448,12 @@ def record_cluster_sample(s: Session, cluster: Cluster, sample: ClusterSample) -
                 for node in sample.nodes
             ],
         )
-    cluster.last_heartbeat_at = max(cluster.last_heartbeat_at or ts, ts)
-    if not cluster.online:
-        cluster.online = True
     return inserted
+
+
+def mark_heard(s: Session, cluster_id: int, latest: datetime) -> None:
+    """The cluster is online and was last heard from at ``latest`` (or later)."""
+    s.connection().execute(_HEARD_FROM, {"cluster_id": cluster_id, "ts": latest})
 
 
 def mark_offline_clusters(s: Session, offline_after_s: float, settings: Settings) -> list[str]:

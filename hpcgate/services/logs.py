@@ -32,9 +32,10 @@ from sqlalchemy import Select, delete, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from hpcgate.db.models import Calculation, Cluster, ServiceLog
+from hpcgate.db.models import Calculation, ServiceLog
 from hpcgate.errors import InvalidInput
 from hpcgate.logging import current_context, redact
+from hpcgate.services.api_keys import AgentIdentity
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
 _LEVEL_RANK = {name: i for i, name in enumerate(LEVELS)}
@@ -343,7 +344,7 @@ def delete_logs(session: Session, flt: LogFilter, *, everything: bool = False) -
 
 
 def store_agent_lines(
-    session: Session, cluster: Cluster, lines: Sequence[Mapping[str, Any]]
+    session: Session, cluster: AgentIdentity, lines: Sequence[Mapping[str, Any]]
 ) -> int:
     """Lines an agent sent: source ``agent:<cluster>``; calculation ids outside this cluster
     are not trusted (moved into ``context``). Commits."""

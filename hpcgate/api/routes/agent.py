@@ -35,6 +35,7 @@ from hpcgate.domain.states import StepState, transition_step
 from hpcgate.engine.cleanup import CleanupPolicy
 from hpcgate.engine.work import ClusterSample, StepObservation
 from hpcgate.errors import Conflict, InvalidInput, NotFound
+from hpcgate.services.api_keys import AgentIdentity
 from hpcgate.services.cluster_ticks import CLEANABLE
 from hpcgate.services.dispatch import (
     acknowledge_cancellations,
@@ -45,13 +46,18 @@ from hpcgate.services.dispatch import (
     pending_cancellations,
     renew_claim,
 )
-from hpcgate.services.harvest import active_steps, apply_observations, record_cluster_sample
+from hpcgate.services.harvest import (
+    apply_observations,
+    mark_heard,
+    record_cluster_sample,
+    watched_steps,
+)
 from hpcgate.services.work_items import build_work
 
 router = APIRouter(prefix="/agent", tags=["agent"])
 
 
-def _own_step(session: SessionDep, cluster: Cluster, step_id: int) -> Step:
+def _own_step(session: SessionDep, cluster: AgentIdentity, step_id: int) -> Step:
     step = session.get(Step, step_id, with_for_update=True)
     if step is None or step.cluster_id != cluster.id:
         raise NotFound(f"step {step_id} does not exist on cluster {cluster.name}")
@@ -67,14 +73,19 @@ def pull(body: PullRequest, cluster: AgentCluster, session: SessionDep) -> PullR
     calcs: list[dict[str, Any]] = []
     if cluster.enabled:
         ids = claim_calculations(session, [cluster.id], body.limit, f"agent:{body.agent}")
-        for calc_id in ids:
-            calc = session.get(Calculation, calc_id)
-            if calc is not None:
-                calcs.append(build_work(session, calc, cluster).to_dict())
-    cancels = [job for _, job in pending_cancellations(session, cluster.id)]
+        if ids:
+            cluster_row = session.get(Cluster, cluster.id)
+            for calc_id in ids:
+                calc = session.get(Calculation, calc_id)
+                if calc is not None and cluster_row is not None:
+                    calcs.append(build_work(session, calc, cluster_row).to_dict())
     # Half the agents' requests: the harvest that follows needs exactly this list.
-    steps = [asdict(a) for a in active_steps(session, cluster.id)]
-    return PullResponse(calculations=calcs, cancel=cancels, active_steps=steps)
+    watched = watched_steps(session, cluster.id)
+    return PullResponse(
+        calculations=calcs,
+        cancel=[job for _, job in watched.cancellations],
+        active_steps=[asdict(a) for a in watched.active],
+    )
 
 
 @router.post("/steps/{step_id}/submitting")
@@ -99,7 +110,7 @@ def step_job_id(
     return {"state": "queued"}
 
 
-def _own_calc(session: SessionDep, cluster: Cluster, calc_id: int) -> Calculation:
+def _own_calc(session: SessionDep, cluster: AgentIdentity, calc_id: int) -> Calculation:
     calc = session.get(Calculation, calc_id)
     if calc is None or calc.cluster_id != cluster.id:
         raise NotFound(f"calculation {calc_id} does not exist on cluster {cluster.name}")
@@ -130,7 +141,7 @@ def calculation_failed(
 
 @router.get("/active-steps")
 def list_active_steps(cluster: AgentCluster, session: SessionDep) -> list[dict[str, Any]]:
-    return [asdict(a) for a in active_steps(session, cluster.id)]
+    return [asdict(a) for a in watched_steps(session, cluster.id).active]
 
 
 @router.post("/observations", response_model=ObservationResult)
@@ -164,10 +175,7 @@ def acknowledge(body: CancelAck, cluster: AgentCluster, session: SessionDep) -> 
 @router.post("/heartbeats", response_model=SampleResult)
 def heartbeats(body: SampleBatch, cluster: AgentCluster, session: SessionDep) -> SampleResult:
     """Idempotent by ``sample_key``: an agent that retries a batch never stores it twice."""
-    stored = duplicates = 0
-    locked = session.get(Cluster, cluster.id, with_for_update=True)
-    if locked is None:
-        raise NotFound("cluster vanished")
+    samples = []
     for raw in body.samples:
         try:
             sample = ClusterSample(
@@ -177,14 +185,16 @@ def heartbeats(body: SampleBatch, cluster: AgentCluster, session: SessionDep) ->
                 running_jobs=int(raw.get("running_jobs", 0)),
                 sample_key=str(raw["sample_key"]),
             )
-            datetime.fromisoformat(sample.ts)
+            ts = datetime.fromisoformat(sample.ts)
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInput(f"malformed heartbeat sample: {exc}") from None
-        if record_cluster_sample(session, locked, sample):
-            stored += 1
-        else:
-            duplicates += 1
-    return SampleResult(stored=stored, duplicates=duplicates)
+        if ts.tzinfo is None:
+            raise InvalidInput(f"heartbeat sample time {sample.ts!r} has no time zone")
+        samples.append((sample, ts))
+    stored = sum(record_cluster_sample(session, cluster.id, sample) for sample, _ in samples)
+    if samples:
+        mark_heard(session, cluster.id, max(ts for _, ts in samples))
+    return SampleResult(stored=stored, duplicates=len(samples) - stored)
 
 
 @router.get("/cleanup", response_model=CleanupWork)

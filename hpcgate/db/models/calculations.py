@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -95,6 +96,9 @@ class Step(TimestampMixin, Base):
         UniqueConstraint("calculation_id", "index"),
         CheckConstraint("array_size IS NULL OR array_size > 0", name="array_size_positive"),
         Index("ix_steps_cluster_state", "cluster_id", "state"),
+        # Every agent poll asks for its cluster's pending cancellations: a partial index
+        # stays as small as that set, however many steps a cluster has run.
+        Index("ix_steps_cancel_pending", "cluster_id", postgresql_where=text("cancel_pending")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

@@ -24,7 +24,7 @@ from hpcgate.db import migrate
 from hpcgate.db.models import Cluster, HeartbeatSample
 from hpcgate.db.models.clusters import AccessMode
 from hpcgate.db.models.users import ApiKeyOwner
-from hpcgate.db.session import session_scope
+from hpcgate.db.session import make_engine, session_scope
 from hpcgate.services.api_keys import create_api_key
 from hpcgate.settings import Settings
 from tests.helpers.live_api import live_server
@@ -72,7 +72,7 @@ def test_no_heartbeat_lost_across_a_database_restart(
 ) -> None:
     server, url = private_postgres
     migrate.upgrade(url)
-    engine = create_engine(url, pool_pre_ping=True)
+    engine = make_engine(Settings(env="test", database={"url": url}), url)
     factory = sessionmaker(engine, expire_on_commit=False)
     with session_scope(factory) as s:
         cluster = Cluster(
