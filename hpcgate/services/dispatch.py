@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, and_, bindparam, or_, select, update
+from sqlalchemy import BigInteger, Engine, and_, any_, bindparam, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, sessionmaker
 
 from hpcgate.db.base import table_of
@@ -123,7 +124,9 @@ _CLAIMABLE = (
     select(_calc.c.id, _calc.c.state)
     .join(_clus, _clus.c.id == _calc.c.cluster_id)
     .where(
-        _calc.c.cluster_id.in_(bindparam("cluster_ids", expanding=True)),
+        # = ANY(array), not an expanding IN: one SQL text whatever the number of clusters,
+        # so it is compiled once and prepared once by the server.
+        _calc.c.cluster_id == any_(bindparam("cluster_ids", type_=ARRAY(BigInteger))),
         _calc.c.approved.is_(True),
         _clus.c.enabled.is_(True),
         or_(
