@@ -18,6 +18,10 @@ one generator's event loop or garbage collector stalling does not release a synt
 that no real fleet would send. ``--burst`` instead starts every agent at the same instant, as
 after a site-wide restart of the agents, to show how the queue drains.
 
+The figures cover a steady state: the same load runs ``--warmup`` seconds (5) before the
+measured window, while the fresh API process opens its pooled connections and has the server
+prepare its statements; that warm-up is reported on its own line (count, worst, errors).
+
 Usage: .venv/bin/python bench/bench_load_agents.py [--agents 200] [--seconds 60]
 """
 
@@ -70,6 +74,10 @@ class Results:
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     # (time.time() the request was sent, client-observed seconds): the --timeline view
     sent: list[tuple[float, float]] = field(default_factory=list)
+    # Requests sent before this time.time() are the warm-up: counted apart, not in the figures.
+    measure_from: float = 0.0
+    warmup: list[float] = field(default_factory=list)
+    warmup_errors: int = 0
 
     def merge(self, other: Results) -> None:
         for k, v in other.latency.items():
@@ -79,6 +87,8 @@ class Results:
         for k, n in other.errors.items():
             self.errors[k] += n
         self.sent.extend(other.sent)
+        self.warmup.extend(other.warmup)
+        self.warmup_errors += other.warmup_errors
 
 
 @dataclass(frozen=True)
@@ -143,6 +153,7 @@ def _heartbeat(name: str) -> dict[str, object]:
 async def _timed(results: Results, label: str, request: Awaitable[httpx.Response]) -> None:
     sent = time.time()
     t0 = time.monotonic()
+    timing = None
     try:
         r = await request
         ok = r.status_code < 400
@@ -150,8 +161,15 @@ async def _timed(results: Results, label: str, request: Awaitable[httpx.Response
             results.server[label].append(timing)
     except httpx.HTTPError:
         ok = False
-    results.latency[label].append(time.monotonic() - t0)
-    results.sent.append((sent, time.monotonic() - t0))
+    seconds = time.monotonic() - t0
+    results.sent.append((sent, seconds))
+    if sent < results.measure_from:
+        results.warmup.append(seconds)
+        results.warmup_errors += not ok
+        if timing is not None:
+            results.server[label].pop()
+        return
+    results.latency[label].append(seconds)
     if not ok:
         results.errors[label] += 1
 
@@ -190,7 +208,7 @@ def _generator(
     plans: list[AgentPlan],
     cadence: Cadence,
     ready: Barrier,
-    go: Queue[tuple[float, float]],
+    go: Queue[tuple[float, float, float]],
     out: Queue[Results],
 ) -> None:
     """One load-generator process: its agents on one event loop, one client each.
@@ -213,7 +231,7 @@ def _generator(
         gc.collect()
         gc.freeze()  # the clients live to the end: keep them out of the collector's way
         ready.wait()
-        start, stop = go.get()
+        start, results.measure_from, stop = go.get()
         shifted = [
             AgentPlan(p.name, p.key, start + p.first_pull, start + p.first_beat) for p in plans
         ]
@@ -248,7 +266,7 @@ _PULL_SQL = (
 )
 
 
-def _sql_baseline(url: str, keys: list[str], rate: float, go: Queue[tuple[float, float]],
+def _sql_baseline(url: str, keys: list[str], rate: float, go: Queue[tuple[float, float, float]],
                   ready: Barrier, out: Queue[list[float]]) -> None:  # fmt: skip
     """The baseline of the same run: a pull's SQL over plain psycopg, no HTTP, no ORM, at the
     agents' pull rate. Whatever tail it shows is the machine's and the database's."""
@@ -265,18 +283,19 @@ def _sql_baseline(url: str, keys: list[str], rate: float, go: Queue[tuple[float,
     conn.commit()
     os.nice(19)
     ready.wait()
-    start, stop = go.get()
+    start, measure_from, stop = go.get()
     samples: list[float] = []
     due, i = start, 0
     while True:
         time.sleep(max(0.0, due - time.time()))
         if time.time() >= stop:
             break
-        t0 = time.monotonic()
+        began, t0 = time.time(), time.monotonic()
         for sql in _PULL_SQL:
             conn.execute(sql, params[i % len(params)]).fetchall()
         conn.commit()
-        samples.append(time.monotonic() - t0)
+        if began >= measure_from:
+            samples.append(time.monotonic() - t0)
         due += 1 / rate
         i += 1
     conn.close()
@@ -339,6 +358,13 @@ def _report(results: Results, wall: float, args: argparse.Namespace) -> None:
         f" (jitter {args.jitter:g}; {mode}), one API process"
     )
     print(f"  throughput: {total / wall:.1f} requests/s, errors: {sum(errors.values())}")
+    if args.warmup:
+        warm = [v * 1000 for v in results.warmup]
+        print(
+            f"  warm-up ({args.warmup:g} s before the measured window, not in the figures below:"
+            f" the API process opens its pooled connections): n={len(warm)}, worst "
+            f"{max(warm, default=0):.1f} ms, errors {results.warmup_errors}"
+        )
     print("  client-observed latency (what an agent sees):")
     for label, values in sorted(lat.items()):
         ms = [v * 1000 for v in values]
@@ -377,6 +403,13 @@ def main() -> None:
     ap.add_argument("--burst", action="store_true", help="start every agent at the same instant")
     ap.add_argument("--timeline", action="store_true", help="print requests per second too")
     ap.add_argument(
+        "--warmup",
+        type=float,
+        default=None,
+        help="seconds of the same load before the measured window, reported apart "
+        "(default 5; 0 with --burst, whose point is the start)",
+    )
+    ap.add_argument(
         "--server-env",
         action="append",
         default=[],
@@ -384,6 +417,8 @@ def main() -> None:
         help="extra environment for the API process (e.g. HPCGATE_API_CONCURRENCY=4)",
     )
     args = ap.parse_args()
+    if args.warmup is None:
+        args.warmup = 0.0 if args.burst else 5.0
     with tempfile.TemporaryDirectory() as tmp, engine_env(Path(tmp), "hpcgate_load") as env:
         keys = _seed(env.engine, args.agents)
         port = free_port()
@@ -419,7 +454,7 @@ def main() -> None:
             cadence = Cadence(args.pull_s, args.harvest_s, args.beat_s, args.jitter)
             mp = multiprocessing.get_context("fork")
             ready = mp.Barrier(args.processes + 2)
-            go: Queue[tuple[float, float]] = mp.Queue()
+            go: Queue[tuple[float, float, float]] = mp.Queue()
             out: Queue[Results] = mp.Queue()
             sql_out: Queue[list[float]] = mp.Queue()
             baseline = mp.Process(
@@ -444,11 +479,13 @@ def main() -> None:
             for g in generators:
                 g.start()
             ready.wait()
-            cpu_before = _cpu_seconds(api.pid)
-            start = time.time() + 0.2
+            run_start = time.time() + 0.2
+            start = run_start + args.warmup  # the measured window starts after the warm-up
             stop = start + args.seconds
             for _ in range(len(generators) + 1):
-                go.put((start, stop))
+                go.put((run_start, start, stop))
+            time.sleep(max(0.0, start - time.time()))
+            cpu_before = _cpu_seconds(api.pid)
             for _ in generators:
                 results.merge(out.get(timeout=args.seconds + 120))
             sql_samples = sql_out.get(timeout=args.seconds + 120)

@@ -81,6 +81,7 @@ def pull(body: PullRequest, cluster: AgentCluster, session: SessionDep) -> PullR
                     calcs.append(build_work(session, calc, cluster_row).to_dict())
     # Half the agents' requests: the harvest that follows needs exactly this list.
     watched = watched_steps(session, cluster.id)
+    session.commit()  # here, in the route's thread: the request ends without another hop
     return PullResponse(
         calculations=calcs,
         cancel=[job for _, job in watched.cancellations],
@@ -141,7 +142,9 @@ def calculation_failed(
 
 @router.get("/active-steps")
 def list_active_steps(cluster: AgentCluster, session: SessionDep) -> list[dict[str, Any]]:
-    return [asdict(a) for a in watched_steps(session, cluster.id).active]
+    active = watched_steps(session, cluster.id).active
+    session.commit()  # see pull
+    return [asdict(a) for a in active]
 
 
 @router.post("/observations", response_model=ObservationResult)
@@ -194,6 +197,7 @@ def heartbeats(body: SampleBatch, cluster: AgentCluster, session: SessionDep) ->
     stored = sum(record_cluster_sample(session, cluster.id, sample) for sample, _ in samples)
     if samples:
         mark_heard(session, cluster.id, max(ts for _, ts in samples))
+    session.commit()  # see pull
     return SampleResult(stored=stored, duplicates=len(samples) - stored)
 
 
