@@ -125,10 +125,6 @@ def watched_steps(s: Session, cluster_id: int) -> WatchedSteps:
     )
 
 
-def active_steps(s: Session, cluster_id: int) -> list[ActiveStep]:
-    return watched_steps(s, cluster_id).active
-
-
 def apply_observations(
     s: Session,
     cluster_id: int,
