@@ -40,8 +40,11 @@ def _unique_key(session: Session) -> GeneratedKey:
 
 
 def is_active(key: ApiKey, now: datetime | None = None) -> bool:
-    now = now or datetime.now(UTC)
-    return key.revoked_at is None or key.revoked_at > now
+    return _live(key.revoked_at, now or datetime.now(UTC))
+
+
+def _live(revoked_at: datetime | None, now: datetime) -> bool:
+    return revoked_at is None or revoked_at > now
 
 
 def _check_owner(session: Session, owner_kind: ApiKeyOwner, cluster_id: int | None) -> None:
@@ -210,7 +213,7 @@ def _verify(
 ) -> None:
     if not secret_matches(secret, key_hash):
         raise Unauthorized("invalid API key")
-    if revoked_at is not None and revoked_at <= now:
+    if not _live(revoked_at, now):
         raise Unauthorized("API key revoked")
     if owner_kind != wanted:
         raise Forbidden(f"this API key belongs to a {owner_kind.value}, not a {wanted.value}")
