@@ -87,6 +87,9 @@ DOCKER=/usr/bin/docker
 
 # ------------------------------------------------------------------ 2. dockerd
 export DOCKER_HOST="unix://$SOCK"
+# child_running PID: our just-spawned child is alive. Unlike pid_alive it does not read the
+# cmdline: right after the fork the child is still this bash, not yet dockerd.
+child_running() { local st; st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1); [ -n "$st" ] && [ "$st" != Z ]; }
 sock_ok() { [ -S "$SOCK" ] && curl -sf -m 3 --unix-socket "$SOCK" http://localhost/_ping >/dev/null 2>&1; }
 pid_alive() {
   local pid
@@ -113,10 +116,11 @@ else
   # Default settings (overlay2, docker0, iptables): what docker-py is written against.
   setsid nohup dockerd --host "unix://$SOCK" --pidfile "$DIR/dockerd.own.pid" \
     --data-root "$DATA_ROOT" --exec-root "$EXEC_ROOT" >"$LOG" 2>&1 </dev/null &
-  echo $! >"$PIDFILE"
+  child=$!
+  echo "$child" >"$PIDFILE"
   for _ in $(seq 1 120); do
     sock_ok && break
-    pid_alive || die_dockerd "dockerd exited at start"
+    child_running "$child" || die_dockerd "dockerd exited at start"
     sleep 0.25
   done
   sock_ok || die_dockerd "dockerd does not answer on $SOCK"

@@ -86,11 +86,15 @@ rm -f "$PIDFILE"
 # 3. start, detached from this shell
 setsid nohup "$PY" -m aiosmtpd -n -l "$HOST:$PORT" -c aiosmtpd.handlers.Mailbox "$MAILDIR" \
   >"$LOG" 2>&1 </dev/null &
-echo $! > "$PIDFILE"
+child=$!
+echo "$child" > "$PIDFILE"
 
+# Liveness of the child itself: right after the fork it is still this bash, so the cmdline
+# test of pid_alive would call a healthy start dead.
+child_running() { local st; st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1); [ -n "$st" ] && [ "$st" != Z ]; }
 for _ in $(seq 1 50); do
   answers && break
-  pid_alive || die "aiosmtpd exited at start"
+  child_running "$child" || { tail -n 20 "$LOG" >&2; die "aiosmtpd exited at start"; }
   sleep 0.1
 done
 answers || die "aiosmtpd does not answer on $HOST:$PORT"
