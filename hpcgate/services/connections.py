@@ -95,6 +95,7 @@ def build_adapter(cluster: Cluster, template_overrides: Sequence[Path] = ()) -> 
 
 _SSH_OPTIONS = {
     "connect_timeout": float,
+    "request_timeout": float,
     "keepalive_s": int,
     "dead_peer_timeout_ms": int,
     "max_channels": int,

@@ -23,10 +23,14 @@ Connection handling: one SSH connection per runner, opened lazily on our own soc
 TCP_NODELAY (paramiko's default costs ~48 ms per command through Nagle/delayed ACK, 4.5 ms
 without) and TCP_USER_TIMEOUT (paramiko's keepalive alone never notices a black-holed
 peer; with it the kernel kills the socket after ``dead_peer_timeout_ms`` of unacknowledged
-data, and the transport keepalive makes sure there is data). A connection found dead is
-replaced once per call; a call never re-sends a command whose exec request may already
-have reached the server (no double ``sbatch``). A peer that accepts TCP but does not
-answer (a hung sshd) is given ``connect_timeout`` per channel request, then the
+data, and the transport keepalive makes sure there is data). A connection found dead at
+the start of a call is replaced once; one that stops acknowledging *during* the call is
+not (the host was unreachable a moment ago: the call fails at once and the next call
+reconnects), and a TCP connect is given no longer than the dead-peer timeout either, so an
+unreachable host fails a call in about ``dead_peer_timeout_ms``. A call never re-sends a
+command whose exec request may already have reached the server (no double ``sbatch``). A
+peer that accepts TCP but does not answer (a hung sshd) is given ``request_timeout`` to
+open a channel and ``connect_timeout`` to start the command (PAM may run there), then the
 connection is dropped and the call fails; the next call reconnects. At most
 ``max_channels`` commands run at once per connection (OpenSSH's ``MaxSessions`` is 10 and
 freed slots come back late), plus one long-lived SFTP channel.
@@ -79,6 +83,21 @@ class HostKeyError(RunnerError):
 
 class _Dropped(Exception):
     """The transport died before our request reached the server: safe to retry once."""
+
+
+def _peer_timed_out(exc: BaseException | None) -> bool:
+    """The kernel gave up on the peer (TCP_USER_TIMEOUT: ETIMEDOUT), somewhere in the chain.
+
+    An unreachable host, not a restarted sshd: reconnecting in the same call would only
+    wait out another timeout.
+    """
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, OSError) and exc.errno == errno.ETIMEDOUT:
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
 
 
 class _Hung(Exception):
@@ -197,16 +216,22 @@ class _Connection:
     def alive(self) -> bool:
         return self.transport.is_active()
 
-    def sftp(self, timeout: float, io_timeout: float) -> paramiko.SFTPClient:
-        """The SFTP session (caller holds ``sftp_lock``); each reply bounded by ``io_timeout``."""
+    def sftp(
+        self, open_timeout: float, start_timeout: float, io_timeout: float
+    ) -> paramiko.SFTPClient:
+        """The SFTP session (caller holds ``sftp_lock``); each reply bounded by ``io_timeout``.
+
+        The channel open is answered at once by sshd; starting the subsystem may run the
+        login node's session setup, hence the two bounds.
+        """
         if self._sftp is None:
             try:
-                chan = self.transport.open_session(timeout=timeout)
+                chan = self.transport.open_session(timeout=open_timeout)
             except (paramiko.SSHException, EOFError, OSError) as exc:
                 if not self.alive():
                     raise _Dropped(str(exc)) from exc
-                raise _Hung(f"SFTP channel not opened within {timeout:.1f}s") from exc
-            _bounded(chan, lambda: chan.invoke_subsystem("sftp"), timeout)
+                raise _Hung(f"SFTP channel not opened within {open_timeout:.1f}s") from exc
+            _bounded(chan, lambda: chan.invoke_subsystem("sftp"), start_timeout)
             chan.settimeout(io_timeout)
             self._sftp = paramiko.SFTPClient(chan)
         return self._sftp
@@ -224,7 +249,11 @@ class _Connection:
 class SshRunner:
     """Runs argv lists and moves small files on one remote host; thread-safe.
 
-    Beyond the connection settings: ``io_timeout`` bounds each SFTP reply (a hung peer
+    Timeouts: ``connect_timeout`` bounds the SSH login (banner, key exchange, auth) and the
+    start of a command; ``request_timeout`` bounds a channel open on an established
+    connection (sshd answers it at once, whatever the login node's load);
+    ``dead_peer_timeout_ms`` bounds unacknowledged data and the TCP connect.
+    ``io_timeout`` bounds each SFTP reply (a hung peer
     must not block a file operation forever), ``source_address`` binds our end of the TCP
     connection (multi-homed gateways; the fault tests use it to scope firewall rules).
     """
@@ -239,6 +268,7 @@ class SshRunner:
         known_hosts: str | os.PathLike[str],
         scratch_root: str | PurePosixPath,
         connect_timeout: float = 10,
+        request_timeout: float = 5,
         keepalive_s: int = 5,
         dead_peer_timeout_ms: int = 5000,
         max_channels: int = 6,
@@ -258,6 +288,7 @@ class SshRunner:
         self.key_filename = os.fspath(key_filename)
         self.known_hosts = os.fspath(known_hosts)
         self.connect_timeout = connect_timeout
+        self.request_timeout = request_timeout
         self.keepalive_s = keepalive_s
         self.dead_peer_timeout_ms = dead_peer_timeout_ms
         self.max_channels = max_channels
@@ -285,8 +316,10 @@ class SshRunner:
         started = time.monotonic()
         src = (self.source_address, 0) if self.source_address else None
         try:
+            # an unanswered SYN is a dead peer too: no longer than the dead-peer timeout
+            tcp_timeout = min(self.connect_timeout, self.dead_peer_timeout_ms / 1000)
             sock = socket.create_connection(
-                (self.host, self.port), timeout=self.connect_timeout, source_address=src
+                (self.host, self.port), timeout=tcp_timeout, source_address=src
             )
         except OSError as exc:
             raise RunnerError(f"cannot connect to {self._label}: {exc}") from exc
@@ -424,7 +457,7 @@ class SshRunner:
     def _open_channel(self, conn: _Connection, deadline: float) -> paramiko.Channel:
         delay = 0.05
         while True:
-            wait = min(self.connect_timeout, deadline - time.monotonic())
+            wait = min(self.request_timeout, deadline - time.monotonic())
             if wait <= 0:
                 raise RunnerError(f"no SSH channel to {self._label} before the deadline")
             try:
@@ -453,6 +486,10 @@ class SshRunner:
                 chan = self._open_channel(conn, deadline)
             except _Dropped as exc:
                 self._discard(conn)
+                if _peer_timed_out(exc):
+                    raise RunnerError(
+                        f"{self._label} stopped acknowledging (unreachable?): {exc}"
+                    ) from exc
                 if attempt == 1:
                     log.info("SSH connection to %s dropped (%s); reconnecting", self._label, exc)
                     continue
@@ -558,7 +595,7 @@ class SshRunner:
             conn = self._connection()
             try:
                 with conn.sftp_lock:
-                    sftp = conn.sftp(self.connect_timeout, self.io_timeout)
+                    sftp = conn.sftp(self.request_timeout, self.connect_timeout, self.io_timeout)
                     return op(sftp, conn)
             except _Hung as exc:
                 self._discard(conn)
@@ -572,7 +609,7 @@ class SshRunner:
                 if conn.alive() and isinstance(exc, OSError):
                     raise  # the server answered with an error status: same as locally
                 self._discard(conn)
-                if attempt == 1:
+                if attempt == 1 and not _peer_timed_out(exc):
                     log.info("SFTP to %s failed (%r); reconnecting", self._label, exc)
                     continue
                 raise RunnerError(f"{what} on {self._label} failed: {exc!r}") from exc

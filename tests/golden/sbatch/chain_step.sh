@@ -38,11 +38,22 @@ mkdir -p "$HPCGATE_STATE_DIR"
 printf 'start=%s\nhost=%s\njob_id=%s\ntask_index=%s\n' "$(date +%s)" "$(hostname)" \
   "$HPCGATE_JOB_ID" "$HPCGATE_TASK_INDEX" > "$HPCGATE_STATE_DIR/$HPCGATE_JOB_ID.start"
 
+# Open MPI's session directory, one per job: MPI programs started without a launcher
+# (singletons) on one node race to create the shared /tmp/ompi.<host>.<uid>, and the
+# loser dies in MPI_Init ("mkdir ... File exists"). Kept short: it holds Unix sockets.
+# A site's own setting wins.
+HPCGATE_OMPI_TMP=""
+if [ -z "${OMPI_MCA_orte_tmpdir_base:-}" ]; then
+  HPCGATE_OMPI_TMP="${TMPDIR:-/tmp}/hpcgate-ompi-$HPCGATE_JOB_ID"
+  mkdir -p "$HPCGATE_OMPI_TMP" && export OMPI_MCA_orte_tmpdir_base="$HPCGATE_OMPI_TMP"
+fi
+
 # hpcgate_finish RC: record RC in .hpcgate/<job id>.ec (atomically), print the
 # sentinel line, exit with RC. The .ec file is the program's own verdict;
 # accounting (sacct) only says why a job ended (TIMEOUT, OOM, CANCELLED).
 hpcgate_finish() {
   trap - TERM INT
+  [ -n "$HPCGATE_OMPI_TMP" ] && rm -rf -- "$HPCGATE_OMPI_TMP"
   printf '%s\n' "$1" > "$HPCGATE_STATE_DIR/$HPCGATE_JOB_ID.ec.tmp" &&
     mv -f "$HPCGATE_STATE_DIR/$HPCGATE_JOB_ID.ec.tmp" "$HPCGATE_STATE_DIR/$HPCGATE_JOB_ID.ec"
   echo "HPCGATE_SCRIPT_DONE job=$HPCGATE_JOB_ID rc=$1 end=$(date +%s)"

@@ -1,7 +1,7 @@
 """SSH faults against the real sshd and Slurm: a cut connection (iptables DROP on the loopback
 port) and a hung host (SIGSTOP of our connection's sshd), during a poll and during a
-submission. Promise: noticed within ~10 s, jobs never marked failed, work resumes, and
-nothing is submitted twice."""
+submission. Promise: noticed within 10 s with the product's default SSH timeouts, jobs never
+marked failed, work resumes, and nothing is submitted twice."""
 
 from __future__ import annotations
 
@@ -32,7 +32,9 @@ from tests.helpers.ssh_env import (
 from tests.integration.engine.test_crash_recovery import slurm_jobs_named
 
 pytestmark = [pytest.mark.integration, pytest.mark.slurm, pytest.mark.ssh]
-NOTICE_LIMIT_S = 15.0  # promise: 10 s; the bound leaves room for a loaded CI machine
+# The promise itself. The defaults give about 5 s (request_timeout for a hung sshd,
+# dead_peer_timeout_ms for a black hole), so a loaded machine still has room.
+NOTICE_LIMIT_S = 10.0
 
 
 @pytest.fixture(scope="module")
@@ -61,12 +63,8 @@ def _cluster(env: EngineEnv) -> int:
             "key_filename": ssh.key,
             "known_hosts": ssh.known_hosts,
             "hpcgate_command": [command],
-            "ssh_options": {
-                "source_address": FAULT_SOURCE,
-                "connect_timeout": 3,
-                "dead_peer_timeout_ms": 3000,
-                "keepalive_s": 1,
-            },
+            # only the fault scope: every timeout is the product's default
+            "ssh_options": {"source_address": FAULT_SOURCE},
         },
     )
 
@@ -127,6 +125,7 @@ def test_fault_during_poll(env: EngineEnv, fault: str) -> None:
         with stopped(connection_pids(ssh, runner)):  # type: ignore[arg-type]
             harvest_tick(env.engine, env.factory, conns, env.settings)
     noticed = time.monotonic() - t0
+    print(f"fault {fault} during poll noticed in {noticed:.1f} s")
     assert noticed < NOTICE_LIMIT_S, f"the fault took {noticed:.1f} s to notice"
     _no_step_failed(env, calc_id)
     _finish(env, calc_id, conns)
@@ -156,6 +155,7 @@ def test_fault_during_submission(env: EngineEnv, fault: str) -> None:
         with stopped(connection_pids(ssh, runner)):  # type: ignore[arg-type]
             dispatch_tick(env.engine, env.factory, conns, env.settings, claimed_by="w")
     noticed = time.monotonic() - t0
+    print(f"fault {fault} during submission noticed in {noticed:.1f} s")
     assert noticed < NOTICE_LIMIT_S, f"the fault took {noticed:.1f} s to notice"
     assert env.calc(calc_id).state is CalculationState.SUBMITTING  # deferred, not failed
     _no_step_failed(env, calc_id)
