@@ -29,6 +29,7 @@ from hpcgate.db.models import (
     Step,
     StepEdge,
 )
+from hpcgate.db.models.telemetry import CLUSTER_METRICS
 from hpcgate.domain.states import (
     FAILED_STEP_STATES,
     CalculationState,
@@ -360,20 +361,7 @@ def _compute_analyses(s: Session, calc: Calculation) -> None:
 
 
 _hb, _cl = table_of(HeartbeatSample), table_of(Cluster)
-_SAMPLE_COLUMNS = (
-    "ts",
-    "cluster_id",
-    "scope",
-    "node",
-    "cpu_load",
-    "cpus_allocated",
-    "cpus_total",
-    "memory_free_mb",
-    "memory_total_mb",
-    "queue_depth",
-    "running_jobs",
-    "sample_key",
-)
+_SAMPLE_COLUMNS = ("ts", "cluster_id", "scope", "node", *CLUSTER_METRICS, "sample_key")
 # Built once: every agent sends a batch every 30 s.
 _INSERT_SAMPLE = (
     insert(_hb)

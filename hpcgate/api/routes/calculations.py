@@ -43,6 +43,7 @@ from hpcgate.db.models import (
     StepEdge,
     User,
 )
+from hpcgate.db.models.telemetry import CLUSTER_METRICS
 from hpcgate.domain.states import CalculationState
 from hpcgate.engine.work import for_dispatcher
 from hpcgate.errors import InvalidInput, NotFound
@@ -351,15 +352,6 @@ def get_step(step_id: int, user: CurrentUser, session: SessionDep) -> StepDetail
 
 
 _STEP_METRICS = ("cpu_time_s", "max_rss_kb")
-_CLUSTER_METRICS = (
-    "cpu_load",
-    "cpus_allocated",
-    "cpus_total",
-    "memory_free_mb",
-    "memory_total_mb",
-    "queue_depth",
-    "running_jobs",
-)
 
 
 def _series(
@@ -450,7 +442,7 @@ def cluster_heartbeats(
         session,
         "cluster_id = :cid AND scope = 'cluster'",
         {"cid": cluster_id},
-        _CLUSTER_METRICS,
+        CLUSTER_METRICS,
         lo,
         hi,
         points,

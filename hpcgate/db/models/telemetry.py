@@ -11,6 +11,18 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from hpcgate.db.base import Base
 
+#: The node/cluster metrics of a heartbeat (columns of ``HeartbeatSample``): what an agent
+#: sends, and what the cluster graphs plot.
+CLUSTER_METRICS = (
+    "cpu_load",
+    "cpus_allocated",
+    "cpus_total",
+    "memory_free_mb",
+    "memory_total_mb",
+    "queue_depth",
+    "running_jobs",
+)
+
 
 class HeartbeatSample(Base):
     """One sample. ``scope`` is ``cluster`` (totals), ``node`` or ``step``.
