@@ -4,6 +4,8 @@
 demo:  ## install and run the whole product on embedded defaults
 	scripts/bootstrap.sh dev
 	scripts/build-web.sh
+	@# Real SIESTA/TBtrans from ../shared/tools/siesta when present; the demo starts without it.
+	scripts/services/siesta.sh || echo "SIESTA not installed: the demo runs without it (see scripts/services/siesta.sh)"
 	.venv/bin/hpcgate demo
 
 test:  ## install everything, start the real services, run the whole test suite
