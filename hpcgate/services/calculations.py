@@ -148,6 +148,11 @@ def create_calculation(
     name = new.name.strip()
     if not name or len(name) > 200:
         raise InvalidInput("name must be 1 to 200 characters")
+    if new.priority != 0 and Role(owner.role).rank < Role.MODERATOR.rank:
+        # A priority is a moderator's decision (docs/rbac.md); a user's own would jump the queue.
+        raise Forbidden(
+            "only moderators may set a calculation's priority; leave 'priority' out (0)"
+        )
     cluster = session.get(Cluster, new.cluster_id)
     if cluster is None:
         raise NotFound(f"cluster {new.cluster_id} does not exist")
