@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from hpcgate.errors import ConfigurationError, HpcgateError
-from hpcgate.settings import Settings
+from hpcgate.settings import Settings, check_bind
 
 app = typer.Typer(
     name="hpcgate",
@@ -93,6 +93,10 @@ def serve(
     from hpcgate.logging import configure_logging
 
     settings = load_settings()
+    try:
+        check_bind(settings, host or settings.host)
+    except ValueError as exc:
+        raise CliError(f"configuration error: {exc}") from None
     configure_logging(json_output=settings.env != "dev")
     url = _prepare_database(settings, auto_migrate=False)
     engine = make_engine(settings, url)

@@ -54,7 +54,7 @@ def ml_api(
     from pydantic import ValidationError
 
     from hpcgate.logging import configure_logging
-    from hpcgate.settings import Settings
+    from hpcgate.settings import Settings, check_bind
     from ml.api import create_ml_app
     from ml.settings import MlApiConfig
 
@@ -77,6 +77,7 @@ def ml_api(
     try:
         settings = Settings()
         config = MlApiConfig(**overrides)
+        check_bind(settings, config.host)  # the built-in secret only on loopback in dev
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))

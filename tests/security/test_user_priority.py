@@ -17,9 +17,7 @@ TABLES = ("calculations", "steps", "step_edges", "array_tasks")
 
 
 @pytest.mark.parametrize("priority", [1000, 1, -5])
-def test_user_priority_at_creation_is_refused(
-    security_stack: SecurityStack, priority: int
-) -> None:
+def test_user_priority_at_creation_is_refused(security_stack: SecurityStack, priority: int) -> None:
     s = security_stack
     before = s.snapshot(*TABLES)
     with s.api("user") as api:

@@ -33,6 +33,30 @@ def test_production_refuses_the_default_secret() -> None:
         Settings(env="production")
 
 
+@pytest.mark.parametrize(
+    ("env", "host"),
+    [("test", "127.0.0.1"), ("production", "127.0.0.1"), ("dev", "0.0.0.0"), ("dev", "10.1.2.3")],
+)
+def test_builtin_secret_only_in_dev_on_loopback(env: str, host: str) -> None:
+    with pytest.raises(ValidationError, match="built-in default"):
+        Settings(env=env, host=host)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_builtin_secret_in_dev_on_loopback(host: str) -> None:
+    assert Settings(env="dev", host=host).auth.secret_key == DEFAULT_SECRET
+
+
+def test_bind_address_is_checked_too() -> None:
+    from hpcgate.settings import check_bind
+
+    dev = Settings(env="dev")
+    check_bind(dev, "127.0.0.1")
+    with pytest.raises(ValueError, match="built-in default"):
+        check_bind(dev, "0.0.0.0")
+    check_bind(Settings(env="test", **{"auth": GOOD_SECRET}), "0.0.0.0")  # a real secret
+
+
 def test_short_secret_refused() -> None:
     with pytest.raises(ValidationError, match="at least 16"):
         Settings(env="production", auth={"secret_key": "short"})

@@ -42,7 +42,13 @@ def _terminate(database_url: str, pid: int) -> None:
 @pytest.fixture
 def engine(database_url: str) -> Any:
     # One pooled connection: every checkout reuses it while it lives.
-    eng = make_engine(Settings(env="test", database={"url": database_url, "pool_size": 1}))
+    eng = make_engine(
+        Settings(
+            env="test",
+            database={"url": database_url, "pool_size": 1},
+            auth={"secret_key": "t" * 32},
+        )
+    )
     pings: list[object] = []
     real_ping = eng.dialect.do_ping
 

@@ -72,7 +72,9 @@ def test_no_heartbeat_lost_across_a_database_restart(
 ) -> None:
     server, url = private_postgres
     migrate.upgrade(url)
-    engine = make_engine(Settings(env="test", database={"url": url}), url)
+    engine = make_engine(
+        Settings(env="test", database={"url": url}, auth={"secret_key": "t" * 32}), url
+    )
     factory = sessionmaker(engine, expire_on_commit=False)
     with session_scope(factory) as s:
         cluster = Cluster(
