@@ -2,11 +2,12 @@
 
 There is no module-level instance: ``get_settings()`` is cached and injected, so tests
 and the CLI can build their own ``Settings`` without import-time side effects.
-Outside dev mode the service refuses to start with a default secret.
+The built-in secret is refused everywhere except ``env=dev`` bound to loopback.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -164,11 +165,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:
-        if self.env == "production" and self.auth.secret_key == DEFAULT_SECRET:
-            raise ValueError(
-                "HPCGATE_AUTH__SECRET_KEY is the built-in default; set a real secret "
-                "(e.g. `openssl rand -hex 32`) or run with HPCGATE_ENV=dev"
-            )
+        # Anyone who knows the built-in secret can sign an admin token: only a dev process
+        # that nobody else can reach (loopback) may use it. ``check_bind`` repeats this for
+        # the address a server really binds (``serve --host``, the ML-API's own host).
+        check_bind(self, self.host)
         if len(self.auth.secret_key) < 16:
             raise ValueError("HPCGATE_AUTH__SECRET_KEY must be at least 16 characters")
         return self
@@ -225,6 +225,28 @@ class _YamlFileSource(PydanticBaseSettingsSource):
         if not isinstance(data, dict):
             raise ValueError(f"config file {path} must hold a mapping")
         return data
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback address (127.0.0.0/8, ::1); not ``0.0.0.0`` or a name."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(settings: Settings, host: str) -> None:
+    """Refuse the built-in secret unless this is ``env=dev`` bound to loopback (ValueError)."""
+    if settings.auth.secret_key != DEFAULT_SECRET:
+        return
+    if settings.env != "dev" or not is_loopback(host):
+        raise ValueError(
+            "HPCGATE_AUTH__SECRET_KEY is the built-in default, which is accepted only with "
+            f"HPCGATE_ENV=dev on a loopback address (env={settings.env}, host={host}); set a "
+            "real secret (e.g. `openssl rand -hex 32`)"
+        )
 
 
 @lru_cache(maxsize=1)
