@@ -80,6 +80,25 @@ class AuthSettings(BaseModel):
     issuer: str = "hpcgate"
     cookie_secure: bool = True
     login_rate_per_minute: int = Field(default=10, ge=1)
+    # Flood limits, checked before any password hash (unset: derived from the per-e-mail
+    # limit, x6 per client address and x60 for the whole service, so configs that raise
+    # login_rate_per_minute raise these too).
+    login_rate_per_ip_per_minute: int | None = Field(default=None, ge=1)
+    login_rate_global_per_minute: int | None = Field(default=None, ge=1)
+    # Account lockout: after this many failed passwords in a row, no password is checked for
+    # lockout_base_s * 2^(failures - lockout_after) seconds (capped); 0 disables it.
+    lockout_after: int = Field(default=5, ge=0)
+    lockout_base_s: float = Field(default=30.0, gt=0)
+    lockout_max_s: float = Field(default=900.0, gt=0)
+
+    @property
+    def login_ip_limit(self) -> int:
+        return self.login_rate_per_ip_per_minute or 6 * self.login_rate_per_minute
+
+    @property
+    def login_global_limit(self) -> int:
+        return self.login_rate_global_per_minute or 60 * self.login_rate_per_minute
+
 
 
 class SmtpSettings(BaseModel):
@@ -122,6 +141,14 @@ class MlSettings(BaseModel):
     max_restarts: int = Field(default=3, ge=0)
 
 
+class LogStreamSettings(BaseModel):
+    """Bounds on ``GET /logs/stream`` (SSE): each stream costs a query per poll."""
+
+    max_per_user: int = Field(default=4, ge=1, le=100)  # concurrent streams, per API process
+    min_poll_s: float = Field(default=1.0, gt=0, le=10)  # smaller poll_s is a 422
+    max_duration_s: float = Field(default=300.0, gt=0, le=3600)  # the stream then ends
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="HPCGATE_",
@@ -137,6 +164,11 @@ class Settings(BaseSettings):
     # Requests processed at once; the rest queue (FIFO, in the event loop). A few at a time
     # beats many threads time-slicing one GIL. Always <= the database pool (no deadlock).
     api_concurrency: int = Field(default=8, ge=1, le=200)
+    # Admission pools of their own, so a flood of one kind never queues the others: agent
+    # routes (/agent/*) and POST /auth/login (argon2 is CPU-bound). All pools together stay
+    # <= the database pool.
+    agent_concurrency: int = Field(default=4, ge=1, le=200)
+    login_concurrency: int = Field(default=2, ge=1, le=200)
     config_file: Path | None = None
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
@@ -144,6 +176,7 @@ class Settings(BaseSettings):
     paths: PathSettings = Field(default_factory=PathSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     ml: MlSettings = Field(default_factory=MlSettings)
+    log_stream: LogStreamSettings = Field(default_factory=LogStreamSettings)
 
     # ``HPCGATE_DATABASE_URL`` is the documented spelling; map it onto the nested field.
     @model_validator(mode="before")

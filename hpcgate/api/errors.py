@@ -18,7 +18,9 @@ log = logging.getLogger(__name__)
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HpcgateError)
     async def _hpcgate(_: Request, exc: HpcgateError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else {}
+        if isinstance(exc.details.get("retry_after"), int):  # a 429 says when to come back
+            headers["Retry-After"] = str(exc.details["retry_after"])
         return JSONResponse(exc.to_body(), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(IllegalTransition)

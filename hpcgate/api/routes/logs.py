@@ -9,17 +9,27 @@ connection pooler, costs one indexed query per ``poll_s``) and sends::
     data: {...LogLineOut...}
 
     : keepalive                      (a comment every ``heartbeat_s`` without lines)
-    event: end                       (after ``max_duration_s``; clients reconnect)
+    event: end                       (data {"last_id", "reason"}; clients reconnect)
 
-It holds no database connection between polls, and stops when the client disconnects or
-after ``max_duration_s`` (default 300 s) so a revoked or blocked caller cannot keep a stream
-open; ``EventSource``-style clients reconnect with ``Last-Event-ID`` and lose nothing. The
-stream needs the ``Authorization`` header, so browsers use a fetch-based SSE client.
+It holds no database connection between polls. Bounds (``settings.log_stream``), because
+each stream costs a query per poll for as long as it lives:
+
+* at most ``max_per_user`` streams per user at once (per API process): 429 beyond;
+* ``poll_s`` below ``min_poll_s`` is a 422;
+* the stream ends (``reason: "max_duration"``) after ``max_duration_s`` - the caller's value
+  or the server's maximum, whichever is smaller;
+* every poll re-checks the caller exactly as ``CurrentUser`` does (token expiry, blocked,
+  revoked sessions): a stream of a caller who lost access ends at its next poll
+  (``reason: "unauthorized"``).
+
+``EventSource``-style clients reconnect with ``Last-Event-ID`` and lose nothing. The stream
+needs the ``Authorization`` header, so browsers use a fetch-based SSE client.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -28,11 +38,12 @@ from typing import Annotated, Any
 import anyio
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from hpcgate.api.deps import SessionDep
-from hpcgate.api.deps_auth import AdminUser, AgentCluster, CurrentUser
+from hpcgate.api.deps import SessionDep, SettingsDep
+from hpcgate.api.deps_auth import AdminUser, AgentCluster, CurrentUser, get_current_user
 from hpcgate.api.schemas.logs import (
     AgentLogAccepted,
     AgentLogBatch,
@@ -41,8 +52,10 @@ from hpcgate.api.schemas.logs import (
     LogPage,
     LogsDeleted,
 )
-from hpcgate.errors import InvalidInput
+from hpcgate.api.stream_slots import SlotStreamingResponse, StreamSlots
+from hpcgate.errors import HpcgateError, InvalidInput, RateLimited
 from hpcgate.services import logs as svc
+from hpcgate.settings import Settings
 
 router = APIRouter(prefix="/logs", tags=["logs"])
 agent_router = APIRouter(prefix="/agent", tags=["agent"])
@@ -114,10 +127,30 @@ def delete_logs(
     return {"deleted": svc.delete_logs(session, flt, everything=everything)}
 
 
+_SLOTS_LOCK = threading.Lock()
+
+
+def _stream_slots(request: Request) -> StreamSlots:
+    with _SLOTS_LOCK:
+        slots: StreamSlots | None = getattr(request.app.state, "log_stream_slots", None)
+        if slots is None:
+            slots = request.app.state.log_stream_slots = StreamSlots()
+        return slots
+
+
 def _fetch(
-    factory: sessionmaker[Session], flt: svc.LogFilter, after_id: int
-) -> list[dict[str, Any]]:
+    factory: sessionmaker[Session],
+    settings: Settings,
+    credentials: HTTPAuthorizationCredentials,
+    flt: svc.LogFilter,
+    after_id: int,
+) -> list[dict[str, Any]] | None:
+    """The next lines, or None when the caller lost access (checked as ``CurrentUser`` is)."""
     with factory() as session:
+        try:
+            get_current_user(session=session, settings=settings, credentials=credentials)
+        except HpcgateError:
+            return None
         rows = svc.logs_after(session, flt, after_id, limit=_STREAM_BATCH)
         return [LogLineOut.model_validate(r).model_dump(mode="json") for r in rows]
 
@@ -129,8 +162,9 @@ def _fetch(
 )
 def stream_logs(
     request: Request,
-    _: CurrentUser,
+    user: CurrentUser,
     session: SessionDep,
+    settings: SettingsDep,
     source: Source = None,
     level: MinLevel = None,
     calculation_id: CalculationId = None,
@@ -138,13 +172,22 @@ def stream_logs(
     after_id: Annotated[
         int | None, Query(ge=0, le=2**63 - 1, description="send lines after this id first")
     ] = None,
-    poll_s: Annotated[float, Query(ge=0.1, le=10)] = 1.0,
+    poll_s: Annotated[float, Query(gt=0, le=10)] = 1.0,
     heartbeat_s: Annotated[float, Query(ge=1, le=120)] = 15.0,
     max_duration_s: Annotated[float, Query(ge=0, le=3600)] = 300.0,
     last_event_id: Annotated[str | None, Header(max_length=20)] = None,
 ) -> StreamingResponse:
-    """Live tail of the log as Server-Sent Events (see the module docstring for the format)."""
+    """Live tail of the log as Server-Sent Events (see the module docstring for the format).
+
+    429 when the caller already has ``log_stream.max_per_user`` streams open.
+    """
+    bounds = settings.log_stream
+    if poll_s < bounds.min_poll_s:
+        raise InvalidInput(f"poll_s: at least {bounds.min_poll_s:g} s")
+    max_duration_s = min(max_duration_s, bounds.max_duration_s)
     flt = _filter(source, level, calculation_id, cluster_id)
+    scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
+    credentials = HTTPAuthorizationCredentials(scheme=scheme, credentials=token.strip())
     if after_id is not None:
         start = after_id
     elif last_event_id and last_event_id.isdigit():
@@ -153,6 +196,15 @@ def stream_logs(
         start = svc.latest_log_id(session)
     session.commit()  # release the connection now; polls use their own short sessions
     factory: sessionmaker[Session] = request.app.state.sessionmaker
+    slot = _stream_slots(request).acquire(user.id, bounds.max_per_user)
+    if slot is None:
+        raise RateLimited(
+            f"at most {bounds.max_per_user} log streams per user at once; close one first",
+            retry_after=5,
+        )
+
+    def end(last: int, reason: str) -> str:
+        return f"event: end\ndata: {json.dumps({'last_id': last, 'reason': reason})}\n\n"
 
     async def events() -> AsyncIterator[str]:
         last = start
@@ -162,7 +214,10 @@ def stream_logs(
         while True:
             if await request.is_disconnected():
                 return
-            rows = await run_in_threadpool(_fetch, factory, flt, last)
+            rows = await run_in_threadpool(_fetch, factory, settings, credentials, flt, last)
+            if rows is None:
+                yield end(last, "unauthorized")
+                return
             for row in rows:
                 last = row["id"]
                 yield f"id: {last}\nevent: log\ndata: {json.dumps(row)}\n\n"
@@ -170,7 +225,7 @@ def stream_logs(
                 continue  # a backlog: keep reading before sleeping
             now = time.monotonic()
             if now - started >= max_duration_s:
-                yield f"event: end\ndata: {json.dumps({'last_id': last})}\n\n"
+                yield end(last, "max_duration")
                 return
             if rows:
                 next_beat = now + heartbeat_s
@@ -179,8 +234,9 @@ def stream_logs(
                 next_beat = now + heartbeat_s
             await anyio.sleep(min(poll_s, max(started + max_duration_s - now, 0.0)))
 
-    return StreamingResponse(
+    return SlotStreamingResponse(
         events(),
+        slot,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -189,7 +189,7 @@ def test_log_stream_sends_backlog_then_live_lines(settings: Settings, db_engine:
         params = {
             "source": source,
             "after_id": first[0] - 1,
-            "poll_s": 0.1,
+            "poll_s": 1,
             "heartbeat_s": 1,
             "max_duration_s": 3,
         }
