@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import Session
 
 from hpcgate.settings import Settings
+from tests.helpers.ci import missing
 
 DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
@@ -56,7 +57,7 @@ def postgres_available() -> str:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as exc:
-        pytest.skip(
+        missing(
             f"PostgreSQL not reachable at {make_url(_admin_url()).render_as_string()}: {exc}"
         )
     finally:

@@ -23,6 +23,7 @@ import pytest
 
 from tests.e2e.conftest import Stack, login, page_errors, shot, wait_until
 from tests.helpers.api import new_api_key
+from tests.helpers.ci import missing
 from tests.helpers.live_api import live_server
 from tests.integration.ml.ml_env import ENV_FILE, parse_env
 
@@ -35,7 +36,7 @@ PAYLOAD = {"instances": [{"n_atoms": 2, "ecutwfc": 25}]}
 def docker_engine() -> Iterator[tuple[Any, str, str]]:
     """(Docker client, DOCKER_HOST, example image) or skip, naming what is missing."""
     if not ENV_FILE.is_file():
-        pytest.skip(f"no Docker test engine: run scripts/services/docker.sh ({ENV_FILE} missing)")
+        missing(f"no Docker test engine: run scripts/services/docker.sh ({ENV_FILE} missing)")
     values = parse_env(ENV_FILE)
     host, image = values.get("DOCKER_HOST", ""), values.get("HPCGATE_TEST_ML_IMAGE", "")
     import docker
@@ -43,13 +44,13 @@ def docker_engine() -> Iterator[tuple[Any, str, str]]:
     try:
         client = docker.DockerClient(base_url=host, timeout=60)
     except Exception as exc:
-        pytest.skip(f"Docker test engine at {host} not usable ({type(exc).__name__}: {exc})")
+        missing(f"Docker test engine at {host} not usable ({type(exc).__name__}: {exc})")
     try:
         client.ping()
         client.images.get(image)
     except Exception as exc:
         client.close()
-        pytest.skip(
+        missing(
             f"Docker test engine at {host} not usable ({type(exc).__name__}: {exc}); "
             "run scripts/services/docker.sh"
         )

@@ -6,10 +6,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from analyses.base import ExtractContext
 from analyses.pipeline import extract_run
+from tests.helpers.ci import missing
 from tests.helpers.fixtures_path import require_siesta_fixtures
 
 __all__ = ["case", "extract", "grep_floats", "require_siesta_fixtures"]
@@ -19,7 +18,7 @@ def case(fx: Path, name: str) -> Path:
     """A fixture case directory, or skip naming the path."""
     path = fx / name
     if not path.is_dir():
-        pytest.skip(f"fixture case {name} not found at {path}")
+        missing(f"fixture case {name} not found at {path}")
     return path
 
 

@@ -1,8 +1,9 @@
 """Where the real SIESTA fixtures live (read-only, shared between worktrees).
 
-Tests read ``HPCGATE_SIESTA_FIXTURES`` (default ``<repo>/../shared/fixtures/siesta``)
-and skip with the path in the reason when the directory is absent, so a checkout
-without the shared data still runs the rest of the suite.
+Tests read ``HPCGATE_SIESTA_FIXTURES`` (default ``<repo>/../shared/fixtures/siesta``).
+When the directory is absent they skip with the path in the reason, so a checkout
+without the shared data still runs the rest of the suite; under ``CI=true`` they fail
+(``tests/helpers/ci.py``): CI has the data, and a skip there would hide its loss.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
+from tests.helpers.ci import missing
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ENV_VAR = "HPCGATE_SIESTA_FIXTURES"
@@ -25,8 +26,16 @@ def siesta_fixtures_dir() -> Path:
 
 
 def require_siesta_fixtures() -> Path:
-    """The fixtures directory, or ``pytest.skip`` naming the path that is missing."""
+    """The fixtures directory, or skip (fail under CI) naming the path that is missing."""
     path = siesta_fixtures_dir()
     if not path.is_dir():
-        pytest.skip(f"SIESTA fixtures not found at {path} (set {ENV_VAR} to their directory)")
+        missing(f"SIESTA fixtures not found at {path} (set {ENV_VAR} to their directory)")
+    return path
+
+
+def require_siesta_fixture(relative: str) -> Path:
+    """One fixture file or case directory under the fixtures, or skip/fail naming it."""
+    path = require_siesta_fixtures() / relative
+    if not path.exists():
+        missing(f"SIESTA fixture {relative} not found at {path} (set {ENV_VAR})")
     return path

@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from scheduler_adapters.runners.ssh import SshRunner
+from tests.helpers.ci import missing
 
 ENV_FILE = Path(os.environ.get("HPCGATE_TEST_SSHD_ENV", "/var/lib/hpcgate-test/sshd/env"))
 FAULT_SOURCE = "127.0.0.3"  # tests that black-hole traffic connect from here only
@@ -79,7 +78,7 @@ def load_ssh_env(path: Path = ENV_FILE) -> SshTestEnv | None:
 def require_ssh_env() -> SshTestEnv:
     env = load_ssh_env()
     if env is None:
-        pytest.skip(
+        missing(
             f"sshd test component not running: {ENV_FILE} missing "
             "(start it with scripts/services/sshd.sh as root)"
         )

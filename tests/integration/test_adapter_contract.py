@@ -46,6 +46,7 @@ from scheduler_adapters.types import (
     JobStatus,
     Resources,
 )
+from tests.helpers.ci import missing
 
 pytestmark = [pytest.mark.integration, pytest.mark.slurm, pytest.mark.timeout(120)]
 
@@ -142,7 +143,7 @@ def _local_root(tmp_path_factory: pytest.TempPathFactory, label: str) -> PurePos
 def _make_slurm_local(tmp_path_factory: pytest.TempPathFactory) -> Contract:
     reason = _slurm_ready()
     if reason:
-        pytest.skip(reason)
+        missing(reason)
     from scheduler_adapters.slurm.adapter import SlurmAdapter
 
     # pytest's tmp dir: the Slurm job runs as this same user (root here) and can write it
@@ -162,14 +163,14 @@ def _make_local_local(tmp_path_factory: pytest.TempPathFactory) -> Contract:
 def _make_slurm_ssh(tmp_path_factory: pytest.TempPathFactory) -> Contract:
     reason = _slurm_ready()
     if reason:
-        pytest.skip(reason)
+        missing(reason)
     try:
         ssh_env = importlib.import_module("tests.helpers.ssh_env")
     except ImportError as exc:  # the SSH runner is being written alongside this suite
-        pytest.skip(f"SshRunner not importable yet: {exc}")
+        missing(f"SshRunner not importable yet: {exc}")
     env = ssh_env.load_ssh_env()
     if env is None:
-        pytest.skip(f"sshd test component not running: {ssh_env.ENV_FILE} missing "
+        missing(f"sshd test component not running: {ssh_env.ENV_FILE} missing "
                     "(start it with scripts/services/sshd.sh)")
     from scheduler_adapters.slurm.adapter import SlurmAdapter
 
@@ -182,9 +183,9 @@ def _make_pbs_local(tmp_path_factory: pytest.TempPathFactory) -> Contract:
     try:
         pbs = importlib.import_module("scheduler_adapters.pbs.adapter")
     except ImportError as exc:  # the PBS adapter is being written alongside this suite
-        pytest.skip(f"PbsAdapter not importable yet: {exc}")
+        missing(f"PbsAdapter not importable yet: {exc}")
     if shutil.which("qsub") is None:
-        pytest.skip("qsub not found (slurm-wlm-torque from scripts/services/slurm.sh, or PBS)")
+        missing("qsub not found (slurm-wlm-torque from scripts/services/slurm.sh, or PBS)")
     root = _local_root(tmp_path_factory, "pbs-local")
     runner = LocalRunner(root)
     adapter = pbs.PbsAdapter.detect(runner)

@@ -43,6 +43,7 @@ from hpcgate.db.models.users import ApiKeyOwner
 from hpcgate.db.session import session_scope
 from hpcgate.domain.states import CalculationState
 from hpcgate.services.api_keys import create_api_key
+from tests.helpers.ci import missing
 from tests.helpers.engine_env import EngineEnv, engine_env
 from tests.helpers.live_api import live_server
 from tests.helpers.ssh_env import SshTestEnv, require_ssh_env
@@ -62,7 +63,7 @@ RECAP = re.compile(
 def _tool(name: str) -> str:
     path = VENV_BIN / name
     if not path.exists():
-        pytest.skip(f"{name} is not installed in .venv (run scripts/services/ansible.sh)")
+        missing(f"{name} is not installed in .venv (run scripts/services/ansible.sh)")
     return str(path)
 
 
@@ -315,7 +316,7 @@ def test_systemd_unit_renders(tmp_path: Path) -> None:
 @pytest.fixture
 def env(tmp_path: Path, postgres_available: str) -> Iterator[EngineEnv]:
     if shutil.which("sbatch") is None or shutil.which("sacct") is None:
-        pytest.skip("Slurm is not installed (scripts/services/slurm.sh)")
+        missing("Slurm is not installed (scripts/services/slurm.sh)")
     with engine_env(tmp_path, "hpcgate_ansible") as e:
         yield e
 

@@ -22,6 +22,7 @@ import pytest
 from scheduler_adapters.pbs.adapter import PbsAdapter
 from scheduler_adapters.runners.local import LocalRunner
 from scheduler_adapters.types import ArraySpec, JobId, JobSpec, JobState, Resources
+from tests.helpers.ci import require
 
 pytestmark = [pytest.mark.integration, pytest.mark.slurm]
 
@@ -41,8 +42,11 @@ def _wrappers_available() -> str | None:
 
 
 _SKIP = _wrappers_available()
-if _SKIP:
-    pytestmark.append(pytest.mark.skip(reason=_SKIP))
+
+
+@pytest.fixture(autouse=True)
+def _wrappers() -> None:
+    require(_SKIP is None, _SKIP or "")
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from scheduler_adapters.runners.base import Runner
 from scheduler_adapters.runners.local import LocalRunner
 from scheduler_adapters.runners.ssh import HostKeyError, SshRunner
 from scheduler_adapters.types import CommandResult
+from tests.helpers.ci import missing, require
 from tests.helpers.ssh_env import (
     FAULT_SOURCE,
     SshTestEnv,
@@ -566,9 +567,12 @@ def _end_orphaned_session(pids: list[int]) -> None:
             os.kill(pid, signal.SIGTERM)
 
 
-needs_iptables = pytest.mark.skipif(
-    not iptables_usable(), reason="iptables not usable (not root, or not installed by sshd.sh)"
-)
+@pytest.fixture
+def _iptables() -> None:
+    require(iptables_usable(), "iptables not usable (not root, or not installed by sshd.sh)")
+
+
+needs_iptables = pytest.mark.usefixtures("_iptables")
 
 
 @pytest.mark.ssh
@@ -643,12 +647,12 @@ def test_dead_peer_during_a_command_fails_long_before_its_timeout(
 @pytest.mark.ssh
 def test_slurm_client_commands_work_over_ssh(ssh_env: SshTestEnv, scratch: str) -> None:
     if shutil.which("sinfo") is None:
-        pytest.skip("Slurm client not installed (run scripts/services/slurm.sh)")
+        missing("Slurm client not installed (run scripts/services/slurm.sh)")
     runner = make_ssh_runner(ssh_env, scratch)
     try:
         result = runner.run(["sinfo", "--noheader", "--format=%P"], timeout=30)
         if result.returncode != 0 and "Unable to contact slurm controller" in result.stderr:
-            pytest.skip("slurmctld not running (run scripts/services/slurm.sh)")
+            missing("slurmctld not running (run scripts/services/slurm.sh)")
         assert result.returncode == 0, result
         assert result.stdout.strip() != ""
     finally:

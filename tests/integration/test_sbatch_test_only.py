@@ -8,11 +8,12 @@ directory or partition time limits; the contract suite runs real jobs for that.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.helpers.ci import missing, require_tool
 
 GOLDEN_DIR = Path(__file__).resolve().parents[1] / "golden" / "sbatch"
 SLURM_GOLDENS = sorted(p for p in GOLDEN_DIR.glob("*.sh") if "\n#SBATCH " in p.read_text())
@@ -20,9 +21,13 @@ SLURM_GOLDENS = sorted(p for p in GOLDEN_DIR.glob("*.sh") if "\n#SBATCH " in p.r
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.slurm,
-    pytest.mark.skipif(shutil.which("sbatch") is None,
-                       reason="Slurm not installed (start it with scripts/services/slurm.sh)"),
+    pytest.mark.usefixtures("_slurm_installed"),
 ]
+
+
+@pytest.fixture
+def _slurm_installed() -> None:
+    require_tool("sbatch", install_hint="scripts/services/slurm.sh")
 
 
 def test_there_are_slurm_goldens() -> None:
@@ -34,7 +39,7 @@ def test_sbatch_test_only_accepts_golden(path: Path) -> None:
     proc = subprocess.run(["sbatch", "--test-only", str(path)], capture_output=True, text=True,
                           timeout=30, check=False)
     if "Unable to contact slurm controller" in proc.stderr:
-        pytest.skip(f"slurmctld not running: {proc.stderr.strip()}")
+        missing(f"slurmctld not running: {proc.stderr.strip()}")
     assert (proc.returncode, "to start at" in proc.stderr) == (0, True), proc.stderr
 
 

@@ -17,6 +17,7 @@ from analyses.base import ExtractContext
 from analyses.pipeline import compute_all, extract_run
 from analyses.report import write_report
 from tests.helpers.analyses_env import case, grep_floats
+from tests.helpers.ci import require_module
 
 SELECTION = ["scf_convergence", "energy", "forces", "transmission", "current", "iv_curve"]
 CURRENT_RE = r"Left -> Right, V \[V\] / I \[A\]:\s*(\S+)\s*V\s*/\s*(\S+)\s*A"
@@ -33,7 +34,9 @@ def _pdf_pages_text(pdf: Path) -> list[str]:
             ).stdout
             for p in range(1, pages + 1)
         ]  # fmt: skip
-    pypdf = pytest.importorskip("pypdf", reason="needs pdftotext (apt poppler-utils) or pypdf")
+    pypdf = require_module(
+        "pypdf", install_hint="needs pdftotext (scripts/services/tools.sh) or pypdf"
+    )
     return [page.extract_text() for page in pypdf.PdfReader(str(pdf)).pages]
 
 
@@ -48,7 +51,9 @@ def _pdf_images_per_page(pdf: Path, n_pages: int) -> list[int]:
             if len(parts) > 2 and parts[2] == "image":
                 counts[int(parts[0]) - 1] += 1
         return counts
-    pypdf = pytest.importorskip("pypdf", reason="needs pdfimages (apt poppler-utils) or pypdf")
+    pypdf = require_module(
+        "pypdf", install_hint="needs pdfimages (scripts/services/tools.sh) or pypdf"
+    )
     return [len(page.images) for page in pypdf.PdfReader(str(pdf)).pages]
 
 

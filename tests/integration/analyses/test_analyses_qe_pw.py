@@ -12,6 +12,7 @@ import pytest
 
 from analyses.base import ExtractContext
 from analyses.pipeline import compute_all, extract_run
+from tests.helpers.ci import missing
 
 PSEUDO_DIR = Path("/usr/share/espresso/pseudo")
 RY_EV = 13.605693122994
@@ -31,9 +32,9 @@ K_POINTS gamma
 def _run_pw(tmp: Path, *, extra: str = "", thr: str = "1.0d-8", electrons: str = "") -> Path:
     pw = shutil.which("pw.x")
     if pw is None:
-        pytest.skip("pw.x not installed (apt quantum-espresso; see scripts/services/qe.sh)")
+        missing("pw.x not installed (apt quantum-espresso; see scripts/services/qe.sh)")
     if not (PSEUDO_DIR / "H.pz-vbc.UPF").is_file():
-        pytest.skip(f"H.pz-vbc.UPF not found in {PSEUDO_DIR} (apt quantum-espresso-data)")
+        missing(f"H.pz-vbc.UPF not found in {PSEUDO_DIR} (apt quantum-espresso-data)")
     tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "h2.in").write_text(H2.format(pseudo=PSEUDO_DIR, extra=extra, thr=thr,
                                          electrons=electrons))  # fmt: skip

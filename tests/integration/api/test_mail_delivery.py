@@ -31,6 +31,7 @@ from hpcgate.services.mail import BACKOFF_CAP, backoff, send_due_mail
 from hpcgate.services.notify import notify_calculation_event, notify_cluster_event
 from hpcgate.settings import Settings
 from tests.helpers.api import new_cluster, new_user, unique
+from tests.helpers.ci import missing
 
 pytestmark = pytest.mark.integration
 
@@ -344,7 +345,7 @@ SINK_ENV = Path(os.environ.get("HPCGATE_TEST_SMTP_ENV", "/var/lib/hpcgate-test/s
 
 def _sink_env() -> dict[str, str]:
     if not SINK_ENV.exists():
-        pytest.skip(f"SMTP sink not set up: {SINK_ENV} missing (run scripts/services/smtp.sh)")
+        missing(f"SMTP sink not set up: {SINK_ENV} missing (run scripts/services/smtp.sh)")
     out = {}
     for line in SINK_ENV.read_text().splitlines():
         if "=" in line:
@@ -376,9 +377,9 @@ def test_delivery_to_the_maildir_sink(
     try:
         sent = send_due_mail(factory, settings)
     except OSError as exc:  # pragma: no cover - the sink is down
-        pytest.skip(f"SMTP sink not answering: {exc}")
+        missing(f"SMTP sink not answering: {exc}")
     if sent == 0:
-        pytest.skip("SMTP sink not answering (scripts/services/smtp.sh)")
+        missing("SMTP sink not answering (scripts/services/smtp.sh)")
     box = mailbox.Maildir(env["HPCGATE_TEST_MAILDIR"], create=False)
     deadline = time.monotonic() + 5
     found: list[EmailMessage] = []

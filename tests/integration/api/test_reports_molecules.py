@@ -23,6 +23,7 @@ from hpcgate.services.cluster_ticks import harvest_tick
 from hpcgate.services.connections import ClusterConnections
 from hpcgate.services.dispatch import dispatch_tick
 from tests.helpers.api import access_token
+from tests.helpers.ci import missing
 from tests.helpers.engine_env import EngineEnv, engine_env
 from tests.integration.engine.test_slurm_qe import H2
 
@@ -84,7 +85,7 @@ def test_molecules_register_and_refuse(client: TestClient) -> None:
 
 def test_reports_and_comparison(env: EngineEnv, client: TestClient, tmp_path: Path) -> None:
     if shutil.which("pw.x") is None:
-        pytest.skip("Quantum ESPRESSO is not installed (scripts/services/qe.sh)")
+        missing("Quantum ESPRESSO is not installed (scripts/services/qe.sh)")
     molecule = client.get("/molecules").json()[0]
     cid = env.add_cluster(
         "reports-local",

@@ -20,6 +20,7 @@ from hpcgate.services.connections import ClusterConnections
 from hpcgate.services.dispatch import dispatch_tick
 from hpcgate.services.harvest import mark_offline_clusters
 from hpcgate.services.users import create_user
+from tests.helpers.ci import missing
 from tests.helpers.engine_env import EngineEnv, engine_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slurm]
@@ -28,7 +29,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slurm]
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineEnv]:
     if shutil.which("sbatch") is None:
-        pytest.skip("Slurm is not installed (scripts/services/slurm.sh)")
+        missing("Slurm is not installed (scripts/services/slurm.sh)")
     with engine_env(tmp_path_factory.mktemp("life"), "hpcgate_life") as e:
         with session_scope(e.factory) as s:
             create_user(s, email="admin@example.org", password="a-good-password", role=Role.ADMIN)

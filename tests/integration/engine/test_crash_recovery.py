@@ -23,6 +23,7 @@ from hpcgate.services.api_keys import create_api_key
 from hpcgate.services.cluster_ticks import harvest_tick
 from hpcgate.services.connections import ClusterConnections
 from hpcgate.services.dispatch import dispatch_tick
+from tests.helpers.ci import missing
 from tests.helpers.engine_env import EngineEnv, engine_env
 from tests.helpers.live_api import live_server
 
@@ -43,7 +44,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineEnv]:
     import shutil
 
     if shutil.which("sbatch") is None:
-        pytest.skip("Slurm is not installed (scripts/services/slurm.sh)")
+        missing("Slurm is not installed (scripts/services/slurm.sh)")
     with engine_env(tmp_path_factory.mktemp("crash"), "hpcgate_crash") as e:
         yield e
 

@@ -15,7 +15,7 @@ from hpcgate.db.models.clusters import AccessMode
 from hpcgate.db.session import session_scope
 from hpcgate.errors import InvalidInput
 from tests.helpers.engine_env import EngineEnv, engine_env
-from tests.helpers.fixtures_path import siesta_fixtures_dir
+from tests.helpers.fixtures_path import require_siesta_fixture
 
 pytestmark = pytest.mark.integration
 
@@ -27,9 +27,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineEnv]:
 
 
 def _inputs() -> dict[str, str]:
-    root = siesta_fixtures_dir() / "ts_au_100_bias_siesta41"
-    if not (root / "0.00V" / "au_100.fdf").exists():
-        pytest.skip(f"TranSIESTA fixture missing under {root}")
+    root = require_siesta_fixture("ts_au_100_bias_siesta41")
+    require_siesta_fixture("ts_au_100_bias_siesta41/0.00V/au_100.fdf")
     files = {
         "au_100.fdf": (root / "0.00V" / "au_100.fdf").read_text(errors="replace"),
         "Au.psf": (root / "Au.psf").read_text(errors="replace"),

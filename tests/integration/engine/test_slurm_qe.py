@@ -33,6 +33,7 @@ from hpcgate.services.api_keys import create_api_key
 from hpcgate.services.cluster_ticks import harvest_tick, heartbeat_tick
 from hpcgate.services.connections import ClusterConnections
 from hpcgate.services.dispatch import dispatch_tick
+from tests.helpers.ci import missing
 from tests.helpers.engine_env import EngineEnv, engine_env
 from tests.helpers.live_api import live_server
 from tests.helpers.ssh_env import load_ssh_env
@@ -63,7 +64,7 @@ K_POINTS gamma
 def _cluster_hpcgate() -> str:
     env = Path("/var/lib/hpcgate-test/cluster-python/env")
     if not env.is_file():
-        pytest.skip(
+        missing(
             "the cluster-side hpcgate is not installed (scripts/services/cluster-python.sh)"
         )
     return env.read_text().strip().split("=", 1)[1]
@@ -71,9 +72,9 @@ def _cluster_hpcgate() -> str:
 
 def _require_components() -> None:
     if shutil.which("sbatch") is None:
-        pytest.skip("Slurm is not installed (scripts/services/slurm.sh)")
+        missing("Slurm is not installed (scripts/services/slurm.sh)")
     if shutil.which("pw.x") is None or not PSEUDO.exists():
-        pytest.skip("Quantum ESPRESSO is not installed (scripts/services/qe.sh)")
+        missing("Quantum ESPRESSO is not installed (scripts/services/qe.sh)")
 
 
 @dataclass
@@ -100,7 +101,7 @@ def mode(request: pytest.FixtureRequest, shared_env: EngineEnv, tmp_path: Path) 
     if request.param == "ssh":
         ssh = load_ssh_env()
         if ssh is None:
-            pytest.skip("the loopback sshd is not set up (scripts/services/sshd.sh)")
+            missing("the loopback sshd is not set up (scripts/services/sshd.sh)")
         scratch = f"{ssh.scratch}/engine-{tag}"
         cid = env.add_cluster(
             f"ssh-{tag}",

@@ -24,6 +24,7 @@ from hpcgate.db.models.users import Role
 from hpcgate.settings import Settings
 from tests.conftest import create_scratch_database, drop_database
 from tests.helpers.api import new_api_key, new_user
+from tests.helpers.ci import missing
 from tests.helpers.live_api import live_server
 from tests.integration.ml.ml_env import ENV_FILE, DockerEnv, MainApi, parse_env
 
@@ -31,7 +32,7 @@ from tests.integration.ml.ml_env import ENV_FILE, DockerEnv, MainApi, parse_env
 @pytest.fixture(scope="session")
 def docker_env() -> DockerEnv:
     if not ENV_FILE.is_file():
-        pytest.skip(f"no Docker test engine: run scripts/services/docker.sh ({ENV_FILE} missing)")
+        missing(f"no Docker test engine: run scripts/services/docker.sh ({ENV_FILE} missing)")
     values = parse_env(ENV_FILE)
     env = DockerEnv(
         host=values.get("DOCKER_HOST", ""),
@@ -52,7 +53,7 @@ def docker_env() -> DockerEnv:
     except Exception as exc:
         problem = f"{type(exc).__name__}: {exc}"
     if problem is not None:
-        pytest.skip(
+        missing(
             f"Docker test engine at {env.host} not usable ({problem}); "
             "run scripts/services/docker.sh"
         )

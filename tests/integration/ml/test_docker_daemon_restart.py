@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.ci import missing
 from tests.integration.ml.ml_env import DockerEnv, MainApi, ml_api, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
@@ -44,7 +45,7 @@ def test_model_state_recovered_after_a_docker_daemon_restart(
     main_api: MainApi, docker_env: DockerEnv, docker_client: Any, namespace: str
 ) -> None:
     if not PIDFILE.exists() or os.geteuid() != 0:
-        pytest.skip("needs the project's dockerd (scripts/services/docker.sh) and root")
+        missing("needs the project's dockerd (scripts/services/docker.sh) and root")
     admin, user = main_api.admin_headers(), main_api.user_headers()
     model = main_api.register(image=docker_env.image)
     with ml_api(main_api, docker_env, namespace) as client:

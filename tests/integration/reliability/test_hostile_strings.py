@@ -17,6 +17,7 @@ from hpcgate.domain.states import CalculationState
 from hpcgate.services.cluster_ticks import harvest_tick
 from hpcgate.services.connections import ClusterConnections
 from hpcgate.services.dispatch import dispatch_tick
+from tests.helpers.ci import missing
 from tests.helpers.engine_env import EngineEnv, engine_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slurm]
@@ -25,7 +26,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slurm]
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[EngineEnv]:
     if shutil.which("sbatch") is None:
-        pytest.skip("Slurm is not installed (scripts/services/slurm.sh)")
+        missing("Slurm is not installed (scripts/services/slurm.sh)")
     with engine_env(tmp_path, "hpcgate_hostile") as e:
         yield e
 

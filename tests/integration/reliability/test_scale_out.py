@@ -27,6 +27,7 @@ from hpcgate.db.models.users import ApiKeyOwner
 from hpcgate.db.session import session_scope
 from hpcgate.domain.states import FINAL_CALCULATION_STATES, CalculationState
 from hpcgate.services.api_keys import create_api_key
+from tests.helpers.ci import missing
 from tests.helpers.engine_env import EngineEnv, engine_env
 from tests.helpers.live_api import free_port
 from tests.integration.engine.test_crash_recovery import slurm_jobs_named
@@ -39,7 +40,7 @@ N_CALCS = 12
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[EngineEnv]:
     if shutil.which("sbatch") is None:
-        pytest.skip("Slurm is not installed (scripts/services/slurm.sh)")
+        missing("Slurm is not installed (scripts/services/slurm.sh)")
     with engine_env(tmp_path, "hpcgate_scale") as e:
         yield e
 

@@ -18,6 +18,7 @@ from hpcgate.domain.states import CalculationState, StepState
 from hpcgate.services.cluster_ticks import harvest_tick
 from hpcgate.services.connections import ClusterConnections
 from hpcgate.services.dispatch import dispatch_tick
+from tests.helpers.ci import missing
 from tests.helpers.engine_env import EngineEnv, engine_env
 from tests.integration.engine.test_crash_recovery import slurm_jobs_named
 
@@ -51,7 +52,7 @@ def restart_slurmctld(down_s: float = 3.0) -> None:
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[EngineEnv]:
     if shutil.which("sbatch") is None or not PIDFILE.exists() or os.geteuid() != 0:
-        pytest.skip("needs the project's Slurm (scripts/services/slurm.sh) and root")
+        missing("needs the project's Slurm (scripts/services/slurm.sh) and root")
     with engine_env(tmp_path, "hpcgate_ctld") as e:
         yield e
 

@@ -20,6 +20,7 @@ from hpcgate.domain.states import CalculationState, StepState
 from hpcgate.services.cluster_ticks import harvest_tick
 from hpcgate.services.connections import ClusterConnections
 from hpcgate.services.dispatch import dispatch_tick
+from tests.helpers.ci import missing
 from tests.helpers.engine_env import EngineEnv, engine_env
 from tests.helpers.ssh_env import (
     FAULT_SOURCE,
@@ -40,7 +41,7 @@ NOTICE_LIMIT_S = 10.0
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineEnv]:
     if shutil.which("sbatch") is None or load_ssh_env() is None:
-        pytest.skip("needs Slurm and the loopback sshd (scripts/services/{slurm,sshd}.sh)")
+        missing("needs Slurm and the loopback sshd (scripts/services/{slurm,sshd}.sh)")
     with engine_env(tmp_path_factory.mktemp("sshf"), "hpcgate_sshfault") as e:
         yield e
 
@@ -105,7 +106,7 @@ def _no_step_failed(env: EngineEnv, calc_id: int) -> None:
 @pytest.mark.parametrize("fault", ["cut", "hung"])
 def test_fault_during_poll(env: EngineEnv, fault: str) -> None:
     if fault == "cut" and not iptables_usable():
-        pytest.skip("iptables is not usable here (needs root and the iptables package)")
+        missing("iptables is not usable here (needs root and the iptables package)")
     ssh = load_ssh_env()
     assert ssh is not None
     cid = _cluster(env)
@@ -135,7 +136,7 @@ def test_fault_during_poll(env: EngineEnv, fault: str) -> None:
 @pytest.mark.parametrize("fault", ["cut", "hung"])
 def test_fault_during_submission(env: EngineEnv, fault: str) -> None:
     if fault == "cut" and not iptables_usable():
-        pytest.skip("iptables is not usable here (needs root and the iptables package)")
+        missing("iptables is not usable here (needs root and the iptables package)")
     ssh = load_ssh_env()
     assert ssh is not None
     cid = _cluster(env)

@@ -10,8 +10,9 @@ import pytest
 
 from analyses.siesta.inputs import InputError, generate_inputs, parse_atom_selection
 from tests.helpers.analyses_env import case
+from tests.helpers.ci import require_module
 
-sisl_io = pytest.importorskip("sisl.io.siesta")
+sisl_io = require_module("sisl.io.siesta", install_hint="scripts/bootstrap.sh dev installs sisl")
 
 
 @pytest.fixture

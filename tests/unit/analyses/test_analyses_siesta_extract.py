@@ -12,6 +12,7 @@ import pytest
 
 from analyses.base import MAX_POINTS
 from tests.helpers.analyses_env import case, extract, grep_floats
+from tests.helpers.ci import require_module
 
 F = r"([-+]?\d+\.\d+(?:[Ee][-+]?\d+)?)"
 
@@ -297,7 +298,7 @@ def test_transmission_from_k_resolved_text(fx: Path) -> None:
 
 
 def test_transmission_from_netcdf_matches_the_text_average(fx: Path) -> None:
-    pytest.importorskip("netCDF4")
+    require_module("netCDF4", install_hint="scripts/bootstrap.sh dev installs netCDF4")
     run = case(fx, "c60_tbtrans_projection")
     table = np.loadtxt(run / "projection.TBT.AVTRANS_Left-Right")
     pair = extract(run, "transmission")["transmission"]["pairs"][0]

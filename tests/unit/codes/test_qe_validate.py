@@ -18,6 +18,7 @@ import pytest
 from hpcgate.codes import validation
 from hpcgate.codes.qe.validate import validate_qe
 from hpcgate.codes.validation import Verdict, validate_path
+from tests.helpers.ci import missing
 
 PSEUDO_DIR = Path("/usr/share/espresso/pseudo")
 RY_EV = 13.605693122994  # CODATA 2018, as in QE >= 6.6
@@ -88,9 +89,9 @@ def qe_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, i
     """Run pw.x once per case; {name: (stdout path, exit code)}."""
     pw = shutil.which("pw.x")
     if pw is None:
-        pytest.skip("pw.x not on PATH (install with scripts/services/qe.sh)")
+        missing("pw.x not on PATH (install with scripts/services/qe.sh)")
     if not (PSEUDO_DIR / "H.pz-vbc.UPF").exists():
-        pytest.skip(f"{PSEUDO_DIR}/H.pz-vbc.UPF missing (quantum-espresso-data)")
+        missing(f"{PSEUDO_DIR}/H.pz-vbc.UPF missing (quantum-espresso-data)")
     root = tmp_path_factory.mktemp("qe")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out: dict[str, tuple[Path, int]] = {}

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from hpcgate.codes import validation
 from hpcgate.codes.siesta.validate import validate_siesta
 from hpcgate.codes.validation import ValidationReport, Verdict, validate_path
+from tests.helpers.ci import missing
 from tests.helpers.fixtures_path import require_siesta_fixtures, siesta_fixtures_dir
 
 # Every stdout of every fixture case, with the verdict its README documents.
@@ -67,7 +68,7 @@ TERMINAL = re.compile(r"^(SCF_NOT_CONV|GEOM_NOT_CONV|ABNORMAL_TERMINATION|Job co
 def fixture(rel: str) -> Path:
     path = require_siesta_fixtures() / rel
     if not path.exists():
-        pytest.skip(f"fixture {path} missing")
+        missing(f"fixture {path} missing")
     return path
 
 

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hpcgate.cli_validate import app
+from tests.helpers.ci import missing
 from tests.helpers.fixtures_path import require_siesta_fixtures
 
 runner = CliRunner()
@@ -20,7 +21,7 @@ runner = CliRunner()
 def fixture(rel: str) -> Path:
     path = require_siesta_fixtures() / rel
     if not path.exists():
-        pytest.skip(f"fixture {path} missing")
+        missing(f"fixture {path} missing")
     return path
 
 

@@ -16,6 +16,7 @@ import pytest
 from scheduler_adapters.errors import RenderError
 from scheduler_adapters.pbs.adapter import PbsAdapter
 from scheduler_adapters.types import ArraySpec, JobSpec, Resources
+from tests.helpers.ci import missing
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "sbatch"
 WORKDIR = PurePosixPath("/scratch/alice/calc-42")
@@ -93,7 +94,7 @@ def test_golden(case: str, check_golden: Callable[[str, str], None]) -> None:
 def test_golden_is_valid_bash(case: str) -> None:
     bash = shutil.which("bash")
     if bash is None:
-        pytest.skip("bash not installed")
+        missing("bash not installed")
     proc = subprocess.run(
         [bash, "-n", str(GOLDEN / f"{case}.sh")], capture_output=True, text=True, check=False
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -22,6 +21,7 @@ from scheduler_adapters.rendering import (
     shell_glob,
 )
 from scheduler_adapters.types import ArraySpec, JobSpec, Resources
+from tests.helpers.ci import require_tool
 
 GOLDEN_DIR = Path(__file__).resolve().parents[2] / "golden" / "sbatch"
 ROOT = PurePosixPath("/scratch/hpcgate")
@@ -110,9 +110,9 @@ def test_golden(case: str, scheduler: str, spec: JobSpec,
     check_golden(case, Renderer(scheduler).render(spec))
 
 
-@pytest.mark.skipif(shutil.which("bash") is None, reason="bash not installed")
 @pytest.mark.parametrize("case", [c[0] for c in GOLDEN_CASES])
 def test_golden_bash_syntax(case: str) -> None:
+    require_tool("bash", install_hint="apt install bash")
     proc = subprocess.run(["bash", "-n", str(GOLDEN_DIR / f"{case}.sh")],
                           capture_output=True, text=True, check=False)
     assert (proc.returncode, proc.stderr) == (0, "")
