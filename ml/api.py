@@ -127,7 +127,11 @@ def create_ml_app(
             timeout=config.proxy_timeout_s,
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
         )
-        app.state.forwarder = UserForwarder(config.main_api_url, timeout=config.main_api_timeout_s)
+        app.state.forwarder = UserForwarder(
+            config.main_api_url,
+            timeout=config.main_api_timeout_s,
+            api_key=config.api_key.get_secret_value() if config.api_key is not None else None,
+        )
         try:
             yield
         finally:
@@ -262,7 +266,13 @@ def create_ml_app(
         out_headers = {"X-Hpcgate-Model": f"{rt.name}:{rt.version}" if rt else str(model_id)}
         if calculation_id is not None and 200 <= upstream.status_code < 300:
             stored = await _store_prediction(
-                request, model_id, calculation_id, headers["Content-Type"], body, upstream
+                request,
+                model_id,
+                calculation_id,
+                caller.user_id,
+                headers["Content-Type"],
+                body,
+                upstream,
             )
             out_headers.update(stored)
         return Response(
@@ -308,22 +318,23 @@ async def _store_prediction(
     request: Request,
     model_id: int,
     calculation_id: int,
+    user_id: int,
     content_type: str,
     body: bytes,
     upstream: httpx.Response,
 ) -> dict[str, str]:
+    """Stored with the ML-API's own key (users cannot write predictions), for the caller."""
     config: MlApiConfig = request.app.state.config
     record = {
         "model_id": model_id,
         "calculation_id": calculation_id,
+        "user_id": user_id,
         "request": _as_record(body, content_type, config.record_max_bytes),
         "response": _as_record(
             upstream.content, upstream.headers.get("content-type", ""), config.record_max_bytes
         ),
     }
-    status, out = await request.app.state.forwarder.call(
-        "POST", "/predictions", request.headers["authorization"], record
-    )
+    status, out = await request.app.state.forwarder.call("POST", "/predictions", None, record)
     if status == 201 and isinstance(out, dict) and "id" in out:
         return {"X-Hpcgate-Prediction-Id": str(out["id"])}
     detail = out.get("detail") if isinstance(out, dict) else out

@@ -8,7 +8,8 @@ The main API owns the ``ml_models`` rows (admins register models there) and the
   report per model until the main API accepted it (``StateReporter``): a main API that is
   down or restarting loses no state change, only delays it;
 * forwards a user's own access token for what the user does (``UserForwarder``):
-  registering a model, storing a prediction. It never issues tokens.
+  registering a model. It never issues tokens. Predictions are stored with the ML-API's
+  own key, naming the user (the main API takes them from that key or an admin only).
 """
 
 from __future__ import annotations
@@ -149,20 +150,27 @@ class StateReporter:
 
 
 class UserForwarder:
-    """Calls made on behalf of a user, with the user's own ``Authorization`` header."""
+    """Calls made on behalf of a user: with the user's own ``Authorization`` header, or
+    (``authorization=None``) with the ML-API's key, for what only the ML-API may write."""
 
-    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, *, timeout: float = 10.0, api_key: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout)
+        self._api_key = api_key
 
     async def call(
-        self, method: str, path: str, authorization: str, json: Any = None
+        self, method: str, path: str, authorization: str | None, json: Any = None
     ) -> tuple[int, Any]:
         """``(status, body)``; (502, {...}) when the main API cannot be reached."""
+        if authorization is None and self._api_key is None:
+            return 503, {"detail": "the ML-API has no API key for the main API", "code": "no_key"}
+        headers = (
+            {"Authorization": authorization}
+            if authorization is not None
+            else {"X-API-Key": str(self._api_key)}
+        )
         try:
-            response = await self._http.request(
-                method, path, json=json, headers={"Authorization": authorization}
-            )
+            response = await self._http.request(method, path, json=json, headers=headers)
         except httpx.HTTPError as exc:
             return 502, {
                 "detail": f"main API unreachable at {self.base_url}: {exc}",

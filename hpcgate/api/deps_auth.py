@@ -8,6 +8,7 @@ Routes declare what they need with these aliases and never compare roles themsel
 - ``AgentCluster``: the cluster owning the presented agent API key (an ``AgentIdentity``)
   (``Authorization: Bearer hpcg_...`` or ``X-API-Key: hpcg_...``);
 - ``MlApiKey``: the ``ApiKey`` of the ML-API (same two headers);
+- ``PredictionWriter``: the ML-API's key or an admin's access token (``POST /predictions``);
 - ``ManagedUser``: the ``{user_id}`` account, when the caller (moderator+) may manage it.
 
 Failures: no or invalid credentials -> 401 (``Unauthorized``); valid credentials without
@@ -22,6 +23,7 @@ authority here.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from typing import Annotated
 
@@ -136,6 +138,36 @@ def get_ml_api_key(session: SessionDep, header: KeyHeader, bearer: KeyBearerCred
 AgentCluster = Annotated[AgentIdentity, Depends(get_agent_cluster)]
 MlApiKey = Annotated[ApiKey, Depends(get_ml_api_key)]
 
+
+@dataclass(frozen=True)
+class PredictionAuthor:
+    """Who writes a prediction: the ML-API (its key) for a user it names, or an admin."""
+
+    via_ml_api: bool
+    admin_id: int | None = None
+
+
+def get_prediction_writer(
+    session: SessionDep,
+    settings: SettingsDep,
+    header: KeyHeader,
+    bearer: KeyBearerCredentials,
+    user_bearer: BearerCredentials,
+) -> PredictionAuthor:
+    """Only the ML-API's key or an admin: predictions appear next to real results, so a
+    user must not plant one (the ML-API stores what a model really answered)."""
+    raw = _raw_key(header, bearer)
+    if header or (raw is not None and raw.startswith("hpcg_")):
+        authenticate_api_key(session, raw, ApiKeyOwner.ML_API)
+        return PredictionAuthor(via_ml_api=True)
+    user = get_current_user(session, settings, user_bearer)
+    if Role(user.role) is not Role.ADMIN:
+        raise Forbidden("only the ML-API (with its API key) or an admin writes predictions")
+    return PredictionAuthor(via_ml_api=False, admin_id=user.id)
+
+
+PredictionWriter = Annotated[PredictionAuthor, Depends(get_prediction_writer)]
+
 __all__ = [
     "AdminUser",
     "AgentCluster",
@@ -143,9 +175,11 @@ __all__ = [
     "ManagedUser",
     "MlApiKey",
     "ModeratorUser",
+    "PredictionWriter",
     "get_agent_cluster",
     "get_current_user",
     "get_managed_user",
     "get_ml_api_key",
+    "get_prediction_writer",
     "require_role",
 ]

@@ -5,8 +5,9 @@
 * ``/ml-api/...``: what the ML-API calls with its own API key (``MlApiKey``): read the
   registrations (environment included) and report each model's state and health.
 * ``/predictions`` and ``/calculations/{id}/predictions``: predictions stored against the
-  calculation they were made for, returned next to that calculation's observed outcome
-  (the validator's verdict, SCF iterations and total energy per step) with a comparison.
+  calculation they were made for (written only by the ML-API's key or an admin), returned
+  next to that calculation's observed outcome (the validator's verdict, SCF iterations and
+  total energy per step) with a comparison.
 
 The main API owns these rows; the containers themselves are the ML-API's business
 (docs/ml-api.md).
@@ -22,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hpcgate.api.deps import SessionDep
-from hpcgate.api.deps_auth import AdminUser, CurrentUser, MlApiKey
+from hpcgate.api.deps_auth import AdminUser, CurrentUser, MlApiKey, PredictionWriter
 from hpcgate.api.schemas.ml import (
     ACTIVE_MODEL_STATES,
     CalculationPredictions,
@@ -37,7 +38,7 @@ from hpcgate.api.schemas.ml import (
     PredictionCreate,
     PredictionOut,
 )
-from hpcgate.db.models import Calculation, ExtractedResult, Step
+from hpcgate.db.models import Calculation, ExtractedResult, Step, User
 from hpcgate.db.models.ml import MlModel, Prediction
 from hpcgate.errors import Conflict, NotFound
 
@@ -172,14 +173,20 @@ def report_state(
 
 # ------------------------------------------------------------------------ predictions
 @predictions_router.post("/predictions", response_model=PredictionOut, status_code=201)
-def store_prediction(body: PredictionCreate, user: CurrentUser, session: SessionDep) -> Prediction:
+def store_prediction(
+    body: PredictionCreate, author: PredictionWriter, session: SessionDep
+) -> Prediction:
+    """Written by the ML-API (for the user it names) or an admin, never by a user directly."""
     _get_model(session, body.model_id)
     if body.calculation_id is not None and session.get(Calculation, body.calculation_id) is None:
         raise NotFound(f"calculation {body.calculation_id} not found")
+    user_id = body.user_id if body.user_id is not None else author.admin_id
+    if user_id is not None and session.get(User, user_id) is None:
+        raise NotFound(f"user {user_id} not found")
     prediction = Prediction(
         model_id=body.model_id,
         calculation_id=body.calculation_id,
-        user_id=user.id,
+        user_id=user_id,
         request=body.request,
         response=body.response,
     )

@@ -127,6 +127,8 @@ class PredictionCreate(BaseModel):
 
     model_id: DbId
     calculation_id: DbId | None = None
+    # The user the prediction was made for (the ML-API names its caller; an admin: default self).
+    user_id: DbId | None = None
     request: JsonObject = Field(default_factory=dict)
     response: JsonObject = Field(default_factory=dict)
 

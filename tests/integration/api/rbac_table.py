@@ -16,8 +16,9 @@ MODERATOR = "moderator"  # moderator or admin
 ADMIN = "admin"
 AGENT = "agent"  # a cluster agent's API key
 ML_API = "ml_api"  # the ML-API's API key
+ML_API_OR_ADMIN = "ml_api_or_admin"  # the ML-API's API key, or an admin's access token
 
-MINIMUMS = (PUBLIC, REFRESH_COOKIE, USER, MODERATOR, ADMIN, AGENT, ML_API)
+MINIMUMS = (PUBLIC, REFRESH_COOKIE, USER, MODERATOR, ADMIN, AGENT, ML_API, ML_API_OR_ADMIN)
 
 # (method, path as FastAPI declares it) -> minimum principal
 RBAC: dict[tuple[str, str], str] = {
@@ -94,7 +95,7 @@ RBAC: dict[tuple[str, str], str] = {
     ("PATCH", "/ml/models/{model_id}"): ADMIN,
     ("DELETE", "/ml/models/{model_id}"): ADMIN,
     ("GET", "/ml/models/{model_id}/config"): ADMIN,
-    ("POST", "/predictions"): USER,
+    ("POST", "/predictions"): ML_API_OR_ADMIN,
     ("GET", "/calculations/{calc_id}/predictions"): USER,
     # the ML-API process
     ("GET", "/ml-api/models"): ML_API,
@@ -184,6 +185,16 @@ EXPECTED: dict[str, dict[str, str | int]] = {
         "revoked_key": 401,
         "expired_token": 401,
     },
+    ML_API_OR_ADMIN: {
+        "anonymous": 401,
+        "user": 403,
+        "moderator": 403,
+        "admin": ALLOW,
+        "agent_key": 403,
+        "ml_api_key": ALLOW,
+        "revoked_key": 401,
+        "expired_token": 401,
+    },
 }
 
 _MEANING = {
@@ -194,6 +205,7 @@ _MEANING = {
     ADMIN: "admins only",
     AGENT: "a cluster agent's API key",
     ML_API: "the ML-API's API key",
+    ML_API_OR_ADMIN: "the ML-API's API key, or an admin",
 }
 
 _PRINCIPAL_MEANING = {
@@ -234,6 +246,8 @@ def render_doc() -> str:
         "",
         "Machines use API keys: a cluster's **agent** key (agent routes only) and the",
         "**ML-API** key. Keys never open user routes, and access tokens never open agent routes.",
+        "Predictions are written only by the ML-API's key (for the user it names) or an admin:",
+        "they appear next to real results, so a user must not plant one.",
         "",
         "## Minimum caller per route",
         "",

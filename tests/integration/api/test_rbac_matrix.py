@@ -117,6 +117,8 @@ def _dependency_calls(route: Endpoint) -> set[Any]:
 def declared_minimum(route: Endpoint) -> str:
     """What the route's dependencies enforce, in the table's vocabulary."""
     calls = _dependency_calls(route)
+    if deps_auth.get_prediction_writer in calls:
+        return table.ML_API_OR_ADMIN
     if deps_auth.require_role(Role.ADMIN) in calls:
         return table.ADMIN
     if deps_auth.require_role(Role.MODERATOR) in calls:

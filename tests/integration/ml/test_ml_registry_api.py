@@ -159,6 +159,8 @@ def test_predictions_are_compared_with_the_results(settings: Settings, db_engine
     admin = new_user(db_engine, role=Role.ADMIN)
     user = new_user(db_engine)
     u = auth_headers(user, settings)
+    _, ml_key = new_api_key(db_engine)
+    ml = {"X-API-Key": ml_key}  # predictions are written by the ML-API (or an admin)
     calc_id = _calculation(
         db_engine, user.id, [_validation(True, 9, -31.5), _validation(False, 4, None)]
     )
@@ -179,10 +181,11 @@ def test_predictions_are_compared_with_the_results(settings: Settings, db_engine
                 json={
                     "model_id": mid,
                     "calculation_id": calc_id,
+                    "user_id": user.id,
                     "request": {"instances": []},
                     "response": response,
                 },
-                headers=u,
+                headers=ml,
             )
             assert r.status_code == 201, r.text
             assert r.json()["user_id"] == user.id
@@ -206,7 +209,7 @@ def test_predictions_are_compared_with_the_results(settings: Settings, db_engine
         assert second["converged"]["agrees"] is False
         # a prediction needs an existing model and calculation
         for bad in ({"model_id": 987654321}, {"model_id": mid, "calculation_id": 987654321}):
-            assert client.post("/predictions", json=bad, headers=u).status_code == 404
+            assert client.post("/predictions", json=bad, headers=ml).status_code == 404
         assert client.get("/calculations/987654321/predictions", headers=u).status_code == 404
         assert client.post("/predictions", json={"model_id": mid}).status_code == 401
 
