@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from hpcgate.db.models import Calculation, Cluster, QueueMapping
 from hpcgate.db.models.clusters import AccessMode
+from hpcgate.engine.programs import check_cluster_options
 from hpcgate.errors import Conflict, InvalidInput, NotFound
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
@@ -117,6 +118,8 @@ def validate_cluster_values(values: Mapping[str, Any]) -> dict[str, Any]:
         if not 1 <= port <= 65535:
             raise ValueError("port must be between 1 and 65535")
         out["port"] = port
+        if out.get("options") is not None:
+            out["options"] = check_cluster_options(out["options"])
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidInput(str(exc)) from None
     if out["access_mode"] is AccessMode.SSH and not out.get("host"):

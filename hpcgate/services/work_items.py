@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from hpcgate.db.models import Calculation, Cluster, Step, StepEdge
 from hpcgate.domain.plan import Plan, PlannedStep
 from hpcgate.engine.codes import get_plugin
+from hpcgate.engine.programs import resolve_program
 from hpcgate.engine.work import CalculationWork, StepWork
 
 
@@ -52,6 +53,11 @@ def build_work(session: Session, calc: Calculation, cluster: Cluster) -> Calcula
         context["analyses"] = list(spec.get("analyses", []))
         context["variant"] = dict(spec.get("variant", {}))
         context["launcher"] = cluster.options.get("launcher", "none")
+        programs = dict(cluster.options.get("programs") or {})
+        program = resolve_program(calc.code, context, programs)
+        if program is not None:
+            context["program"] = program
+        context["programs"] = programs
         context["ranks"] = int(spec.get("resources", {}).get("tasks", 1))
         items.append(
             StepWork(
