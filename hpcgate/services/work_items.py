@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from hpcgate.db.models import Calculation, Cluster, Step, StepEdge
 from hpcgate.domain.plan import Plan, PlannedStep
 from hpcgate.engine.codes import get_plugin
+from hpcgate.engine.params import param_environment, task_environments
 from hpcgate.engine.programs import resolve_program
 from hpcgate.engine.work import CalculationWork, StepWork
 
@@ -25,6 +26,15 @@ def _topological(steps: Sequence[Step], parents: dict[int, list[int]]) -> list[S
     )
     by_id = {s.id: s for s in steps}
     return [by_id[i] for i in plan.order()]
+
+
+def _parameters(calc: Calculation, step: Step) -> dict[str, Any]:
+    """``HPCGATE_PARAM_*`` for the job script itself (never a sourced file: see params.py)."""
+    base = dict(calc.configuration.get("parameters") or {})
+    if step.array_size:
+        tasks = sorted(((t.task_index, dict(t.variant)) for t in step.tasks), key=lambda t: t[0])
+        return {"task_env": task_environments(base, tasks)}
+    return {"param_env": param_environment({**base, **dict(step.spec.get("variant", {}))})}
 
 
 def build_work(session: Session, calc: Calculation, cluster: Cluster) -> CalculationWork:
@@ -59,6 +69,8 @@ def build_work(session: Session, calc: Calculation, cluster: Cluster) -> Calcula
             context["program"] = program
         context["programs"] = programs
         context["ranks"] = int(spec.get("resources", {}).get("tasks", 1))
+        if calc.code == "generic":
+            context.update(_parameters(calc, step))
         items.append(
             StepWork(
                 step_id=step.id,

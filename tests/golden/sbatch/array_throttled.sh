@@ -62,7 +62,6 @@ cd "$HPCGATE_WORKDIR" || hpcgate_finish 1
 # one sub directory per array task (sweeps)
 mkdir -p "task-$HPCGATE_TASK_INDEX" && cd "task-$HPCGATE_TASK_INDEX" || hpcgate_finish 1
 HPCGATE_RC=0
-[ -f hpcgate-params.env ] && . ./hpcgate-params.env
 
 # ---- body: generic
 bash -c 'echo task $HPCGATE_TASK_INDEX'

@@ -100,6 +100,15 @@ GOLDEN_CASES: list[tuple[str, str, JobSpec]] = [
         array=ArraySpec((0, 1, 2, 5), max_concurrent=2),
         context={"per_task_dir": True},
     )),
+    # a generic sweep: each task's HPCGATE_PARAM_* are in the script (never a sourced file)
+    ("generic_sweep_params", "slurm", _spec(
+        "generic_sweep_params", "generic.j2",
+        array=ArraySpec.of_size(3),
+        context={"command": ["bash", "-c", "echo $HPCGATE_PARAM_X"], "per_task_dir": True,
+                 "task_env": {"0": {"HPCGATE_PARAM_X": "1"},
+                              "1": {"HPCGATE_PARAM_X": "$(touch /tmp/pwned)"},
+                              "2": {"HPCGATE_PARAM_X": "it's; `id`"}}},
+    )),
 ]
 
 
