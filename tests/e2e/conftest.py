@@ -6,9 +6,9 @@ One stack per test session:
 * the API with the built portal (``create_app`` + ``mount_portal``) in a uvicorn thread
   (``tests/helpers/live_api.py``);
 * a real ``hpcgate worker`` subprocess on the same database, whose local executor runs the
-  job scripts; its ``PATH`` starts with a directory holding a stand-in ``siesta`` that
-  replays a real SIESTA run (``h2o_scf_siesta5`` from the shared fixtures), so
-  ``hpcgate validate`` and the analyses' extraction work on genuine SIESTA output;
+  job scripts with the real SIESTA 4.1 on its PATH (``scripts/services/siesta.sh``): every
+  SIESTA step of these tests is a real run of our small H2O input (``tests/data/siesta/h2o``
+  plus the installed pseudopotentials, gathered in ``Stack.siesta_dir`` for uploads);
 * seeded accounts (admin, moderator, researcher, one user to block) and two local clusters
   (one of them requiring approval).
 
@@ -36,8 +36,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hpcgate.settings import Settings
 from tests.conftest import create_scratch_database, drop_database
-from tests.helpers.fixtures_path import siesta_fixtures_dir
+from tests.helpers.ci import missing
 from tests.helpers.live_api import live_server
+from tests.helpers.siesta_env import require_siesta, siesta_case
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
@@ -54,20 +55,9 @@ CHROMIUM_ARGS = [
 ]
 PASSWORD = "e2e-password-correct-horse"
 SECRET = "e2e-secret-key-0123456789abcdef-0123456789"
-H2O = "h2o_scf_siesta5"
-
-# A stand-in for the siesta binary: replays a real converged SIESTA 5 run into the step
-# directory (stdout and the side files), so everything after it is the real pipeline.
-FAKE_SIESTA = """#!/bin/bash
-# hpcgate e2e: replay a recorded SIESTA run (input on stdin is read and ignored)
-cat > /dev/null
-src={src}
-for f in "$src"/*; do
-  case "$(basename "$f")" in RUN.out|README.md|*.fdf|*.psml) ;; *) cp -f "$f" . ;; esac
-done
-sleep 1
-cat "$src/RUN.out"
-"""
+# The SIESTA input the e2e runs use (tests/data/siesta/h2o) and the files uploaded with it.
+H2O_MAIN = "h2o.fdf"
+H2O_FILES = ("h2o.fdf", "H.psf", "O.psf")
 
 
 @dataclass
@@ -86,7 +76,7 @@ class Stack:
     factory: sessionmaker[Session]
     accounts: dict[str, Account]
     clusters: dict[str, int]
-    fixtures: Path
+    siesta_dir: Path  # h2o.fdf + H.psf + O.psf, ready to upload
     data_dir: Path
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -110,7 +100,7 @@ class Stack:
 
 def _require_chromium() -> str:
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        pytest.skip(f"Chromium not found at {CHROMIUM} (run scripts/services/chromium.sh)")
+        missing(f"Chromium not found at {CHROMIUM} (run scripts/services/chromium.sh)")
     return CHROMIUM
 
 
@@ -182,12 +172,9 @@ def _seed(
     return accounts, clusters
 
 
-def _start_worker(
-    url: str, data_dir: Path, bin_dir: Path, log_path: Path
-) -> subprocess.Popen[bytes]:
+def _start_worker(url: str, data_dir: Path, log_path: Path) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
-        "PATH": f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
         "HPCGATE_ENV": "test",
         "HPCGATE_DATABASE_URL": url,
         "HPCGATE_AUTH__SECRET_KEY": SECRET,
@@ -215,16 +202,13 @@ def stack(
     from hpcgate.api.app import create_app
     from hpcgate.db import migrate
 
-    fixtures = siesta_fixtures_dir() / H2O
-    if not fixtures.is_dir():
-        pytest.skip(f"SIESTA fixture {H2O} not found at {fixtures}")
     root = tmp_path_factory.mktemp("e2e")
     data_dir = root / "data"
-    bin_dir = root / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "siesta"
-    fake.write_text(FAKE_SIESTA.format(src=str(fixtures)), encoding="utf-8")
-    fake.chmod(0o755)
+    siesta_dir = root / "siesta-h2o"
+    siesta_dir.mkdir()
+    for name, text in siesta_case("h2o", require_siesta()).items():
+        (siesta_dir / name).write_text(text, encoding="utf-8")
+    assert sorted(p.name for p in siesta_dir.iterdir()) == sorted(H2O_FILES)
 
     url = create_scratch_database("hpcgate_e2e")
     migrate.upgrade(url)
@@ -238,11 +222,11 @@ def stack(
         paths={"data_dir": str(data_dir)},
     )
     accounts, clusters = _seed(factory, root / "scratch")
-    worker = _start_worker(url, data_dir, bin_dir, root / "worker.log")
+    worker = _start_worker(url, data_dir, root / "worker.log")
     app = create_app(settings, engine=engine)
     try:
         with live_server(app) as base:
-            yield Stack(base, settings, engine, factory, accounts, clusters, fixtures, data_dir)
+            yield Stack(base, settings, engine, factory, accounts, clusters, siesta_dir, data_dir)
     finally:
         worker.terminate()
         try:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Stack, login, page_errors, shot, wait_until
+from tests.e2e.conftest import H2O_FILES, H2O_MAIN, Stack, login, page_errors, shot, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -22,11 +22,8 @@ H   0.000000  -0.763239  -0.477047
 
 
 def _siesta_calculation(stack: Stack, molecule_id: int, name: str) -> dict[str, Any]:
-    """A single SIESTA run of the recorded water calculation, linked to the molecule."""
-    inputs = {
-        n: (stack.fixtures / n).read_text(encoding="utf-8")
-        for n in ("h2o_dipole.fdf", "H.psml", "O.psml")
-    }
+    """A single real SIESTA run of our small water input, linked to the molecule."""
+    inputs = {n: (stack.siesta_dir / n).read_text(encoding="utf-8") for n in H2O_FILES}
     return {
         "name": name,
         "description": "molecule comparison (e2e)",
@@ -34,7 +31,7 @@ def _siesta_calculation(stack: Stack, molecule_id: int, name: str) -> dict[str, 
         "cluster_id": stack.clusters["local-e2e"],
         "logical_queue": "default",
         "code": "siesta",
-        "configuration": {"kind": "single", "main_input": "h2o_dipole.fdf", "inputs": inputs},
+        "configuration": {"kind": "single", "main_input": H2O_MAIN, "inputs": inputs},
         "analyses": ["scf_convergence", "energy"],
     }
 
