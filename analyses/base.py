@@ -110,13 +110,22 @@ class ExtractContext:
 
 @dataclass(frozen=True, slots=True)
 class StepInput:
-    """One step of a calculation as ``compute`` sees it: its variant and extracted data."""
+    """One step of a calculation as ``compute`` sees it: its variant and extracted data.
+
+    ``state``/``reason`` (the step's state and why it ended so) and ``meta`` (what the plan
+    says the step is, e.g. a TranSIESTA ladder's ``{"role": "device", "bias_v": 0.1}``) let
+    an analysis report the steps that produced nothing, not only those that did.
+    """
 
     index: int
     label: str = ""
     variant: Mapping[str, Any] = field(default_factory=_empty)
     data: Mapping[str, Mapping[str, Any]] = field(default_factory=_empty)
     errors: Mapping[str, str] = field(default_factory=_empty)
+    step_id: int | None = None
+    state: str = ""
+    reason: str = ""
+    meta: Mapping[str, Any] = field(default_factory=_empty)
 
     def get(self, analysis: str) -> Mapping[str, Any] | None:
         return self.data.get(analysis)
@@ -133,12 +142,17 @@ class StepInput:
         if isinstance(data, Mapping) and "analyses" in data:  # an extract.json document
             errors = {**(data.get("errors") or {}), **errors}
             data = data.get("analyses") or {}
+        step_id = raw.get("step_id")
         return cls(
             index=int(raw.get("index", 0)),
             label=str(raw.get("label") or ""),
             variant=dict(raw.get("variant") or {}),
             data=dict(data),
             errors=dict(errors),
+            step_id=int(step_id) if step_id is not None else None,
+            state=str(raw.get("state") or ""),
+            reason=str(raw.get("reason") or ""),
+            meta=dict(raw.get("meta") or {}),
         )
 
 
@@ -269,9 +283,12 @@ class AnalysisOutput:
     series: list[Series] = field(default_factory=list)
     summary: dict[str, Scalar] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: Structured result for clients that need more than tables (the ladder's I-V points,
+    #: failed points and their reasons); only in ``to_dict()`` when not empty.
+    data: JSONDict = field(default_factory=dict)
 
     def to_dict(self) -> JSONDict:
-        return {
+        out: JSONDict = {
             "schema": SCHEMA_VERSION,
             "name": self.name,
             "title": self.title,
@@ -280,6 +297,9 @@ class AnalysisOutput:
             "summary": {k: json_scalar(v) for k, v in self.summary.items()},
             "notes": list(self.notes),
         }
+        if self.data:
+            out["data"] = to_jsonable(self.data)
+        return out
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> AnalysisOutput:
@@ -290,6 +310,7 @@ class AnalysisOutput:
             series=[Series.from_dict(s) for s in raw.get("series", [])],
             summary=dict(raw.get("summary", {})),
             notes=[str(n) for n in raw.get("notes", [])],
+            data=dict(raw.get("data") or {}),
         )
 
 

@@ -63,6 +63,7 @@ BUILTINS: tuple[str, ...] = (
     "analyses.siesta.transmission:Transmission",
     "analyses.siesta.current:Current",
     "analyses.siesta.iv_curve:IvCurve",
+    "analyses.siesta.transiesta_iv:TransiestaIv",
     "analyses.qe.scf_convergence:QeScfConvergence",
     "analyses.qe.energy:QeEnergy",
 )

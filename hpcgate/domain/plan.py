@@ -8,6 +8,11 @@ on"), and ``graphlib`` gives the submission order and rejects cycles.
   *i* starts after step *i-1* succeeded and inherits files from it (``inherit`` globs).
 * **sweep** — independent variants run as ONE array step (``max_concurrent`` throttle).
 * **dag** — named steps with explicit ``after`` lists (a chain with a fork, say).
+* **transiesta** — a TranSIESTA bias ladder as one DAG: electrode runs, then the device
+  at 0 V, then two branches (positive biases upwards, negative ones downwards), each
+  point starting from the previous point's ``.TSDE``, and one TBtrans job per point
+  (see :func:`build_transiesta_plan`). Each edge says which files the child takes from
+  that parent (``PlannedStep.edge_inherit``).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-PlanKind = Literal["single", "chain", "sweep", "dag"]
+PlanKind = Literal["single", "chain", "sweep", "dag", "transiesta"]
 MAX_STEPS = 1000
 MAX_ARRAY = 1000
 _LABEL_RE = re.compile(r"[^A-Za-z0-9_.+-]+")
@@ -44,6 +49,15 @@ class PlannedStep:
     variant: Variant | None = None  # one job
     array: tuple[Variant, ...] = ()  # an array step: one variant per task
     max_concurrent: int | None = None
+    # Per-parent file patterns, overriding ``inherit`` for that edge: a ladder point takes
+    # only ``*.TSHS`` from an electrode but ``*.TSDE`` from the previous point.
+    edge_inherit: tuple[tuple[int, tuple[str, ...]], ...] = ()
+    # What the step is in a structured workflow (TranSIESTA: role, bias, electrodes).
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def inherit_from(self, parent: int) -> tuple[str, ...]:
+        """The patterns this step copies from ``parent``'s directory."""
+        return dict(self.edge_inherit).get(parent, self.inherit)
 
     @property
     def is_array(self) -> bool:
@@ -143,7 +157,13 @@ def build_plan(config: Mapping[str, Any]) -> Plan:
         )
     if kind == "dag":
         return _build_dag(config.get("steps"))
-    raise PlanError(f"unknown calculation kind {kind!r}: use single, chain, sweep or dag")
+    if kind == "transiesta":
+        from hpcgate.domain.ladder import build_transiesta_plan
+
+        return build_transiesta_plan(config)
+    raise PlanError(
+        f"unknown calculation kind {kind!r}: use single, chain, sweep, dag or transiesta"
+    )
 
 
 def _build_dag(raw: Any) -> Plan:

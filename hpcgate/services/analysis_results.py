@@ -53,6 +53,10 @@ def step_inputs(s: Session, calc: Calculation) -> list[dict[str, Any]]:
                     "variant": dict(step.spec.get("variant", {})),
                     "data": data.get((step.id, -1), {}),
                     "errors": errors.get((step.id, -1), {}),
+                    "step_id": step.id,
+                    "state": step.state.value,
+                    "reason": step.state_reason or "",
+                    "meta": dict(step.spec.get("ladder") or {}),
                 }
             )
     return out

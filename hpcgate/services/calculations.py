@@ -124,6 +124,10 @@ def _prepare_all(
     base = config.get("parameters", {}) or {}
     if not isinstance(base, Mapping):
         raise InvalidInput("'parameters' must be an object")
+    if plan.kind == "transiesta":  # electrode, device and TBtrans steps from their own fdfs
+        from hpcgate.engine.transiesta import prepare_ladder
+
+        return prepare_ladder(plan, code, config)
     prepared: dict[int, list[PreparedInputs]] = {}
     for step in plan.steps:
         variants = step.array if step.is_array else ((step.variant,) if step.variant else ())
@@ -174,6 +178,10 @@ def create_calculation(
     except PlanError as exc:
         raise InvalidInput(str(exc)) from None
     prepared = _prepare_all(plan, new.code, config)
+    if plan.kind == "transiesta":
+        from hpcgate.engine.transiesta import ladder_analyses, step_analyses
+
+        analyses = ladder_analyses(analyses)
     plugin = get_plugin(new.code)
     inherit_default = list(plugin.default_inherit)
 
@@ -210,7 +218,10 @@ def create_calculation(
         else:
             files = dict(inputs[0].files) if inputs else {}
             context = dict(inputs[0].context) if inputs else {}
-        inherit = list(planned.inherit) or (inherit_default if planned.parents else [])
+        inherit = list(planned.inherit) or (
+            inherit_default if planned.parents and not planned.edge_inherit else []
+        )
+        template = str(context.pop("template", plugin.template))
         spec = {
             "resources": resources,
             "queue": queue.partition,
@@ -221,15 +232,19 @@ def create_calculation(
             "context": context,
             "inherit": inherit,
             "command": list(config.get("command") or []),
-            "analyses": analyses,
+            "analyses": (
+                step_analyses(planned, analyses) if plan.kind == "transiesta" else analyses
+            ),
             "variant": dict(planned.variant.parameters) if planned.variant else {},
         }
+        if planned.meta:
+            spec["ladder"] = dict(planned.meta)
         step = Step(
             calculation_id=calc.id,
             cluster_id=cluster.id,
             index=planned.index,
             label=planned.label[:200],
-            template=plugin.template,
+            template=template,
             spec=spec,
             state=StepState.PLANNED,
             job_name=job_name(calc.id, token, planned.index, 1),
@@ -252,7 +267,9 @@ def create_calculation(
                     parent_id=steps_by_index[parent].id,
                     child_id=steps_by_index[planned.index].id,
                     kind="afterok",
-                    inherit=list(steps_by_index[planned.index].spec["inherit"]),
+                    inherit=list(planned.inherit_from(parent))
+                    if planned.edge_inherit
+                    else list(steps_by_index[planned.index].spec["inherit"]),
                 )
             )
     session.flush()

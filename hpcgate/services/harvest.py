@@ -137,6 +137,7 @@ def apply_observations(
     """Apply one tick's observations; return scheduler ids the dispatcher must now cancel."""
     now = datetime.now(UTC)
     touched: set[int] = set()
+    settled: set[int] = set()  # calculations with a step that ended this tick
     for obs in observations:
         step = s.get(Step, obs.step_id, with_for_update=True)
         if step is None or step.cluster_id != cluster_id or step.state not in ACTIVE:
@@ -181,6 +182,7 @@ def apply_observations(
             step.started_at = now
         if target in (StepState.FINISHED, StepState.INVALID, StepState.FAILED, StepState.CANCELLED):
             step.finished_at = now
+            settled.add(step.calculation_id)
             _store_results(s, step, obs)
         if not can_transition_step(step.state, target):
             # e.g. QUEUED seen while LOST: stay LOST until a real outcome is seen.
@@ -192,7 +194,7 @@ def apply_observations(
             _move(step, StepState.HARVESTED, None)
     cancels: list[str] = []
     for calc_id in sorted(touched):
-        cancels += _settle_calculation(s, calc_id, now, settings)
+        cancels += _settle_calculation(s, calc_id, now, settings, calc_id in settled)
     return cancels
 
 
@@ -290,7 +292,9 @@ def _descendants(s: Session, step_ids: set[int]) -> set[int]:
     return found
 
 
-def _settle_calculation(s: Session, calc_id: int, now: datetime, settings: Settings) -> list[str]:
+def _settle_calculation(
+    s: Session, calc_id: int, now: datetime, settings: Settings, step_ended: bool = False
+) -> list[str]:
     calc = s.get(Calculation, calc_id, with_for_update=True)
     if calc is None:
         return []
@@ -311,6 +315,9 @@ def _settle_calculation(s: Session, calc_id: int, now: datetime, settings: Setti
         calc.state = transition_calculation(calc.state, CalculationState.RUNNING)
     outcome = calculation_outcome([st.state for st in steps])
     if outcome is None or calc.state not in (CalculationState.SUBMITTED, CalculationState.RUNNING):
+        if step_ended and calc.configuration.get("kind") == "transiesta":
+            s.flush()
+            _compute_analyses(s, calc)  # a ladder's I-V grows as its points arrive
         return cancels
     if outcome is CalculationState.CANCELLED:
         outcome = CalculationState.FAILED  # cancellations not asked for by a user are failures
@@ -341,6 +348,9 @@ def _settle_calculation(s: Session, calc_id: int, now: datetime, settings: Setti
             else "a step did not succeed"
         )
         calc.state_reason = reason[:4000]
+        if calc.configuration.get("kind") == "transiesta":
+            s.flush()
+            _compute_analyses(s, calc)  # the I-V of the points that did converge (partial)
         event = "validation_failed" if bad and bad.state is StepState.INVALID else "error"
         calculation_event(s, calc, event, reason, level="error", settings=settings)
     return cancels
@@ -355,7 +365,8 @@ def _compute_analyses(s: Session, calc: Calculation) -> None:
     except ImportError:
         return
     try:
-        compute_for_calculation(s, calc)
+        with s.begin_nested():  # a failure must not poison the harvest's transaction
+            compute_for_calculation(s, calc)
     except Exception:
         log.exception("computing analyses of calculation %s failed", calc.id)
 

@@ -43,8 +43,10 @@ def build_work(session: Session, calc: Calculation, cluster: Cluster) -> Calcula
         session.scalars(select(StepEdge).where(StepEdge.child_id.in_([s.id for s in steps])))
     )
     parents: dict[int, list[int]] = {}
+    patterns: dict[tuple[int, int], list[str]] = {}
     for e in edges:
         parents.setdefault(e.child_id, []).append(e.parent_id)
+        patterns[(e.parent_id, e.child_id)] = list(e.inherit)
     by_id = {s.id: s for s in steps}
     plugin = get_plugin(calc.code)
     items = []
@@ -53,8 +55,9 @@ def build_work(session: Session, calc: Calculation, cluster: Cluster) -> Calcula
         context = dict(spec.get("context", {}))
         context["code"] = calc.code
         context["logical_queue"] = calc.logical_queue
+        # Per edge: a ladder point takes *.TSHS from an electrode, *.TSDE from its parent.
         context["inherit_from"] = [
-            {"dir": by_id[p].workdir, "patterns": list(spec.get("inherit", []))}
+            {"dir": by_id[p].workdir, "patterns": patterns[(p, step.id)]}
             for p in parents.get(step.id, [])
         ]
         context["per_task_dir"] = bool(step.array_size)

@@ -67,6 +67,7 @@ def _parents(session: Session, step_ids: list[int]) -> dict[int, list[int]]:
 def _step_out(step: Step, parents: dict[int, list[int]]) -> StepOut:
     out = StepOut.model_validate(step)
     out.parents = sorted(parents.get(step.id, []))
+    out.ladder = dict(step.spec["ladder"]) if step.spec.get("ladder") else None
     return out
 
 

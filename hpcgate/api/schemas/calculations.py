@@ -75,6 +75,8 @@ class StepOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     parents: list[int] = Field(default_factory=list)
+    # TranSIESTA ladders: {"role": electrode|device|tbtrans, "bias_v", ...}; None otherwise.
+    ladder: dict[str, Any] | None = None
 
 
 class StepDetail(StepOut):

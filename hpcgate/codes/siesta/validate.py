@@ -16,6 +16,13 @@ Markers (checked on real 4.1-b4, MaX-1.0-3 and 5.1 outputs, see docs/validation.
   used all its moves -> ``geometry_not_converged``. MD runs also print "Final
   (unrelaxed)", so that line only counts for optimisations (CG/Broyden/FIRE).
 * ``Job completed`` is the normal end of SIESTA; ``>> End of run`` that of TBtrans.
+  A TBtrans run counts as converged only when it also printed a current
+  (``Left -> Right, V [V] / I [A]: ...``): the I-V curve is what it runs for.
+* Any other ``FATAL:`` line in ``MESSAGES`` of a run that did not complete is the stated
+  reason of an ``aborted`` verdict. TranSIESTA writes its refusals there, e.g.
+  ``FATAL: ts: You have to calculate the 0 V and re-use the TSDE from that calculation.``
+  (a finite bias started without the 0 V density); its stdout only says
+  ``Stopping Program from Node: 0``.
 
 Why no sisl here: see :mod:`hpcgate.codes.validation`.
 """
@@ -156,6 +163,7 @@ class SiestaAnalyzer(Analyzer):
         self.error_pending = False
         self.killed: str | None = None
         self.messages_scf_warn = False  # from MESSAGES, kept apart from the stdout count
+        self.fatal_item: tuple[int, str] | None = None  # first other FATAL line of MESSAGES
         self.messages_geom_warn = False
         self.sampled = False
         self.notes: list[str] = []
@@ -461,6 +469,9 @@ class SiestaAnalyzer(Analyzer):
             self.out_of_time = True
         elif not upper.startswith(b"FATAL"):
             return
+        elif self.fatal_item is None and b"ABNORMAL_TERMINATION" not in upper:
+            # (a bare ABNORMAL_TERMINATION states no reason: the stdout's crash line does)
+            self.fatal_item = (n, f"[MESSAGES] {clean_text(line)}")
         self.evidence.side("MESSAGES", n, line)
 
     def _scan_crash(self, scan: ScanInfo) -> None:
@@ -492,6 +503,12 @@ class SiestaAnalyzer(Analyzer):
         if self.program == "tbtrans":
             if self.abnormal or self.error_pending:
                 return v.ABORTED, ("error", "abnormal"), "TBtrans stopped abnormally"
+            if self.end_of_run and not self.currents:
+                return (
+                    v.ABORTED,
+                    (),
+                    "TBtrans ended without printing a current ('V [V] / I [A]')",
+                )
             if self.end_of_run:
                 return v.CONVERGED, ("endrun",), "TBtrans reached '>> End of run'"
             return v.INCOMPLETE, ("current",), "no '>> End of run': TBtrans output cut off"
@@ -501,6 +518,8 @@ class SiestaAnalyzer(Analyzer):
             return v.GEOMETRY_NOT_CONVERGED, ("geom", "side"), "GEOM_NOT_CONV"
         if self.out_of_time or (self.killed == "walltime" and not self.completed):
             return v.INCOMPLETE, ("oot", "killed", "side"), "stopped at the time limit"
+        if self.fatal_item is not None and not self.completed:
+            return v.ABORTED, ("side",), self.fatal_item[1]
         if (self.abnormal or self.error_pending or self.killed) and not self.completed:
             # e.g. TranSIESTA: the initial SIESTA cycle failed (warning), then it aborts.
             if self.last_cycle_end == "not_converged":
@@ -523,6 +542,8 @@ class SiestaAnalyzer(Analyzer):
         self._scan_crash(scan)
         status, slots, fallback = self._verdict()
         lead = self.evidence.pick(slots)
+        if status is Verdict.ABORTED and self.fatal_item is not None and not self.completed:
+            lead = self.fatal_item  # TranSIESTA's own words, not "Stopping Program"
         full = not scan.sampled
         numbers: dict[str, Any] = {
             "program": self.program or "unknown",

@@ -74,6 +74,20 @@ GOLDEN_CASES: list[tuple[str, str, JobSpec]] = [
                  "launcher_args": ["--bind-to", "core"],
                  "validate_command": ["hpcgate-validate", "transiesta", "scat.out"]},
     )),
+    ("transiesta_electrode", "slurm", _spec(
+        "transiesta_electrode", "siesta.j2",
+        resources=Resources(walltime_s=600), queue="debug",
+        context={"input": "elec.fdf", "output": "elec.out", "program_args": ["--electrode"],
+                 "code": "siesta", "validate": True, "hpcgate_command": ["hpcgate"]},
+    )),
+    ("tbtrans", "slurm", _spec(
+        "tbtrans", "tbtrans.j2",
+        resources=Resources(walltime_s=600), queue="debug",
+        context={"input": "device.fdf", "output": "tbtrans.out", "program": "tbtrans",
+                 "code": "siesta", "validate": True, "hpcgate_command": ["hpcgate"],
+                 "analyses": ["transiesta_iv"], "variant": {"TS.Voltage": 0.1},
+                 "inherit_from": [{"dir": "/scratch/hpcgate/device", "patterns": ["*.TSHS"]}]},
+    )),
     ("qe", "slurm", _spec(
         "qe", "qe.j2",
         resources=Resources(tasks=4, memory_mb=3000, walltime_s=7200), queue="long",
