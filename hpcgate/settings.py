@@ -77,6 +77,9 @@ class AuthSettings(BaseModel):
     secret_key: str = DEFAULT_SECRET
     access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
     refresh_token_days: int = Field(default=14, ge=1, le=365)
+    # A login (refresh family) ends this long after the password was typed, however often
+    # it was refreshed: a stolen, regularly refreshed cookie does not live forever.
+    refresh_family_max_days: int = Field(default=30, ge=1, le=3650)
     issuer: str = "hpcgate"
     cookie_secure: bool = True
     login_rate_per_minute: int = Field(default=10, ge=1)

@@ -6,7 +6,12 @@
   revoked (theft detection, as in RFC 6819 5.2.2.3 / OAuth 2.0 Security BCP 4.14) and the
   caller gets 401. The revocation is committed *before* raising, so it survives the request's
   rollback.
-- Logout revokes the family; "revoke all sessions" revokes every family of a user.
+- Logout revokes the family and every access token of the user issued so far
+  (``users.sessions_revoked_at``, checked by the auth dependency on its one user lookup);
+  other logins of the user get a fresh access token from their own refresh cookie.
+  "Revoke all sessions" and a password change revoke every family and access token.
+- A family lives at most ``auth.refresh_family_max_days`` from its login, however often it
+  is refreshed (``family_started_at``, copied on each rotation).
 
 The token travels only in the ``hpcgate_refresh`` cookie (httpOnly, Secure, SameSite=Strict,
 ``Path=/auth``), so page scripts never see it and no other path receives it.
@@ -50,12 +55,17 @@ def issue_refresh_token(
     settings: Settings,
     *,
     family_id: str | None = None,
+    family_started_at: datetime | None = None,
     now: datetime | None = None,
 ) -> IssuedRefresh:
     now = now or datetime.now(UTC)
     token = secrets.token_urlsafe(32)
     family = family_id or uuid.uuid4().hex
-    expires = now + timedelta(days=settings.auth.refresh_token_days)
+    started = family_started_at or now
+    expires = min(
+        now + timedelta(days=settings.auth.refresh_token_days),
+        started + timedelta(days=settings.auth.refresh_family_max_days),
+    )
     session.add(
         RefreshToken(
             user_id=user.id,
@@ -63,6 +73,7 @@ def issue_refresh_token(
             token_hash=hash_token(token),
             issued_at=now,
             expires_at=expires,
+            family_started_at=started,
         )
     )
     session.flush()
@@ -119,25 +130,46 @@ def rotate_refresh_token(
         raise Unauthorized("refresh token reused: every session of this login was revoked")
     if row.expires_at <= now:
         raise Unauthorized("refresh token expired")
+    if row.family_started_at + timedelta(days=settings.auth.refresh_family_max_days) <= now:
+        revoke_family(session, row.family_id, now=now)
+        session.commit()
+        raise Unauthorized("this login is too old: log in again")
     user = session.get(User, row.user_id)
     if user is None or user.blocked:
         revoke_family(session, row.family_id, now=now)
         session.commit()
         raise Unauthorized("account blocked or deleted")
     row.rotated_at = now
-    issued = issue_refresh_token(session, user, settings, family_id=row.family_id, now=now)
+    issued = issue_refresh_token(
+        session,
+        user,
+        settings,
+        family_id=row.family_id,
+        family_started_at=row.family_started_at,
+        now=now,
+    )
     session.commit()
     return user, issued
 
 
-def logout(session: Session, token: str | None) -> bool:
-    """Revoke the family of ``token`` (and commit); unknown tokens are ignored."""
+def logout(session: Session, token: str | None, *, user_id: int | None = None) -> bool:
+    """Revoke the family of ``token`` and the user's access tokens issued so far (and commit).
+
+    ``user_id``: the user of a valid access token sent with the logout, revoked even when the
+    cookie is missing. Unknown tokens are ignored.
+    """
+    now = datetime.now(UTC)
     row = find_token(session, token)
-    if row is None:
-        return False
-    revoke_family(session, row.family_id)
+    users = {user_id} if user_id is not None else set()
+    if row is not None:
+        revoke_family(session, row.family_id, now=now)
+        users.add(row.user_id)
+    for uid in users:
+        user = session.get(User, uid)
+        if user is not None:
+            user.sessions_revoked_at = now
     session.commit()
-    return True
+    return bool(users)
 
 
 def revoke_all_sessions(session: Session, user: User, *, now: datetime | None = None) -> int:

@@ -9,11 +9,11 @@ from fastapi import APIRouter, Cookie, Request, Response
 from fastapi.responses import JSONResponse
 
 from hpcgate.api.deps import SessionDep, SettingsDep
-from hpcgate.api.deps_auth import CurrentUser
+from hpcgate.api.deps_auth import BearerCredentials, CurrentUser
 from hpcgate.api.schemas.auth import LoginRequest, TokenResponse
 from hpcgate.api.schemas.users import MeUpdate, UserOut
 from hpcgate.auth import rate_limit, refresh
-from hpcgate.auth.jwt import issue_access_token
+from hpcgate.auth.jwt import issue_access_token, verify_access_token
 from hpcgate.auth.passwords import hash_password, needs_rehash, verify_password
 from hpcgate.db.models import User
 from hpcgate.errors import Forbidden, InvalidInput, Unauthorized
@@ -125,10 +125,18 @@ def refresh_token(
 def logout(
     session: SessionDep,
     settings: SettingsDep,
+    credentials: BearerCredentials,
     hpcgate_refresh: RefreshCookie = None,
 ) -> Response:
-    """Revoke this login's refresh tokens and clear the cookie (always 204)."""
-    refresh.logout(session, hpcgate_refresh)
+    """Revoke this login's refresh tokens and the user's access tokens issued so far, and
+    clear the cookie (always 204). Other logins of the user refresh their access token."""
+    user_id = None
+    if credentials is not None and credentials.credentials:
+        try:
+            user_id = verify_access_token(credentials.credentials, settings).user_id
+        except Unauthorized:
+            user_id = None  # an expired or foreign token: nothing more to revoke
+    refresh.logout(session, hpcgate_refresh, user_id=user_id)
     out = Response(status_code=204)
     _clear_refresh_cookie(out, settings)
     return out
@@ -145,11 +153,15 @@ def update_me(
     body: MeUpdate,
     user: CurrentUser,
     session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
     hpcgate_refresh: RefreshCookie = None,
 ) -> User:
     """Change own name, notification level or password (the current password is required).
 
-    A password change revokes the caller's other logins (refresh tokens).
+    A password change revokes every access token issued so far and every refresh family
+    (copies of this login's cookie included); the caller's own login continues with a new
+    refresh cookie set on this response (POST /auth/refresh gives the new access token).
     """
     if body.full_name is not None:
         user.full_name = body.full_name.strip()
@@ -163,13 +175,16 @@ def update_me(
         check_password(body.new_password)
         user.password_hash = hash_password(body.new_password)
         current = refresh.find_token(session, hpcgate_refresh)
-        refresh.revoke_user_refresh_tokens(
-            session,
-            user.id,
-            except_family=current.family_id
-            if current is not None and current.user_id == user.id
-            else None,
+        own_login = (
+            current is not None
+            and current.user_id == user.id
+            and current.revoked_at is None
+            and current.rotated_at is None
         )
+        refresh.revoke_all_sessions(session, user)
+        if own_login:
+            issued = refresh.issue_refresh_token(session, user, settings)
+            _set_refresh_cookie(response, issued.token, settings)
     elif body.current_password is not None:
         raise InvalidInput("current_password: only needed with new_password")
     session.commit()

@@ -277,9 +277,13 @@ def test_update_me(settings: Settings, db_engine: Engine) -> None:
             headers=headers,
         )
         assert r.status_code == 200
-        # this login keeps working, the other one is logged out
-        assert client.post("/auth/refresh").status_code == 200
+        # every access token issued so far is revoked, and every other login; this login
+        # continues with the new refresh cookie set on the answer
+        assert client.get("/auth/me", headers=headers).status_code == 401
         assert other.post("/auth/refresh").status_code == 401
+        renewed = client.post("/auth/refresh")
+        assert renewed.status_code == 200
+        headers = {"Authorization": f"Bearer {renewed.json()['access_token']}"}
         login(client, user.email, "new-password-123")
         assert client.patch("/auth/me", json={"role": "admin"}, headers=headers).status_code == 422
     with Session(db_engine) as s:

@@ -1,0 +1,55 @@
+"""token revocation, refresh family lifetime, login lockout
+
+Revision ID: 0008_auth_revocation
+Revises: 0007_cluster_accounts
+Create Date: 2026-12-07
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0008_auth_revocation"
+down_revision: str | None = "0007_cluster_accounts"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    _add_refresh_family_start()
+
+
+def downgrade() -> None:
+    _drop_refresh_family_start()
+
+
+# ------------------------------------------------------- refresh family lifetime
+# (issue 15 item 9) When a login began, copied on each rotation, so a refresh family has an
+# absolute lifetime (auth.refresh_family_max_days) checked without reading the family.
+# Access-token revocation needs no column: users.sessions_revoked_at (0001) is set by
+# logout and password changes too.
+
+
+def _add_refresh_family_start() -> None:
+    op.add_column(
+        "refresh_tokens",
+        sa.Column(
+            "family_started_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.func.now(),
+            nullable=True,
+        ),
+    )
+    op.execute(
+        "UPDATE refresh_tokens AS r SET family_started_at = f.started "
+        "FROM (SELECT family_id, min(issued_at) AS started FROM refresh_tokens "
+        "GROUP BY family_id) AS f WHERE r.family_id = f.family_id"
+    )
+    op.alter_column("refresh_tokens", "family_started_at", nullable=False)
+
+
+def _drop_refresh_family_start() -> None:
+    op.drop_column("refresh_tokens", "family_started_at")
