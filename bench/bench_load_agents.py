@@ -114,7 +114,7 @@ def server_ms(response: httpx.Response) -> tuple[float, float] | None:
     header = response.headers.get("server-timing")
     if not header:
         return None
-    parts = dict(p.strip().split(";dur=") for p in header.split(","))
+    parts = dict(p.strip().split(";dur=", 1) for p in header.split(",") if ";dur=" in p)
     return float(parts.get("admit", 0)), float(parts.get("app", 0))
 
 

@@ -61,7 +61,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     install_error_handlers(app)
-    app.add_middleware(AdmissionLimit, limit=min(capacity, settings.api_concurrency))
+    app.add_middleware(AdmissionLimit, **_admission_pools(capacity, settings))
     app.add_middleware(ServerTiming)  # added last = outermost: it also times admission
     app.include_router(health.router)
     _mount_extensions(app, settings)
@@ -69,6 +69,16 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
 
     mount_portal(app)
     return app
+
+
+def _admission_pools(capacity: int, settings: Settings) -> dict[str, int]:
+    """Pool sizes for ``AdmissionLimit``: agents and logins get their own, and all of them
+    together never exceed the connection pool (``capacity`` >= 4), so no thread ever waits
+    for a connection held by a thread that waits for it."""
+    agent = max(1, min(settings.agent_concurrency, capacity // 3))
+    login = max(1, min(settings.login_concurrency, capacity // 6))
+    default = max(1, min(settings.api_concurrency, capacity - agent - login))
+    return {"limit": default, "agent_limit": agent, "login_limit": login}
 
 
 def _pool_capacity(engine: Engine) -> int:

@@ -12,7 +12,7 @@ from hpcgate.api.deps import SessionDep, SettingsDep
 from hpcgate.api.deps_auth import BearerCredentials, CurrentUser
 from hpcgate.api.schemas.auth import LoginRequest, TokenResponse
 from hpcgate.api.schemas.users import MeUpdate, UserOut
-from hpcgate.auth import rate_limit, refresh
+from hpcgate.auth import lockout, rate_limit, refresh
 from hpcgate.auth.jwt import issue_access_token, verify_access_token
 from hpcgate.auth.passwords import hash_password, needs_rehash, verify_password
 from hpcgate.db.models import User
@@ -74,13 +74,14 @@ def login(
 ) -> TokenResponse | JSONResponse:
     """Exchange e-mail and password for an access token; sets the refresh cookie.
 
-    Rate-limited per e-mail and client address (429 with ``Retry-After``).
+    Rate-limited per client address, per e-mail and client address, and for the whole
+    service, and locked after repeated failed passwords of the account: 429 with
+    ``Retry-After``, decided before any password is hashed.
     """
-    key = rate_limit.login_key(body.email, request.client.host if request.client else None)
+    client_ip = request.client.host if request.client else None
+    factory = request.app.state.sessionmaker
     try:
-        rate_limit.hit(
-            request.app.state.sessionmaker, key, limit=settings.auth.login_rate_per_minute
-        )
+        rate_limit.hit_all(factory, rate_limit.login_limits(body.email, client_ip, settings.auth))
     except rate_limit.LoginRateLimited as exc:
         # The error mapper knows no headers; this is the one error that needs one.
         return JSONResponse(
@@ -92,15 +93,18 @@ def login(
     if user is None:
         verify_password(_dummy_hash(), body.password)
         raise Unauthorized("invalid e-mail or password")
+    lockout.check_not_locked(user)
     if not verify_password(user.password_hash, body.password):
+        lockout.record_failure(factory, user.id, settings.auth)
         raise Unauthorized("invalid e-mail or password")
     if user.blocked:
         raise Forbidden("this account is blocked")
+    lockout.record_success(user)
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(body.password)
     issued = refresh.issue_refresh_token(session, user, settings)
     session.commit()
-    rate_limit.reset(request.app.state.sessionmaker, key)
+    rate_limit.reset(factory, rate_limit.login_key(body.email, client_ip))
     _set_refresh_cookie(response, issued.token, settings)
     return _token_response(user, settings)
 

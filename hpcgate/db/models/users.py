@@ -5,7 +5,17 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Enum, ForeignKey, Index, String, func
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    func,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hpcgate.db.base import Base, TimestampMixin
@@ -49,6 +59,12 @@ class User(TimestampMixin, Base):
     blocked: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     # Access tokens issued (``iat``) before this instant are refused: "revoke all sessions".
     sessions_revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Login lockout (``hpcgate/auth/lockout.py``): failed passwords in a row, and no password
+    # is checked before ``locked_until``. On the row, so every API process agrees.
+    failed_logins: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0", nullable=False
+    )
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class RefreshToken(Base):

@@ -19,11 +19,31 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    _add_login_lockout()
     _add_refresh_family_start()
 
 
 def downgrade() -> None:
     _drop_refresh_family_start()
+    _drop_login_lockout()
+
+
+# ------------------------------------------------------------------ login lockout
+# (issue 15 item 6) Failed passwords in a row and the instant until which no password is
+# checked: on the user row, so every API process sees the same lockout.
+
+
+def _add_login_lockout() -> None:
+    op.add_column(
+        "users",
+        sa.Column("failed_logins", sa.Integer(), server_default="0", nullable=False),
+    )
+    op.add_column("users", sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True))
+
+
+def _drop_login_lockout() -> None:
+    op.drop_column("users", "locked_until")
+    op.drop_column("users", "failed_logins")
 
 
 # ------------------------------------------------------- refresh family lifetime
