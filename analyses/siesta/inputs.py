@@ -112,6 +112,47 @@ def _strip_comment(line: str) -> str:
     return re.split(r"[#!;]", line, maxsplit=1)[0].strip()
 
 
+#: What an included file may be called: a plain name of the calculation's own inputs.
+_INCLUDE_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}")
+
+
+def _include(path: Path, n: int, raw: str, name: str) -> Path:
+    """The file ``name`` included at line ``n``, if it is one of the input set's own files.
+
+    Why: the fdf is user text, and an include is a file read on the machine that prepares
+    the inputs (the API host) and staged into the job. So only plain names in the same
+    directory qualify: no absolute path, no directory, no ``..``, no symbolic link.
+    """
+    where = f"{path.name}:{n}: {raw.strip()[:200]!r}"
+    if not name:
+        raise InputError(f"{where}: an include needs a file name")
+    if not _INCLUDE_NAME_RE.fullmatch(name) or name in (".", ".."):
+        raise InputError(
+            f"{where}: include {name[:100]!r} refused: only this calculation's own input "
+            "files can be included (a plain file name: no absolute path, directory or '..')"
+        )
+    target = path.parent / name
+    if target.is_symlink():
+        raise InputError(f"{where}: include {name!r} refused: it is a symbolic link")
+    return target
+
+
+def _check_includes(path: Path, n: int, raw: str) -> None:
+    """Refuse any include a reader could follow on this line, however it reads comments.
+
+    SIESTA ends a line at ``#``, ``!`` or ``;``; sisl (which reads the fdf here) only at
+    ``#``. So the line up to ``#`` is checked: every ``%include`` and ``<`` it holds.
+    """
+    view = raw.split("#", 1)[0]
+    words = view.split(maxsplit=1)
+    if words and words[0].lower() == "%include":
+        _include(path, n, raw, words[1].strip() if len(words) > 1 else "")
+    if "<" in view:
+        if view.count("<") > 1:
+            raise InputError(f"{path.name}:{n}: {raw.strip()[:200]!r}: more than one '<'")
+        _include(path, n, raw, view.split("<", 1)[1].strip())
+
+
 def _scan_syntax(path: Path, text: str) -> tuple[list[Path], dict[str, list[str]]]:
     """Check %block structure; return included/redirected files and the blocks' lines."""
     included: list[Path] = []
@@ -119,6 +160,7 @@ def _scan_syntax(path: Path, text: str) -> tuple[list[Path], dict[str, list[str]
     current: str | None = None
     start = 0
     for n, raw in enumerate(text.splitlines(), start=1):
+        _check_includes(path, n, raw)
         line = _strip_comment(raw)
         if not line:
             continue
@@ -132,7 +174,7 @@ def _scan_syntax(path: Path, text: str) -> tuple[list[Path], dict[str, list[str]
             current, start = normalise_label(words[1]), n
             blocks.setdefault(current, [])
             if len(words) >= 4 and words[2] == "<":
-                included.append(path.parent / words[3])
+                included.append(_include(path, n, raw, words[3]))
                 current = None  # a redirected block has no body and no %endblock
             continue
         if head == "%endblock":
@@ -150,9 +192,9 @@ def _scan_syntax(path: Path, text: str) -> tuple[list[Path], dict[str, list[str]
         if head == "%include":
             if len(words) < 2:
                 raise InputError(f"{path.name}:{n}: %include without a file name")
-            included.append(path.parent / words[1])
+            included.append(_include(path, n, raw, words[1]))
         elif len(words) >= 3 and words[1] == "<":
-            included.append(path.parent / words[2])
+            included.append(_include(path, n, raw, words[2]))
         elif head.startswith("%"):
             raise InputError(f"{path.name}:{n}: unknown directive {words[0]}")
     if current is not None:
@@ -190,6 +232,11 @@ def _species(blocks: dict[str, list[str]], fdf: Path) -> list[tuple[str, int]]:
             raise InputError(
                 f"{fdf.name}: ChemicalSpeciesLabel line {line!r} needs 'index Z label'"
             )
+        if not _INCLUDE_NAME_RE.fullmatch(parts[2]):  # it names a pseudopotential file
+            raise InputError(
+                f"{fdf.name}: ChemicalSpeciesLabel line {line!r}: the label must be a plain "
+                "name (letters, digits, '_', '.', '+', '-'), as it names the species' files"
+            )
         try:
             out.append((parts[2], int(parts[1])))
         except ValueError:
@@ -211,8 +258,8 @@ def _find_pseudo(label: str, dirs: Sequence[Path], suffixes: Iterable[str]) -> P
 def check_base_input(base_fdf: Path, *, pseudo_dirs: Sequence[Path] = ()) -> BaseInput:
     """Validate the base input and find its files; raises :class:`InputError`."""
     base_fdf = Path(base_fdf)
-    if not base_fdf.is_file():
-        raise InputError(f"base input {base_fdf} does not exist")
+    if base_fdf.is_symlink() or not base_fdf.is_file():
+        raise InputError(f"base input {base_fdf.name} does not exist or is a symbolic link")
     files, blocks = _all_files(base_fdf)
     import sisl.io.siesta as siesta_io
 

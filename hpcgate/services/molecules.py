@@ -45,7 +45,7 @@ def parse_xyz(text: str) -> list[dict[str, Any]]:
 
 def parse_fdf(text: str) -> list[dict[str, Any]]:
     """The species and coordinates blocks of an fdf (Å or Bohr; scaled units refused)."""
-    blocks = _fdf_blocks(text)
+    blocks, unit = _fdf_blocks(text)
     species = {}
     for line in blocks.get("chemicalspecieslabel", []):
         parts = line.split()
@@ -54,8 +54,6 @@ def parse_fdf(text: str) -> list[dict[str, Any]]:
     coords = blocks.get("atomiccoordinatesandatomicspecies")
     if not coords:
         raise InvalidInput("fdf: no AtomicCoordinatesAndAtomicSpecies block")
-    fmt = re.search(r"(?im)^\s*AtomicCoordinatesFormat\s+(\S+)", text)
-    unit = fmt.group(1).lower() if fmt else "bohr"
     scale = {
         "ang": 1.0,
         "angstrom": 1.0,
@@ -85,12 +83,23 @@ def parse_fdf(text: str) -> list[dict[str, Any]]:
     return atoms
 
 
-def _fdf_blocks(text: str) -> dict[str, list[str]]:
+def _fdf_blocks(text: str) -> tuple[dict[str, list[str]], str]:
+    """One pass over the lines (linear in the text): the blocks, and the coordinates unit.
+
+    A molecule is one self-contained text: an include (``%include``, ``<``) would name a
+    file that is not there, so it is refused with its line rather than silently ignored.
+    """
     blocks: dict[str, list[str]] = {}
     current: str | None = None
-    for raw in text.splitlines():
+    unit: str | None = None
+    for n, raw in enumerate(text.splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
         low = line.lower()
+        if low.startswith("%include") or "<" in line:
+            raise InvalidInput(
+                f"fdf line {n}: {raw.strip()[:200]!r}: includes are not supported for a "
+                "molecule; paste the geometry into one fdf"
+            )
         if low.startswith("%block"):
             current = re.sub(r"[._-]", "", low.split(None, 1)[1]) if len(low.split()) > 1 else ""
             blocks[current] = []
@@ -98,7 +107,11 @@ def _fdf_blocks(text: str) -> dict[str, list[str]]:
             current = None
         elif current is not None and line:
             blocks[current].append(line)
-    return blocks
+        elif unit is None and current is None:
+            words = low.split()
+            if len(words) >= 2 and words[0] == "atomiccoordinatesformat":
+                unit = words[1]
+    return blocks, unit or "bohr"
 
 
 def formula(atoms: list[dict[str, Any]]) -> str:
