@@ -60,6 +60,11 @@ def _prepare_database(settings: Settings, *, auto_migrate: bool) -> str:
     """Return a URL to a migrated database; upgrade automatically for the embedded default."""
     from hpcgate.db import migrate
     from hpcgate.db.session import make_engine
+    from hpcgate.services.job_identity import secure_data_dir
+
+    # Before anything is written there (embedded PostgreSQL, the demo admin's password,
+    # the blob cache): the data dir is the service's alone, no job may read it.
+    secure_data_dir(settings)
 
     url = _database_url(settings)
     engine = make_engine(settings, url)

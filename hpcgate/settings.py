@@ -144,6 +144,42 @@ class MlSettings(BaseModel):
     max_restarts: int = Field(default=3, ge=0)
 
 
+class LocalExecutorSettings(BaseModel):
+    """Who runs the jobs this service starts itself (clusters with access mode ``local``).
+
+    Started as root, the service never runs a job as root: each job runs as ``job_user``
+    (an unprivileged account, created by ``scripts/services/job-accounts.sh``), or as the
+    account an admin mapped the calculation's owner to. ``""``/null keeps jobs as the
+    service's own user; that is the only choice when the service is not root.
+    ``scratch_root``: where the demo's local cluster keeps job directories; by default
+    ``<data_dir>/scratch``, or ``/var/lib/hpcgate-scratch`` when jobs run as another account
+    (the data dir is private to the service, so a job could not even reach it).
+    """
+
+    job_user: str | None = "hpcgate-job"
+    scratch_root: Path | None = None
+
+    @field_validator("job_user", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("job_user")
+    @classmethod
+    def _account(cls, value: str | None) -> str | None:
+        from scheduler_adapters.runners.identity import check_account
+
+        return None if value is None else check_account(value)
+
+
+class ClusterAccountSettings(BaseModel):
+    """Per-user cluster accounts: a user's own SSH key is stored encrypted (Fernet) under
+    ``encryption_key`` (``Fernet.generate_key()``; never logged, never returned by the API).
+    Without it, SSH keys cannot be stored (the API answers 422)."""
+
+    encryption_key: str | None = None
+
+
 class LogStreamSettings(BaseModel):
     """Bounds on ``GET /logs/stream`` (SSE): each stream costs a query per poll."""
 
@@ -180,6 +216,8 @@ class Settings(BaseSettings):
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     ml: MlSettings = Field(default_factory=MlSettings)
     log_stream: LogStreamSettings = Field(default_factory=LogStreamSettings)
+    local: LocalExecutorSettings = Field(default_factory=LocalExecutorSettings)
+    cluster_accounts: ClusterAccountSettings = Field(default_factory=ClusterAccountSettings)
 
     # ``HPCGATE_DATABASE_URL`` is the documented spelling; map it onto the nested field.
     @model_validator(mode="before")

@@ -36,9 +36,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
+from scheduler_adapters.environment import check_names
 from scheduler_adapters.errors import CommandFailed, RunnerError
 from scheduler_adapters.rendering import Renderer
 from scheduler_adapters.runners.base import Runner
+from scheduler_adapters.runners.identity import check_account, sudo_argv
 from scheduler_adapters.types import CommandResult, JobId, JobSpec
 
 log = logging.getLogger("scheduler_adapters")
@@ -66,11 +68,19 @@ class CliAdapter:
         *,
         template_dirs: Sequence[str | Path] = (),
         timeout: float = 60.0,
+        run_as: str | None = None,
+        pass_environment: Sequence[str] = (),
         **options: Any,
     ) -> None:
         self.runner = runner
         self.renderer = Renderer(self.directives, template_dirs)
         self.timeout = timeout
+        # Jobs never run as the identity holding the service's secrets: with ``run_as``,
+        # every job command (submit, release, cancel, status, accounting) goes through
+        # ``sudo -n -u run_as``; only node metrics (sinfo, pbsnodes) run as ourselves.
+        self.run_as = check_account(run_as) if run_as else None
+        # Variables of ours a cluster admin lets jobs inherit (options.pass_environment).
+        self.pass_environment = check_names(pass_environment)
         self.options: dict[str, Any] = dict(options)
         self.log = log.getChild(self.name)
 
@@ -134,12 +144,15 @@ class CliAdapter:
         stdin: str | None = None,
         cwd: PurePosixPath | None = None,
         ok_returncodes: Sequence[int] = (0,),
+        as_self: bool = False,
     ) -> CommandResult:
         """Run one command; raise ``CommandFailed`` (classified) unless rc is acceptable.
 
         ``RunnerError`` (no connection, timeout) propagates unchanged: it is
-        already transient.
+        already transient. Unless ``as_self``, the command runs as ``run_as``.
         """
+        if not as_self:
+            argv = sudo_argv(self.run_as, argv, self.pass_environment)
         try:
             result = self.runner.run(argv, stdin=stdin, cwd=cwd, timeout=self.timeout)
         except RunnerError:

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$(date +%s)
 scripts/bootstrap.sh dev
-for svc in postgres tools slurm sshd qe siesta cluster-python smtp docker ansible chromium web; do
+for svc in postgres tools slurm sshd job-accounts qe siesta cluster-python smtp docker ansible chromium web; do
   script="scripts/services/$svc.sh"
   [ -f "$script" ] || continue
   echo "== service: $svc"

@@ -21,6 +21,13 @@ from tests.helpers.ci import missing
 
 DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
+# Issue 15: a worker started as root runs local jobs as the job account (local.job_user).
+# Most tests keep their scratch in pytest's tmp dirs (0700 to root) and run root's own
+# interpreter, which that account cannot reach; they opt out here, and so do the workers
+# they spawn (they inherit this environment). tests/security/test_job_identity.py and the
+# ``*-runas`` contract pairs set the account explicitly.
+os.environ.setdefault("HPCGATE_LOCAL__JOB_USER", "")
+
 
 def _admin_url() -> str:
     return os.environ.get("HPCGATE_TEST_DATABASE_URL", DEFAULT_ADMIN_URL)

@@ -48,6 +48,14 @@ class AgentConfig(BaseModel):
     state_dir: Path = Field(default_factory=lambda: Path.home() / ".hpcgate-agent")
     verify_tls: bool | str = True
     timeout_s: float = Field(default=30.0, gt=0)
+    # Issue 15: jobs run as this account (``sudo -n -u job_user sbatch ...``), never as the
+    # agent's own user, which can read the API key. A calculation whose owner an admin mapped
+    # to a login name runs as that name instead. None: jobs run as the agent (not advised).
+    job_user: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_.-]{0,31}$")
+    # Variables of the agent's environment jobs may inherit (besides PATH, LANG, ...).
+    pass_environment: list[str] = Field(default_factory=list)
+    # Job directories readable by every account (default: private to the job's account).
+    shared_read: bool = False
 
     @field_validator("api_url")
     @classmethod

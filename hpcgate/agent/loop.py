@@ -21,6 +21,7 @@ from hpcgate.engine.heartbeat import collect_sample
 from hpcgate.engine.submission import submit_calculation
 from hpcgate.engine.work import ActiveStep, CalculationWork, for_dispatcher
 from scheduler_adapters.base import SchedulerAdapter
+from scheduler_adapters.environment import command_environment
 from scheduler_adapters.errors import SchedulerError
 from scheduler_adapters.registry import get_adapter
 from scheduler_adapters.runners.local import LocalRunner
@@ -54,19 +55,41 @@ class Agent:
             timeout=config.timeout_s,
             state_dir=config.state_dir,
         )
+        self._adapters: dict[str | None, SchedulerAdapter] = {}
         if adapter is None:
             config.scratch_root.mkdir(parents=True, exist_ok=True)
-            adapter = get_adapter(
-                config.scheduler,
-                LocalRunner(str(config.scratch_root)),
-                template_dirs=[str(p) for p in config.template_dirs],
-                **config.adapter_options,
-            )
+            adapter = self._build_adapter(config.job_user)
         self.adapter = adapter
+        self._adapters[config.job_user] = adapter
         self.store = HttpStepStore(self.client)
         self.agent_name = f"{config.cluster}:{config.name}"
         # The active steps the last pull returned, until one harvest uses them (then None).
         self._pulled_steps: list[ActiveStep] | None = None
+
+    def _build_adapter(self, run_as: str | None) -> SchedulerAdapter:
+        """Jobs of ``run_as`` (sudo), staged in directories only that account can use."""
+        config = self.config
+        options = dict(config.adapter_options)
+        options.setdefault("pass_environment", config.pass_environment)
+        return get_adapter(
+            config.scheduler,
+            LocalRunner(
+                str(config.scratch_root),
+                env=command_environment(None, config.pass_environment),
+                job_user=run_as,
+                shared_read=config.shared_read,
+            ),
+            template_dirs=[str(p) for p in config.template_dirs],
+            run_as=run_as,
+            **options,
+        )
+
+    def adapter_for(self, run_as: str | None) -> SchedulerAdapter:
+        """The adapter for one job account (the owner's mapped login, or ``job_user``)."""
+        key = run_as or self.config.job_user
+        if key not in self._adapters:
+            self._adapters[key] = self._build_adapter(key)
+        return self._adapters[key]
 
     # -- ticks
     def pull_and_submit(self) -> int:
@@ -81,7 +104,8 @@ class Agent:
                 self.config.hpcgate_command,
                 self.config.queue_overrides(),
             )
-            outcome = submit_calculation(work, self.adapter, self.store)
+            adapter = self.adapter_for(work.run_as)
+            outcome = submit_calculation(work, adapter, self.store)
             if outcome.deferred:
                 log.warning("calculation %s deferred: %s", work.calculation_id, outcome.deferred)
             done += 1

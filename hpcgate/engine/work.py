@@ -60,16 +60,21 @@ class CalculationWork:
     calculation_id: int
     cluster: str
     steps: tuple[StepWork, ...]
+    # The login name the owner is mapped to on this cluster (``cluster_accounts``): the
+    # dispatcher submits as it (``sudo -n -u``); None means the cluster's job account.
+    run_as: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CalculationWork:
+        run_as = data.get("run_as")
         return cls(
             calculation_id=int(data["calculation_id"]),
             cluster=str(data["cluster"]),
             steps=tuple(StepWork.from_dict(s) for s in data["steps"]),
+            run_as=str(run_as) if run_as else None,
         )
 
 

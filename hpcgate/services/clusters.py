@@ -20,6 +20,7 @@ from hpcgate.db.models import Calculation, Cluster, QueueMapping
 from hpcgate.db.models.clusters import AccessMode
 from hpcgate.engine.programs import check_cluster_options
 from hpcgate.errors import Conflict, InvalidInput, NotFound
+from hpcgate.services.job_identity import check_identity_options
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 QUEUE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -119,7 +120,7 @@ def validate_cluster_values(values: Mapping[str, Any]) -> dict[str, Any]:
             raise ValueError("port must be between 1 and 65535")
         out["port"] = port
         if out.get("options") is not None:
-            out["options"] = check_cluster_options(out["options"])
+            out["options"] = check_identity_options(check_cluster_options(out["options"]))
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidInput(str(exc)) from None
     if out["access_mode"] is AccessMode.SSH and not out.get("host"):

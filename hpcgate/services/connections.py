@@ -7,16 +7,19 @@ are never driven from here: their agent runs the same adapters on the login node
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hpcgate.db.models import Cluster
+from hpcgate.db.models import Cluster, ClusterAccount
 from hpcgate.db.models.clusters import AccessMode
-from hpcgate.errors import InvalidInput
+from hpcgate.errors import ConfigurationError, InvalidInput
+from hpcgate.settings import Settings
 from scheduler_adapters.base import SchedulerAdapter
+from scheduler_adapters.environment import command_environment
 from scheduler_adapters.registry import get_adapter
 from scheduler_adapters.runners.local import LocalRunner
 
@@ -27,13 +30,32 @@ def default_hpcgate_command() -> list[str]:
 
 
 class ClusterConnections:
-    def __init__(self, template_overrides: Sequence[Path] = ()) -> None:
-        self._lock = threading.Lock()
-        self._cache: dict[int, tuple[tuple[Any, ...], SchedulerAdapter]] = {}
-        self._template_overrides = list(template_overrides)
+    """Adapters per cluster and job account, cached.
 
-    def adapter_for(self, cluster: Cluster) -> SchedulerAdapter:
+    ``settings`` (the worker passes them) switch on job identities: a local-access
+    cluster's jobs then run as its job account (``local.job_user``) when we are root.
+    Without settings (tools, tests) jobs run as this process's user.
+    """
+
+    def __init__(
+        self, template_overrides: Sequence[Path] = (), *, settings: Settings | None = None
+    ) -> None:
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[int, str | None], tuple[tuple[Any, ...], SchedulerAdapter]] = {}
+        self._template_overrides = list(template_overrides)
+        self._settings = settings
+
+    def adapter_for(
+        self, cluster: Cluster, account: ClusterAccount | None = None
+    ) -> SchedulerAdapter:
+        """The adapter for jobs of ``account`` (a user's mapped login), or the cluster's own."""
+        from hpcgate.services.job_identity import job_user_for
+
+        job_user = job_user_for(self._settings, cluster) if self._settings else None
+        login = account.login_name if account is not None else None
         key = (
+            login,
+            job_user,
             cluster.scheduler,
             cluster.access_mode,
             cluster.host,
@@ -43,13 +65,16 @@ class ClusterConnections:
             repr(sorted(cluster.options.items())),
         )
         with self._lock:
-            cached = self._cache.get(cluster.id)
+            cached = self._cache.get((cluster.id, login))
             if cached and cached[0] == key:
                 return cached[1]
             if cached:
                 cached[1].runner.close()
-            adapter = build_adapter(cluster, self._template_overrides)
-            self._cache[cluster.id] = (key, adapter)
+            adapter = build_adapter(
+                cluster, self._template_overrides, job_user=job_user, account=account,
+                settings=self._settings,
+            )
+            self._cache[(cluster.id, login)] = (key, adapter)
             return adapter
 
     def close(self) -> None:
@@ -59,16 +84,45 @@ class ClusterConnections:
             self._cache.clear()
 
 
-def build_adapter(cluster: Cluster, template_overrides: Sequence[Path] = ()) -> SchedulerAdapter:
+def build_adapter(
+    cluster: Cluster,
+    template_overrides: Sequence[Path] = (),
+    *,
+    job_user: str | None = None,
+    account: ClusterAccount | None = None,
+    settings: Settings | None = None,
+) -> SchedulerAdapter:
+    """``job_user``: the cluster's job account (local access, as root); ``account``: the
+    calculation owner's mapped login, which wins. Either way the service's own identity and
+    environment never reach a job."""
     opts = dict(cluster.options or {})
     opts.pop("hpcgate_command", None)  # used by the dispatcher, not by the adapter
     opts.pop("launcher", None)
+    opts.pop("job_environment", None)  # rendered into the job script by the dispatcher
+    opts.pop("job_user", None)
+    pass_names = list(opts.pop("pass_environment", None) or [])
+    shared_read = bool(opts.pop("shared_read", False))
     ssh_options = opts.pop("ssh_options", None)
     template_dirs = [*opts.pop("template_dirs", []), *map(str, template_overrides)]
     adapter_opts = dict(opts.pop("adapter_options", {}) or {})
+    adapter_opts["pass_environment"] = pass_names
     if cluster.access_mode is AccessMode.LOCAL:
-        Path(cluster.scratch_root).mkdir(parents=True, exist_ok=True)
-        runner: Any = LocalRunner(cluster.scratch_root)
+        run_as = account.login_name if account is not None else job_user
+        if account is not None and job_user is None:
+            raise ConfigurationError(
+                f"cluster {cluster.name}: jobs of this user must run as {run_as!r}, which "
+                "needs the service started as root (and local.job_user set)"
+            )
+        scratch = Path(cluster.scratch_root)
+        if not scratch.exists():
+            scratch.mkdir(parents=True, mode=0o711 if run_as else 0o777)
+        runner: Any = LocalRunner(
+            cluster.scratch_root,
+            env=command_environment(os.environ, pass_names),
+            job_user=run_as,
+            shared_read=shared_read,
+        )
+        adapter_opts["run_as"] = run_as
     elif cluster.access_mode is AccessMode.SSH:
         from scheduler_adapters.runners.ssh import SshRunner
 
@@ -79,13 +133,24 @@ def build_adapter(cluster: Cluster, template_overrides: Sequence[Path] = ()) -> 
                 f"cluster {cluster.name}: SSH access needs options.key_filename and "
                 "options.known_hosts (host keys are always verified)"
             )
+        login = cluster.login_user
+        key: dict[str, Any] = {"key_filename": str(opts["key_filename"])}
+        if account is not None:
+            # A mapped user logs in with their own key: the job is theirs on the cluster.
+            from hpcgate.services.cluster_accounts import ssh_pkey
+
+            if settings is None or account.ssh_key_encrypted is None:
+                raise ConfigurationError(
+                    f"cluster {cluster.name}: {account.login_name!r} has no stored SSH key"
+                )
+            login, key = account.login_name, {"pkey": ssh_pkey(account, settings)}
         runner = SshRunner(
             cluster.host,
             cluster.port,
-            cluster.login_user,
-            key_filename=str(opts["key_filename"]),
+            login,
             known_hosts=str(opts["known_hosts"]),
             scratch_root=cluster.scratch_root,
+            **key,
             **_ssh_options(ssh_options or {}),
         )
     else:

@@ -27,6 +27,7 @@ from hpcgate.engine.submission import SubmissionOutcome, submit_calculation
 from hpcgate.engine.work import StepWork, for_dispatcher
 from hpcgate.services.connections import ClusterConnections, default_hpcgate_command
 from hpcgate.services.events import calculation_event
+from hpcgate.services.job_identity import account_for
 from hpcgate.services.locks import NS_CALCULATION, try_advisory_lock
 from hpcgate.services.work_items import build_work
 from hpcgate.settings import Settings
@@ -233,7 +234,8 @@ def submit_one(
         if cluster is None:
             return None
         work = build_work(s, calc, cluster)
-        adapter = connections.adapter_for(cluster)
+        # The owner's mapped login, if any: their jobs run (and are accounted) as them.
+        adapter = connections.adapter_for(cluster, account_for(s, cluster.id, calc.owner_id))
         command = list(cluster.options.get("hpcgate_command") or default_hpcgate_command())
     work = for_dispatcher(work, command)
     return submit_calculation(work, adapter, DbStepStore(factory, settings))

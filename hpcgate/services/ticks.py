@@ -22,7 +22,8 @@ def worker_ticks(
     from hpcgate.worker import worker_name
 
     engine = factory.kw["bind"]
-    connections = ClusterConnections(settings.paths.template_overrides)
+    # With settings: local clusters' jobs run as the job account (issue 15), never as us.
+    connections = ClusterConnections(settings.paths.template_overrides, settings=settings)
     sched = settings.scheduler
     name = worker_name()
 

@@ -14,6 +14,7 @@ from hpcgate.engine.codes import get_plugin
 from hpcgate.engine.params import param_environment, task_environments
 from hpcgate.engine.programs import resolve_program
 from hpcgate.engine.work import CalculationWork, StepWork
+from hpcgate.services.job_identity import account_for, job_environment
 
 
 def _topological(steps: Sequence[Step], parents: dict[int, list[int]]) -> list[Step]:
@@ -92,9 +93,15 @@ def build_work(session: Session, calc: Calculation, cluster: Cluster) -> Calcula
                 qos=spec.get("qos"),
                 array_size=step.array_size,
                 max_concurrent=spec.get("max_concurrent"),
-                environment={},
+                environment=job_environment(cluster),
                 context=context,
                 files=dict(spec.get("files", {})),
             )
         )
-    return CalculationWork(calculation_id=calc.id, cluster=cluster.name, steps=tuple(items))
+    account = account_for(session, cluster.id, calc.owner_id)
+    return CalculationWork(
+        calculation_id=calc.id,
+        cluster=cluster.name,
+        steps=tuple(items),
+        run_as=account.login_name if account is not None else None,
+    )

@@ -15,8 +15,14 @@ with plain processes on this machine:
   ``kill_invalid_depend``. Then it runs the script with bash once (or once per
   array index, at most ``max_concurrent`` at a time), each task in its own
   process group, recording ``<id>.pid`` and ``<id>.exit`` (exit status plus
-  rusage) in ``<workdir>/.hpcgate/``, next to the ``.ec`` file the template's
-  epilogue writes.
+  rusage) in the job's own record directory; the ``.ec`` file the template's
+  epilogue writes stays in ``<workdir>/.hpcgate/``.
+* A task starts with an allow-listed environment (``scheduler_adapters.environment``:
+  basic login variables plus the ``pass_environment`` names), never the service's.
+  With ``run_as`` (the service started as root), the supervisor stays root but each task
+  runs as that account (``Popen(user=, group=, extra_groups=)``) and opens its own output
+  files and working directory *as the account*, so nothing the account controls
+  (a symlink planted in its directory) is ever followed by root.
 * ``cancel`` marks the job, then SIGTERMs the supervisor and each running task's
   process group (SIGKILL after ``kill_wait`` seconds). Pids are checked against
   their recorded start time first, so a reused pid is never signalled.
@@ -48,6 +54,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
 from scheduler_adapters.cli_base import CliAdapter
+from scheduler_adapters.environment import allowed_environment, job_environment
 from scheduler_adapters.errors import JobNotFound, UnsupportedFeature
 from scheduler_adapters.runners.base import Runner
 from scheduler_adapters.runners.local import LocalRunner
@@ -64,8 +71,9 @@ log = logging.getLogger("scheduler_adapters.local")
 
 STATE_DIRNAME = ".hpcgate-local"
 ID_PREFIX = "L"
-# Variables a task must not inherit: the prologue would take them for its own.
-_SCRUBBED_ENV_PREFIXES = ("SLURM_", "PBS_", "HPCGATE_LOCAL_")
+# A task's stdout/stderr and working directory are opened by the task itself, after it
+# switched to its account: $1 workdir, $2 stdout, $3 stderr, $4 script.
+_TASK_BOOT = 'cd -- "$1" || exit 1; exec >>"$2" 2>>"$3" </dev/null; exec /bin/bash "$4"'
 
 # Registry of supervisors started by this process, polled to reap them (no zombies).
 _SPAWNED: list[subprocess.Popen[bytes]] = []
@@ -172,10 +180,15 @@ class _Store:
 
     @staticmethod
     def state_dir(job: dict[str, Any]) -> Path:
+        """Where the job script writes its ``.ec`` files (the job's account owns it)."""
         return Path(job["workdir"]) / ".hpcgate"
 
+    def records_dir(self, job: dict[str, Any]) -> Path:
+        """Where the supervisor writes ``.pid``/``.exit``: ours, never the job's directory."""
+        return self.job_dir(job["id"])
+
     def read_exit(self, job: dict[str, Any], key: str) -> dict[str, Any] | None:
-        text = _read(self.state_dir(job) / f"{key}.exit")
+        text = _read(self.records_dir(job) / f"{key}.exit")
         if text is None:
             return None
         try:
@@ -185,7 +198,7 @@ class _Store:
         return data if isinstance(data, dict) else None
 
     def read_ec(self, job: dict[str, Any], key: str) -> int | None:
-        text = (_read(self.state_dir(job) / f"{key}.ec") or "").strip()
+        text = (_read_untrusted(self.state_dir(job) / f"{key}.ec") or "").strip()
         return int(text) if text.lstrip("-").isdigit() else None
 
     def view(self, job_id: str) -> list[_TaskView] | None:
@@ -217,8 +230,8 @@ class _Store:
                     state = JobState.CANCELLED if task_cancelled else JobState.FAILED
                 out.append(_TaskView(jid, state, state.name, None, ex, ec))
                 continue
-            pid = _live_pid(_read(self.state_dir(job) / f"{key}.pid"))
-            started = (self.state_dir(job) / f"{key}.pid").exists()
+            pid = _live_pid(_read(self.records_dir(job) / f"{key}.pid"))
+            started = (self.records_dir(job) / f"{key}.pid").exists()
             if started and (pid is not None or supervisor is not None):
                 state = JobState.COMPLETING if task_cancelled else JobState.RUNNING
                 out.append(_TaskView(jid, state, state.name, None, None, ec))
@@ -267,6 +280,10 @@ class LocalAdapter(CliAdapter):
                 f"not {type(runner).__name__}"
             )
         super().__init__(runner, template_dirs=template_dirs, **options)
+        if self.run_as is not None and os.geteuid() != 0:
+            raise UnsupportedFeature(
+                f"the local executor can run jobs as {self.run_as!r} only when started as root"
+            )
         self.store = _Store(Path(str(runner.scratch_root)) / STATE_DIRNAME)
         self.max_parallel = max(1, max_parallel or os.cpu_count() or 1)
         self.poll_interval = poll_interval
@@ -281,6 +298,7 @@ class LocalAdapter(CliAdapter):
         job_id = self.store.next_id()
         d = self.store.job_dir(job_id)
         d.mkdir(parents=True)
+        os.chmod(self.store.root, 0o700)  # job records: the service's, not the jobs'
         job = {
             "id": job_id,
             "name": spec.name,
@@ -292,6 +310,8 @@ class LocalAdapter(CliAdapter):
             "max_parallel": self.max_parallel,
             "poll_interval": self.poll_interval,
             "kill_wait": self.kill_wait,
+            "run_as": self.run_as,
+            "pass_environment": list(self.pass_environment),
             "submitted": time.time(),
         }
         if hold:
@@ -335,7 +355,7 @@ class LocalAdapter(CliAdapter):
                         os.kill(supervisor, signal.SIGTERM)
             for key in keys:
                 (d / f"cancel-{key}").touch()
-                pid = _live_pid(_read(self.store.state_dir(job) / f"{key}.pid"))
+                pid = _live_pid(_read(self.store.records_dir(job) / f"{key}.pid"))
                 if pid is not None:
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(pid, signal.SIGTERM)
@@ -428,11 +448,28 @@ _SUPERVISOR_BOOT = (
 
 
 def _supervisor_env() -> dict[str, str]:
-    """Our environment, plus this package's parent on PYTHONPATH (source checkouts)."""
-    env = dict(os.environ)
+    """The allow-listed part of our environment, plus this package's parent on PYTHONPATH
+    (source checkouts). The supervisor never holds the service's secrets either."""
+    env = allowed_environment(os.environ, ("VIRTUAL_ENV", "PYTHONPATH"))
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
     return env
+
+
+def _read_untrusted(path: Path, limit: int = 64) -> str | None:
+    """A small file in a job's directory: no symlink, no FIFO (a job could plant either)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        import stat
+
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.read(fd, limit).decode("utf-8", errors="replace")
+    finally:
+        os.close(fd)
 
 
 def _reap() -> None:
@@ -526,8 +563,7 @@ class _Supervisor:
         if self.job.get("max_concurrent"):
             limit = min(limit, int(self.job["max_concurrent"]))
         queue = _task_keys(self.job)
-        state_dir = _Store.state_dir(self.job)
-        state_dir.mkdir(parents=True, exist_ok=True)
+        state_dir = self.store.records_dir(self.job)
         for key, index in queue:
             while len(self.running) >= limit:
                 self.reap_one(state_dir)
@@ -542,25 +578,35 @@ class _Supervisor:
         return 0
 
     def start(self, key: str, index: int | None, state_dir: Path) -> None:
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED_ENV_PREFIXES)
-        }
+        run_as = self.job.get("run_as")
+        env = job_environment(
+            os.environ, self.job.get("pass_environment") or (), account=run_as or None
+        )
         env["HPCGATE_LOCAL_JOB_ID"] = key
         env["HPCGATE_LOCAL_TASK_INDEX"] = "" if index is None else str(index)
         workdir = Path(self.job["workdir"])
         out = workdir / f"{self.job['name']}-{key}.out"
         err = workdir / f"{self.job['name']}-{key}.err"
-        with open(out, "ab") as fout, open(err, "ab") as ferr:
-            proc = subprocess.Popen(
-                ["/bin/bash", self.job["script"]],
-                cwd=str(workdir),
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=fout,
-                stderr=ferr,
-                start_new_session=True,  # own process group: cancel kills the whole task
-                close_fds=True,
-            )
+        identity: dict[str, Any] = {}
+        if run_as:
+            import pwd
+
+            entry = pwd.getpwnam(run_as)
+            identity = {
+                "user": entry.pw_uid,
+                "group": entry.pw_gid,
+                "extra_groups": os.getgrouplist(run_as, entry.pw_gid),
+            }
+        proc = subprocess.Popen(
+            ["/bin/bash", "-c", _TASK_BOOT, "hpcgate-task",
+             str(workdir), str(out), str(err), self.job["script"]],
+            cwd="/",
+            env=env,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # own process group: cancel kills the whole task
+            close_fds=True,
+            **identity,
+        )
         # os.wait4 below reaps it, so Popen must not try again.
         proc.returncode = 0
         self.running[proc.pid] = (key, time.time())

@@ -268,10 +268,12 @@ class PbsAdapter(CliAdapter):
 
     def node_metrics(self) -> list[NodeMetrics]:
         if self._json:
-            result = self._run_json_or_fallback(commands.pbsnodes(json=True))
+            result = self._run_json_or_fallback(commands.pbsnodes(json=True), as_self=True)
             if result is not None:
                 return parse.parse_pbsnodes_json(result.stdout)
-        return parse.parse_pbsnodes_text(self._run(commands.pbsnodes(json=False)).stdout)
+        return parse.parse_pbsnodes_text(
+            self._run(commands.pbsnodes(json=False), as_self=True).stdout
+        )
 
     # ------------------------------------------------------------- helpers
     def _qstat(self, job_ids: Sequence[JobId] | None, *, finished: bool) -> list[parse.PbsJob]:
@@ -301,11 +303,11 @@ class PbsAdapter(CliAdapter):
         return parse.parse_qstat_text(self._run_tolerant(argv).stdout)
 
     def _run_json_or_fallback(
-        self, argv: Sequence[str], *, tolerant: bool = False
+        self, argv: Sequence[str], *, tolerant: bool = False, as_self: bool = False
     ) -> CommandResult | None:
         """Run a ``-F json`` command; None (and text mode from now on) if it is refused."""
         try:
-            return self._run_tolerant(argv) if tolerant else self._run(argv)
+            return self._run_tolerant(argv) if tolerant else self._run(argv, as_self=as_self)
         except CommandFailed as exc:
             if (
                 self._output == "auto"

@@ -11,19 +11,34 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
+from scheduler_adapters.environment import command_environment
 from scheduler_adapters.errors import RunnerError, UnsafePath
 from scheduler_adapters.runners.base import check_inside
+from scheduler_adapters.runners.identity import check_account, hand_over_dir, hand_over_file
 from scheduler_adapters.types import CommandResult
 
 log = logging.getLogger("scheduler_adapters.runners.local")
 
 
 class LocalRunner:
+    """``job_user``: the account jobs run as. Directories this runner creates two or more
+    levels below the scratch root (a calculation's and its steps') are handed over to it,
+    private (0700) unless ``shared_read``; the first level (``<scratch>/hpcgate``) is shared
+    structure and stays ours, traversable only (0711)."""
+
     def __init__(
-        self, scratch_root: str | PurePosixPath, *, env: Mapping[str, str] | None = None
+        self,
+        scratch_root: str | PurePosixPath,
+        *,
+        env: Mapping[str, str] | None = None,
+        job_user: str | None = None,
+        shared_read: bool = False,
     ) -> None:
         self.scratch_root = PurePosixPath(os.path.realpath(str(scratch_root)))
-        self._env = dict(env) if env is not None else None
+        # Never our whole environment: a submit command may export it all to the job.
+        self._env = dict(env) if env is not None else command_environment()
+        self.job_user = check_account(job_user) if job_user else None
+        self.shared_read = shared_read
 
     def run(
         self,
@@ -73,7 +88,7 @@ class LocalRunner:
 
     def write_text(self, path: PurePosixPath, text: str, *, mode: int = 0o644) -> None:
         target = self._inside(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        self._make_dirs(target.parent)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         try:
             # Atomic (rename) but not fsynced: everything written here is re-creatable
@@ -81,10 +96,33 @@ class LocalRunner:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(text)
             os.chmod(tmp, mode)
+            if self.job_user:
+                hand_over_file(tmp, self.job_user)
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def _make_dirs(self, directory: Path) -> None:
+        """``mkdir -p``, handing each new directory below the first level to the job user."""
+        if self.job_user is None:
+            directory.mkdir(parents=True, exist_ok=True)
+            return
+        root = Path(str(self.scratch_root))
+        missing: list[Path] = []
+        d = directory
+        while not d.exists() and d != root and root in d.parents:
+            missing.append(d)
+            d = d.parent
+        for d in reversed(missing):
+            try:
+                d.mkdir()
+            except FileExistsError:
+                continue  # another submitter created it meanwhile: not ours to hand over
+            if d.parent == root:
+                os.chmod(d, 0o711)  # noqa: S103 - traverse only: the shared first level
+            else:
+                hand_over_dir(str(d), self.job_user, shared_read=self.shared_read)
 
     def read_text(self, path: PurePosixPath, *, max_bytes: int = 1 << 20) -> str:
         with open(str(path), "rb") as fh:

@@ -264,7 +264,7 @@ class SshRunner:
         port: int,
         user: str,
         *,
-        key_filename: str | os.PathLike[str],
+        key_filename: str | os.PathLike[str] | None = None,
         known_hosts: str | os.PathLike[str],
         scratch_root: str | PurePosixPath,
         connect_timeout: float = 10,
@@ -275,8 +275,12 @@ class SshRunner:
         insecure_auto_add: bool = False,
         io_timeout: float = 30,
         source_address: str | None = None,
+        pkey: paramiko.PKey | None = None,
     ) -> None:
         root = PurePosixPath(scratch_root)
+        if (key_filename is None) == (pkey is None):
+            # pkey: a key held in memory only (a user's own key, decrypted by the service)
+            raise ValueError("give exactly one of key_filename and pkey")
         if not root.is_absolute() or ".." in root.parts or root == PurePosixPath("/"):
             raise ValueError(f"scratch_root {str(root)!r} must be an absolute path below '/'")
         if max_channels < 1:
@@ -285,7 +289,8 @@ class SshRunner:
         self.port = port
         self.user = user
         self.scratch_root = root
-        self.key_filename = os.fspath(key_filename)
+        self.key_filename = os.fspath(key_filename) if key_filename is not None else None
+        self._pkey = pkey
         self.known_hosts = os.fspath(known_hosts)
         self.connect_timeout = connect_timeout
         self.request_timeout = request_timeout
@@ -348,6 +353,7 @@ class SshRunner:
                 port=self.port,
                 username=self.user,
                 key_filename=self.key_filename,
+                pkey=self._pkey,
                 sock=sock,
                 look_for_keys=False,
                 allow_agent=False,

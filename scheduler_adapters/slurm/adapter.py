@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
 from scheduler_adapters.cli_base import COMMON_TRANSIENT_ERRORS, CliAdapter
+from scheduler_adapters.environment import passable_names
 from scheduler_adapters.runners.base import Runner
 from scheduler_adapters.slurm import commands, parse
 from scheduler_adapters.types import (
@@ -101,6 +102,9 @@ class SlurmAdapter(CliAdapter):
         super().__init__(runner, template_dirs=template_dirs, timeout=timeout, **options)
         self.user_only = user_only
         self.find_window = find_window
+        # sbatch --export=<these names>: the job never inherits the submitter's whole
+        # environment (sbatch's default is ALL, secrets included).
+        self.export_names = passable_names(self.pass_environment)
 
     # ----------------------------------------------------------- submission
     def submit_argv(
@@ -111,7 +115,9 @@ class SlurmAdapter(CliAdapter):
         after_ok: Sequence[JobId],
         hold: bool,
     ) -> list[str]:
-        return commands.sbatch(script, after_ok=after_ok, hold=hold)
+        return commands.sbatch(
+            script, after_ok=after_ok, hold=hold, export_names=self.export_names
+        )
 
     def parse_submit(self, result: CommandResult) -> JobId:
         return parse.parse_sbatch(result.stdout)
@@ -158,7 +164,9 @@ class SlurmAdapter(CliAdapter):
         return sorted(found)
 
     def node_metrics(self, nodes: Sequence[str] | None = None) -> list[NodeMetrics]:
-        return parse.parse_sinfo_nodes(self._run(commands.sinfo_nodes(nodes)).stdout)
+        return parse.parse_sinfo_nodes(
+            self._run(commands.sinfo_nodes(nodes), as_self=True).stdout
+        )
 
     def test_only(self, spec: JobSpec) -> CommandResult:
         """``sbatch --test-only``: slurmctld validates the script without queueing it."""

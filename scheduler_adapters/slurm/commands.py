@@ -43,14 +43,21 @@ def sbatch(
     after_ok: Sequence[JobId] = (),
     hold: bool = False,
     workdir: PurePosixPath | None = None,
+    export_names: Sequence[str] | None = None,
 ) -> list[str]:
     """``sbatch --parsable``; dependencies and hold are options, not script content.
 
     ``--kill-on-invalid-dep=yes`` makes a dependent of a failed parent end
     CANCELLED instead of pending forever with DependencyNeverSatisfied (the
     cluster may also set DependencyParameters=kill_invalid_depend).
+
+    ``export_names``: ``--export=A,B`` propagates only these variables of the submitter
+    (plus Slurm's own ``SLURM_*``); an empty list gives ``--export=NONE``. Names only, never
+    ``NAME=value``: a value may contain the list's comma.
     """
     argv = ["sbatch", "--parsable"]
+    if export_names is not None:
+        argv.append("--export=" + (",".join(export_names) if export_names else "NONE"))
     if workdir is not None:
         argv.append(f"--chdir={workdir}")
     if after_ok:

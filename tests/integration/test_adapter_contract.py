@@ -10,6 +10,10 @@ Pairs (``contract`` fixture params):
 * ``pbs-local``:   PbsAdapter (``PbsAdapter.detect``) + LocalRunner; here the PBS
   commands are the slurm-wlm-torque wrappers. Runs when ``scheduler_adapters.pbs.adapter``
   imports and ``qsub`` exists.
+* ``slurm-runas`` / ``local-runas``: the same adapters with ``run_as`` the job account
+  (``hpcgate-job``, scripts/services/job-accounts.sh): Slurm commands go through
+  ``sudo -n -u``, the local executor switches account per task, and the runner hands the
+  job directories over. Needs root.
 
 A pair whose component is missing is skipped with a reason naming it. An adapter may
 declare ``capabilities`` (a set of names) and ``unsupported_reasons``; a test needing
@@ -192,11 +196,53 @@ def _make_pbs_local(tmp_path_factory: pytest.TempPathFactory) -> Contract:
     return Contract("pbs-local", adapter, runner, runner.scratch_root)
 
 
+def _job_account_root(label: str) -> PurePosixPath:
+    """A scratch root the job account can traverse (pytest's tmp dirs are 0700 to root)."""
+    import os
+    import pwd
+    import tempfile
+
+    if os.geteuid() != 0:
+        missing(f"{label}: switching the job's account needs root")
+    try:
+        pwd.getpwnam(JOB_ACCOUNT)
+    except KeyError:
+        missing(f"job account {JOB_ACCOUNT!r} missing: run scripts/services/job-accounts.sh")
+    root = tempfile.mkdtemp(prefix=f"hpcgate-{label}-")
+    os.chmod(root, 0o711)
+    return PurePosixPath(root)
+
+
+JOB_ACCOUNT = "hpcgate-job"
+
+
+def _make_slurm_runas(tmp_path_factory: pytest.TempPathFactory) -> Contract:
+    reason = _slurm_ready()
+    if reason:
+        missing(reason)
+    from scheduler_adapters.slurm.adapter import SlurmAdapter
+
+    runner = LocalRunner(_job_account_root("slurm-runas"), job_user=JOB_ACCOUNT)
+    adapter = SlurmAdapter(runner, run_as=JOB_ACCOUNT)
+    # like the service: <scratch>/hpcgate (shared, ours) / calculation / job (the account's)
+    return Contract("slurm-runas", adapter, runner, runner.scratch_root / "hpcgate" / "calc")
+
+
+def _make_local_runas(tmp_path_factory: pytest.TempPathFactory) -> Contract:
+    from scheduler_adapters.local.adapter import LocalAdapter
+
+    runner = LocalRunner(_job_account_root("local-runas"), job_user=JOB_ACCOUNT)
+    adapter = LocalAdapter(runner, run_as=JOB_ACCOUNT)
+    return Contract("local-runas", adapter, runner, runner.scratch_root / "hpcgate" / "calc")
+
+
 PAIRS: dict[str, Callable[[pytest.TempPathFactory], Contract]] = {
     "slurm-local": _make_slurm_local,
     "local-local": _make_local_local,
     "slurm-ssh": _make_slurm_ssh,
     "pbs-local": _make_pbs_local,
+    "slurm-runas": _make_slurm_runas,
+    "local-runas": _make_local_runas,
 }
 
 
@@ -214,6 +260,8 @@ def contract(request: pytest.FixtureRequest,
             with contextlib.suppress(Exception):
                 case.runner.remove_tree(case.root)
             case.runner.close()
+        if case.pair.endswith("-runas"):
+            shutil.rmtree(str(case.runner.scratch_root), ignore_errors=True)
 
 
 def ec_path(spec: JobSpec, job_id: JobId) -> PurePosixPath:
@@ -367,3 +415,36 @@ def test_metacharacters_never_execute(contract: Contract) -> None:
     for bad_name in ("x; touch /tmp/p", "a b", "$(id)", "n'q"):
         with pytest.raises(ValueError):
             JobSpec(name=bad_name, template="generic.j2", workdir=spec.workdir)
+
+
+SECRETS = {
+    "HPCGATE_SECRET_KEY": "contract-secret-key-never-in-a-job",
+    "HPCGATE_DATABASE_URL": "postgresql://svc:contract-db-password@127.0.0.1/x",
+    "HPCGATE_SMTP__PASSWORD": "contract-smtp-password",
+    "SERVICE_ONLY_VARIABLE": "contract-service-variable",
+}
+
+
+@pytest.fixture
+def service_secrets(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The submitting process holds secrets (set before the pair's runner is built)."""
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    return SECRETS
+
+
+def test_job_environment_is_allow_listed(service_secrets: dict[str, str],
+                                         contract: Contract) -> None:
+    """Issue 15: a job sees PATH and the scheduler's variables, never the service's."""
+    contract.require("submit", "final_state")
+    spec = contract.spec("env", ["bash", "-c", "env > job-env.txt; id -un > job-user.txt"])
+    job_id = contract.submit(spec)
+    assert contract.wait_final([job_id])[job_id].state == JobState.COMPLETED
+    seen = contract.read(spec.workdir / "job-env.txt")
+    names = {line.split("=", 1)[0] for line in seen.splitlines() if "=" in line}
+    assert "PATH" in names
+    for name, value in service_secrets.items():
+        assert name not in names, f"{contract.pair}: job saw {name}"
+        assert value not in seen, f"{contract.pair}: job saw the value of {name}"
+    if contract.pair.endswith("-runas"):
+        assert contract.read(spec.workdir / "job-user.txt").strip() == JOB_ACCOUNT

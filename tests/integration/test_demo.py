@@ -15,7 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hpcgate.demo_siesta import find_siesta
+from tests.helpers.ci import missing
 from tests.helpers.live_api import free_port
+from tests.helpers.siesta_env import DM_READ_MARKER, INSTALL_HINT, final_energy_ev
 
 pytestmark = pytest.mark.integration
 
@@ -80,6 +83,7 @@ def test_demo_runs_a_chain_end_to_end() -> None:
         history = json.loads(last.read_text())["history"]
         assert len(history) == 6  # 3 steps x 2 iterations, continued across the chain
         assert abs(history[-1] - 2**0.5) < 1e-12
+        _check_siesta_demo(text, base, headers)
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:
@@ -87,3 +91,37 @@ def test_demo_runs_a_chain_end_to_end() -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _check_siesta_demo(banner: str, base: str, headers: dict[str, str]) -> None:
+    """With SIESTA installed the demo seeds a real H2O chain: it completes, each step's energy
+    (as stored by hpcgate) is what sisl reads from that step's own output, the cutoff
+    changes it, and the second step starts from the first one's density matrix."""
+    line = re.search(r"siesta:\s+(.*)", banner)
+    assert line is not None, banner
+    if find_siesta() is None:
+        assert "not installed" in line.group(1)
+        assert "scripts/services/siesta.sh" in line.group(1)
+        missing(f"SIESTA not installed: the demo's SIESTA part is unchecked (run {INSTALL_HINT})")
+    calc_id = int(line.group(1).split()[0].rsplit("/", 1)[1])
+    calc: dict = {}
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        calc = httpx.get(f"{base}/calculations/{calc_id}", headers=headers).json()
+        if calc["state"] in ("completed", "failed", "cancelled"):
+            break
+        time.sleep(1)
+    assert calc["state"] == "completed", (calc["state_reason"], calc["steps"])
+    assert [s["state"] for s in calc["steps"]] == ["harvested"] * 2
+    outputs = [Path(s["workdir"]) / "h2o.out" for s in calc["steps"]]
+    results = httpx.get(f"{base}/calculations/{calc_id}/results", headers=headers).json()
+    stored = {
+        r["step_index"]: r["data"]["numbers"]["energy_total_ev"]
+        for r in results["extracted"]
+        if r["kind"] == "validation"
+    }
+    energies = [final_energy_ev(out) for out in outputs]
+    assert [stored[0], stored[1]] == [round(e, 6) for e in energies]
+    assert abs(energies[0] - energies[1]) > 1e-3, energies
+    assert DM_READ_MARKER not in outputs[0].read_text(errors="replace")
+    assert DM_READ_MARKER in outputs[1].read_text(errors="replace")

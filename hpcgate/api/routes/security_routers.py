@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from hpcgate.api.routes import auth, clusters, logs, notifications, users
+from hpcgate.api.routes import auth, cluster_accounts, clusters, logs, notifications, users
 
 SECURITY_ROUTERS: list[APIRouter] = [
     auth.router,
     users.router,
     clusters.router,
     clusters.ml_keys_router,
+    cluster_accounts.router,
     logs.router,
     logs.agent_router,
     notifications.router,

@@ -1,5 +1,6 @@
 """All tables; importing this package registers them on ``Base.metadata``."""
 
+from hpcgate.db.models.accounts import ClusterAccount
 from hpcgate.db.models.calculations import ArrayTask, Calculation, Molecule, Step, StepEdge
 from hpcgate.db.models.clusters import Cluster, QueueMapping
 from hpcgate.db.models.ml import MlModel, Prediction
@@ -14,6 +15,7 @@ __all__ = [
     "ArrayTask",
     "Calculation",
     "Cluster",
+    "ClusterAccount",
     "ExtractedResult",
     "HeartbeatSample",
     "MlModel",

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from scheduler_adapters.environment import passable_names
 from scheduler_adapters.errors import CommandFailed, OutputParseError, RunnerError
 from scheduler_adapters.registry import UnknownAdapter, available_adapters, get_adapter
 from scheduler_adapters.slurm import commands
@@ -69,7 +70,9 @@ def result(argv: list[str], rc: int = 0, out: str = "", err: str = "") -> Comman
 
 def test_submit_writes_script_then_runs_sbatch(replay_runner: Any) -> None:
     script = PurePosixPath("/scratch/flow/flow.sh")
-    argv = commands.sbatch(script, after_ok=[JobId("7")], hold=True)
+    argv = commands.sbatch(
+        script, after_ok=[JobId("7")], hold=True, export_names=passable_names()
+    )
     runner = replay_runner({tuple(argv): result(argv, out="42;cluster\n")})
     adapter = SlurmAdapter(runner)
     assert adapter.submit(spec(), after_ok=[JobId("7")], hold=True) == JobId("42")

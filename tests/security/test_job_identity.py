@@ -1,0 +1,358 @@
+"""Issue 15, item 2: jobs never run as the identity holding the service's secrets.
+
+Black-box against the live API (``security_stack``: uvicorn + PostgreSQL), with the real
+worker code (dispatch and harvest ticks, built from settings exactly as ``hpcgate worker``
+builds them), the real local executor, the real Slurm 22.05 and the real accounts from
+``scripts/services/job-accounts.sh``. The worker process holds secrets in its environment
+(``SECRETS``) while it submits. Each exploit is a user's job that tries to read them:
+
+* the environment (secret key, database URL, SMTP password, any other service variable);
+* the data dir (the demo admin's password file, the embedded PostgreSQL's files);
+* the agent's API key file (agent mode: the agent submits through ``sudo -n -u``);
+* another user's calculation directory (users mapped to their own cluster accounts).
+
+Scratch and data live under a fresh ``/tmp/hpcgate-idt-*`` (0711), not pytest's tmp dir,
+which is 0700 to root and would hide everything from the job account by accident.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from hpcgate.db.models import Calculation, Step
+from hpcgate.db.session import session_scope
+from hpcgate.domain.states import FINAL_CALCULATION_STATES
+from hpcgate.services.cluster_ticks import harvest_tick
+from hpcgate.services.connections import ClusterConnections
+from hpcgate.services.dispatch import dispatch_tick
+from hpcgate.services.job_identity import secure_data_dir
+from hpcgate.settings import Settings
+from tests.helpers.ci import missing
+from tests.security.conftest import SecurityStack
+
+pytestmark = [pytest.mark.integration, pytest.mark.slurm, pytest.mark.timeout(300)]
+
+JOB_USER = "hpcgate-job"
+ALICE, BOB = "hpcg-alice", "hpcg-bob"
+SECRETS = {
+    "HPCGATE_SECRET_KEY": "idt-secret-key-must-never-reach-a-job-0123456789",
+    "HPCGATE_DATABASE_URL": "postgresql+psycopg://svc:idt-db-password@127.0.0.1/hpcgate",
+    "HPCGATE_SMTP__PASSWORD": "idt-smtp-password",
+    "HPCGATE_CLUSTER_ACCOUNTS__ENCRYPTION_KEY": "idt-fernet-key-material",
+    "SOME_SERVICE_TOKEN": "idt-other-service-variable",
+}
+ADMIN_PASSWORD = "idt-admin-password-in-the-data-dir"
+PG_MARKER = "idt-embedded-postgres-data"
+
+
+def _require_environment() -> None:
+    if os.geteuid() != 0:
+        missing("job identity tests switch accounts: run them as root")
+    for account in (JOB_USER, ALICE, BOB):
+        try:
+            pwd.getpwnam(account)
+        except KeyError:
+            missing(f"account {account} missing: run scripts/services/job-accounts.sh")
+    if shutil.which("sbatch") is None or subprocess.run(
+        ["sinfo", "-h"], capture_output=True, check=False, timeout=30
+    ).returncode != 0:
+        missing("Slurm not answering: run scripts/services/slurm.sh")
+
+
+@dataclass
+class World:
+    stack: SecurityStack
+    base: Path
+    data_dir: Path
+    settings: Settings
+
+    def scratch(self, label: str) -> Path:
+        path = self.base / f"scratch-{label}"
+        path.mkdir(mode=0o711, exist_ok=True)
+        return path
+
+    def cluster(self, label: str, scheduler: str, partition: str, **extra: Any) -> int:
+        body = {
+            "name": f"idt-{label}-{uuid.uuid4().hex[:6]}",
+            "scheduler": scheduler,
+            "access_mode": extra.pop("access_mode", "local"),
+            "scratch_root": str(self.scratch(label)),
+            "queues": [{"logical_queue": "default", "partition": partition}],
+            **extra,
+        }
+        with self.stack.api("admin") as api:
+            r = api.post("/clusters", json=body)
+        assert r.status_code == 201, r.text
+        return int(r.json()["id"])
+
+    def submit(self, who: str, cluster_id: int, script: str) -> int:
+        body = self.stack.calculation_body(
+            cluster_id=cluster_id,
+            configuration={"kind": "single", "command": ["/bin/bash", "-c", script]},
+        )
+        with self.stack.api(who) as api:
+            r = api.post("/calculations", json=body)
+        assert r.status_code == 201, r.text
+        return int(r.json()["id"])
+
+    def run(self, *calc_ids: int, timeout: float = 120) -> dict[int, str]:
+        """The worker's ticks, with the service's secrets in its environment, until done."""
+        stack = self.stack
+        conns = ClusterConnections(settings=self.settings)
+        saved = {k: os.environ.get(k) for k in SECRETS}
+        os.environ.update(SECRETS)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                dispatch_tick(stack.engine, stack.factory, conns, self.settings,
+                              claimed_by="idt-worker")
+                harvest_tick(stack.engine, stack.factory, conns, self.settings)
+                states = self.states(*calc_ids)
+                if all(states[c] in {s.value for s in FINAL_CALCULATION_STATES}
+                       for c in calc_ids):
+                    return states
+                assert time.monotonic() < deadline, f"not settled: {states}"
+                time.sleep(0.3)
+        finally:
+            conns.close()
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    def states(self, *calc_ids: int) -> dict[int, str]:
+        with session_scope(self.stack.factory) as s:
+            return {c: s.get(Calculation, c).state.value for c in calc_ids}  # type: ignore[union-attr]
+
+    def workdir(self, calc_id: int) -> Path:
+        with session_scope(self.stack.factory) as s:
+            step = s.scalar(select(Step).where(Step.calculation_id == calc_id))
+            assert step is not None
+            assert step.workdir
+            return Path(step.workdir)
+
+    def job_ids(self, calc_id: int) -> dict[str, str]:
+        """Scheduler id -> job name of the calculation's steps."""
+        with session_scope(self.stack.factory) as s:
+            rows = s.execute(
+                select(Step.scheduler_job_id, Step.job_name).where(Step.calculation_id == calc_id)
+            ).all()
+            return {str(r[0]): str(r[1]) for r in rows}
+
+
+@pytest.fixture(scope="module")
+def world(security_stack: SecurityStack) -> Iterator[World]:
+    _require_environment()
+    base = Path(tempfile.mkdtemp(prefix="hpcgate-idt-"))
+    os.chmod(base, 0o711)
+    data_dir = base / "data"
+    settings = security_stack.settings.model_copy(
+        update={
+            "paths": security_stack.settings.paths.model_copy(update={"data_dir": data_dir}),
+            "local": security_stack.settings.local.model_copy(update={"job_user": JOB_USER}),
+        }
+    )
+    secure_data_dir(settings)
+    # What `hpcgate demo` keeps there: the admin's password and the embedded PostgreSQL.
+    (data_dir / "demo-admin-password").write_text(ADMIN_PASSWORD + "\n")
+    (data_dir / "postgres").mkdir(mode=0o700)
+    (data_dir / "postgres" / "PG_VERSION").write_text(PG_MARKER + "\n")
+    try:
+        yield World(security_stack, base, data_dir, settings)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+PROBE = (
+    "env > env.txt; id -un > who.txt; "
+    "{{ cat {data}/demo-admin-password; ls {data}/postgres; cat {data}/postgres/PG_VERSION; }}"
+    " > stolen.txt 2>&1; echo done"
+)
+
+
+def _assert_contained(workdir: Path, data_dir: Path, account: str) -> None:
+    env = (workdir / "env.txt").read_text()
+    names = {line.split("=", 1)[0] for line in env.splitlines() if "=" in line}
+    assert "PATH" in names
+    for name, value in SECRETS.items():
+        assert name not in names, f"the job saw {name}"
+        assert value not in env
+    assert not {n for n in names if n.startswith("HPCGATE_") and not n.startswith(
+        ("HPCGATE_PARAM_", "HPCGATE_LOCAL_", "HPCGATE_JOB", "HPCGATE_TASK", "HPCGATE_WORKDIR",
+         "HPCGATE_STATE", "HPCGATE_RC", "HPCGATE_OMPI"))}
+    assert (workdir / "who.txt").read_text().strip() == account
+    stolen = (workdir / "stolen.txt").read_text()
+    assert ADMIN_PASSWORD not in stolen
+    assert PG_MARKER not in stolen
+    assert "PG_VERSION" not in stolen.splitlines()  # not listed either
+    assert "Permission denied" in stolen
+    # and the data dir is the service's alone
+    assert data_dir.stat().st_mode & 0o077 == 0
+
+
+def test_local_executor_job_runs_as_job_account_without_secrets(world: World) -> None:
+    cluster = world.cluster("local", "local", "local")
+    calc = world.submit("user", cluster, PROBE.format(data=world.data_dir))
+    assert world.run(calc)[calc] == "completed"
+    _assert_contained(world.workdir(calc), world.data_dir, JOB_USER)
+
+
+def _sacct_users(jobs: dict[str, str]) -> set[str]:
+    """The User column of the jobs' final accounting records (sacct lags the queue).
+
+    ``jobs``: scheduler id -> job name. Matched by name too: after a Slurm reinstall the
+    accounting database still holds older jobs with the same ids.
+    """
+    deadline = time.monotonic() + 30
+    rows: list[list[str]] = []
+    while time.monotonic() < deadline:
+        out = subprocess.run(
+            ["sacct", "-n", "-X", "-P", "--duplicates", "-o", "JobIDRaw,JobName,User,State",
+             "-S", "now-1days", "-j", ",".join(jobs)],
+            capture_output=True, text=True, check=True, timeout=30,
+        ).stdout
+        rows = [line.split("|") for line in out.splitlines() if line.strip()]
+        ours = [r for r in rows if jobs.get(r[0]) == r[1]]
+        if len(ours) == len(jobs) and all(r[3] in {"COMPLETED", "FAILED"} for r in ours):
+            return {r[2] for r in ours}
+        time.sleep(0.5)
+    raise AssertionError(f"no final accounting for {jobs}: {rows}")
+
+
+def test_slurm_job_runs_as_job_account_without_secrets(world: World) -> None:
+    cluster = world.cluster("slurm", "slurm", "debug")
+    calc = world.submit("user", cluster, PROBE.format(data=world.data_dir))
+    assert world.run(calc)[calc] == "completed"
+    _assert_contained(world.workdir(calc), world.data_dir, JOB_USER)
+    assert _sacct_users(world.job_ids(calc)) == {JOB_USER}, world.job_ids(calc)
+
+
+def test_cluster_options_add_variables_but_never_reserved_ones(world: World) -> None:
+    """An admin adds variables (job_environment, pass_environment); HPCGATE_* is refused."""
+    with world.stack.api("admin") as api:
+        for bad in ({"job_environment": {"HPCGATE_SECRET_KEY": "x"}},
+                    {"pass_environment": ["HPCGATE_DATABASE_URL"]},
+                    {"pass_environment": ["SLURM_JOB_ID"]},
+                    {"job_user": "root"}):
+            r = api.post("/clusters", json={
+                "name": f"idt-bad-{uuid.uuid4().hex[:6]}", "scheduler": "local",
+                "access_mode": "local", "scratch_root": str(world.scratch("bad")),
+                "options": bad,
+            })
+            assert r.status_code == 422, (bad, r.text)
+    cluster = world.cluster("opts", "slurm", "debug", options={
+        "job_environment": {"SITE_LICENSE": "27000@lic.example.org"},
+        "pass_environment": ["SOME_SERVICE_TOKEN"],
+    })
+    calc = world.submit("user", cluster, "env > env.txt")
+    assert world.run(calc)[calc] == "completed"
+    env = (world.workdir(calc) / "env.txt").read_text()
+    assert "SITE_LICENSE=27000@lic.example.org" in env.splitlines()
+    # passed on purpose by the admin: the one service variable a job may see
+    assert f"SOME_SERVICE_TOKEN={SECRETS['SOME_SERVICE_TOKEN']}" in env.splitlines()
+    assert SECRETS["HPCGATE_SECRET_KEY"] not in env
+
+
+def test_mapped_users_run_as_themselves_and_cannot_read_each_other(world: World) -> None:
+    stack = world.stack
+    cluster = world.cluster("mapped", "slurm", "debug")
+    with stack.api("admin") as api:
+        for who, login in (("user", ALICE), ("other", BOB)):
+            r = api.put(f"/clusters/{cluster}/accounts/{stack.accounts[who].id}",
+                        json={"login_name": login})
+            assert r.status_code == 200, r.text
+            assert r.json()["login_name"] == login
+        assert api.put(f"/clusters/{cluster}/accounts/{stack.accounts['moderator'].id}",
+                       json={"login_name": "root"}).status_code == 422
+        listed = api.get(f"/clusters/{cluster}/accounts").json()
+        assert {a["login_name"] for a in listed} == {ALICE, BOB}
+    with stack.api("user") as api:  # a plain user cannot map themselves
+        r = api.put(f"/clusters/{cluster}/accounts/{stack.accounts['user'].id}",
+                    json={"login_name": BOB})
+        assert r.status_code == 403
+    a = world.submit("user", cluster, "echo alice-private-result > result.txt; id -un > who.txt")
+    assert world.run(a)[a] == "completed"
+    a_dir = world.workdir(a)
+    assert (a_dir / "result.txt").read_text() == "alice-private-result\n"
+    b = world.submit("other", cluster, (
+        f"id -un > who.txt; {{ cat {a_dir}/result.txt; ls {a_dir}; ls {a_dir.parent}; "
+        f"touch {a_dir}/planted-by-bob; }} > probe.txt 2>&1; true"
+    ))
+    assert world.run(b)[b] == "completed"
+    b_dir = world.workdir(b)
+    assert (a_dir / "who.txt").read_text().strip() == ALICE
+    assert (b_dir / "who.txt").read_text().strip() == BOB
+    probe = (b_dir / "probe.txt").read_text()
+    assert "alice-private-result" not in probe
+    assert "result.txt" not in probe.splitlines()  # not listed
+    assert "Permission denied" in probe
+    assert not (a_dir / "planted-by-bob").exists()
+    # site accounting sees the real users
+    assert _sacct_users(world.job_ids(a)) == {ALICE}
+    assert _sacct_users(world.job_ids(b)) == {BOB}
+
+
+def test_agent_job_cannot_read_the_agent_key(world: World) -> None:
+    """Agent mode: the agent submits with ``sudo -n -u hpcgate-job``; the key stays its own."""
+    from hpcgate.agent.config import AgentConfig
+    from hpcgate.agent.loop import Agent
+
+    stack = world.stack
+    cluster = world.cluster("agent", "slurm", "debug", access_mode="agent")
+    with stack.api("admin") as api:
+        r = api.post(f"/clusters/{cluster}/api-keys", json={"name": "idt-agent"})
+        assert r.status_code == 201, r.text
+        key = r.json()["key"]
+        name = api.get(f"/clusters/{cluster}").json()["name"]
+    agent_dir = world.base / "agent"
+    agent_dir.mkdir(mode=0o700)
+    key_file = agent_dir / "api-key"
+    key_file.write_text(key + "\n")
+    key_file.chmod(0o600)
+    calc = world.submit("user", cluster, (
+        f"id -un > who.txt; env > env.txt; cat {key_file} > stolen.txt 2>&1; "
+        f"ls {agent_dir} >> stolen.txt 2>&1; true"
+    ))
+    config = AgentConfig(
+        api_url=stack.base_url, api_key_file=key_file, cluster=name, name="idt",
+        scheduler="slurm", scratch_root=world.scratch("agent"),
+        state_dir=agent_dir / "state", job_user=JOB_USER,
+    )
+    os.environ.update(SECRETS)
+    try:
+        agent = Agent(config)
+        stop = threading.Event()
+        deadline = time.monotonic() + 120
+        while world.states(calc)[calc] not in {s.value for s in FINAL_CALCULATION_STATES}:
+            assert time.monotonic() < deadline, world.states(calc)
+            agent.pull_and_submit()
+            agent.harvest()
+            time.sleep(0.3)
+        stop.set()
+    finally:
+        for k in SECRETS:
+            os.environ.pop(k, None)
+    assert world.states(calc)[calc] == "completed"
+    workdir = world.workdir(calc)
+    assert (workdir / "who.txt").read_text().strip() == JOB_USER
+    stolen = (workdir / "stolen.txt").read_text()
+    assert key not in stolen
+    assert "Permission denied" in stolen
+    env = (workdir / "env.txt").read_text()
+    assert SECRETS["HPCGATE_SECRET_KEY"] not in env
+    assert _sacct_users(world.job_ids(calc)) == {JOB_USER}

@@ -1,0 +1,137 @@
+"""Issue 15 seams: the job environment allow-list, ``sudo -n -u`` argv, ACL hand-over."""
+
+from __future__ import annotations
+
+import os
+import pwd
+from pathlib import PurePosixPath
+from typing import Any
+
+import pytest
+
+from scheduler_adapters.environment import (
+    BASE_NAMES,
+    allowed_environment,
+    check_names,
+    command_environment,
+    job_environment,
+    passable_names,
+)
+from scheduler_adapters.runners.identity import check_account, sudo_argv
+from scheduler_adapters.slurm import commands
+from scheduler_adapters.slurm.adapter import SlurmAdapter
+from scheduler_adapters.types import CommandResult, JobId
+
+SOURCE = {
+    "PATH": "/usr/bin:/bin",
+    "HOME": "/root",
+    "LANG": "C.UTF-8",
+    "LC_TIME": "en_GB.UTF-8",
+    "TZ": "UTC",
+    "HPCGATE_SECRET_KEY": "s3cret",
+    "HPCGATE_DATABASE_URL": "postgresql://u:p@h/db",
+    "HPCGATE_SMTP__PASSWORD": "mailpw",
+    "AWS_SECRET_ACCESS_KEY": "aws",
+    "SLURM_CONF": "/etc/slurm/slurm.conf",
+    "SLURM_JOB_ID": "17",
+    "SITE_LICENSE": "27000@lic",
+}
+
+
+def test_only_basic_names_pass() -> None:
+    env = allowed_environment(SOURCE)
+    assert env == {k: SOURCE[k] for k in ("PATH", "HOME", "LANG", "LC_TIME", "TZ")}
+
+
+def test_admin_names_pass_but_reserved_never() -> None:
+    assert allowed_environment(SOURCE, ["SITE_LICENSE"])["SITE_LICENSE"] == "27000@lic"
+    for bad in ("HPCGATE_SECRET_KEY", "SLURM_JOB_ID", "PBS_JOBID", "1X", "A-B", "", "A B"):
+        with pytest.raises(ValueError):
+            check_names([bad])
+
+
+def test_command_environment_keeps_client_config_only() -> None:
+    env = command_environment(SOURCE)
+    assert env["SLURM_CONF"] == "/etc/slurm/slurm.conf"
+    assert not {"HPCGATE_SECRET_KEY", "SLURM_JOB_ID", "AWS_SECRET_ACCESS_KEY"} & env.keys()
+
+
+def test_job_environment_describes_the_account() -> None:
+    me = pwd.getpwuid(os.getuid()).pw_name
+    env = job_environment({"HPCGATE_SECRET_KEY": "x"}, account=me)
+    assert env["USER"] == env["LOGNAME"] == me
+    assert env["HOME"] == pwd.getpwnam(me).pw_dir
+    assert env["PATH"]  # a default when the source has none
+    assert "HPCGATE_SECRET_KEY" not in env
+
+
+def test_passable_names_are_stable_and_include_basics() -> None:
+    names = passable_names(["SITE_LICENSE"])
+    assert names[: len(BASE_NAMES)] == BASE_NAMES
+    assert names[-1] == "SITE_LICENSE"
+
+
+def test_sudo_argv() -> None:
+    assert sudo_argv(None, ["sbatch", "x"]) == ["sbatch", "x"]
+    assert sudo_argv("hpcg-alice", ["sbatch", "x"], ["LIC"]) == [
+        "sudo", "-n", "--preserve-env=LIC", "-u", "hpcg-alice", "--", "sbatch", "x",
+    ]
+    assert sudo_argv("hpcg-alice", ["sbatch", "x"]) == [
+        "sudo", "-n", "-u", "hpcg-alice", "--", "sbatch", "x",
+    ]
+    for bad in ("-u", "root;id", "a b", "", "Alice", "x" * 40, "--"):
+        with pytest.raises(ValueError):
+            check_account(bad)
+
+
+def test_sbatch_export_list() -> None:
+    script = PurePosixPath("/s/j.sh")
+    assert "--export=NONE" in commands.sbatch(script, export_names=[])
+    argv = commands.sbatch(script, export_names=["PATH", "LANG"])
+    assert "--export=PATH,LANG" in argv
+    assert argv[-1] == str(script)
+    assert not any(a.startswith("--export") for a in commands.sbatch(script))
+
+
+class _Recorder:
+    """Records argv lists; answers sbatch with a job id."""
+
+    scratch_root = PurePosixPath("/s")
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, ...]] = []
+
+    def run(self, argv: Any, **kw: Any) -> CommandResult:
+        self.calls.append(tuple(argv))
+        out = "5\n" if "sbatch" in argv else ""
+        return CommandResult(tuple(argv), 0, out, "")
+
+    def write_text(self, path: PurePosixPath, text: str, *, mode: int = 0o644) -> None:
+        return None
+
+
+def test_run_as_prefixes_job_commands_but_not_sinfo() -> None:
+    runner = _Recorder()
+    adapter = SlurmAdapter(
+        runner, run_as="hpcg-bob", pass_environment=["SITE_LICENSE"]  # type: ignore[arg-type]
+    )
+    from scheduler_adapters.types import JobSpec
+
+    spec = JobSpec(name="j", template="generic.j2", workdir=PurePosixPath("/s/a/j"),
+                   context={"command": ["true"]})
+    adapter.submit(spec)
+    adapter.cancel([JobId("5")])
+    adapter.release(JobId("5"))
+    adapter.accounting([JobId("5")])
+    adapter.status([JobId("5")])
+    adapter.node_metrics()
+    prefix = ("sudo", "-n", "--preserve-env=SITE_LICENSE", "-u", "hpcg-bob", "--")
+    job_calls = runner.calls[:-1]
+    commands_run = [c[len(prefix)] for c in job_calls]
+    assert commands_run == ["sbatch", "scancel", "scontrol", "sacct", "squeue"]
+    assert all(c[: len(prefix)] == prefix for c in job_calls)
+    assert runner.calls[-1][0] == "sinfo"
+    export = next(a for a in runner.calls[0] if a.startswith("--export="))
+    assert export.endswith(",SITE_LICENSE")
+    assert "HPCGATE" not in export
+
