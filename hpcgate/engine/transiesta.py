@@ -76,6 +76,13 @@ def _read_fdf(path: Path) -> Any:
     return siesta_io.fdfSileSiesta(str(path))
 
 
+def _solution(fdf: Any, where: str) -> str:
+    try:
+        return str(fdf.get("SolutionMethod", default="diagon"))
+    except Exception as exc:  # sisl's parse errors are varied; one line for the user
+        raise InvalidInput(f"{where}: cannot read SolutionMethod ({exc})") from None
+
+
 def _block(fdf: Any, key: str, where: str) -> list[str]:
     try:
         value = fdf.get(key)
@@ -154,15 +161,14 @@ def prepare_ladder(
         electrode_label: dict[str, str] = {}
         for step in electrode_steps:
             fdf_name = str(step.meta["fdf"])
-            solution = str(_read_fdf(src / fdf_name).get("SolutionMethod", default="diagon"))
-            if "transiesta" in solution.lower():
+            ((step_files, label, _),) = _generate(  # checks the fdf first
+                src / fdf_name, [{}], Path(tmp) / f"e{step.index}", binary
+            )
+            if "transiesta" in _solution(_read_fdf(src / fdf_name), fdf_name).lower():
                 raise InvalidInput(
                     f"electrode input {fdf_name}: SolutionMethod is transiesta; an electrode "
                     "is a bulk SIESTA run (diagon)"
                 )
-            ((step_files, label, _),) = _generate(
-                src / fdf_name, [{}], Path(tmp) / f"e{step.index}", binary
-            )
             if label in electrode_label.values():
                 other = next(f for f, lab in electrode_label.items() if lab == label)
                 raise InvalidInput(
@@ -184,8 +190,11 @@ def prepare_ladder(
 
         # The device: a TranSIESTA run whose electrodes are exactly the mapped ones.
         where = device
+        from analyses.siesta.inputs import check_base_input
+
+        check_base_input(src / device)  # syntax, includes, pseudopotentials: one clear line
         fdf = _read_fdf(src / device)
-        solution = str(fdf.get("SolutionMethod", default="diagon"))
+        solution = _solution(fdf, where)
         if "transiesta" not in solution.lower():
             raise InvalidInput(
                 f"device input {device}: SolutionMethod is {solution!r}; a ladder needs "

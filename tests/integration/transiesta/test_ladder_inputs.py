@@ -52,6 +52,14 @@ def _body(cluster_id: int, files: dict[str, str], **over: Any) -> dict[str, Any]
     }
 
 
+def _without_block(text: str, name: str) -> str:
+    out = re.sub(
+        rf"(?ims)^%block {re.escape(name)}\s*$.*?^%endblock {re.escape(name)}\s*$", "", text
+    )
+    assert out != text
+    return out
+
+
 def _fdf_value(text: str, key: str) -> str | None:
     """The first occurrence of ``key`` (SIESTA's rule), any spelling."""
     pattern = re.escape(key).replace(r"\.", "[._-]?")
@@ -207,6 +215,18 @@ def test_refusals_are_422_and_write_nothing(
         (
             lambda f: {k: v for k, v in f.items() if k != "Au.psf"},
             "no pseudopotential file for species Au",
+        ),
+        (
+            lambda f: {**f, "device.fdf": _without_block(f["device.fdf"], "TS.Elecs")},
+            "device.fdf: no %block TS.Elecs naming the electrodes",
+        ),
+        (
+            lambda f: {**f, "device.fdf": _without_block(f["device.fdf"], "TS.Elec.Right")},
+            "device.fdf: no %block TS.Elec.Right for electrode 'Right'",
+        ),
+        (
+            lambda f: {**f, "device.fdf": "\x00\x1b[31m%block TS.Elecs\n" + "\ufffd" * 50},
+            "device.fdf",
         ),
     ],
 )
