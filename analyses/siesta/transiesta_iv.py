@@ -57,6 +57,9 @@ log = logging.getLogger(__name__)
 REL_TOLERANCE = 1e-3
 #: Currents below this (A) are zero for the comparison (the 0 V point).
 ABS_TOLERANCE_A = 1e-15
+#: A TBtrans bias further than this (V) from the point's bias is flagged (TBtrans prints
+#: 0.999999E-01 for 0.1 V; a user's own TBT.Voltage would differ by far more).
+BIAS_TOLERANCE_V = 1e-4
 _SUCCESS = frozenset({"finished", "harvested", "cleaned"})
 _FAILED = frozenset({"failed", "invalid", "lost"})
 
@@ -160,6 +163,12 @@ class TransiestaIv(Analysis):
             f"(tolerance {REL_TOLERANCE:g})"
             for p in disagreements
         ]
+        notes += [
+            f"{_v(p['bias_v'])}: TBtrans ran at {p['tbtrans_bias_v']:.6g} V, not at the "
+            "point's bias"
+            for p in points
+            if p["bias_mismatch"]
+        ]
         notes += [f"{_v(f['bias_v'])}: no current ({f['reason']})" for f in failed]
         if pending:
             notes.append(
@@ -251,13 +260,15 @@ def _point(
 ) -> JSONDict:
     current = float(data["current_a"])
     g0 = current / bias / G0_SIEMENS if abs(bias) > 1e-9 else None
+    used = data.get("bias_v")
     return {
         "bias_v": bias,
         "current_a": current,
         "current_stdout_a": data.get("current_stdout_a"),
         "relative_difference": data.get("relative_difference"),
         "agree": data.get("agree"),
-        "tbtrans_bias_v": data.get("bias_v"),
+        "tbtrans_bias_v": used,
+        "bias_mismatch": used is not None and abs(float(used) - bias) > BIAS_TOLERANCE_V,
         "conductance_g0": g0,
         "step_id": tbt.step_id,
         "step_index": tbt.index,

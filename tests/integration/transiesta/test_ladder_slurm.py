@@ -175,6 +175,7 @@ def test_full_ladder_completes_with_the_directly_computed_currents(
         assert point["current_stdout_a"] == ref.current_stdout_a
         assert point["current_a"] == pytest.approx(ref.current_nc_a, rel=1e-9, abs=1e-25)
         assert point["agree"] is True
+        assert point["bias_mismatch"] is False  # TBtrans ran at the point's own bias
         assert point["label"] == f"tbtrans {_v(point['bias_v'])}"
         assert point["step_id"] == steps[point["label"]]["id"]
     currents = {p["bias_v"]: p["current_a"] for p in doc["points"]}

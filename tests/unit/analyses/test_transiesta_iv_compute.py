@@ -194,3 +194,13 @@ def test_disagreements_are_counted_and_noted() -> None:
 )
 def test_currents_agree(a: float, b: float, agree: bool) -> None:
     assert currents_agree(a, b)[0] is agree
+
+
+def test_a_tbtrans_run_at_another_bias_is_flagged() -> None:
+    steps = _ladder({})
+    odd = next(s for s in steps if s.label == "tbtrans +0.2 V")
+    odd.data["transiesta_iv"]["bias_v"] = 0.25
+    result = compute_all(["transiesta_iv"], steps, code="siesta")["transiesta_iv"]
+    flagged = [p["bias_v"] for p in result["data"]["points"] if p["bias_mismatch"]]
+    assert flagged == [0.2]
+    assert any("TBtrans ran at 0.25 V" in n for n in result["notes"])
