@@ -249,3 +249,43 @@ def test_a_ladder_is_a_siesta_calculation(
     r = client.post("/calculations", json={**_body(cid, au_chain), "code": "qe"}, headers=headers)
     assert r.status_code == 422
     assert "use code 'siesta'" in r.json()["detail"]
+
+
+def test_different_electrodes_run_as_two_steps(
+    api: tuple[TestClient, dict[str, str], int], db_engine: Engine, au_chain: dict[str, str]
+) -> None:
+    """Left and right from their own fdfs: two electrode steps, each point needs both."""
+    files = dict(au_chain)
+    for side in ("left", "right"):
+        files[f"{side}.fdf"] = au_chain["elec.fdf"].replace(
+            "SystemLabel elec", f"SystemLabel elec_{side}"
+        )
+    files["device.fdf"] = (
+        au_chain["device.fdf"]
+        .replace(
+            "%block TS.Elec.Left\n  TSHS elec.TSHS", "%block TS.Elec.Left\n  TSHS elec_left.TSHS"
+        )
+        .replace(
+            "%block TS.Elec.Right\n  TSHS elec.TSHS",
+            "%block TS.Elec.Right\n  TSHS ./elec_right.TSHS",
+        )
+    )
+    del files["elec.fdf"]
+    client, headers, cid = api
+    body = _body(cid, files, electrodes={"Left": "left.fdf", "Right": "right.fdf"})
+    r = client.post("/calculations", json=body, headers=headers)
+    assert r.status_code == 201, r.text
+    steps = {s["label"]: s for s in r.json()["steps"]}
+    left, right = steps["electrode left.fdf"], steps["electrode right.fdf"]
+    assert left["ladder"]["electrodes"] == ["Left"]
+    assert right["ladder"]["electrodes"] == ["Right"]
+    assert steps["device 0 V"]["parents"] == sorted([left["id"], right["id"]])
+    with Session(db_engine) as s:
+        spec = s.get(Step, right["id"]).spec  # type: ignore[union-attr]
+    assert spec["context"]["output"] == "elec_right.out"
+    assert sorted(spec["files"]) == ["Au.psf", "right.fdf"]
+    # Swapped mapping: each TS.Elec block reads the other electrode's TSHS.
+    swapped = _body(cid, files, electrodes={"Left": "right.fdf", "Right": "left.fdf"})
+    r = client.post("/calculations", json=swapped, headers=headers)
+    assert r.status_code == 422
+    assert "TS.Elec.Left reads 'elec_left.TSHS'" in r.json()["detail"]
