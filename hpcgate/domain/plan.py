@@ -18,6 +18,7 @@ on"), and ``graphlib`` gives the submission order and rejects cycles.
 from __future__ import annotations
 
 import graphlib
+import heapq
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -74,10 +75,24 @@ class Plan:
         return tuple((p, s.index) for s in self.steps for p in s.parents)
 
     def order(self) -> list[int]:
-        """Step indices in an order where every parent comes before its children."""
-        return list(
-            graphlib.TopologicalSorter({s.index: set(s.parents) for s in self.steps}).static_order()
-        )
+        """Step indices, every parent before its children, lowest index first among ready ones.
+
+        This is the submission order, so it decides scheduler priority (FIFO: earlier job,
+        higher priority). A ladder numbers its device points before its TBtrans steps, so
+        every point outranks every TBtrans job: TBtrans never takes the core the next bias
+        is waiting for.
+        """
+        sorter = graphlib.TopologicalSorter({s.index: set(s.parents) for s in self.steps})
+        sorter.prepare()
+        ready: list[int] = []
+        out: list[int] = []
+        while sorter.is_active():
+            for node in sorter.get_ready():
+                heapq.heappush(ready, node)
+            node = heapq.heappop(ready)
+            out.append(node)
+            sorter.done(node)
+        return out
 
     def heads(self) -> list[int]:
         return [s.index for s in self.steps if not s.parents]

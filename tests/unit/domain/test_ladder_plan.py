@@ -183,3 +183,13 @@ def test_every_point_starts_from_the_nearest_point_of_its_branch(biases: list[fl
     tbtrans = [s for s in plan.steps if s.meta["role"] == "tbtrans"]
     assert len(tbtrans) == len(biases)
     assert {bias_label(s.meta["bias_v"]) for s in tbtrans} == {bias_label(b) for b in biases}
+
+
+def test_submission_order_puts_every_point_before_any_tbtrans() -> None:
+    """Submission order is scheduler priority: a TBtrans job must not outrank a bias point."""
+    plan = build_plan(_ladder(biases_v=[0, 0.3, -0.2, 0.1, -0.4, 0.2]))
+    order = plan.order()
+    roles = [plan.steps[i].meta["role"] for i in order]
+    assert roles == ["electrode"] + ["device"] * 6 + ["tbtrans"] * 6
+    position = {index: n for n, index in enumerate(order)}
+    assert all(position[p] < position[s.index] for s in plan.steps for p in s.parents)
