@@ -519,11 +519,36 @@ class ModelManager:
             return
         rt.failures += 1
         rt.healthy_since = None
+        exit_reason = self._exit_behind(rt, result)
+        if exit_reason is not None:
+            self._failure(rt, exit_reason)
+            return
         reason = f"GET /ping failed {rt.failures} time(s) in a row: {result.detail}"
         if rt.failures >= self.config.failures_before_restart:
             self._failure(rt, reason)
         else:
             self._set(rt, health="unhealthy", last_error=reason)
+
+    def _exit_behind(self, rt: ModelRuntime, result: PingResult) -> str | None:
+        """The container's exit, when it is what made the ping fail.
+
+        A crashing model closes its socket a moment before the engine marks the container
+        exited, so a ping in between sees a reset or a refusal. The exit (with its code) is
+        the cause: ask the engine again for up to ``exit_grace_s`` before blaming the ping.
+        A ping that timed out (a hung model) or got an error status is its own cause, and
+        costs no wait.
+        """
+        if not result.detail.startswith("no answer ("):  # a timeout or an HTTP error status
+            return None
+        deadline = time.monotonic() + self.config.exit_grace_s
+        while rt.container_id:
+            info = self.engine.inspect(rt.container_id)
+            if info is None or not info.running:
+                return _exit_reason(info)
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.1)
+        return None
 
     def _failure(self, rt: ModelRuntime, reason: str) -> None:
         """A failure of a running model: schedule a restart, or give up past the limit."""

@@ -30,6 +30,9 @@ class MlApiConfig(BaseSettings):
     main_api_url: str = "http://127.0.0.1:8000"
     api_key: SecretStr | None = None  # an ML-API key (hpcg_...), from POST /ml-api-keys
     main_api_timeout_s: float = Field(default=10.0, gt=0)
+    # How long the main API's answer to "who is this token?" (GET /auth/me) is kept per
+    # token: a demoted or blocked user loses ML-API rights within this window (at most 5 s).
+    role_cache_s: float = Field(default=5.0, ge=0, le=5)
     # containers
     docker_host: str | None = None  # overrides Settings.ml.docker_host
     namespace: str = "default"  # label value: several ML-APIs can share one engine
@@ -42,6 +45,9 @@ class MlApiConfig(BaseSettings):
     ping_timeout_s: float | None = Field(default=None, gt=0)
     max_restarts: int | None = Field(default=None, ge=0)
     failures_before_restart: int = Field(default=2, ge=1)  # consecutive failed pings
+    # A ping refused because the model process is exiting is the exit's symptom, not its
+    # cause: before blaming the ping, wait this long for the engine to report the exit.
+    exit_grace_s: float = Field(default=3.0, ge=0)
     backoff_initial_s: float = Field(default=1.0, ge=0)
     backoff_max_s: float = Field(default=60.0, ge=0)
     healthy_reset_s: float = Field(default=300.0, gt=0)  # healthy this long: streak forgotten

@@ -468,3 +468,49 @@ def test_a_model_deleted_meanwhile_is_not_restarted(pings: dict[int, str]) -> No
     mgr.tick()
     assert mgr.models[1].state == "failed"
     assert mgr.models[1].last_error == "the model is no longer registered"
+
+
+def test_a_ping_refused_by_an_exiting_model_reports_the_exit(
+    pings: dict[int, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The crash race: the engine still says running, the ping is reset, then the exit shows.
+
+    The restart reason is the container's exit code (the cause), not the ping (its symptom).
+    """
+    mgr, engine, _api = _setup(failures_before_restart=1)
+    mgr.run(1)
+    rt = mgr.models[1]
+    cid = rt.container_id
+    assert cid is not None
+    calls = {"n": 0}
+    real_inspect = engine.inspect
+
+    def inspect(container_id: str) -> ContainerInfo | None:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the first look after the failed ping: the process is gone
+            engine.crash(container_id, 3)
+        return real_inspect(container_id)
+
+    monkeypatch.setattr(engine, "inspect", inspect)
+    monkeypatch.setattr(
+        manager_mod,
+        "probe",
+        lambda *a, **k: PingResult(False, "no answer (connection reset by peer)", 0.0),
+    )
+    mgr.tick()
+    assert rt.state == "restarting"
+    assert rt.last_error == "container exited with code 3"
+
+
+def test_a_hung_model_is_blamed_on_its_ping_without_waiting(
+    pings: dict[int, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mgr, _engine, _ = _setup(failures_before_restart=1, exit_grace_s=60)
+    mgr.run(1)
+    rt = mgr.models[1]
+    monkeypatch.setattr(
+        manager_mod, "probe", lambda *a, **k: PingResult(False, "no answer within 2 s", 2.0)
+    )
+    mgr.tick()  # would block for a minute if a timed-out ping waited for an exit
+    assert rt.state == "restarting"
+    assert rt.last_error == "GET /ping failed 1 time(s) in a row: no answer within 2 s"
