@@ -1,20 +1,24 @@
 """``create_ml_app``: the ML-API (``hpcgate ml-api``), a FastAPI app in front of model containers.
 
 Routes (all but ``/health`` need ``Authorization: Bearer <access JWT>`` issued by the main
-API; the ML-API verifies it with the shared key and never issues one):
+API; the ML-API verifies it with the shared key and never issues one). Who the caller is
+- role, blocked, revoked sessions - is the main API's answer to ``GET /auth/me`` with that
+token, kept at most ``role_cache_s`` (5 s) per token (``ml/identity.py``); the token's
+``role`` claim is never trusted:
 
 * ``GET /health`` - engine and main API reachability (public);
 * ``GET /models``, ``GET /models/{id}`` - registrations with live state (any user);
-* ``POST /models`` - register a model: forwarded to the main API with the caller's token
-  (the main API decides: admins only);
+* ``POST /models`` - register a model (admins): forwarded to the main API with the caller's
+  token (the main API checks again);
 * ``POST /models/{id}/run``, ``POST /models/{id}/stop``, ``DELETE /models/{id}``,
-  ``GET /models/{id}/logs`` - admins (the token's ``role`` claim);
+  ``GET /models/{id}/logs`` - admins;
 * ``POST /models/{id}/invocations`` - any user: forwarded to the container's
   ``/invocations`` (body and content type preserved). ``?calculation_id=N`` also stores the
   prediction against calculation N in the main API (as the caller).
 
-Errors are JSON ``{"detail", "code"}``: 401 bad token, 403 not admin, 404 unknown model,
-503 model not serving, 504 model too slow, 413 body too large.
+Errors are JSON ``{"detail", "code"}``: 401 bad token (or refused by the main API), 403
+not admin, 404 unknown model, 503 model not serving or the main API unreachable (nobody is
+let in without its word), 504 model too slow, 413 body too large.
 """
 
 from __future__ import annotations
@@ -35,12 +39,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from hpcgate import __version__
 from hpcgate.api.errors import install_error_handlers
-from hpcgate.auth.jwt import AccessClaims, verify_access_token
+from hpcgate.auth.jwt import verify_access_token
 from hpcgate.db.models.users import Role
 from hpcgate.errors import Forbidden, TooLarge, Unauthorized
 from hpcgate.settings import Settings
 from ml.engine import ContainerEngine, DockerEngine, EngineError
 from ml.health import Watchdog
+from ml.identity import CallerIdentity, IdentityLookup
 from ml.manager import GatewayTimeout, ModelManager, ServiceUnavailable
 from ml.reporting import MainApiClient, StateReporter, UserForwarder
 from ml.settings import MlApiConfig
@@ -52,24 +57,27 @@ _bearer = HTTPBearer(auto_error=False, scheme_name="AccessToken")
 _HOP_HEADERS = ("content-type", "content-length", "content-encoding")
 
 
-async def _claims(
+async def _caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> AccessClaims:
+) -> CallerIdentity:
+    """The caller as the main API sees them now (the token's own claims are not trusted)."""
     if credentials is None or not credentials.credentials:
         raise Unauthorized("not authenticated: send Authorization: Bearer <access token>")
     settings: Settings = request.app.state.settings
-    return verify_access_token(credentials.credentials, settings)
+    verify_access_token(credentials.credentials, settings)  # garbage never leaves this process
+    identity: IdentityLookup = request.app.state.identity
+    return await identity.caller(credentials.credentials)
 
 
-async def _admin(claims: Annotated[AccessClaims, Depends(_claims)]) -> AccessClaims:
-    if claims.role is not Role.ADMIN:
+async def _admin(caller: Annotated[CallerIdentity, Depends(_caller)]) -> CallerIdentity:
+    if caller.role is not Role.ADMIN:
         raise Forbidden("requires the admin role")
-    return claims
+    return caller
 
 
-Caller = Annotated[AccessClaims, Depends(_claims)]
-Admin = Annotated[AccessClaims, Depends(_admin)]
+Caller = Annotated[CallerIdentity, Depends(_caller)]
+Admin = Annotated[CallerIdentity, Depends(_admin)]
 
 
 async def _manager(request: Request) -> ModelManager:
@@ -132,12 +140,16 @@ def create_ml_app(
             timeout=config.main_api_timeout_s,
             api_key=config.api_key.get_secret_value() if config.api_key is not None else None,
         )
+        app.state.identity = IdentityLookup(
+            config.main_api_url, ttl_s=config.role_cache_s, timeout=config.main_api_timeout_s
+        )
         try:
             yield
         finally:
             dog.stop()
             await app.state.proxy.aclose()
             await app.state.forwarder.aclose()
+            await app.state.identity.aclose()
             manager.close()
             if main_api is not None:
                 main_api.close()
@@ -189,7 +201,7 @@ def create_ml_app(
         return manager.list()
 
     @app.post("/models", tags=["models"], status_code=201)
-    async def register_model(request: Request, caller: Caller) -> JSONResponse:
+    async def register_model(request: Request, admin: Admin) -> JSONResponse:
         """Forwarded to the main API's ``POST /ml/models`` as the caller (admins only)."""
         try:
             body = await request.json()

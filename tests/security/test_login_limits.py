@@ -145,6 +145,21 @@ def test_guessing_one_account_from_many_addresses_locks_it(security_stack: Secur
     assert row == "0:-"
 
 
+def test_unblock_lifts_a_lockout(security_stack: SecurityStack) -> None:
+    """Someone can keep a victim locked out by guessing; a moderator lets them back in."""
+    s = security_stack
+    victim = s.accounts["user"]
+    for _ in range(LOCK_AFTER):
+        with _client(s.base_url) as bot:
+            assert _login(bot, victim.email, "wrong-guess-3").status_code == 401
+    with _client(s.base_url) as owner:
+        assert _login(owner, victim.email, victim.password).status_code == 429
+    with s.api("moderator") as moderator:
+        assert moderator.post(f"/users/{victim.id}/unblock").status_code == 200
+    with _client(s.base_url) as owner:
+        assert _login(owner, victim.email, victim.password).status_code == 200
+
+
 def test_many_clients_together_reach_the_global_limit(security_stack: SecurityStack) -> None:
     s = security_stack
     real = s.accounts["moderator"]

@@ -129,8 +129,11 @@ def block_user(target: ManagedUser, session: SessionDep) -> User:
 
 @router.post("/{user_id}/unblock", response_model=UserOut)
 def unblock_user(target: ManagedUser, session: SessionDep) -> User:
-    """Unblock an account (moderator+); the user logs in again."""
+    """Unblock an account (moderator+); the user logs in again. Also lifts a login lockout
+    (``hpcgate/auth/lockout.py``), so a user kept locked by someone guessing can get back in."""
     target.blocked = False
+    target.failed_logins = 0
+    target.locked_until = None
     session.commit()
     return target
 

@@ -274,5 +274,112 @@ def render_doc() -> str:
         out.append(f"| {minimum} | " + " | ".join(cells) + " |")
     out += ["", "Callers:", ""]
     out += [f"- `{p}`: {_PRINCIPAL_MEANING[p]}" for p in PRINCIPALS]
+    out += _render_ml_api()
     out.append("")
     return "\n".join(out)
+
+
+# ------------------------------------------------------------------ the ML-API process
+# ``hpcgate ml-api`` (ml/api.py) is a process of its own with its own routes. It learns who a
+# caller is from the main API (GET /auth/me with the caller's token, cached <= 5 s), never
+# from the token's claims. tests/integration/ml/test_ml_rbac_matrix.py walks every route of
+# the real ML-API (against a real main API) with every caller below.
+
+ML_API_RBAC: dict[tuple[str, str], str] = {
+    ("GET", "/health"): PUBLIC,
+    ("GET", "/models"): USER,
+    ("POST", "/models"): ADMIN,
+    ("GET", "/models/{model_id}"): USER,
+    ("POST", "/models/{model_id}/run"): ADMIN,
+    ("POST", "/models/{model_id}/stop"): ADMIN,
+    ("DELETE", "/models/{model_id}"): ADMIN,
+    ("GET", "/models/{model_id}/logs"): ADMIN,
+    ("POST", "/models/{model_id}/invocations"): USER,
+}
+
+ML_API_MINIMUMS = (PUBLIC, USER, ADMIN)
+
+ML_API_PRINCIPALS = (
+    "anonymous",
+    "user",
+    "moderator",
+    "admin",
+    "admin_claim_user",
+    "blocked_user",
+    "revoked_admin",
+    "expired_token",
+    "ml_api_key",
+    "agent_key",
+)
+
+ML_API_EXPECTED: dict[str, dict[str, str | int]] = {
+    PUBLIC: dict.fromkeys(ML_API_PRINCIPALS, ALLOW),
+    USER: {
+        "anonymous": 401,
+        "user": ALLOW,
+        "moderator": ALLOW,
+        "admin": ALLOW,
+        "admin_claim_user": ALLOW,
+        "blocked_user": 401,
+        "revoked_admin": 401,
+        "expired_token": 401,
+        "ml_api_key": 401,
+        "agent_key": 401,
+    },
+    ADMIN: {
+        "anonymous": 401,
+        "user": 403,
+        "moderator": 403,
+        "admin": ALLOW,
+        "admin_claim_user": 403,
+        "blocked_user": 401,
+        "revoked_admin": 401,
+        "expired_token": 401,
+        "ml_api_key": 401,
+        "agent_key": 401,
+    },
+}
+
+_ML_API_PRINCIPAL_MEANING = {
+    "anonymous": "no credentials",
+    "user": "access token of a user",
+    "moderator": "access token of a moderator",
+    "admin": "access token of an admin",
+    "admin_claim_user": (
+        "a plain user's valid token whose `role` claim says admin (what a demoted admin's "
+        "token looks like): the main API's word wins"
+    ),
+    "blocked_user": "access token of a user blocked after it was issued",
+    "revoked_admin": "access token of an admin whose sessions were revoked (e.g. demoted)",
+    "expired_token": "an expired admin access token",
+    "ml_api_key": "the ML-API's own API key (for the main API only)",
+    "agent_key": "a cluster's agent API key",
+}
+
+
+def _render_ml_api() -> list[str]:
+    out = [
+        "",
+        "## The ML-API (`hpcgate ml-api`)",
+        "",
+        "The ML-API is a process of its own. It verifies the access token, then asks the main",
+        "API who its holder is now (`GET /auth/me` with that token, the answer kept at most",
+        "5 s per token): role, blocked and revoked sessions come from the main API, never from",
+        "the token's claims. A demoted or blocked user loses ML-API rights within 5 s.",
+        "",
+        "| method | path | minimum caller |",
+        "|---|---|---|",
+    ]
+    for (method, path), minimum in sorted(ML_API_RBAC.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        out.append(f"| {method} | `{path}` | {minimum}: {_MEANING[minimum]} |")
+    out += [
+        "",
+        "| minimum \\ caller | " + " | ".join(ML_API_PRINCIPALS) + " |",
+        "|---|" + "---|" * len(ML_API_PRINCIPALS),
+    ]
+    for minimum in ML_API_MINIMUMS:
+        cells = [str(ML_API_EXPECTED[minimum][p]) for p in ML_API_PRINCIPALS]
+        out.append(f"| {minimum} | " + " | ".join(cells) + " |")
+    out += ["", "Callers:", ""]
+    out += [f"- `{p}`: {_ML_API_PRINCIPAL_MEANING[p]}" for p in ML_API_PRINCIPALS]
+    return out

@@ -200,3 +200,43 @@ def test_rbac_doc_is_current() -> None:
     assert doc.read_text(encoding="utf-8") == table.render_doc(), (
         "docs/rbac.md is stale: run `.venv/bin/python scripts/gen_rbac_doc.py`"
     )
+
+
+# ------------------------------------------------------------- the ML-API's own routes
+# (the live matrix runs in tests/integration/ml/test_ml_rbac_matrix.py, against a real
+# ML-API and main API)
+
+
+def ml_api_endpoints() -> dict[tuple[str, str], Endpoint]:
+    from ml.api import create_ml_app
+    from ml.settings import MlApiConfig
+
+    settings = Settings(env="test", auth={"secret_key": "rbac-ml-secret-0123456789abcdef"})
+    return api_endpoints(create_ml_app(settings, MlApiConfig()))
+
+
+def ml_declared_minimum(route: Endpoint) -> str:
+    """What the ML-API route's dependencies enforce, in the table's vocabulary."""
+    from ml import api as ml_api
+
+    calls = _dependency_calls(route)
+    if ml_api._admin in calls:
+        return table.ADMIN
+    if ml_api._caller in calls:
+        return table.USER
+    return table.PUBLIC
+
+
+def test_every_ml_api_route_is_in_the_table_and_enforces_it() -> None:
+    routes = ml_api_endpoints()
+    missing = sorted(set(routes) - set(table.ML_API_RBAC))
+    stale = sorted(set(table.ML_API_RBAC) - set(routes))
+    assert not missing, f"ML-API routes missing from ML_API_RBAC in rbac_table.py: {missing}"
+    assert not stale, f"ML_API_RBAC entries that name no ML-API route: {stale}"
+    wrong = [
+        f"{m} {p}: table says {table.ML_API_RBAC[(m, p)]}, dependencies say {declared}"
+        for (m, p), route in sorted(routes.items())
+        if (declared := ml_declared_minimum(route)) != table.ML_API_RBAC[(m, p)]
+    ]
+    assert not wrong, "ML-API routes must use ml.api's Caller/Admin:\n" + "\n".join(wrong)
+    assert set(table.ML_API_RBAC.values()) <= set(table.ML_API_MINIMUMS)
