@@ -33,9 +33,6 @@ class MlApiConfig(BaseSettings):
     # How long the main API's answer to "who is this token?" (GET /auth/me) is kept per
     # token: a demoted or blocked user loses ML-API rights within this window (at most 5 s).
     role_cache_s: float = Field(default=5.0, ge=0, le=5)
-    # How long the main API's answer to "who is this token?" (GET /auth/me) is kept per
-    # token: a demoted or blocked user loses ML-API rights within this window (at most 5 s).
-    role_cache_s: float = Field(default=5.0, ge=0, le=5)
     # containers
     docker_host: str | None = None  # overrides Settings.ml.docker_host
     namespace: str = "default"  # label value: several ML-APIs can share one engine
