@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from hpcgate.db.models import Cluster, Step
+from hpcgate.db.models import Calculation, Cluster, Step
 from hpcgate.db.models.clusters import AccessMode
 from hpcgate.db.session import session_scope
 from hpcgate.domain.states import StepState
@@ -30,8 +30,10 @@ from hpcgate.services.harvest import (
     record_cluster_sample,
     watched_steps,
 )
+from hpcgate.services.job_identity import account_for
 from hpcgate.services.locks import NS_CLUSTER_CLEANUP, NS_CLUSTER_HARVEST, try_advisory_lock
 from hpcgate.settings import Settings
+from scheduler_adapters.base import SchedulerAdapter
 from scheduler_adapters.errors import SchedulerError
 from scheduler_adapters.types import JobId
 
@@ -79,7 +81,7 @@ def harvest_cluster(
     with bind_context(cluster=name):
         try:
             if cancels:
-                adapter.cancel([JobId.parse(j) for _, j in cancels])
+                _cancel_as_owners(factory, connections, cluster_id, cancels)
                 with session_scope(factory) as s:
                     acknowledge_cancellations(s, [sid for sid, _ in cancels])
             observations = observe(adapter, steps)
@@ -97,11 +99,40 @@ def harvest_cluster(
             cancels = pending_cancellations(s, cluster_id)
         if new_cancels or cancels:
             try:
-                adapter.cancel([JobId.parse(j) for _, j in cancels])
+                _cancel_as_owners(factory, connections, cluster_id, cancels)
                 with session_scope(factory) as s:
                     acknowledge_cancellations(s, [sid for sid, _ in cancels])
             except SchedulerError as exc:
                 log.warning("cancelling %s failed, will retry: %s", cancels, exc.message)
+
+
+def _cancel_as_owners(
+    factory: sessionmaker[Session],
+    connections: ClusterConnections,
+    cluster_id: int,
+    cancels: list[tuple[int, str]],
+) -> None:
+    """Cancel each job as the account that submitted it (issue 15): a job of a user mapped to
+    their own login belongs to that login, and only it (or root) may ``scancel`` it."""
+    if not cancels:
+        return
+    groups: dict[str | None, tuple[SchedulerAdapter, list[JobId]]] = {}
+    with session_scope(factory) as s:
+        cluster = s.get(Cluster, cluster_id)
+        if cluster is None:
+            return
+        for step_id, job in cancels:
+            owner = s.scalar(
+                select(Calculation.owner_id).join(Step, Step.calculation_id == Calculation.id)
+                .where(Step.id == step_id)
+            )
+            account = account_for(s, cluster_id, owner)
+            key = account.login_name if account is not None else None
+            if key not in groups:
+                groups[key] = (connections.adapter_for(cluster, account), [])
+            groups[key][1].append(JobId.parse(job))
+    for adapter, ids in groups.values():
+        adapter.cancel(ids)
 
 
 def heartbeat_tick(factory: sessionmaker[Session], connections: ClusterConnections) -> None:

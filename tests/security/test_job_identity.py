@@ -212,8 +212,8 @@ def test_local_executor_job_runs_as_job_account_without_secrets(world: World) ->
     _assert_contained(world.workdir(calc), world.data_dir, JOB_USER)
 
 
-def _sacct_users(jobs: dict[str, str]) -> set[str]:
-    """The User column of the jobs' final accounting records (sacct lags the queue).
+def _sacct_final(jobs: dict[str, str]) -> list[list[str]]:
+    """Final accounting rows ``[id, name, user, state]`` of the jobs (sacct lags the queue).
 
     ``jobs``: scheduler id -> job name. Matched by name too: after a Slurm reinstall the
     accounting database still holds older jobs with the same ids.
@@ -228,10 +228,16 @@ def _sacct_users(jobs: dict[str, str]) -> set[str]:
         ).stdout
         rows = [line.split("|") for line in out.splitlines() if line.strip()]
         ours = [r for r in rows if jobs.get(r[0]) == r[1]]
-        if len(ours) == len(jobs) and all(r[3] in {"COMPLETED", "FAILED"} for r in ours):
-            return {r[2] for r in ours}
+        if len(ours) == len(jobs) and all(
+            r[3].split()[0] in {"COMPLETED", "FAILED", "CANCELLED"} for r in ours
+        ):
+            return ours
         time.sleep(0.5)
     raise AssertionError(f"no final accounting for {jobs}: {rows}")
+
+
+def _sacct_users(jobs: dict[str, str]) -> set[str]:
+    return {r[2] for r in _sacct_final(jobs)}
 
 
 def test_slurm_job_runs_as_job_account_without_secrets(world: World) -> None:
@@ -356,3 +362,67 @@ def test_agent_job_cannot_read_the_agent_key(world: World) -> None:
     env = (workdir / "env.txt").read_text()
     assert SECRETS["HPCGATE_SECRET_KEY"] not in env
     assert _sacct_users(world.job_ids(calc)) == {JOB_USER}
+
+
+def test_local_supervisor_never_follows_a_planted_symlink(world: World) -> None:
+    """A job plants ``<next job>-L<n>.out -> /root-owned/file`` in its own directory; the
+    root supervisor must not append the next job's output to that file."""
+    from pathlib import PurePosixPath
+
+    from scheduler_adapters.local.adapter import LocalAdapter
+    from scheduler_adapters.runners.local import LocalRunner
+    from scheduler_adapters.types import JobSpec
+
+    scratch = world.scratch("symlink")
+    runner = LocalRunner(scratch, job_user=JOB_USER)
+    adapter = LocalAdapter(runner, run_as=JOB_USER)
+    target = world.base / "root-owned-target"
+    target.write_text("untouched\n")
+    target.chmod(0o644)
+    workdir = PurePosixPath(str(scratch)) / "hpcgate" / "calc" / "victim"
+    runner.write_text(workdir / ".keep", "")
+    counter = scratch / ".hpcgate-local" / "counter"
+    next_id = int(counter.read_text()) + 1 if counter.exists() else 1
+    name = "victim"
+    planted = Path(str(workdir)) / f"{name}-L{next_id}.out"
+    os.symlink(target, planted)
+    entry = pwd.getpwnam(JOB_USER)
+    os.lchown(planted, entry.pw_uid, entry.pw_gid)  # as if the job account planted it
+    spec = JobSpec(name=name, template="generic.j2", workdir=workdir,
+                   context={"command": ["echo", "pwned-by-output"]})
+    job = adapter.submit(spec)
+    assert job.value == f"L{next_id}"
+    deadline = time.monotonic() + 60
+    while not adapter.status([job])[job].state.is_final:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert target.read_text() == "untouched\n"
+    assert target.stat().st_uid == 0
+
+
+def test_a_mapped_users_job_is_cancelled_as_that_user(world: World) -> None:
+    """Only the job's own account (or root) may scancel it: cancels go through its sudo."""
+    stack = world.stack
+    cluster = world.cluster("cancel", "slurm", "debug")
+    with stack.api("admin") as api:
+        r = api.put(f"/clusters/{cluster}/accounts/{stack.accounts['user'].id}",
+                    json={"login_name": ALICE})
+        assert r.status_code == 200, r.text
+    calc = world.submit("user", cluster, "sleep 300")
+    conns = ClusterConnections(settings=world.settings)
+    try:
+        deadline = time.monotonic() + 60
+        while not world.job_ids(calc) or "None" in world.job_ids(calc):
+            assert time.monotonic() < deadline
+            dispatch_tick(stack.engine, stack.factory, conns, world.settings,
+                          claimed_by="idt-worker")
+            time.sleep(0.3)
+    finally:
+        conns.close()
+    with stack.api("user") as api:
+        r = api.post(f"/calculations/{calc}/cancel")
+        assert r.status_code in (200, 202), r.text
+    assert world.run(calc)[calc] == "cancelled"
+    rows = _sacct_final(world.job_ids(calc))
+    assert [r[2] for r in rows] == [ALICE]
+    assert rows[0][3].startswith("CANCELLED"), rows
