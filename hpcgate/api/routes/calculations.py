@@ -344,11 +344,15 @@ def get_step(step_id: int, user: CurrentUser, session: SessionDep) -> StepDetail
     if step is None:
         raise NotFound(f"step {step_id} does not exist")
     base = _step_out(step, _parents(session, [step.id])).model_dump()
+    inherit = list(step.spec.get("inherit", []))
+    if step.spec.get("ladder"):  # a ladder's files are per edge (TSHS, TSDE): all of them
+        edges = session.scalars(select(StepEdge).where(StepEdge.child_id == step.id))
+        inherit = sorted({pattern for e in edges for pattern in e.inherit})
     return StepDetail(
         **base,
         tasks=[TaskOut.model_validate(t) for t in step.tasks],
         variant=dict(step.spec.get("variant", {})),
-        inherit=list(step.spec.get("inherit", [])),
+        inherit=inherit,
     )
 
 

@@ -132,6 +132,10 @@ def test_ladder_steps_edges_and_files(
     assert tbt["analyses"] == ["transiesta_iv"]
     assert steps["device 0 V"].spec["analyses"] == []
 
+    detail = client.get(f"/steps/{ids['device +0.1 V']}", headers=headers).json()
+    assert detail["inherit"] == ["*.TSDE", "*.TSHS"]
+    assert detail["variant"] == {"TS.Voltage": 0.1}
+
     # The preview renders every job: electrode args, TBtrans body, per-edge copies.
     p = client.post("/calculations/preview", json=_body(cid, au_chain), headers=headers)
     assert p.status_code == 200, p.text
