@@ -198,6 +198,13 @@ export class ApiClient {
     return this.request(method, path, options) as Promise<T>;
   }
 
+  /** A multipart upload (binary input files): `form`'s fields and files, the JSON answer. */
+  async postForm<T = unknown>(path: string, form: FormData, signal?: AbortSignal): Promise<T> {
+    const response = await this.send("post", path, form, {}, signal);
+    const text = await response.text();
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
   /** A binary download (reports): the body as a Blob plus its file name, if the server sent one. */
   async download(
     path: string,
@@ -220,14 +227,16 @@ export class ApiClient {
     signal?: AbortSignal,
   ): Promise<Response> {
     const pathOnly = url.split("?")[0];
+    // A FormData body goes as multipart/form-data (fetch sets the boundary itself).
+    const form = typeof FormData !== "undefined" && body instanceof FormData;
     const attempt = (token: string | null) => {
       const h: Record<string, string> = { Accept: "application/json", ...headers };
       if (token) h.Authorization = `Bearer ${token}`;
-      if (body !== undefined) h["Content-Type"] = "application/json";
+      if (body !== undefined && !form) h["Content-Type"] = "application/json";
       return this.fetchImpl(this.baseUrl + url, {
         method: method.toUpperCase(),
         headers: h,
-        body: body === undefined ? undefined : JSON.stringify(body),
+        body: body === undefined ? undefined : form ? (body as FormData) : JSON.stringify(body),
         credentials: "same-origin",
         signal,
       });

@@ -148,6 +148,12 @@ export interface XYSeries {
   x: (number | null)[];
   y: (number | null)[];
   kind?: string;
+  /** optional look (default: the palette colour, round points) */
+  color?: string;
+  pointStyle?: "circle" | "cross" | "crossRot" | "rect" | "triangle";
+  pointRadius?: number;
+  /** points drawn as outlines only */
+  hollow?: boolean;
 }
 
 /** One analysis graph: several series on shared axes (the `graph` key of AnalysisOutput). */
@@ -158,6 +164,7 @@ export function XYChart({
   yScale = "linear",
   height = 260,
   xTicks,
+  yTickFormat,
   testId,
 }: {
   series: XYSeries[];
@@ -166,11 +173,13 @@ export function XYChart({
   yScale?: string;
   height?: number;
   xTicks?: { values: number[]; labels: string[] };
+  /** linear y axis: how a tick value is printed (e.g. currents with an SI prefix) */
+  yTickFormat?: (value: number) => string;
   testId?: string;
 }) {
   const labelled = series.filter((s) => s.label).length;
   const datasets = series.map((s, i) => {
-    const color = PALETTE[i % PALETTE.length];
+    const color = s.color ?? PALETTE[i % PALETTE.length];
     const points = s.x
       .map((x, j) => ({ x, y: s.y[j] ?? null }))
       .filter((p): p is { x: number; y: number | null } => p.x !== null);
@@ -179,11 +188,12 @@ export function XYChart({
       label: s.label || `series ${i + 1}`,
       data: points,
       borderColor: color,
-      backgroundColor: color,
+      backgroundColor: s.hollow ? "transparent" : color,
       showLine: !scatter,
       stepped: s.kind === "step" ? ("before" as const) : false,
-      pointRadius: scatter || s.kind === "linepoints" || points.length < 30 ? 3 : 0,
-      borderWidth: 1.5,
+      pointRadius: s.pointRadius ?? (scatter || s.kind === "linepoints" || points.length < 30 ? 3 : 0),
+      pointStyle: s.pointStyle ?? ("circle" as const),
+      borderWidth: s.pointStyle === "cross" || s.pointStyle === "crossRot" ? 2.5 : 1.5,
     };
   });
   const tickMap = xTicks ? new Map(xTicks.values.map((v, i) => [v, xTicks.labels[i]])) : null;
@@ -214,7 +224,11 @@ export function XYChart({
                   return Math.abs(e - Math.round(e)) < 1e-9 ? Number(v).toExponential(0) : "";
                 },
               }
-            : {},
+            : yTickFormat
+              ? { callback: (v) => yTickFormat(Number(v)) }
+              : {},
+        // room above and below the data, so points on the axis' ends are not clipped
+        grace: yTickFormat ? "8%" : undefined,
       },
     },
     plugins: {

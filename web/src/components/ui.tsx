@@ -2,7 +2,7 @@
 import { type ReactNode, useState } from "react";
 import { ApiError } from "../api/client";
 
-const STATE_CLASS: Record<string, string> = {
+export const STATE_CLASS: Record<string, string> = {
   completed: "ok",
   harvested: "ok",
   finished: "ok",

@@ -4,6 +4,8 @@ import type { Schemas } from "../api/client";
 import { useApi, useSession } from "../api/context";
 import { useQuery } from "../api/hooks";
 import { TimeSeriesChart } from "../components/Charts";
+import { IvCurveCard } from "../components/IvCurve";
+import { StepDag } from "../components/StepDag";
 import { LogsView } from "../components/LogsView";
 import { ReportView } from "../components/Report";
 import { Card, ErrorBox, JsonView, Loading, StateBadge } from "../components/ui";
@@ -200,7 +202,13 @@ function Overview({ calc }: { calc: Calc }) {
     [calc.id, calc.state],
   );
   const items = timeline(calc, events.data?.items ?? []);
+  const ladder = calc.kind === "transiesta" || calc.analyses.includes("transiesta_iv");
   return (
+    <>
+    <Card title={ladder ? "Ladder: steps as a DAG" : "Steps as a DAG"} testId="steps-dag">
+      <StepDag steps={calc.steps} />
+    </Card>
+    {ladder ? <IvCurveCard calc={calc} /> : null}
     <div className="grid detail">
       <Card title="Timeline" testId="timeline">
         <ol className="timeline">
@@ -239,6 +247,7 @@ function Overview({ calc }: { calc: Calc }) {
         </table>
       </Card>
     </div>
+    </>
   );
 }
 

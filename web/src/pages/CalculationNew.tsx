@@ -4,6 +4,7 @@ import type { Schemas } from "../api/client";
 import { loadCatalogue } from "../api/catalogue";
 import { useApi, useServices } from "../api/context";
 import { useQuery } from "../api/hooks";
+import { LadderForm } from "../components/LadderForm";
 import { Card, Empty, ErrorBox, Loading } from "../components/ui";
 import {
   type AnalysisInfo,
@@ -21,6 +22,8 @@ import {
   type Kind,
   withInputs,
 } from "../lib/configBuilder";
+import { emptyLadder, ladderConfiguration, type LadderState } from "../lib/ladderConfig";
+import { createWithFiles, hasUploads, uploadInputs, withBinaryInputs } from "../lib/uploads";
 
 type Code = Schemas["CalculationCreate"]["code"];
 type Preview = Schemas["PreviewOut"];
@@ -50,6 +53,12 @@ export function CalculationNewPage() {
   const [clusterId, setClusterId] = useState<number | null>(null);
   const [queue, setQueue] = useState("");
   const [builder, setBuilder] = useState<BuilderState>(emptyBuilder);
+  // a TranSIESTA bias ladder instead of the chain/sweep builder (components/LadderForm.tsx)
+  const [ladder, setLadder] = useState<LadderState | null>(null);
+  const configOf = (b: BuilderState) =>
+    ladder && code === "siesta"
+      ? ladderConfiguration(ladder, buildConfiguration({ ...b, kind: "single", mainInput: "" }, code))
+      : buildConfiguration(b, code);
   const [mode, setMode] = useState<"form" | "json">("form");
   const [jsonText, setJsonText] = useState("");
   const [inputs, setInputs] = useState<Record<string, string>>({});
@@ -93,11 +102,13 @@ export function CalculationNewPage() {
         }
         return { config: withInputs(parsed as Record<string, unknown>, inputs), problem: null };
       }
-      return { config: withInputs(buildConfiguration(builder, code), inputs), problem: null };
+      return { config: withInputs(configOf(builder), inputs), problem: null };
     } catch (e) {
       return { config: null, problem: e instanceof Error ? e.message : String(e) };
     }
-  }, [mode, jsonText, builder, code, inputs]);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [mode, jsonText, builder, code, inputs, ladder]);
+  const binaries = ladder && code === "siesta" ? ladder.binaries : [];
 
   const setB = (changes: Partial<BuilderState>) => {
     setBuilder((b) => ({ ...b, ...changes }));
@@ -156,7 +167,8 @@ export function CalculationNewPage() {
     setBusy("preview");
     setError(null);
     try {
-      setPreview(await api.post("/calculations/preview", { body: b }));
+      const refs = await uploadInputs(api, binaries); // stored by content; nothing else saved
+      setPreview(await api.post("/calculations/preview", { body: { ...b, configuration: withBinaryInputs(b.configuration, refs) } }));
     } catch (e) {
       setError(e);
       setPreview(null);
@@ -172,7 +184,7 @@ export function CalculationNewPage() {
     setBusy("create");
     setError(null);
     try {
-      const calc = await api.post("/calculations", { body: b });
+      const calc = binaries.length ? await createWithFiles(api, b, binaries) : await api.post("/calculations", { body: b });
       navigate(`/calculations/${calc.id}`);
     } catch (err) {
       setError(err);
@@ -207,7 +219,7 @@ export function CalculationNewPage() {
     if (next === "json" && mode === "form") {
       let config: Record<string, unknown> = {};
       try {
-        config = buildConfiguration(builder, code);
+        config = configOf(builder);
       } catch {
         config = { kind: builder.kind };
       }
@@ -239,6 +251,7 @@ export function CalculationNewPage() {
               value={code}
               onChange={(e) => {
                 setCode(e.target.value as NonNullable<Code>);
+                if (e.target.value !== "siesta") setLadder(null);
                 setPreview(null);
               }}
             >
@@ -359,8 +372,11 @@ export function CalculationNewPage() {
                     type="radio"
                     name="kind"
                     value={k}
-                    checked={builder.kind === k}
-                    onChange={() => setB({ kind: k })}
+                    checked={!ladder && builder.kind === k}
+                    onChange={() => {
+                      setLadder(null);
+                      setB({ kind: k });
+                    }}
                   />
                   {k === "single"
                     ? "single run"
@@ -369,8 +385,34 @@ export function CalculationNewPage() {
                       : "sweep (independent variants, one job array)"}
                 </label>
               ))}
+              {code === "siesta" ? (
+                <label className="inline">
+                  <input
+                    type="radio"
+                    name="kind"
+                    value="transiesta"
+                    checked={!!ladder}
+                    onChange={() => {
+                      setLadder(emptyLadder());
+                      setPreview(null);
+                    }}
+                  />
+                  TranSIESTA bias ladder (electrodes, 0 V, bias branches, TBtrans per point)
+                </label>
+              ) : null}
             </fieldset>
-            {builder.kind !== "single" ? (
+            {ladder && code === "siesta" ? (
+              <LadderForm
+                state={ladder}
+                onChange={(next) => {
+                  setLadder(next);
+                  setPreview(null);
+                }}
+                inputs={inputs}
+                uploads={hasUploads(caps.paths)}
+              />
+            ) : null}
+            {!ladder && builder.kind !== "single" ? (
               <>
                 <label>
                   Varied parameter
@@ -392,7 +434,7 @@ export function CalculationNewPage() {
                 </label>
               </>
             ) : null}
-            {builder.kind === "chain" ? (
+            {!ladder && builder.kind === "chain" ? (
               <label>
                 Files a step takes from the previous one
                 <input
@@ -403,7 +445,7 @@ export function CalculationNewPage() {
                 />
               </label>
             ) : null}
-            {builder.kind === "sweep" ? (
+            {!ladder && builder.kind === "sweep" ? (
               <label>
                 At most this many at once
                 <input
@@ -439,7 +481,7 @@ export function CalculationNewPage() {
                   onChange={(e) => setB({ command: e.target.value })}
                 />
               </label>
-            ) : (
+            ) : ladder ? null : (
               <label>
                 Main input file
                 <input
