@@ -140,19 +140,20 @@ def run_demo(settings: Settings, *, port: int) -> None:
     factory = make_sessionmaker(engine)
     email, password = seed(factory, settings)
     demo_calc = seed_demo_calculation(factory, settings)
-    from hpcgate.demo_siesta import INSTALL_HINT, seed_siesta_calculation
+    from hpcgate.demo_siesta import seed_siesta_calculation
 
     siesta_calc = seed_siesta_calculation(
+        factory, settings, owner_email=DEMO_ADMIN_EMAIL, cluster_name=LOCAL_CLUSTER
+    )
+    from hpcgate.demo_transiesta import seed_transiesta_calculation, siesta_banner
+
+    ladder_calc = seed_transiesta_calculation(
         factory, settings, owner_email=DEMO_ADMIN_EMAIL, cluster_name=LOCAL_CLUSTER
     )
     scheduler = build_scheduler(settings, factory, worker_ticks(settings, factory))
     scheduler.start()
     base = f"http://127.0.0.1:{port}"
-    siesta_line = (
-        f"    siesta:   {base}/calculations/{siesta_calc} (H2O with the real SIESTA)\n"
-        if siesta_calc is not None
-        else f"    siesta:   not installed (the demo runs without it); run {INSTALL_HINT}\n"
-    )
+    siesta_line = siesta_banner(base, siesta_calc, ladder_calc)
     banner = (
         "\n"
         "  hpcgate demo is running\n"

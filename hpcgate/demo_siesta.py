@@ -67,11 +67,16 @@ def find_siesta() -> tuple[Path, Path] | None:
     if found is None:
         return None
     siesta = Path(found)
-    env = os.environ.get(PSEUDOS_ENV)
-    pseudos = Path(env) if env else siesta.resolve().parent.parent / "share" / "siesta" / "pseudos"
+    pseudos = pseudos_dir(siesta)
     if not all((pseudos / f"{s}.psf").is_file() for s in SPECIES):
         return None
     return siesta, pseudos
+
+
+def pseudos_dir(siesta: Path) -> Path:
+    """``$HPCGATE_SIESTA_PSEUDOS``, else ``<prefix>/share/siesta/pseudos`` beside the binary."""
+    env = os.environ.get(PSEUDOS_ENV)
+    return Path(env) if env else siesta.resolve().parent.parent / "share" / "siesta" / "pseudos"
 
 
 def seed_siesta_calculation(

@@ -2,8 +2,10 @@
 
 ``scripts/services/siesta.sh`` installs ``siesta``/``tbtrans`` into ``<prefix>/bin`` and the
 pseudopotentials into ``<prefix>/share/siesta/pseudos`` (``HPCGATE_SIESTA_PSEUDOS``
-overrides that directory). The inputs are our own, in ``tests/data/siesta/<case>/``; the
-GPL test-suite pseudopotentials stay in the installation and are read at test time.
+overrides that directory). The inputs are our own, in ``tests/data/siesta/<case>/``, except
+the Au chain ladder, which the demo seeds too and so ships as package data
+(``hpcgate/demo_data/au_chain/``: one copy). The GPL test-suite pseudopotentials stay in
+the installation and are read at test time.
 A missing SIESTA skips outside CI and fails under ``CI=true`` (``tests/helpers/ci.py``).
 """
 
@@ -15,10 +17,13 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from hpcgate.demo_transiesta import AU_CHAIN_DIR
 from tests.helpers.ci import missing, require_tool
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data" / "siesta"
+# Cases the demo uses as well live in the package (installed without tests/).
+PACKAGE_CASES = {"au_chain": AU_CHAIN_DIR}
 INSTALL_HINT = "scripts/services/siesta.sh"
 PSEUDOS_ENV = "HPCGATE_SIESTA_PSEUDOS"
 # The line SIESTA 4.1 prints when a run starts from a saved density matrix (DM.UseSaveDM).
@@ -67,11 +72,13 @@ def species_labels(fdf_text: str) -> list[str]:
 
 
 def siesta_case(name: str, tools: SiestaTools | None = None) -> dict[str, str]:
-    """Input files of ``tests/data/siesta/<name>/`` plus the ``.psf`` of every species."""
+    """Input files of ``tests/data/siesta/<name>/`` (or the package's copy for the cases
+    the demo shares) plus the ``.psf`` of every species."""
     tools = tools or require_siesta()
-    files = {p.name: p.read_text(encoding="utf-8") for p in sorted((DATA / name).glob("*.fdf"))}
+    folder = PACKAGE_CASES.get(name, DATA / name)
+    files = {p.name: p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.fdf"))}
     if not files:
-        raise FileNotFoundError(f"no .fdf in {DATA / name}")
+        raise FileNotFoundError(f"no .fdf in {folder}")
     for text in list(files.values()):
         for label in species_labels(text):
             psf = tools.pseudos / f"{label}.psf"

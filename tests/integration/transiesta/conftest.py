@@ -1,4 +1,4 @@
-"""The 1-D Au chain ladder (tests/data/siesta/au_chain), and its reference run.
+"""The 1-D Au chain ladder (hpcgate/demo_data/au_chain, also the demo's), and its reference run.
 
 The reference is the same ladder run directly with the real ``siesta``/``tbtrans``, once
 per session, WITHOUT hpcgate: the fdf is edited by plain text substitution (not sisl,
