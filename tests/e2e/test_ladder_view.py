@@ -1,7 +1,7 @@
 """TranSIESTA bias ladders in the portal: created in the form, run by the real SIESTA/TBtrans,
 shown as a DAG and an I-V curve that match what the API says.
 
-Two ladders of the 1-D Au chain (``tests/data/siesta/au_chain``: the inputs of
+Two ladders of the 1-D Au chain (``hpcgate/demo_data/au_chain``: the inputs of
 ``tests/integration/transiesta``) run in the e2e stack's worker (local executor, the real
 ``siesta``/``tbtrans`` on PATH), side by side:
 
