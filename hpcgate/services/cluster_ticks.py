@@ -14,13 +14,14 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from hpcgate.db.models import Calculation, Cluster, Step
+from hpcgate.db.models import Calculation, Cluster, ClusterAccount, Step
 from hpcgate.db.models.clusters import AccessMode
 from hpcgate.db.session import session_scope
 from hpcgate.domain.states import StepState
 from hpcgate.engine.cleanup import CleanupPolicy, clean_directory
 from hpcgate.engine.harvest import observe
 from hpcgate.engine.heartbeat import collect_sample
+from hpcgate.engine.work import ActiveStep
 from hpcgate.logging import bind_context
 from hpcgate.services.connections import ClusterConnections
 from hpcgate.services.dispatch import acknowledge_cancellations, pending_cancellations
@@ -74,17 +75,20 @@ def harvest_cluster(
         cluster = s.get(Cluster, cluster_id)
         if cluster is None:
             return
-        adapter = connections.adapter_for(cluster)
         name = cluster.name
         watched = watched_steps(s, cluster_id)
         steps, cancels = watched.active, watched.cancellations
+        groups = _group_by_owner_account(s, connections, cluster, steps)
     with bind_context(cluster=name):
         try:
             if cancels:
                 _cancel_as_owners(factory, connections, cluster_id, cancels)
                 with session_scope(factory) as s:
                     acknowledge_cancellations(s, [sid for sid, _ in cancels])
-            observations = observe(adapter, steps)
+            # Each owner's jobs are observed through their own account: on an SSH cluster a
+            # mapped user's directories are private to that login (one squeue + one sacct
+            # per account, not per job).
+            observations = [o for adapter, group in groups for o in observe(adapter, group)]
         except SchedulerError as exc:
             log.warning("harvest of %s failed (jobs left as they are): %s", name, exc.message)
             return
@@ -104,6 +108,33 @@ def harvest_cluster(
                     acknowledge_cancellations(s, [sid for sid, _ in cancels])
             except SchedulerError as exc:
                 log.warning("cancelling %s failed, will retry: %s", cancels, exc.message)
+
+
+def _group_by_owner_account(
+    s: Session, connections: ClusterConnections, cluster: Cluster, steps: list[ActiveStep]
+) -> list[tuple[SchedulerAdapter, list[ActiveStep]]]:
+    """Steps grouped by the account their calculation's owner is mapped to (None: the
+    cluster's own), each with the adapter of that account. One query for the owners."""
+    if not steps:
+        return [(connections.adapter_for(cluster), [])]
+    rows = s.execute(
+        select(Calculation.id, Calculation.owner_id).where(
+            Calculation.id.in_({st.calculation_id for st in steps})
+        )
+    ).all()
+    owners: dict[int, int | None] = {int(r[0]): r[1] for r in rows}
+    groups: dict[str | None, tuple[SchedulerAdapter, list[ActiveStep]]] = {}
+    accounts: dict[int | None, ClusterAccount | None] = {}
+    for st in steps:
+        owner = owners.get(st.calculation_id)
+        if owner not in accounts:
+            accounts[owner] = account_for(s, cluster.id, owner)
+        account = accounts[owner]
+        key = account.login_name if account is not None else None
+        if key not in groups:
+            groups[key] = (connections.adapter_for(cluster, account), [])
+        groups[key][1].append(st)
+    return list(groups.values())
 
 
 def _cancel_as_owners(

@@ -144,6 +144,7 @@ def build_adapter(
                     f"cluster {cluster.name}: {account.login_name!r} has no stored SSH key"
                 )
             login, key = account.login_name, {"pkey": ssh_pkey(account, settings)}
+            key["private_dirs"] = not shared_read
         runner = SshRunner(
             cluster.host,
             cluster.port,

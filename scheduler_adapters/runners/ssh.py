@@ -13,7 +13,7 @@ Contract (shared with ``LocalRunner``; checked by ``tests/integration/test_runne
   peer). ``RunnerError`` is transient: callers may retry. A host key that does not
   match ``known_hosts`` raises ``HostKeyError`` (a ``RunnerError`` that is *not*
   transient: retrying cannot fix it).
-* ``write_text`` is atomic (temporary file in the same directory, then
+* ``write_text`` and ``write_bytes`` are atomic (temporary file in the same directory, then
   ``posix-rename@openssh.com``), ``remove_tree`` only ever deletes strictly inside
   ``scratch_root``: the lexical check (``check_inside``) runs before any I/O, then the
   parent directory's real path is resolved *on the remote side* and must stay inside the
@@ -41,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import io
 import logging
 import os
 import select
@@ -52,7 +53,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import PurePosixPath
-from typing import NoReturn, TypeVar
+from typing import BinaryIO, NoReturn, TypeVar
 
 import paramiko
 
@@ -276,6 +277,7 @@ class SshRunner:
         io_timeout: float = 30,
         source_address: str | None = None,
         pkey: paramiko.PKey | None = None,
+        private_dirs: bool = False,
     ) -> None:
         root = PurePosixPath(scratch_root)
         if (key_filename is None) == (pkey is None):
@@ -291,6 +293,10 @@ class SshRunner:
         self.scratch_root = root
         self.key_filename = os.fspath(key_filename) if key_filename is not None else None
         self._pkey = pkey
+        # Directories created two or more levels below the scratch root (a calculation's,
+        # its steps') are 0700: a user mapped to their own login keeps them to themselves.
+        # The first level is shared structure (the admin makes it 1777 or group-writable).
+        self.private_dirs = private_dirs
         self.known_hosts = os.fspath(known_hosts)
         self.connect_timeout = connect_timeout
         self.request_timeout = request_timeout
@@ -674,7 +680,8 @@ class SshRunner:
                 if not create:
                     return None
                 try:
-                    sftp.mkdir(str(nxt))
+                    private = self.private_dirs and cur != real_root
+                    sftp.mkdir(str(nxt), mode=0o700 if private else 0o777)
                     cur = nxt
                     continue
                 except OSError:
@@ -699,10 +706,22 @@ class SshRunner:
 
     def write_text(self, path: PurePosixPath, text: str, *, mode: int = 0o644) -> None:
         """Atomic: a temporary file beside the target, then an atomic POSIX rename."""
+        self.write_bytes(path, text.encode("utf-8"), mode=mode)
+
+    def write_bytes(
+        self, path: PurePosixPath, data: bytes | BinaryIO, *, mode: int = 0o644
+    ) -> None:
+        """Atomic like ``write_text``; a file object is sent in 64 KiB chunks (pipelined), so a
+        large input never sits in memory. A retried attempt (dead connection replaced)
+        starts again from the file object's starting position."""
         norm = check_inside(self.scratch_root, PurePosixPath(path))
-        data = text.encode("utf-8")
+        source: BinaryIO = (
+            io.BytesIO(data) if isinstance(data, bytes | bytearray | memoryview) else data
+        )
+        start = source.tell()
 
         def op(sftp: paramiko.SFTPClient, conn: _Connection) -> None:
+            source.seek(start)
             parent = self._real_parent(sftp, conn, norm, create=True)
             if parent is None:  # pragma: no cover - create=True always returns a path
                 raise FileNotFoundError(errno.ENOENT, f"cannot create {norm.parent}")
@@ -711,7 +730,8 @@ class SshRunner:
                 with sftp.open(tmp, "wbx") as fh:
                     fh.chmod(mode)  # before the content: a secret is never world-readable
                     fh.set_pipelined(True)
-                    fh.write(data)
+                    while chunk := source.read(_CHUNK):
+                        fh.write(chunk)
                 sftp.posix_rename(tmp, str(parent / norm.name))
             except BaseException:
                 if conn.alive():
@@ -719,7 +739,7 @@ class SshRunner:
                         sftp.remove(tmp)
                 raise
 
-        self._sftp_call(f"write_text({norm})", op)
+        self._sftp_call(f"write({norm})", op)
 
     def read_text(self, path: PurePosixPath, *, max_bytes: int = 1 << 20) -> str:
         def op(sftp: paramiko.SFTPClient, conn: _Connection) -> bytes:

@@ -122,7 +122,8 @@ KbdInteractiveAuthentication no
 PubkeyAuthentication yes
 AuthenticationMethods publickey
 PermitRootLogin no
-AllowUsers $USER_NAME
+# hpcg-alice/hpcg-bob: per-user cluster accounts (scripts/services/job-accounts.sh)
+AllowUsers $USER_NAME hpcg-alice hpcg-bob
 # without PAM the locked-account check applies: the user gets password '*'
 UsePAM no
 # OpenSSH's default, kept on purpose: real login nodes have it (the runner caps at 6)

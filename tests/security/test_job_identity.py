@@ -155,6 +155,16 @@ class World:
             return {str(r[0]): str(r[1]) for r in rows}
 
 
+FERNET_KEY = "kV0hq3n9qZ1m4yq0w8xK2bL5cT7dR9fG1hJ3kL5mN7o="  # test-only Fernet key
+ACCOUNTS_STATE = Path("/var/lib/hpcgate-test/job-accounts")
+
+
+@pytest.fixture(scope="module")
+def security_settings_overrides() -> dict[str, Any]:
+    """The live API stores users' SSH keys: it needs the encryption key."""
+    return {"cluster_accounts": {"encryption_key": FERNET_KEY}}
+
+
 @pytest.fixture(scope="module")
 def world(security_stack: SecurityStack) -> Iterator[World]:
     _require_environment()
@@ -426,3 +436,67 @@ def test_a_mapped_users_job_is_cancelled_as_that_user(world: World) -> None:
     rows = _sacct_final(world.job_ids(calc))
     assert [r[2] for r in rows] == [ALICE]
     assert rows[0][3].startswith("CANCELLED"), rows
+
+
+def test_ssh_mapped_user_logs_in_with_their_own_encrypted_key(world: World) -> None:
+    """SSH mode: a mapped user's jobs run under their own login, with their own key, which
+    the API stores encrypted and never returns; an unmapped user's job cannot read them."""
+    from tests.helpers.ssh_env import load_ssh_env
+
+    ssh = load_ssh_env()
+    key_path = ACCOUNTS_STATE / f"{ALICE}_ed25519"
+    if ssh is None or not key_path.exists():
+        missing("sshd or the per-user SSH keys missing: run scripts/services/sshd.sh and "
+                "scripts/services/job-accounts.sh")
+    stack = world.stack
+    scratch = world.scratch("ssh")
+    shared = scratch / "hpcgate"  # the shared first level: every login creates its own dirs
+    shared.mkdir(exist_ok=True)
+    shared.chmod(0o1777)
+    cluster = world.cluster(
+        "ssh", "slurm", "debug", access_mode="ssh", host=ssh.host, port=ssh.port,
+        login_user=ssh.user,
+        options={"key_filename": ssh.key, "known_hosts": ssh.known_hosts},
+    )
+    private_key = key_path.read_text()
+    user_id = stack.accounts["user"].id
+    with stack.api("admin") as api:
+        r = api.put(f"/clusters/{cluster}/accounts/{user_id}",
+                    json={"login_name": ALICE, "ssh_private_key": "not a key"})
+        assert r.status_code == 422
+        assert "not a key" not in r.text
+        # an SSH cluster's mapped user needs their own key
+        r = api.put(f"/clusters/{cluster}/accounts/{user_id}", json={"login_name": ALICE})
+        assert r.status_code == 422
+        r = api.put(f"/clusters/{cluster}/accounts/{user_id}",
+                    json={"login_name": ALICE, "ssh_private_key": private_key})
+        assert r.status_code == 200, r.text
+        assert r.json()["has_ssh_key"] is True
+        listed = api.get(f"/clusters/{cluster}/accounts")
+        body_text = r.text + listed.text
+    secret_part = private_key.strip().splitlines()[1]
+    assert secret_part not in body_text
+    stored = stack.scalar(
+        "SELECT ssh_key_encrypted FROM cluster_accounts WHERE cluster_id = :c AND user_id = :u",
+        c=cluster, u=user_id,
+    )
+    assert stored is not None
+    assert b"PRIVATE KEY" not in bytes(stored)
+    assert secret_part.encode() not in bytes(stored)
+
+    a = world.submit("user", cluster, "echo alice-over-ssh > result.txt; id -un > who.txt")
+    assert world.run(a)[a] == "completed"
+    a_dir = world.workdir(a)
+    assert (a_dir / "who.txt").read_text().strip() == ALICE
+    assert a_dir.stat().st_uid == pwd.getpwnam(ALICE).pw_uid
+    assert a_dir.parent.stat().st_mode & 0o777 == 0o700  # the calculation's directory
+    assert _sacct_users(world.job_ids(a)) == {ALICE}
+    b = world.submit("other", cluster, (
+        f"id -un > who.txt; {{ cat {a_dir}/result.txt; ls {a_dir.parent}; }} > probe.txt 2>&1; true"
+    ))
+    assert world.run(b)[b] == "completed"
+    b_dir = world.workdir(b)
+    assert (b_dir / "who.txt").read_text().strip() == ssh.user
+    probe = (b_dir / "probe.txt").read_text()
+    assert "alice-over-ssh" not in probe
+    assert "Permission denied" in probe
