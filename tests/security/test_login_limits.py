@@ -10,7 +10,7 @@ own loopback source addresses (127.0.0.x), as distinct clients:
   after ``lockout_after`` failures the account is locked (429 with ``Retry-After``, even for
   the correct password), in every API process (a second app on the same database), with a
   backoff that doubles at the next failure; the correct password works once it expires and
-  clears the count;
+  clears the count; a moderator's unblock lifts a lockout at once;
 * many clients, each under its own limits, together reach the service-wide limit: further
   attempts are refused (429) from any address, the correct password included.
 
