@@ -248,8 +248,10 @@ def agent(
 
 def _register_optional_commands() -> None:
     """Commands contributed by other modules; each registers only when it works."""
+    from hpcgate.cli_client import register as register_client_verbs
     from hpcgate.cli_validate import validate
 
+    register_client_verbs(app)
     app.command(name="validate")(validate)
     try:
         from hpcgate.cli_extract import extract
