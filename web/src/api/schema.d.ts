@@ -37,7 +37,9 @@ export interface paths {
          * Login
          * @description Exchange e-mail and password for an access token; sets the refresh cookie.
          *
-         *     Rate-limited per e-mail and client address (429 with ``Retry-After``).
+         *     Rate-limited per client address, per e-mail and client address, and for the whole
+         *     service, and locked after repeated failed passwords of the account: 429 with
+         *     ``Retry-After``, decided before any password is hashed.
          */
         post: operations["auth-login"];
         delete?: never;
@@ -79,7 +81,8 @@ export interface paths {
         put?: never;
         /**
          * Logout
-         * @description Revoke this login's refresh tokens and clear the cookie (always 204).
+         * @description Revoke this login's refresh tokens and the user's access tokens issued so far, and
+         *     clear the cookie (always 204). Other logins of the user refresh their access token.
          */
         post: operations["auth-logout"];
         delete?: never;
@@ -109,7 +112,9 @@ export interface paths {
          * Update Me
          * @description Change own name, notification level or password (the current password is required).
          *
-         *     A password change revokes the caller's other logins (refresh tokens).
+         *     A password change revokes every access token issued so far and every refresh family
+         *     (copies of this login's cookie included); the caller's own login continues with a new
+         *     refresh cookie set on this response (POST /auth/refresh gives the new access token).
          */
         patch: operations["auth-update_me"];
         trace?: never;
@@ -217,7 +222,8 @@ export interface paths {
         put?: never;
         /**
          * Unblock User
-         * @description Unblock an account (moderator+); the user logs in again.
+         * @description Unblock an account (moderator+); the user logs in again. Also lifts a login lockout
+         *     (``hpcgate/auth/lockout.py``), so a user kept locked by someone guessing can get back in.
          */
         post: operations["users-unblock_user"];
         delete?: never;
@@ -534,6 +540,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/clusters/{cluster_id}/accounts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Cluster Accounts
+         * @description Every user mapped to a login name on this cluster (admin).
+         */
+        get: operations["cluster accounts-list_cluster_accounts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/clusters/{cluster_id}/accounts/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Put Cluster Account
+         * @description Map a user to a login name on this cluster; their jobs run as it (admin).
+         */
+        put: operations["cluster accounts-put_cluster_account"];
+        post?: never;
+        /**
+         * Delete Cluster Account
+         * @description Unmap a user: their next jobs run as the cluster's job account (admin).
+         */
+        delete: operations["cluster accounts-delete_cluster_account"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/logs": {
         parameters: {
             query?: never;
@@ -568,6 +618,8 @@ export interface paths {
         /**
          * Stream Logs
          * @description Live tail of the log as Server-Sent Events (see the module docstring for the format).
+         *
+         *     429 when the caller already has ``log_stream.max_per_user`` streams open.
          */
         get: operations["logs-stream_logs"];
         put?: never;
@@ -1268,7 +1320,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Store Prediction */
+        /**
+         * Store Prediction
+         * @description Written by the ML-API (for the user it names) or an admin, never by a user directly.
+         */
         post: operations["predictions-store_prediction"];
         delete?: never;
         options?: never;
@@ -1655,6 +1710,34 @@ export interface components {
             };
             /** Steps */
             steps: components["schemas"]["CleanupItem"][];
+        };
+        /** ClusterAccountIn */
+        ClusterAccountIn: {
+            /** Login Name */
+            login_name: string;
+            /** Ssh Private Key */
+            ssh_private_key?: string | null;
+        };
+        /** ClusterAccountOut */
+        ClusterAccountOut: {
+            /** Cluster Id */
+            cluster_id: number;
+            /** User Id */
+            user_id: number;
+            /** Login Name */
+            login_name: string;
+            /** Has Ssh Key */
+            has_ssh_key: boolean;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
         };
         /**
          * ClusterAdminOut
@@ -2278,6 +2361,8 @@ export interface components {
             model_id: number;
             /** Calculation Id */
             calculation_id?: number | null;
+            /** User Id */
+            user_id?: number | null;
             /** Request */
             request?: {
                 [key: string]: unknown;
@@ -2364,6 +2449,13 @@ export interface components {
             cancel?: string[];
             /** Hpcgate Command */
             hpcgate_command?: string[] | null;
+            /**
+             * Active Steps
+             * @description The steps to observe, as GET /agent/active-steps returns them, read after this pull's claim: the agent's next harvest uses them instead of asking again.
+             */
+            active_steps?: {
+                [key: string]: unknown;
+            }[];
         };
         /**
          * QueueCreate
@@ -2529,6 +2621,10 @@ export interface components {
             finished_at: string | null;
             /** Parents */
             parents?: number[];
+            /** Ladder */
+            ladder?: {
+                [key: string]: unknown;
+            } | null;
             /** Tasks */
             tasks?: components["schemas"]["TaskOut"][];
             /** Variant */
@@ -2574,6 +2670,10 @@ export interface components {
             finished_at: string | null;
             /** Parents */
             parents?: number[];
+            /** Ladder */
+            ladder?: {
+                [key: string]: unknown;
+            } | null;
         };
         /** TaskOut */
         TaskOut: {
@@ -3790,6 +3890,103 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ApiKeyOut"];
                 };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "cluster accounts-list_cluster_accounts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cluster_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClusterAccountOut"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "cluster accounts-put_cluster_account": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cluster_id: number;
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ClusterAccountIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClusterAccountOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "cluster accounts-delete_cluster_account": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cluster_id: number;
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Validation Error */
             422: {
