@@ -144,6 +144,18 @@ class MlSettings(BaseModel):
     max_restarts: int = Field(default=3, ge=0)
 
 
+class InputSettings(BaseModel):
+    """Binary input files (multipart uploads): checked while the body streams in, 413 above.
+
+    Defaults fit SIESTA electrodes (``.TSHS`` of tens of MiB) with room to spare, and stay
+    well inside PostgreSQL's 1 GiB limit for one ``bytea`` value.
+    """
+
+    max_file_bytes: int = Field(default=256 << 20, ge=1, le=1 << 30)
+    max_calculation_bytes: int = Field(default=1 << 30, ge=1, le=16 << 30)
+    max_files: int = Field(default=200, ge=1, le=10000)
+
+
 class LocalExecutorSettings(BaseModel):
     """Who runs the jobs this service starts itself (clusters with access mode ``local``).
 
@@ -216,6 +228,7 @@ class Settings(BaseSettings):
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     ml: MlSettings = Field(default_factory=MlSettings)
     log_stream: LogStreamSettings = Field(default_factory=LogStreamSettings)
+    inputs: InputSettings = Field(default_factory=InputSettings)
     local: LocalExecutorSettings = Field(default_factory=LocalExecutorSettings)
     cluster_accounts: ClusterAccountSettings = Field(default_factory=ClusterAccountSettings)
 

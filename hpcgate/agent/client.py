@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,23 @@ class AgentClient:
 
     def acknowledge_cancellations(self, job_ids: list[str]) -> None:
         self._call("POST", "/agent/cancellations/ack", json={"job_ids": job_ids})
+
+    def fetch_blob(self, sha256: str) -> Iterator[bytes]:
+        """A binary input's bytes, streamed (the caller checks the sha256 and caches them).
+
+        404: the blob is not (or no longer) for this cluster, a permanent ``LookupError``.
+        """
+        path = f"/agent/blobs/{sha256}"
+        try:
+            with self._http.stream("GET", path) as resp:
+                if resp.status_code == 404:
+                    raise LookupError(f"the API has no input file {sha256[:12]}… for this cluster")
+                if resp.status_code >= 400:
+                    resp.read()
+                    raise ApiUnavailable(f"GET {path}: HTTP {resp.status_code}")
+                yield from resp.iter_bytes(1 << 20)
+        except httpx.HTTPError as exc:
+            raise ApiUnavailable(f"GET {path}: {type(exc).__name__}: {exc}") from exc
 
     def cleanup_work(self) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", "/agent/cleanup")

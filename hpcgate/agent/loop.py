@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from hpcgate.agent.client import AgentClient, ApiUnavailable, HttpStepStore
 from hpcgate.agent.config import AgentConfig
+from hpcgate.engine.blobs import BlobCache
 from hpcgate.engine.cleanup import CleanupPolicy, clean_directory
 from hpcgate.engine.harvest import observe
 from hpcgate.engine.heartbeat import collect_sample
@@ -62,6 +63,8 @@ class Agent:
         self.adapter = adapter
         self._adapters[config.job_user] = adapter
         self.store = HttpStepStore(self.client)
+        # Binary inputs, fetched once per sha256 from the API and verified before staging.
+        self.blobs = BlobCache(config.state_dir / "blobs", lambda sha: self.client.fetch_blob(sha))
         self.agent_name = f"{config.cluster}:{config.name}"
         # The active steps the last pull returned, until one harvest uses them (then None).
         self._pulled_steps: list[ActiveStep] | None = None
@@ -105,7 +108,7 @@ class Agent:
                 self.config.queue_overrides(),
             )
             adapter = self.adapter_for(work.run_as)
-            outcome = submit_calculation(work, adapter, self.store)
+            outcome = submit_calculation(work, adapter, self.store, self.blobs)
             if outcome.deferred:
                 log.warning("calculation %s deferred: %s", work.calculation_id, outcome.deferred)
             done += 1
@@ -134,6 +137,7 @@ class Agent:
         return self.client.flush_samples()
 
     def cleanup(self) -> int:
+        self.blobs.prune()
         work = self.client.cleanup_work()
         policy = CleanupPolicy.from_dict(work.get("policy"))
         freed = 0

@@ -11,15 +11,18 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from hpcgate.errors import InvalidInput, TooLarge
 
 MAX_INPUT_FILE_BYTES = 8 << 20
 _FILENAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}$")
 _PARAM_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.()%-]{0,63}$")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+# hpcgate's own files in a step directory (parameters, state): never a user's input name.
+RESERVED_PREFIX = "hpcgate-"
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,20 @@ class PreparedInputs:
     context: dict[str, Any]
 
 
-Prepare = Callable[[Mapping[str, str], str, Mapping[str, Any], bool], PreparedInputs]
+class Prepare(Protocol):
+    """``binary``: names of the binary inputs staged beside ``files`` (their bytes are not
+    given: a plugin only needs to know they will be there, e.g. a ``.psml``)."""
+
+    def __call__(
+        self,
+        files: Mapping[str, str],
+        main: str,
+        params: Mapping[str, Any],
+        dependent: bool,
+        *,
+        binary: frozenset[str] = ...,
+    ) -> PreparedInputs: ...
+
 
 
 @dataclass(frozen=True)
@@ -41,6 +57,41 @@ class CodePlugin:
     validates: bool = True
 
 
+def check_input_name(name: Any) -> str:
+    """A plain file name (no paths, no traversal) that is not one of hpcgate's own."""
+    if not isinstance(name, str) or not _FILENAME_RE.match(name) or name in (".", ".."):
+        raise InvalidInput(
+            f"input file name {name!r} is not allowed: use a plain file name "
+            "(letters, digits, '_', '.', '+', '-'; no directories)"
+        )
+    if name.lower().startswith(RESERVED_PREFIX):
+        raise InvalidInput(
+            f"input file name {name!r} is reserved: names starting with "
+            f"{RESERVED_PREFIX!r} belong to hpcgate"
+        )
+    return name
+
+
+def check_binary_inputs(refs: Any, text_names: Collection[str]) -> dict[str, str]:
+    """``binary_inputs``: {file name: sha256 of an uploaded blob}, names unlike any text input."""
+    if refs is None:
+        return {}
+    if not isinstance(refs, Mapping):
+        raise InvalidInput("'binary_inputs' must be an object mapping file names to sha256 hashes")
+    out: dict[str, str] = {}
+    for name, digest in refs.items():
+        check_input_name(name)
+        if name in text_names:
+            raise InvalidInput(f"input file {name!r} is given both as text and as a binary file")
+        if not isinstance(digest, str) or not _SHA256_RE.match(digest):
+            raise InvalidInput(
+                f"binary input {name!r} must name an uploaded file by its sha256 "
+                "(64 lowercase hex digits)"
+            )
+        out[name] = digest
+    return out
+
+
 def check_input_files(files: Mapping[str, Any]) -> dict[str, str]:
     """Input file names must be plain names (no paths, no traversal), contents text and bounded."""
     if not isinstance(files, Mapping):
@@ -48,11 +99,7 @@ def check_input_files(files: Mapping[str, Any]) -> dict[str, str]:
     out: dict[str, str] = {}
     total = 0
     for name, text in files.items():
-        if not isinstance(name, str) or not _FILENAME_RE.match(name) or name in (".", ".."):
-            raise InvalidInput(
-                f"input file name {name!r} is not allowed: use a plain file name "
-                "(letters, digits, '_', '.', '+', '-'; no directories)"
-            )
+        check_input_name(name)
         if not isinstance(text, str):
             raise InvalidInput(f"input file {name!r} must be text")
         total += len(text.encode())
@@ -76,7 +123,12 @@ def _check_params(params: Mapping[str, Any]) -> None:
 
 
 def prepare_siesta(
-    files: Mapping[str, str], main: str, params: Mapping[str, Any], dependent: bool
+    files: Mapping[str, str],
+    main: str,
+    params: Mapping[str, Any],
+    dependent: bool,
+    *,
+    binary: frozenset[str] = frozenset(),
 ) -> PreparedInputs:
     """Build one variant's SIESTA inputs with ``analyses.siesta.inputs.generate_inputs``.
 
@@ -98,11 +150,13 @@ def prepare_siesta(
         src.mkdir()
         for name, text in files.items():
             (src / name).write_text(text, encoding="utf-8")
+        for name in binary:  # present for the checks (a .psml, an .ion.nc); staged as bytes
+            (src / name).touch()
         (generated,) = generate_inputs(src / main, [dict(params)], Path(tmp) / "out", chain=False)
         out = {
             str(p.relative_to(generated.directory)): p.read_text(encoding="utf-8", errors="replace")
             for p in sorted(generated.directory.rglob("*"))
-            if p.is_file()
+            if p.is_file() and str(p.relative_to(generated.directory)) not in binary
         }
         for name, text in files.items():  # files the fdf does not reference (electrodes...)
             out.setdefault(name, text)
@@ -119,7 +173,12 @@ _NAMELIST_RE = re.compile(r"(?ims)^\s*&(\w+)(.*?)^\s*/\s*$")
 
 
 def prepare_qe(
-    files: Mapping[str, str], main: str, params: Mapping[str, Any], dependent: bool
+    files: Mapping[str, str],
+    main: str,
+    params: Mapping[str, Any],
+    dependent: bool,
+    *,
+    binary: frozenset[str] = frozenset(),
 ) -> PreparedInputs:
     """Override namelist variables (``system.ecutwfc`` or plain ``ecutwfc``) in a pw.x input.
 
@@ -183,7 +242,12 @@ def _apply_namelist_overrides(text: str, overrides: Mapping[tuple[str | None, st
 
 # --------------------------------------------------------------------------- generic
 def prepare_generic(
-    files: Mapping[str, str], main: str, params: Mapping[str, Any], dependent: bool
+    files: Mapping[str, str],
+    main: str,
+    params: Mapping[str, Any],
+    dependent: bool,
+    *,
+    binary: frozenset[str] = frozenset(),
 ) -> PreparedInputs:
     """Any program: parameters arrive as a JSON file and as ``HPCGATE_PARAM_*`` variables."""
     _check_params(params)

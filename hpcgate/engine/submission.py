@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Protocol
 
+from hpcgate.engine.blobs import BlobCache
 from hpcgate.engine.faults import crash_point
 from hpcgate.engine.work import CalculationWork, StepWork
 from scheduler_adapters.base import SchedulerAdapter
@@ -58,18 +59,35 @@ class SubmissionOutcome:
     deferred: str | None = None  # transient error: try again later
 
 
-def stage_inputs(adapter: SchedulerAdapter, step: StepWork) -> None:
-    """Write the step's input files into its directory (atomically, inside scratch only)."""
+def _target(workdir: PurePosixPath, rel: str) -> PurePosixPath:
+    if ".." in PurePosixPath(rel).parts or PurePosixPath(rel).is_absolute():
+        raise SchedulerError(f"refusing to stage {rel!r}: not a relative path inside the step")
+    return workdir / rel
+
+
+def stage_inputs(adapter: SchedulerAdapter, step: StepWork, blobs: BlobCache | None = None) -> None:
+    """Write the step's input files into its directory (atomically, inside scratch only).
+
+    Text files come with the work item; binary ones are fetched into ``blobs`` (once per
+    sha256) and copied byte for byte.
+    """
     workdir = PurePosixPath(step.workdir)
     for rel, text in sorted(step.files.items()):
-        target = workdir / rel
-        if ".." in PurePosixPath(rel).parts or PurePosixPath(rel).is_absolute():
-            raise SchedulerError(f"refusing to stage {rel!r}: not a relative path inside the step")
-        adapter.runner.write_text(target, text)
+        adapter.runner.write_text(_target(workdir, rel), text)
+    if step.blobs and blobs is None:
+        raise SchedulerError("this dispatcher cannot stage binary inputs", transient=False)
+    for rel, sha256 in sorted(step.blobs.items()):
+        target = _target(workdir, rel)
+        assert blobs is not None
+        with open(blobs.path(sha256), "rb") as fh:
+            adapter.runner.write_bytes(target, fh)
 
 
 def submit_calculation(
-    work: CalculationWork, adapter: SchedulerAdapter, store: StepStore
+    work: CalculationWork,
+    adapter: SchedulerAdapter,
+    store: StepStore,
+    blobs: BlobCache | None = None,
 ) -> SubmissionOutcome:
     job_ids: dict[int, str] = {
         s.step_id: s.scheduler_job_id for s in work.steps if s.scheduler_job_id
@@ -96,7 +114,7 @@ def submit_calculation(
                 recovered += 1
                 store.record_job_id(work.calculation_id, step, jid.value, recovered=True)
             else:
-                stage_inputs(adapter, step)
+                stage_inputs(adapter, step, blobs)
                 parents = [JobId(job_ids[p]) for p in step.parents]
                 jid = adapter.submit(
                     step.job_spec(), after_ok=parents, hold=is_chain and not step.parents

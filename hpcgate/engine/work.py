@@ -31,6 +31,9 @@ class StepWork:
     context: dict[str, Any] = field(default_factory=dict)
     # Files to stage before submission: path relative to workdir -> text.
     files: dict[str, str] = field(default_factory=dict)
+    # Binary inputs to stage byte for byte: path relative to workdir -> sha256 of the blob
+    # (a reference, never the content: the dispatcher fetches each blob once and caches it).
+    blobs: dict[str, str] = field(default_factory=dict)
 
     def job_spec(self) -> JobSpec:
         return JobSpec(

@@ -23,10 +23,12 @@ from hpcgate.domain.states import (
     transition_calculation,
     transition_step,
 )
+from hpcgate.engine.blobs import BlobCache
 from hpcgate.engine.submission import SubmissionOutcome, submit_calculation
 from hpcgate.engine.work import StepWork, for_dispatcher
 from hpcgate.services.connections import ClusterConnections, default_hpcgate_command
 from hpcgate.services.events import calculation_event
+from hpcgate.services.input_blobs import DbBlobFetcher
 from hpcgate.services.job_identity import account_for
 from hpcgate.services.locks import NS_CALCULATION, try_advisory_lock
 from hpcgate.services.work_items import build_work
@@ -238,7 +240,11 @@ def submit_one(
         adapter = connections.adapter_for(cluster, account_for(s, cluster.id, calc.owner_id))
         command = list(cluster.options.get("hpcgate_command") or default_hpcgate_command())
     work = for_dispatcher(work, command)
-    return submit_calculation(work, adapter, DbStepStore(factory, settings))
+    blobs = None
+    if any(step.blobs for step in work.steps):
+        blobs = BlobCache(settings.paths.data_dir / "blob-cache", DbBlobFetcher(factory))
+        blobs.prune()
+    return submit_calculation(work, adapter, DbStepStore(factory, settings), blobs)
 
 
 _CANCELLATIONS = select(_step.c.id, _step.c.scheduler_job_id).where(

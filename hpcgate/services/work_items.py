@@ -96,6 +96,7 @@ def build_work(session: Session, calc: Calculation, cluster: Cluster) -> Calcula
                 environment=job_environment(cluster),
                 context=context,
                 files=dict(spec.get("files", {})),
+                blobs=dict(spec.get("blobs", {})),
             )
         )
     account = account_for(session, cluster.id, calc.owner_id)

@@ -1,6 +1,6 @@
 """The Runner seam: where an adapter's argv lists are executed.
 
-Deliberately small (AiiDA's transport has ~60 methods; we need five). A runner
+Deliberately small (AiiDA's transport has ~60 methods; we need a handful). A runner
 never interprets scheduler output: it runs argv lists and moves small files.
 Every destructive or writing operation is confined to ``scratch_root``.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import PurePosixPath
-from typing import Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from scheduler_adapters.errors import UnsafePath
 from scheduler_adapters.types import CommandResult
@@ -30,6 +30,12 @@ class Runner(Protocol):
 
     def write_text(self, path: PurePosixPath, text: str, *, mode: int = 0o644) -> None:
         """Atomic: write a temporary file beside ``path`` and rename it."""
+
+    def write_bytes(
+        self, path: PurePosixPath, data: bytes | BinaryIO, *, mode: int = 0o644
+    ) -> None:
+        """Like ``write_text``, byte for byte; a file object is streamed in chunks from its
+        current position (binary inputs can be hundreds of MiB)."""
 
     def read_text(self, path: PurePosixPath, *, max_bytes: int = 1 << 20) -> str: ...
 

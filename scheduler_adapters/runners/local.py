@@ -10,6 +10,7 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from scheduler_adapters.environment import command_environment
 from scheduler_adapters.errors import RunnerError, UnsafePath
@@ -18,6 +19,7 @@ from scheduler_adapters.runners.identity import check_account, hand_over_dir, ha
 from scheduler_adapters.types import CommandResult
 
 log = logging.getLogger("scheduler_adapters.runners.local")
+_CHUNK = 1 << 20
 
 
 class LocalRunner:
@@ -123,6 +125,26 @@ class LocalRunner:
                 os.chmod(d, 0o711)  # noqa: S103 - traverse only: the shared first level
             else:
                 hand_over_dir(str(d), self.job_user, shared_read=self.shared_read)
+
+    def write_bytes(
+        self, path: PurePosixPath, data: bytes | BinaryIO, *, mode: int = 0o644
+    ) -> None:
+        target = self._inside(path)
+        self._make_dirs(target.parent)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                if isinstance(data, bytes | bytearray | memoryview):
+                    fh.write(data)
+                else:
+                    shutil.copyfileobj(data, fh, _CHUNK)
+            os.chmod(tmp, mode)
+            if self.job_user:
+                hand_over_file(tmp, self.job_user)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def read_text(self, path: PurePosixPath, *, max_bytes: int = 1 << 20) -> str:
         with open(str(path), "rb") as fh:

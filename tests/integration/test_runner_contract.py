@@ -10,6 +10,8 @@ processes serving it, or iptables rules scoped to the source address 127.0.0.3.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import os
 import shutil
 import signal
@@ -304,6 +306,39 @@ def test_write_through_symlink_pointing_outside_is_refused(runner_case: RunnerCa
     for path in (escape / "new.txt", escape / "sub" / "new.txt"):
         with pytest.raises(UnsafePath):
             runner_case.runner.write_text(path, "nope")
+    assert runner_case.must('ls -A "$1"', str(runner_case.outside)) == ""
+
+
+# ====================================================================== write_bytes
+def _sha256_remote(case: RunnerCase, path: PurePosixPath) -> str:
+    return case.must('sha256sum -- "$1"', str(path)).split()[0]
+
+
+def test_write_bytes_is_byte_exact_atomic_and_sets_mode(runner_case: RunnerCase) -> None:
+    # Not UTF-8 (lone continuation bytes, NUL, \r\n that text mode would touch).
+    data = os.urandom(300_000) + b"\x80\xff\x00\r\n\xc3"
+    target = runner_case.scratch / "bin" / "electrode.TSHS"
+    runner_case.runner.write_bytes(target, data, mode=0o640)
+    assert _sha256_remote(runner_case, target) == hashlib.sha256(data).hexdigest()
+    assert runner_case.must('stat -c "%a %s" "$1"', str(target)) == f"640 {len(data)}\n"
+    # a file object is streamed from its current position, in chunks
+    stream = io.BytesIO(b"skipped" + data[::-1])
+    stream.seek(len(b"skipped"))
+    runner_case.runner.write_bytes(target, stream)
+    assert _sha256_remote(runner_case, target) == hashlib.sha256(data[::-1]).hexdigest()
+    assert runner_case.must('ls -A "$1"', str(target.parent)) == "electrode.TSHS\n"
+
+
+@pytest.mark.parametrize("relative", ["..", "../x", "a/../../x", "/etc/passwd"])
+def test_write_bytes_outside_scratch_is_refused(runner_case: RunnerCase, relative: str) -> None:
+    s = runner_case.scratch
+    path = PurePosixPath(relative) if relative.startswith("/") else PurePosixPath(f"{s}/{relative}")
+    with pytest.raises(UnsafePath):
+        runner_case.runner.write_bytes(path, b"\xff nope")
+    escape = runner_case.scratch / "escape-bytes"
+    runner_case.must('ln -s "$1" "$2"', str(runner_case.outside), str(escape))
+    with pytest.raises(UnsafePath):
+        runner_case.runner.write_bytes(escape / "new.bin", b"\xff nope")
     assert runner_case.must('ls -A "$1"', str(runner_case.outside)) == ""
 
 

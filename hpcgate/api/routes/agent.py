@@ -6,12 +6,15 @@ its durable ``StepStore`` (each call commits before it answers) and its report c
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import StreamingResponse
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from hpcgate.api.deps import SessionDep, SettingsDep
 from hpcgate.api.deps_auth import AgentCluster
@@ -52,6 +55,7 @@ from hpcgate.services.harvest import (
     record_cluster_sample,
     watched_steps,
 )
+from hpcgate.services.input_blobs import agent_may_read, blob_size, read_chunks
 from hpcgate.services.work_items import build_work
 
 router = APIRouter(prefix="/agent", tags=["agent"])
@@ -236,3 +240,30 @@ def cleanup_report(
         if step.state is not StepState.CLEANED:
             step.state = StepState.CLEANED
     return {"state": step.state.value}
+
+
+@router.get("/blobs/{sha256}", response_class=StreamingResponse)
+def get_blob(
+    sha256: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")],
+    cluster: AgentCluster,
+    session: SessionDep,
+    request: Request,
+) -> StreamingResponse:
+    """A binary input's bytes, for staging. Only a blob that a calculation of this agent's
+    cluster, claimed and being submitted, refers to; anything else is a 404 (an agent cannot
+    probe for other clusters' files). The agent checks the sha256 of what it receives."""
+    size = blob_size(session, sha256) if agent_may_read(session, cluster.id, sha256) else None
+    if size is None:
+        raise NotFound(f"no input file {sha256[:12]}… for cluster {cluster.name}")
+    factory: sessionmaker[Session] = request.app.state.sessionmaker
+
+    def chunks() -> Iterator[bytes]:
+        # Its own session: the request's one ends when the route returns, the stream later.
+        with factory() as s:
+            yield from read_chunks(s, sha256, size)
+
+    return StreamingResponse(
+        chunks(),
+        media_type="application/octet-stream",
+        headers={"Content-Length": str(size), "X-Content-SHA256": sha256},
+    )

@@ -3,6 +3,7 @@
 from hpcgate.db.models.accounts import ClusterAccount
 from hpcgate.db.models.calculations import ArrayTask, Calculation, Molecule, Step, StepEdge
 from hpcgate.db.models.clusters import Cluster, QueueMapping
+from hpcgate.db.models.inputs import CalculationInput, InputBlob
 from hpcgate.db.models.ml import MlModel, Prediction
 from hpcgate.db.models.notifications import NotificationOutbox
 from hpcgate.db.models.results import AnalysisResult, ExtractedResult
@@ -14,10 +15,12 @@ __all__ = [
     "ApiKey",
     "ArrayTask",
     "Calculation",
+    "CalculationInput",
     "Cluster",
     "ClusterAccount",
     "ExtractedResult",
     "HeartbeatSample",
+    "InputBlob",
     "MlModel",
     "Molecule",
     "NotificationOutbox",

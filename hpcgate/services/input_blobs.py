@@ -1,0 +1,143 @@
+"""Binary input files: stored once by sha256, linked to calculations, read back in chunks.
+
+An upload is spooled to disk and hashed while it streams in (``api/uploads.py``); only a
+complete, accepted file becomes a row here, in the same transaction as whatever refers to it,
+so a refused request leaves nothing behind. Identical bytes uploaded twice (a sweep's
+electrode, a ladder's ``.psml``) are one row: the insert is ``ON CONFLICT DO NOTHING``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from sqlalchemy import LargeBinary, exists, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from hpcgate.db.models import Calculation, CalculationInput, InputBlob
+from hpcgate.domain.states import CalculationState
+from hpcgate.engine.codes import check_binary_inputs
+from hpcgate.errors import InvalidInput, TooLarge
+from hpcgate.settings import Settings
+
+#: Bytes per read of a stored blob: bounded memory in the worker and the agent route.
+READ_CHUNK = 4 << 20
+
+
+@dataclass(frozen=True)
+class BlobRef:
+    name: str
+    sha256: str
+    size: int
+
+
+def store_blob(
+    session: Session, fh: BinaryIO, sha256: str, size: int, uploader_id: int | None
+) -> bool:
+    """Store the bytes of ``fh`` under ``sha256`` unless already there; True if a row was added.
+
+    The caller computed ``sha256`` while receiving the bytes; it is checked again here, so a
+    row's key always matches its content.
+    """
+    if session.scalar(select(exists().where(InputBlob.sha256 == sha256))):
+        return False
+    fh.seek(0)
+    data = fh.read()
+    if len(data) != size or hashlib.sha256(data).hexdigest() != sha256:
+        raise InvalidInput("an uploaded file changed while it was being stored; upload it again")
+    result = session.execute(
+        insert(InputBlob)
+        .values(sha256=sha256, size=size, content=data, uploader_id=uploader_id)
+        .on_conflict_do_nothing(index_elements=["sha256"])
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def resolve_binary_inputs(
+    session: Session, config: Mapping[str, Any], settings: Settings
+) -> list[BlobRef]:
+    """Check ``configuration.binary_inputs`` against the stored blobs and the size limits."""
+    text_names = config.get("inputs") or {}
+    refs = check_binary_inputs(config.get("binary_inputs"), list(text_names))
+    if not refs:
+        return []
+    if len(refs) > settings.inputs.max_files:
+        raise TooLarge(f"a calculation has at most {settings.inputs.max_files} binary inputs")
+    rows = session.execute(
+        select(InputBlob.sha256, InputBlob.size).where(InputBlob.sha256.in_(set(refs.values())))
+    )
+    sizes: dict[str, int] = {sha: size for sha, size in rows}
+    missing = sorted(name for name, digest in refs.items() if digest not in sizes)
+    if missing:
+        raise InvalidInput(
+            "binary input(s) refer to files that were never uploaded: "
+            + ", ".join(f"{n} ({refs[n][:12]}…)" for n in missing)
+            + "; upload them with POST /inputs first",
+            missing=missing,
+        )
+    total = sum(sizes[d] for d in refs.values())
+    if total > settings.inputs.max_calculation_bytes:
+        raise TooLarge(
+            f"binary inputs total {total} bytes, more than the "
+            f"{settings.inputs.max_calculation_bytes} bytes a calculation may use"
+        )
+    return [BlobRef(name, digest, sizes[digest]) for name, digest in sorted(refs.items())]
+
+
+def link_inputs(session: Session, calculation_id: int, refs: list[BlobRef]) -> None:
+    for ref in refs:
+        session.add(
+            CalculationInput(calculation_id=calculation_id, name=ref.name, sha256=ref.sha256)
+        )
+
+
+def blob_size(session: Session, sha256: str) -> int | None:
+    return session.scalar(select(InputBlob.size).where(InputBlob.sha256 == sha256))
+
+
+def read_chunks(
+    session: Session, sha256: str, size: int, chunk: int = READ_CHUNK
+) -> Iterator[bytes]:
+    """The blob's bytes, ``chunk`` at a time (``substring`` on uncompressed, out-of-line storage
+    reads only the pages it needs)."""
+    for offset in range(0, size, chunk):
+        data = session.scalar(
+            select(
+                func.substring(InputBlob.content, offset + 1, chunk, type_=LargeBinary)
+            ).where(InputBlob.sha256 == sha256)
+        )
+        if data is None:
+            raise LookupError(f"blob {sha256} vanished while being read")
+        yield bytes(data)
+
+
+class DbBlobFetcher:
+    """For the worker (SSH and local mode): blob bytes straight from PostgreSQL."""
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self.factory = factory
+
+    def __call__(self, sha256: str) -> Iterator[bytes]:
+        with self.factory() as s:
+            size = blob_size(s, sha256)
+            if size is None:
+                raise LookupError(f"input blob {sha256} is not stored")
+            yield from read_chunks(s, sha256, size)
+
+
+def agent_may_read(session: Session, cluster_id: int, sha256: str) -> bool:
+    """Only a blob that a calculation of this cluster, being submitted right now, refers to."""
+    return bool(
+        session.scalar(
+            select(
+                exists()
+                .where(CalculationInput.sha256 == sha256)
+                .where(Calculation.id == CalculationInput.calculation_id)
+                .where(Calculation.cluster_id == cluster_id)
+                .where(Calculation.state == CalculationState.SUBMITTING)
+            )
+        )
+    )

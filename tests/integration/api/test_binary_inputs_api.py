@@ -1,0 +1,292 @@
+"""Binary input files through the live API (uvicorn on loopback, real PostgreSQL).
+
+What it proves: multipart uploads store bytes that are not UTF-8 (random bytes and a real
+SIESTA ``.TSHS``) once by sha256; calculations reference them (link rows, step specs carry
+references, not content); a sweep stores a shared file once; the size limits answer 413
+while the body streams, and every refusal (413, 422) leaves nothing behind — no
+calculation, no blob, no link row, no spooled file. The agent's blob route serves only
+blobs of its own cluster's calculations being submitted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.orm import Session
+
+from hpcgate.api.app import create_app
+from hpcgate.db.models import Calculation, CalculationInput, InputBlob, QueueMapping, Step
+from hpcgate.db.models.clusters import AccessMode
+from hpcgate.db.models.users import Role
+from hpcgate.domain.states import CalculationState
+from hpcgate.settings import InputSettings, Settings
+from tests.helpers.api import auth_headers, new_api_key, new_cluster, new_user
+from tests.helpers.fixtures_path import require_siesta_fixture
+from tests.helpers.live_api import live_server
+
+pytestmark = pytest.mark.integration
+
+MAX_FILE = 256 << 10
+MAX_CALC = 384 << 10
+TSHS = "graphene_transiesta_siesta5/electrode/electrode.TSHS"
+
+
+@dataclass
+class Api:
+    base: str
+    engine: Engine
+    settings: Settings
+    headers: dict[str, str]
+    cluster_id: int
+
+    def counts(self) -> tuple[int, int, int]:
+        with Session(self.engine) as s:
+            return (
+                s.scalar(select(func.count()).select_from(Calculation)) or 0,
+                s.scalar(select(func.count()).select_from(InputBlob)) or 0,
+                s.scalar(select(func.count()).select_from(CalculationInput)) or 0,
+            )
+
+    def spooled(self) -> list[Path]:
+        root = self.settings.paths.data_dir / "uploads"
+        return sorted(root.rglob("*")) if root.exists() else []
+
+
+@pytest.fixture(scope="module")
+def api(isolated_settings: Settings, isolated_engine: Engine) -> Iterator[Api]:
+    settings = isolated_settings.model_copy(
+        update={
+            "max_body_mb": 1,
+            "inputs": InputSettings(max_file_bytes=MAX_FILE, max_calculation_bytes=MAX_CALC),
+        }
+    )
+    user = new_user(isolated_engine, role=Role.USER)
+    cluster = new_cluster(
+        isolated_engine,
+        access_mode=AccessMode.LOCAL,
+        scheduler="local",
+        queues=[QueueMapping(logical_queue="default", partition="local")],
+    )
+    app = create_app(settings, engine=isolated_engine)
+    with live_server(app) as base:
+        yield Api(base, isolated_engine, settings, auth_headers(user, settings), cluster.id)
+
+
+def _calculation(cluster_id: int, **config: Any) -> dict[str, Any]:
+    return {
+        "name": "binary inputs",
+        "cluster_id": cluster_id,
+        "logical_queue": "default",
+        "code": "generic",
+        "configuration": {"command": ["sha256sum", "--", "electrode.TSHS"], **config},
+    }
+
+
+def _post_calculation(
+    api: Api, body: dict[str, Any], files: list[tuple[str, bytes]]
+) -> httpx.Response:
+    parts = [("calculation", (None, json.dumps(body).encode(), "application/json"))]
+    parts += [("file", (name, data, "application/octet-stream")) for name, data in files]
+    return httpx.post(
+        f"{api.base}/calculations/upload", headers=api.headers, files=parts, timeout=60
+    )
+
+
+def test_upload_once_reference_by_hash(api: Api) -> None:
+    tshs = require_siesta_fixture(TSHS).read_bytes()
+    noise = os.urandom(50_000) + b"\xff\xfe\x00"
+    with pytest.raises(UnicodeDecodeError):
+        noise.decode("utf-8")
+    r = httpx.post(
+        f"{api.base}/inputs",
+        headers=api.headers,
+        files=[("file", ("electrode.TSHS", tshs)), ("file", ("noise.bin", noise))],
+    )
+    assert r.status_code == 201, r.text
+    got = {f["name"]: f for f in r.json()["files"]}
+    assert got["electrode.TSHS"]["sha256"] == hashlib.sha256(tshs).hexdigest()
+    assert got["electrode.TSHS"]["size"] == len(tshs)
+    assert got["noise.bin"]["sha256"] == hashlib.sha256(noise).hexdigest()
+    assert all(f["new"] for f in got.values())
+    # the same bytes again (under another name): still one row
+    again = httpx.post(
+        f"{api.base}/inputs", headers=api.headers, files=[("file", ("copy.TSHS", tshs))]
+    )
+    assert again.status_code == 201
+    assert again.json()["files"][0]["new"] is False
+    with Session(api.engine) as s:
+        stored = s.scalar(
+            select(InputBlob.content).where(InputBlob.sha256 == hashlib.sha256(tshs).hexdigest())
+        )
+    assert stored == tshs
+
+    # a sweep referencing the blob: one blob row, one link row, a reference per task
+    sha = hashlib.sha256(tshs).hexdigest()
+    before = api.counts()
+    r = httpx.post(
+        f"{api.base}/calculations",
+        headers=api.headers,
+        json=_calculation(
+            api.cluster_id,
+            kind="sweep",
+            binary_inputs={"electrode.TSHS": sha},
+            variants=[{"label": f"p{i}", "parameters": {"x": i}} for i in range(4)],
+        ),
+    )
+    assert r.status_code == 201, r.text
+    calc_id = r.json()["id"]
+    after = api.counts()
+    assert after == (before[0] + 1, before[1], before[2] + 1)
+    with Session(api.engine) as s:
+        (step,) = s.scalars(select(Step).where(Step.calculation_id == calc_id))
+        assert step.spec["blobs"] == {f"task-{i}/electrode.TSHS": sha for i in range(4)}
+        assert "electrode.TSHS" not in json.dumps(step.spec["files"])  # no content in JSON
+        links = s.scalars(
+            select(CalculationInput).where(CalculationInput.calculation_id == calc_id)
+        ).all()
+        assert [(link.name, link.sha256) for link in links] == [("electrode.TSHS", sha)]
+
+
+def test_calculation_with_files_in_one_request(api: Api) -> None:
+    tshs = require_siesta_fixture(TSHS).read_bytes()
+    noise = os.urandom(40_000)
+    r = _post_calculation(
+        api, _calculation(api.cluster_id), [("electrode.TSHS", tshs), ("noise.bin", noise)]
+    )
+    assert r.status_code == 201, r.text
+    detail = r.json()
+    refs = detail["configuration"]["binary_inputs"]
+    assert refs == {
+        "electrode.TSHS": hashlib.sha256(tshs).hexdigest(),
+        "noise.bin": hashlib.sha256(noise).hexdigest(),
+    }
+    with Session(api.engine) as s:
+        (step,) = s.scalars(select(Step).where(Step.calculation_id == detail["id"]))
+        assert step.spec["blobs"] == refs
+        blob = s.scalar(select(InputBlob.content).where(InputBlob.sha256 == refs["noise.bin"]))
+        assert blob == noise
+    assert api.spooled() == []
+
+
+def _refused(api: Api, response: httpx.Response, status: int, before: tuple[int, int, int]) -> str:
+    assert response.status_code == status, response.text
+    assert api.counts() == before  # no calculation, no blob, no link row
+    assert api.spooled() == []  # no spooled file left
+    detail: str = response.json()["detail"]
+    return detail
+
+
+def test_one_file_too_large_is_413_and_nothing_is_written(api: Api) -> None:
+    before = api.counts()
+    small = os.urandom(1000)
+    big = os.urandom(MAX_FILE + 1)
+    r = _post_calculation(api, _calculation(api.cluster_id), [("a.bin", small), ("b.bin", big)])
+    detail = _refused(api, r, 413, before)
+    assert "'b.bin'" in detail
+    assert f"{MAX_FILE} bytes allowed per input file" in detail
+    r = httpx.post(f"{api.base}/inputs", headers=api.headers, files=[("file", ("b.bin", big))])
+    _refused(api, r, 413, before)
+
+
+def test_calculation_total_too_large_is_413_and_nothing_is_written(api: Api) -> None:
+    before = api.counts()
+    files = [(f"part{i}.bin", os.urandom(MAX_FILE - 10)) for i in range(2)]  # each fits
+    r = _post_calculation(api, _calculation(api.cluster_id), files)
+    detail = _refused(api, r, 413, before)
+    assert "per calculation" in detail
+    # a declared body beyond the request limit is refused before it is read
+    huge = os.urandom(MAX_CALC + (1 << 20) + 1)
+    r = _post_calculation(api, _calculation(api.cluster_id), [("huge.bin", huge)])
+    _refused(api, r, 413, before)
+
+
+def test_referenced_blobs_count_towards_the_calculation_limit(api: Api) -> None:
+    parts = []
+    for i in range(2):
+        data = os.urandom(MAX_FILE - 100)
+        r = httpx.post(
+            f"{api.base}/inputs", headers=api.headers, files=[("file", (f"x{i}.bin", data))]
+        )
+        assert r.status_code == 201
+        parts.append(r.json()["files"][0]["sha256"])
+    before = api.counts()
+    r = httpx.post(
+        f"{api.base}/calculations",
+        headers=api.headers,
+        json=_calculation(api.cluster_id, binary_inputs={"x0.bin": parts[0], "x1.bin": parts[1]}),
+    )
+    assert "a calculation may use" in _refused(api, r, 413, before)
+
+
+@pytest.mark.parametrize(
+    ("files", "config", "needle"),
+    [
+        ([("hpcgate-params.json", b"\x00")], {}, "reserved"),
+        ([("../escape.bin", b"\x00")], {}, "not allowed"),
+        ([("in.txt", b"\x00")], {"inputs": {"in.txt": "text"}}, "both as text"),
+        ([], {"binary_inputs": {"x.bin": "0" * 64}}, "never uploaded"),
+        ([], {"binary_inputs": {"x.bin": "not-a-hash"}}, "sha256"),
+        ([("dup.bin", b"1"), ("dup.bin", b"2")], {}, "twice"),
+    ],
+)
+def test_bad_names_and_references_are_422_and_nothing_is_written(
+    api: Api, files: list[tuple[str, bytes]], config: dict[str, Any], needle: str
+) -> None:
+    before = api.counts()
+    r = _post_calculation(api, _calculation(api.cluster_id, **config), files)
+    assert needle in _refused(api, r, 422, before)
+
+
+def test_blocked_user_cannot_upload(api: Api, isolated_engine: Engine) -> None:
+    blocked = new_user(isolated_engine, role=Role.USER, blocked=True)
+    before = api.counts()
+    r = httpx.post(
+        f"{api.base}/inputs",
+        headers=auth_headers(blocked, api.settings),
+        files=[("file", ("a.bin", b"\x00\x01"))],
+    )
+    assert r.status_code in (401, 403)
+    assert api.counts() == before
+
+
+def test_agent_reads_only_its_clusters_blobs_while_submitting(
+    api: Api, isolated_engine: Engine
+) -> None:
+    agent_cluster = new_cluster(
+        isolated_engine, queues=[QueueMapping(logical_queue="default", partition="debug")]
+    )
+    other = new_cluster(isolated_engine)
+    _, key = new_api_key(isolated_engine, cluster=agent_cluster)
+    _, other_key = new_api_key(isolated_engine, cluster=other)
+    data = os.urandom(3000) + b"\x80"
+    r = _post_calculation(api, _calculation(agent_cluster.id), [("electrode.TSHS", data)])
+    assert r.status_code == 201, r.text
+    calc_id = r.json()["id"]
+    sha = hashlib.sha256(data).hexdigest()
+    url = f"{api.base}/agent/blobs/{sha}"
+    # not yet claimed: nobody may read it
+    assert httpx.get(url, headers={"X-API-Key": key}).status_code == 404
+    with Session(isolated_engine) as s:
+        s.execute(
+            update(Calculation)
+            .where(Calculation.id == calc_id)
+            .values(state=CalculationState.SUBMITTING, processed=True)
+        )
+        s.commit()
+    got = httpx.get(url, headers={"X-API-Key": key})
+    assert got.status_code == 200
+    assert got.content == data
+    assert got.headers["x-content-sha256"] == sha
+    assert httpx.get(url, headers={"X-API-Key": other_key}).status_code == 404
+    assert httpx.get(url, headers=api.headers).status_code == 401
+    unknown = f"{api.base}/agent/blobs/{'0' * 64}"
+    assert httpx.get(unknown, headers={"X-API-Key": key}).status_code == 404
