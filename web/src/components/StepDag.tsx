@@ -32,7 +32,8 @@ export function StepDag({ steps, testId = "dag" }: { steps: DagStepInfo[]; testI
   const chosen = steps.find((s) => s.id === picked) ?? null;
   const pickedNode = layout.nodes.find((n) => n.step.id === picked) ?? null;
   if (!steps.length) return <p className="muted">No steps planned.</p>;
-  const columns = layout.kind === "ladder" ? LADDER_HEADINGS : [];
+  const used = new Set(layout.nodes.map((n) => n.column));
+  const columns = layout.kind === "ladder" ? LADDER_HEADINGS.map((h, i) => (used.has(i) ? h : "")) : [];
   return (
     <div className="dag" data-testid={testId} data-layout={layout.kind}>
       {layout.cyclic ? <p className="warn">These steps depend on each other in a cycle; shown in index order.</p> : null}
@@ -50,7 +51,7 @@ export function StepDag({ steps, testId = "dag" }: { steps: DagStepInfo[]; testI
             </marker>
           </defs>
           {columns.map((title, i) => (
-            <text key={title} className="dag-heading" x={12 + i * (NODE_W + 70) + NODE_W / 2} y={14} textAnchor="middle">
+            <text key={i} className="dag-heading" x={12 + i * (NODE_W + 70) + NODE_W / 2} y={14} textAnchor="middle">
               {title}
             </text>
           ))}
