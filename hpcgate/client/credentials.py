@@ -106,7 +106,8 @@ class CredentialStore:
         return str(value) if value else None
 
     def get(self, url: str) -> Login | None:
-        entry = self._read()["servers"].get(normalize_url(url))
+        key = normalize_url(url)
+        entry = self._read()["servers"].get(key)
         if not isinstance(entry, dict):
             return None
         try:

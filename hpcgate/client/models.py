@@ -65,7 +65,10 @@ class Cluster(_Out):
     require_approval: bool
     online: bool
     last_heartbeat_at: datetime | None = None
+    cleanup_policy: dict[str, Any] = Field(default_factory=dict)
     queues: list[Queue] = Field(default_factory=list)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
 
 
 class AnalysisInfo(_Out):
