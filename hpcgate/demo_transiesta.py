@@ -105,9 +105,10 @@ def siesta_banner(base: str, h2o_calc: int | None, ladder_calc: int | None) -> s
     if h2o_calc is None and ladder_calc is None:
         return (
             "    siesta:   not installed (the demo runs without it); run "
-            f"{INSTALL_HINT},\n"
-            "              then restart the demo: it seeds a real H2O chain and a TranSIESTA\n"
-            "              bias ladder (Au chain, TBtrans per point) with its I-V curve\n"
+            "scripts/services/siesta.sh\n"
+            "              (installs SIESTA + TBtrans from ../shared/tools/siesta), then restart\n"
+            "              the demo: it seeds a real H2O chain and a TranSIESTA bias ladder\n"
+            "              (Au chain, TBtrans per point) with its I-V curve\n"
         )
     lines = []
     if h2o_calc is not None:
