@@ -53,6 +53,13 @@ class RateLimited(HpcgateError):
     code = "rate_limited"
 
 
+class ServiceBusy(HpcgateError):
+    """A bounded resource (e.g. the input-preparation workers) stayed busy: retry later."""
+
+    status_code = 503
+    code = "busy"
+
+
 class ConfigurationError(HpcgateError):
     """The service cannot start as configured (bad URL, default secret...)."""
 

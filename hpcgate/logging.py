@@ -25,8 +25,11 @@ _SECRET_PATTERNS = [
         r"(?i)((?:password|passwd|secret|token|api[_-]?key)[\"']?\s*[=:]\s*[\"']?)([^\s\"',;&]+)()"
     ),
     re.compile(r"(hpcg_[A-Za-z0-9]{4,16}_)([A-Za-z0-9_-]{16,})()"),  # our API keys: keep prefix
-    re.compile(r"(postgresql(?:\+psycopg)?://[^:/\s]+:)([^@\s]+)(@)"),
-    re.compile(r"()(eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)()"),  # JWTs
+    # Linear on any text (log lines carry user text): the password stops at '/' (encoded in
+    # a URL), and a JWT starts where a run of its characters starts, so no match attempt
+    # rescans the rest of a long run from every position.
+    re.compile(r"(postgresql(?:\+psycopg)?://[^:/\s]++:)([^@\s/]++)(@)"),
+    re.compile(r"()((?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,}+\.[A-Za-z0-9_-]++\.[A-Za-z0-9_-]++)()"),
 ]
 
 

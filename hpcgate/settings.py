@@ -220,6 +220,11 @@ class Settings(BaseSettings):
     # <= the database pool.
     agent_concurrency: int = Field(default=4, ge=1, le=200)
     login_concurrency: int = Field(default=2, ge=1, le=200)
+    # Preparing a calculation's inputs (parsing fdf/pw.x text, sweeps) runs in this many
+    # worker processes, each call at most parse_timeout_s (then 422): a hostile input can
+    # neither hold the GIL of the threads that serve agents nor run forever.
+    parse_workers: int = Field(default=2, ge=1, le=64)
+    parse_timeout_s: float = Field(default=30.0, gt=0, le=600)
     config_file: Path | None = None
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)

@@ -29,20 +29,22 @@ __all__ = ["RY_EV", "PwCycle", "PwStdout", "parse_pw_stdout", "read_pw_stdout"]
 RY_EV = 13.605693122994
 
 _FLOAT = r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[EeDd][-+]?\d+)?"
-_ITERATION = re.compile(r"^\s*iteration\s*#\s*(\d+)")
-_TOTAL = re.compile(rf"^\s*(!?)\s*total energy\s*=\s*({_FLOAT})\s*Ry")
-_ACCURACY = re.compile(rf"^\s*estimated scf accuracy\s*<\s*({_FLOAT})\s*Ry")
-_CONVERGED = re.compile(r"^\s*convergence has been achieved in\s*(\d+)")
-_NOT_CONVERGED = re.compile(r"^\s*convergence NOT achieved")
-_FERMI = re.compile(rf"^\s*the Fermi energy is\s*({_FLOAT})\s*ev", re.I)
-_FERMI_SPIN = re.compile(rf"^\s*the spin up/dw Fermi energies are\s*({_FLOAT})\s+({_FLOAT})", re.I)
-_HOMO = re.compile(rf"^\s*highest occupied level \(ev\):\s*({_FLOAT})", re.I)
+# ``^\s*+`` (possessive): leading blanks are never given back, so a line of spaces is
+# scanned once, not once per split between two ``\s*`` (quadratic, issue 15).
+_ITERATION = re.compile(r"^\s*+iteration\s*#\s*(\d+)")
+_TOTAL = re.compile(rf"^\s*+(!?)\s*total energy\s*=\s*({_FLOAT})\s*Ry")
+_ACCURACY = re.compile(rf"^\s*+estimated scf accuracy\s*<\s*({_FLOAT})\s*Ry")
+_CONVERGED = re.compile(r"^\s*+convergence has been achieved in\s*(\d+)")
+_NOT_CONVERGED = re.compile(r"^\s*+convergence NOT achieved")
+_FERMI = re.compile(rf"^\s*+the Fermi energy is\s*({_FLOAT})\s*ev", re.I)
+_FERMI_SPIN = re.compile(rf"^\s*+the spin up/dw Fermi energies are\s*({_FLOAT})\s+({_FLOAT})", re.I)
+_HOMO = re.compile(rf"^\s*+highest occupied level \(ev\):\s*({_FLOAT})", re.I)
 _HOMO_LUMO = re.compile(
-    rf"^\s*highest occupied, lowest unoccupied level \(ev\):\s*({_FLOAT})\s+({_FLOAT})", re.I
+    rf"^\s*+highest occupied, lowest unoccupied level \(ev\):\s*({_FLOAT})\s+({_FLOAT})", re.I
 )
-_FINAL = re.compile(rf"^\s*Final (?:enthalpy|energy)\s*=\s*({_FLOAT})\s*Ry")
+_FINAL = re.compile(rf"^\s*+Final (?:enthalpy|energy)\s*=\s*({_FLOAT})\s*Ry")
 _VERSION = re.compile(r"Program PWSCF\s+v\.?\s*(\S+)")
-_THRESHOLD = re.compile(rf"^\s*scf convergence threshold\s*=\s*({_FLOAT})")
+_THRESHOLD = re.compile(rf"^\s*+scf convergence threshold\s*=\s*({_FLOAT})")
 
 
 def _f(token: str) -> float:

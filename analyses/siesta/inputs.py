@@ -116,13 +116,15 @@ def _strip_comment(line: str) -> str:
 _INCLUDE_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}")
 
 
-def _include(path: Path, n: int, raw: str, name: str) -> Path:
+def _include(path: Path, n: int, raw: str, name: str, known: dict[str, Path]) -> Path:
     """The file ``name`` included at line ``n``, if it is one of the input set's own files.
 
     Why: the fdf is user text, and an include is a file read on the machine that prepares
     the inputs (the API host) and staged into the job. So only plain names in the same
     directory qualify: no absolute path, no directory, no ``..``, no symbolic link.
     """
+    if name in known:  # checked already (a file may redirect many labels to one file)
+        return known[name]
     where = f"{path.name}:{n}: {raw.strip()[:200]!r}"
     if not name:
         raise InputError(f"{where}: an include needs a file name")
@@ -134,10 +136,11 @@ def _include(path: Path, n: int, raw: str, name: str) -> Path:
     target = path.parent / name
     if target.is_symlink():
         raise InputError(f"{where}: include {name!r} refused: it is a symbolic link")
+    known[name] = target
     return target
 
 
-def _check_includes(path: Path, n: int, raw: str) -> None:
+def _check_includes(path: Path, n: int, raw: str, known: dict[str, Path]) -> None:
     """Refuse any include a reader could follow on this line, however it reads comments.
 
     SIESTA ends a line at ``#``, ``!`` or ``;``; sisl (which reads the fdf here) only at
@@ -146,21 +149,30 @@ def _check_includes(path: Path, n: int, raw: str) -> None:
     view = raw.split("#", 1)[0]
     words = view.split(maxsplit=1)
     if words and words[0].lower() == "%include":
-        _include(path, n, raw, words[1].strip() if len(words) > 1 else "")
+        _include(path, n, raw, words[1].strip() if len(words) > 1 else "", known)
     if "<" in view:
         if view.count("<") > 1:
             raise InputError(f"{path.name}:{n}: {raw.strip()[:200]!r}: more than one '<'")
-        _include(path, n, raw, view.split("<", 1)[1].strip())
+        _include(path, n, raw, view.split("<", 1)[1].strip(), known)
 
 
-def _scan_syntax(path: Path, text: str) -> tuple[list[Path], dict[str, list[str]]]:
-    """Check %block structure; return included/redirected files and the blocks' lines."""
+def _scan_syntax(
+    path: Path, text: str, included_once: dict[Path, str] | None = None
+) -> tuple[list[Path], dict[str, list[str]]]:
+    """Check %block structure; return included/redirected files and the blocks' lines.
+
+    ``included_once`` (the files ``%include``\\ d so far, and where) refuses a second
+    ``%include`` of a file: a reader follows every one, so repeats nest exponentially (a
+    includes b twice, b includes c twice...) and a file that includes itself never ends.
+    """
+    included_once = {} if included_once is None else included_once
+    known: dict[str, Path] = {}
     included: list[Path] = []
     blocks: dict[str, list[str]] = {}
     current: str | None = None
     start = 0
     for n, raw in enumerate(text.splitlines(), start=1):
-        _check_includes(path, n, raw)
+        _check_includes(path, n, raw, known)
         line = _strip_comment(raw)
         if not line:
             continue
@@ -174,7 +186,7 @@ def _scan_syntax(path: Path, text: str) -> tuple[list[Path], dict[str, list[str]
             current, start = normalise_label(words[1]), n
             blocks.setdefault(current, [])
             if len(words) >= 4 and words[2] == "<":
-                included.append(_include(path, n, raw, words[3]))
+                included.append(_include(path, n, raw, words[3], known))
                 current = None  # a redirected block has no body and no %endblock
             continue
         if head == "%endblock":
@@ -192,9 +204,17 @@ def _scan_syntax(path: Path, text: str) -> tuple[list[Path], dict[str, list[str]
         if head == "%include":
             if len(words) < 2:
                 raise InputError(f"{path.name}:{n}: %include without a file name")
-            included.append(_include(path, n, raw, words[1]))
+            target = _include(path, n, raw, words[1], known)
+            if target in included_once or target == path:
+                first = included_once.get(target, "the file itself")
+                raise InputError(
+                    f"{path.name}:{n}: {raw.strip()[:200]!r}: {target.name} is already "
+                    f"included ({first}); each file may be included once"
+                )
+            included_once[target] = f"{path.name}:{n}"
+            included.append(target)
         elif len(words) >= 3 and words[1] == "<":
-            included.append(_include(path, n, raw, words[2]))
+            included.append(_include(path, n, raw, words[2], known))
         elif head.startswith("%"):
             raise InputError(f"{path.name}:{n}: unknown directive {words[0]}")
     if current is not None:
@@ -206,6 +226,7 @@ def _all_files(fdf: Path) -> tuple[list[Path], dict[str, list[str]]]:
     """The fdf and every file it includes (recursively), with all blocks merged."""
     seen: list[Path] = []
     blocks: dict[str, list[str]] = {}
+    included_once: dict[Path, str] = {fdf: "the main input"}
     todo = [fdf]
     while todo:
         path = todo.pop(0)
@@ -214,7 +235,9 @@ def _all_files(fdf: Path) -> tuple[list[Path], dict[str, list[str]]]:
         if not path.is_file():
             raise InputError(f"{path.name}: included by the input but not found in {path.parent}")
         seen.append(path)
-        included, found = _scan_syntax(path, path.read_text(encoding="utf-8", errors="replace"))
+        included, found = _scan_syntax(
+            path, path.read_text(encoding="utf-8", errors="replace"), included_once
+        )
         for key, lines in found.items():
             blocks.setdefault(key, lines)
         todo.extend(included)

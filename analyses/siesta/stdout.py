@@ -38,24 +38,26 @@ __all__ = [
 
 _FLOAT = r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[EeDd][-+]?\d+)?"
 _SIX_DECIMALS = re.compile(r"\*{2,}|[-+]?\d*\.\d{6}")
-_SCF_ROW = re.compile(r"^\s*(ts-scf|scf):\s*(\d+)\s+(.*)$")
-_HEADER = re.compile(r"^\s*iscf\s+Eharris")
-_BEGIN = re.compile(r"^\s*(?:siesta:\s*)?Begin\b[^=]*=\s*(\d+)\s*$")
-_FORCES_START = re.compile(r"^\s*(siesta|ts):\s*Atomic forces \(eV/Ang\):")
-_FORCE_ATOM = re.compile(rf"^\s*(\d+)\s+({_FLOAT})\s+({_FLOAT})\s+({_FLOAT})\s*$")
-_FORCE_TOT = re.compile(rf"^\s*Tot\s+({_FLOAT})\s+({_FLOAT})\s+({_FLOAT})")
-_FORCE_MAX = re.compile(rf"^\s*Max\s+({_FLOAT})\s*(constrained)?\s*$")
-_FORCE_RES = re.compile(rf"^\s*Res\s+({_FLOAT})")
-_KEY_VALUE = re.compile(rf"^(siesta|ts):\s*([^=]+?)\s*=\s*({_FLOAT})\s*$")
+_SCF_ROW = re.compile(r"^\s*+(ts-scf|scf):\s*(\d+)\s+(.*)$")
+_HEADER = re.compile(r"^\s*+iscf\s+Eharris")
+_BEGIN = re.compile(r"^\s*+(?:siesta:\s*)?Begin\b[^=]*=\s*(\d+)\s*$")
+_FORCES_START = re.compile(r"^\s*+(siesta|ts):\s*Atomic forces \(eV/Ang\):")
+_FORCE_ATOM = re.compile(rf"^\s*+(\d+)\s+({_FLOAT})\s+({_FLOAT})\s+({_FLOAT})\s*$")
+_FORCE_TOT = re.compile(rf"^\s*+Tot\s+({_FLOAT})\s+({_FLOAT})\s+({_FLOAT})")
+_FORCE_MAX = re.compile(rf"^\s*+Max\s+({_FLOAT})\s*(constrained)?\s*$")
+_FORCE_RES = re.compile(rf"^\s*+Res\s+({_FLOAT})")
+# No lazy group before ``\s*=`` (or ``\s*\(``): that retries the spaces after every extension,
+# quadratic on one long line. The key is "up to the first '=', ending in a non-space".
+_KEY_VALUE = re.compile(rf"^(siesta|ts):\s*+([^=]*[^=\s])\s*=\s*({_FLOAT})\s*$")
 _FREE_ENG = re.compile(rf"^siesta:\s*FreeEng\s*=\s*({_FLOAT})")
 _ETOT = re.compile(rf"^siesta:\s*Etot\s*=\s*({_FLOAT})")
-_VERSION = re.compile(r"^\s*(?:Siesta\s+)?Version\s*:\s*(\S+)")
-_TS_VOLTAGE = re.compile(rf"^\s*ts:\s*Voltage\s*=\s*({_FLOAT})\s*Volts")
-_REDATA = re.compile(rf"^redata:\s*(.+?)\s*=\s*({_FLOAT}|[TF])\b")
-_LABEL = re.compile(r"^\s*SystemLabel\s+(\S+)", re.IGNORECASE)
-_OUTCOOR = re.compile(r"^outcoor:\s*(.*?)\s*\(([^)]*)\)\s*:")
-_COORD = re.compile(rf"^\s*({_FLOAT})\s+({_FLOAT})\s+({_FLOAT})\s+(\d+)\s+(\d+)\s+(\S+)")
-_VECTOR = re.compile(rf"^\s*({_FLOAT})\s+({_FLOAT})\s+({_FLOAT})\s*$")
+_VERSION = re.compile(r"^\s*+(?:Siesta\s+)?Version\s*:\s*(\S+)")
+_TS_VOLTAGE = re.compile(rf"^\s*+ts:\s*Voltage\s*=\s*({_FLOAT})\s*Volts")
+_REDATA = re.compile(rf"^redata:\s*+([^=]*[^=\s])\s*=\s*({_FLOAT}|[TF])\b")
+_LABEL = re.compile(r"^\s*+SystemLabel\s+(\S+)", re.IGNORECASE)
+_OUTCOOR = re.compile(r"^outcoor:\s*+([^(]*)\(([^)]*)\)\s*:")  # group 1 is stripped
+_COORD = re.compile(rf"^\s*+({_FLOAT})\s+({_FLOAT})\s+({_FLOAT})\s+(\d+)\s+(\d+)\s+(\S+)")
+_VECTOR = re.compile(rf"^\s*+({_FLOAT})\s+({_FLOAT})\s+({_FLOAT})\s*$")
 
 #: First non-blank characters of every line the scanner looks at (a cheap pre-filter:
 #: most of a 4 MiB relaxation output is coordinates and timers).
@@ -77,6 +79,8 @@ def parse_scf_values(text: str) -> list[float]:
         try:
             values.append(_to_float(token))
         except ValueError:
+            if len(token) > 256:  # a few glued fields at most; findall would go quadratic
+                raise ValueError(f"unreadable SCF field {token[:40]!r}...") from None
             glued = _SIX_DECIMALS.findall(token)
             if not glued or "".join(glued) != token:
                 raise ValueError(f"unreadable SCF field {token!r}") from None
@@ -225,7 +229,7 @@ def parse_siesta_stdout(lines: Iterable[str]) -> SiestaStdout:
         if line.startswith("outcoor:") and (m := _OUTCOOR.match(line)) is not None:
             unit = m.group(2).strip()
             unit = "scaled" if unit.lower().startswith("scaled") else unit
-            coords = CoordBlock(title=m.group(1), unit=unit, geom_step=geom_step)
+            coords = CoordBlock(title=m.group(1).strip(), unit=unit, geom_step=geom_step)
             if line.startswith("outcoor: Relaxed"):
                 out.relaxed = True
             continue

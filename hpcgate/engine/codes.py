@@ -169,7 +169,7 @@ def prepare_siesta(
 
 
 # ------------------------------------------------------------------ Quantum ESPRESSO
-_NAMELIST_RE = re.compile(r"(?ims)^\s*&(\w+)(.*?)^\s*/\s*$")
+_NAMELIST_HEAD_RE = re.compile(r"[ \t]*&(\w+)")  # matched on one line at a time
 
 
 def prepare_qe(
@@ -211,33 +211,60 @@ def _qe_literal(value: Any) -> str:
     return "'" + text.replace("'", "") + "'"
 
 
+def _namelists(lines: list[str]) -> dict[str, tuple[int, int]]:
+    """``{name: (header line, "/" line)}`` in one pass over the lines (the last of a name).
+
+    A line scanner, not one regex over the whole text: ``(?ms)^\\s*&(\\w+)(.*?)^\\s*/``
+    retried the lazy body from every ``&`` and every line start, so a 300 KB input of
+    ``&a`` lines took minutes (issue 15). Each line is looked at once here.
+    """
+    out: dict[str, tuple[int, int]] = {}
+    open_name: str | None = None
+    head = 0
+    for n, line in enumerate(lines):
+        if open_name is None:
+            m = _NAMELIST_HEAD_RE.match(line)
+            if m:
+                open_name, head = m.group(1).lower(), n
+        elif line.strip() == "/":
+            out[open_name] = (head, n)
+            open_name = None
+    return out
+
+
 def _apply_namelist_overrides(text: str, overrides: Mapping[tuple[str | None, str], Any]) -> str:
-    namelists = {m.group(1).lower(): m for m in _NAMELIST_RE.finditer(text)}
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith(("\n", "\r")):
+        lines[-1] += "\n"  # so an inserted line never joins the last one
+    namelists = _namelists(lines)
     pending = dict(overrides)
-    # Replace existing assignments.
+    # Replace existing assignments (the first one found, in the named namelist or any).
     for (nl, var), value in list(pending.items()):
         pattern = re.compile(rf"(?im)((?:^|[\s,]){re.escape(var)}\s*=\s*)([^,\n/]+)")
+        literal = _qe_literal(value)
         targets = [namelists[nl]] if nl and nl in namelists else list(namelists.values())
-        for m in targets:
-            body = m.group(2)
-            if pattern.search(body):
-                new_body = pattern.sub(lambda mm, v=value: mm.group(1) + _qe_literal(v), body, 1)
-                text = text.replace(m.group(0), m.group(0).replace(body, new_body), 1)
-                namelists = {x.group(1).lower(): x for x in _NAMELIST_RE.finditer(text)}
+        for head, end in targets:
+            header = _NAMELIST_HEAD_RE.match(lines[head])
+            assert header is not None  # _namelists found it there
+            cut = header.end()
+            body = lines[head][cut:] + "".join(lines[head + 1 : end])
+            m = pattern.search(body)
+            if m:
+                new_body = body[: m.start(2)] + literal + body[m.end(2) :]
+                new_lines = (lines[head][:cut] + new_body).splitlines(keepends=True)
+                lines[head:end] = new_lines
+                namelists = _namelists(lines)
                 pending.pop((nl, var))
                 break
-    # Insert the rest into their namelist (default &system), creating it if needed.
+    # Insert the rest into their namelist (default &system), before its "/" line.
     for (nl, var), value in pending.items():
         target = nl or "system"
         found = namelists.get(target)
-        line = f"  {var} = {_qe_literal(value)}\n"
         if found is None:
             raise InvalidInput(f"pw.x input has no &{target} namelist for parameter {var!r}")
-        head = found.group(0)
-        idx = head.rfind("/")
-        text = text.replace(head, head[:idx] + line + head[idx:], 1)
-        namelists = {x.group(1).lower(): x for x in _NAMELIST_RE.finditer(text)}
-    return text
+        lines.insert(found[1], f"  {var} = {_qe_literal(value)}\n")
+        namelists = _namelists(lines)
+    return "".join(lines)
 
 
 # --------------------------------------------------------------------------- generic

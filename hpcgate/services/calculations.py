@@ -50,6 +50,7 @@ from hpcgate.engine.codes import (
     get_plugin,
 )
 from hpcgate.errors import Conflict, Forbidden, InvalidInput, NotFound
+from hpcgate.services.parse_pool import get_pool
 from hpcgate.services.input_blobs import link_inputs, resolve_binary_inputs
 from hpcgate.settings import Settings
 
@@ -188,7 +189,9 @@ def create_calculation(
         plan = build_plan(config)
     except PlanError as exc:
         raise InvalidInput(str(exc)) from None
-    prepared = _prepare_all(plan, new.code, config)
+    # In a worker process with a time limit: parsing user text must not stall the API.
+    pool = get_pool(settings.parse_workers, settings.parse_timeout_s)
+    prepared = pool.run(_prepare_all, plan, new.code, config)
     if plan.kind == "transiesta":
         from hpcgate.engine.transiesta import ladder_analyses, step_analyses
 

@@ -94,6 +94,8 @@ def _fdf_blocks(text: str) -> tuple[dict[str, list[str]], str]:
     unit: str | None = None
     for n, raw in enumerate(text.splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
         low = line.lower()
         if low.startswith("%include") or "<" in line:
             raise InvalidInput(

@@ -65,9 +65,9 @@ def test_preview_scripts_source_nothing(security_stack: SecurityStack) -> None:
     script = step["script"]
     assert "hpcgate-params.env" not in script
     assert "hpcgate-params.env" not in " ".join(step["files"])
-    assert not any(
-        line.strip().startswith((". ", "source ")) for line in script.splitlines()
-    ), script
+    assert not any(line.strip().startswith((". ", "source ")) for line in script.splitlines()), (
+        script
+    )
     for i in range(3):
         assert f"  {i})\n    export HPCGATE_PARAM_X={i}\n" in script
 
