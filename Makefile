@@ -6,6 +6,8 @@ demo:  ## install and run the whole product on embedded defaults
 	scripts/build-web.sh
 	@# Real SIESTA/TBtrans from ../shared/tools/siesta when present; the demo starts without it.
 	scripts/services/siesta.sh || echo "SIESTA not installed: the demo runs without it (see scripts/services/siesta.sh)"
+	@# As root, jobs run as the unprivileged account hpcgate-job (never beside the secrets).
+	@if [ "$$(id -u)" = 0 ]; then scripts/services/job-accounts.sh --job-user-only; fi
 	.venv/bin/hpcgate demo
 
 test:  ## install everything, start the real services, run the whole test suite

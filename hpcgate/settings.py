@@ -164,7 +164,8 @@ class LocalExecutorSettings(BaseModel):
     account an admin mapped the calculation's owner to. ``""``/null keeps jobs as the
     service's own user; that is the only choice when the service is not root.
     ``scratch_root``: where the demo's local cluster keeps job directories; by default
-    ``<data_dir>/scratch``, or ``/var/lib/hpcgate-scratch`` when jobs run as another account
+    ``<data_dir>/scratch``, or ``/var/lib/hpcgate-scratch/<hash of the data dir>`` when jobs
+    run as another account
     (the data dir is private to the service, so a job could not even reach it).
     """
 
@@ -181,6 +182,8 @@ class LocalExecutorSettings(BaseModel):
     def _account(cls, value: str | None) -> str | None:
         from scheduler_adapters.runners.identity import check_account
 
+        if value == "root":
+            raise ValueError("local.job_user: jobs never run as root (use \"\" to keep ours)")
         return None if value is None else check_account(value)
 
 

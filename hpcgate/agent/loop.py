@@ -23,7 +23,7 @@ from hpcgate.engine.submission import submit_calculation
 from hpcgate.engine.work import ActiveStep, CalculationWork, for_dispatcher
 from scheduler_adapters.base import SchedulerAdapter
 from scheduler_adapters.environment import command_environment
-from scheduler_adapters.errors import SchedulerError
+from scheduler_adapters.errors import CommandFailed, SchedulerError
 from scheduler_adapters.registry import get_adapter
 from scheduler_adapters.runners.local import LocalRunner
 from scheduler_adapters.types import JobId
@@ -158,7 +158,21 @@ class Agent:
     def _cancel(self, job_ids: list[str]) -> None:
         if not job_ids:
             return
-        self.adapter.cancel([JobId.parse(j) for j in job_ids])
+        ids = [JobId.parse(j) for j in job_ids]
+        try:
+            self.adapter.cancel(ids)
+        except CommandFailed:
+            # Jobs of users mapped to their own login: only that login (or root) may cancel
+            # them. Ask the scheduler who owns each job and cancel it through that account.
+            owners_of = getattr(self.adapter, "job_owners", None)
+            if owners_of is None or self.config.job_user is None:
+                raise
+            by_owner: dict[str, list[JobId]] = {}
+            for jid, owner in owners_of(ids).items():
+                if owner != "root":  # never: the sudo rule has no root, and neither do we
+                    by_owner.setdefault(owner, []).append(jid)
+            for owner, owned in by_owner.items():
+                self.adapter_for(owner).cancel(owned)
         self.client.acknowledge_cancellations(job_ids)
 
     # -- loop

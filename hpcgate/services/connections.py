@@ -7,6 +7,7 @@ are never driven from here: their agent runs the same adapters on the login node
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -22,6 +23,8 @@ from scheduler_adapters.base import SchedulerAdapter
 from scheduler_adapters.environment import command_environment
 from scheduler_adapters.registry import get_adapter
 from scheduler_adapters.runners.local import LocalRunner
+
+log = logging.getLogger(__name__)
 
 
 def default_hpcgate_command() -> list[str]:
@@ -84,6 +87,12 @@ class ClusterConnections:
             self._cache.clear()
 
 
+def _job_can_run(account: str, path: str) -> bool:
+    from hpcgate.services.job_identity import can_execute
+
+    return can_execute(account, path)
+
+
 def build_adapter(
     cluster: Cluster,
     template_overrides: Sequence[Path] = (),
@@ -123,6 +132,13 @@ def build_adapter(
             shared_read=shared_read,
         )
         adapter_opts["run_as"] = run_as
+        command = (cluster.options or {}).get("hpcgate_command") or default_hpcgate_command()
+        if run_as and command and not _job_can_run(run_as, str(command[0])):
+            log.warning(
+                "cluster %s: jobs run as %r, which cannot execute %s (hpcgate validate/extract "
+                "in job scripts will fail with rc 126): install hpcgate where that account can "
+                "run it and set options.hpcgate_command", cluster.name, run_as, command[0],
+            )
     elif cluster.access_mode is AccessMode.SSH:
         from scheduler_adapters.runners.ssh import SshRunner
 

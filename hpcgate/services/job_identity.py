@@ -96,6 +96,37 @@ def job_user_for(settings: Settings, cluster: Cluster) -> str | None:
     return str(account)
 
 
+def can_execute(account: str, path: str) -> bool:
+    """Whether ``account`` may run ``path`` (every directory on the way searchable, the
+    file executable), judged from modes and ownership. Why: a job that switched to the job
+    account runs ``hpcgate validate`` with our interpreter, which may live in root's 0700
+    home (a pyenv), and would fail with a bare "Permission denied" (rc 126)."""
+    import stat as st
+
+    try:
+        entry = pwd.getpwnam(account)
+    except KeyError:
+        return False
+    groups = set(os.getgrouplist(account, entry.pw_gid))
+
+    def allowed(p: str, bit_user: int, bit_group: int, bit_other: int) -> bool:
+        info = os.stat(p)
+        if info.st_uid == entry.pw_uid:
+            return bool(info.st_mode & bit_user)
+        if info.st_gid in groups:
+            return bool(info.st_mode & bit_group)
+        return bool(info.st_mode & bit_other)
+
+    try:
+        real = os.path.realpath(path)
+        parts = Path(real).parents
+        if not all(allowed(str(d), st.S_IXUSR, st.S_IXGRP, st.S_IXOTH) for d in parts):
+            return False
+        return allowed(real, st.S_IXUSR, st.S_IXGRP, st.S_IXOTH)
+    except OSError:
+        return False
+
+
 def account_for(session: Session, cluster_id: int, user_id: int | None) -> ClusterAccount | None:
     if user_id is None:
         return None
@@ -116,7 +147,11 @@ def local_scratch_root(settings: Settings) -> Path:
     if settings.local.scratch_root is not None:
         return settings.local.scratch_root
     if os.geteuid() == 0 and settings.local.job_user:
-        return ROOT_SCRATCH
+        # One directory per installation (data dir): two demos never share job directories.
+        import hashlib
+
+        tag = hashlib.sha256(str(Path(settings.paths.data_dir).resolve()).encode()).hexdigest()
+        return ROOT_SCRATCH / tag[:12]
     return settings.paths.local_scratch
 
 

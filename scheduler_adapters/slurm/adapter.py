@@ -163,6 +163,14 @@ class SlurmAdapter(CliAdapter):
                 found[JobId(record.job_id.value)] = None
         return sorted(found)
 
+    def job_owners(self, job_ids: Sequence[JobId]) -> dict[JobId, str]:
+        """The user each job runs as (from accounting): a dispatcher that submits as several
+        accounts cancels each job as its own (only the owner or root may ``scancel``)."""
+        if not job_ids:
+            return {}
+        found = parse.parse_owners(self._run(commands.sacct_owners(list(job_ids))).stdout)
+        return {j: found[str(j)] for j in job_ids if str(j) in found}
+
     def node_metrics(self, nodes: Sequence[str] | None = None) -> list[NodeMetrics]:
         return parse.parse_sinfo_nodes(
             self._run(commands.sinfo_nodes(nodes), as_self=True).stdout

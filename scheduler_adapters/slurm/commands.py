@@ -121,6 +121,15 @@ def sacct(job_ids: Sequence[JobId]) -> list[str]:
     ]
 
 
+def sacct_owners(job_ids: Sequence[JobId]) -> list[str]:
+    """Who owns each job (raw id, user): to cancel it as that user."""
+    return [
+        "sacct", "--parsable2", "--noheader", f"--delimiter={SEP}", "--allocations",
+        "--format=JobIDRaw,JobID,User",
+        "--jobs=" + ",".join(sorted({str(j) for j in job_ids})),
+    ]
+
+
 def sacct_by_name(name: str, *, since: str = DEFAULT_FIND_WINDOW) -> list[str]:
     return [
         "sacct", "--parsable2", "--noheader", f"--delimiter={SEP}",

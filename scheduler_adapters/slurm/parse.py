@@ -318,6 +318,19 @@ def parse_sacct(
 
 
 # ----------------------------------------------------------------- sinfo
+def parse_owners(text: str) -> dict[str, str]:
+    """``sacct_owners`` rows -> {job id as shown (123, 123_4) and raw id: user}."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        fields = line.split(SEP)
+        if len(fields) != 3 or not fields[2].strip():
+            continue
+        raw, shown, user = (f.strip() for f in fields)
+        out[shown] = user
+        out[raw] = user
+    return out
+
+
 def parse_sinfo_nodes(text: str) -> list[NodeMetrics]:
     """``sinfo --Node --Format=<field>:0<SEP>,...`` rows → one record per node.
 

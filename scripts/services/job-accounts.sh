@@ -14,6 +14,7 @@
 #                      squeue, sacct and scontrol as the three accounts above, nothing else
 #                      (checked with `visudo -cf` before it is put in place).
 # * an SSH key pair per user account (authorized for its own login; sshd.sh allows them).
+# With --job-user-only (make demo): only hpcgate-job.
 # Writes /var/lib/hpcgate-test/job-accounts/env (HPCGATE_TEST_JOB_USER, ..._ALICE, ..._BOB,
 # ..._AGENT_USER, ..._ALICE_KEY, ..._BOB_KEY) for the tests.
 set -euo pipefail
@@ -40,6 +41,8 @@ account() { # NAME HOME SHELL
   fi
 }
 account "$JOB_USER" /var/lib/hpcgate-job /usr/sbin/nologin
+# `make demo` (as root) needs only the job account.
+[ "${1:-}" = "--job-user-only" ] && { log "ready: $JOB_USER"; exit 0; }
 for u in "${USERS[@]}"; do account "$u" "/home/$u" /bin/bash; done
 account "$AGENT" /var/lib/hpcgate-tagent /usr/sbin/nologin
 

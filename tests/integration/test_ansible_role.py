@@ -521,6 +521,11 @@ def test_playbook_deploys_agent_that_runs_a_calculation(env: EngineEnv, tmp_path
     assert not user_left, "state=absent left the service user"
 
 
+# The job account the role creates by default (scripts/services/job-accounts.sh creates it
+# too; the role keeps it on uninstall, so other tests' jobs are never orphaned).
+JOB_ACCOUNT = "hpcgate-job"
+
+
 def _user_exists(name: str) -> bool:
     try:
         pwd.getpwnam(name)
@@ -586,7 +591,19 @@ def _deploy_and_run(env: EngineEnv, dep: Deployment, cid: int, timings: dict[str
 
     _wait(heartbeat, 120, "no heartbeat from the agent", dep)
 
-    # 4. It pulls a calculation and runs it on the real Slurm, on the inventory's partition.
+    # The sudo rule: exactly the scheduler's job commands, as the job account (issue 15).
+    sudoers = Path("/etc/sudoers.d") / dep.service
+    rule = sudoers.read_text()
+    assert stat.S_IMODE(sudoers.stat().st_mode) == 0o440
+    assert f"{dep.user} ALL=({JOB_ACCOUNT}) NOPASSWD: " in rule
+    assert rule.rstrip().endswith(
+        "/usr/bin/sbatch, /usr/bin/scancel, /usr/bin/squeue, /usr/bin/sacct, /usr/bin/scontrol"
+    )
+    assert subprocess.run(["visudo", "-cf", str(sudoers)], capture_output=True).returncode == 0
+    job_account = pwd.getpwnam(JOB_ACCOUNT)
+
+    # 4. It pulls a calculation and runs it on the real Slurm, on the inventory's partition,
+    # as the job account: the job cannot read the agent's key.
     calc_id = env.create(
         name="hello from ansible",
         cluster_id=cid,
@@ -594,7 +611,10 @@ def _deploy_and_run(env: EngineEnv, dep: Deployment, cid: int, timings: dict[str
         code="generic",
         configuration={
             "kind": "single",
-            "command": ["bash", "-c", "echo hello > out.txt"],
+            "command": [
+                "bash", "-c",
+                f"echo hello > out.txt; id -un > who.txt; cat {key_file} > stolen.txt 2>&1; true",
+            ],
             "resources": {"walltime_s": 120},
         },
     )
@@ -609,7 +629,11 @@ def _deploy_and_run(env: EngineEnv, dep: Deployment, cid: int, timings: dict[str
     (step,) = steps
     out = Path(step.workdir or "") / "out.txt"
     assert out.read_text() == "hello\n"
-    assert out.stat().st_uid == account.pw_uid
+    assert out.stat().st_uid == job_account.pw_uid
+    assert (out.parent / "who.txt").read_text().strip() == JOB_ACCOUNT
+    stolen = (out.parent / "stolen.txt").read_text()
+    assert dep.api_key not in stolen
+    assert "Permission denied" in stolen
 
     def accounted() -> list[str] | None:
         # slurmdbd records a job in steps: wait for the finished record
@@ -633,7 +657,7 @@ def _deploy_and_run(env: EngineEnv, dep: Deployment, cid: int, timings: dict[str
         return fields if fields and fields[0] == "COMPLETED" and fields[1] else None
 
     acct = _wait(accounted, 60, f"job {step.scheduler_job_id} not accounted as COMPLETED", dep)
-    assert acct[1:] == ["long", str(account.pw_uid), "normal"], acct
+    assert acct[1:] == ["long", str(job_account.pw_uid), "normal"], acct
 
     # 5. A second run changes nothing and does not restart the agent.
     second = dep.playbook()

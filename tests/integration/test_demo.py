@@ -34,6 +34,13 @@ def test_demo_runs_a_chain_end_to_end() -> None:
     data_dir = Path(f"/tmp/hpcgate-demo-test-{uuid.uuid4().hex[:8]}")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HPCGATE_")}
+    from hpcgate.services.job_identity import can_execute
+
+    if os.geteuid() == 0 and not can_execute("hpcgate-job", sys.executable):
+        # Started as root, the demo runs jobs as hpcgate-job (issue 15), and its SIESTA jobs
+        # call `hpcgate validate` with this interpreter, which that account cannot reach here
+        # (a pyenv in root's 0700 home). Keep jobs as the service's user on such a machine.
+        env["HPCGATE_LOCAL__JOB_USER"] = ""
     proc = subprocess.Popen(
         [
             sys.executable,

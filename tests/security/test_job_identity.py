@@ -500,3 +500,79 @@ def test_ssh_mapped_user_logs_in_with_their_own_encrypted_key(world: World) -> N
     probe = (b_dir / "probe.txt").read_text()
     assert "alice-over-ssh" not in probe
     assert "Permission denied" in probe
+
+
+def test_agent_cancels_a_mapped_users_job_as_that_user(world: World) -> None:
+    """Agent mode: a cancel for a job of a user mapped to their own login goes through
+    ``sudo -n -u LOGIN scancel`` (the job account may not cancel it)."""
+    from hpcgate.agent.config import AgentConfig
+    from hpcgate.agent.loop import Agent
+
+    stack = world.stack
+    cluster = world.cluster("agent-cancel", "slurm", "debug", access_mode="agent")
+    with stack.api("admin") as api:
+        key = api.post(f"/clusters/{cluster}/api-keys", json={"name": "idt-c"}).json()["key"]
+        name = api.get(f"/clusters/{cluster}").json()["name"]
+        r = api.put(
+            f"/clusters/{cluster}/accounts/{stack.accounts['user'].id}", json={"login_name": ALICE}
+        )
+        assert r.status_code == 200, r.text
+    agent_dir = world.base / "agent-cancel"
+    agent_dir.mkdir(mode=0o700)
+    (agent_dir / "api-key").write_text(key)
+    (agent_dir / "api-key").chmod(0o600)
+    agent = Agent(
+        AgentConfig(
+            api_url=stack.base_url,
+            api_key_file=agent_dir / "api-key",
+            cluster=name,
+            name="idt-c",
+            scheduler="slurm",
+            scratch_root=world.scratch("agent-cancel"),
+            state_dir=agent_dir / "state",
+            job_user=JOB_USER,
+        )
+    )
+    calc = world.submit("user", cluster, "sleep 300")
+    deadline = time.monotonic() + 60
+    while not world.job_ids(calc) or "None" in world.job_ids(calc):
+        assert time.monotonic() < deadline
+        agent.pull_and_submit()
+        time.sleep(0.3)
+    with stack.api("user") as api:
+        assert api.post(f"/calculations/{calc}/cancel").status_code in (200, 202)
+    final = {s.value for s in FINAL_CALCULATION_STATES}
+    deadline = time.monotonic() + 120
+    while True:
+        agent.pull_and_submit()
+        agent.harvest()
+        rows = _sacct_rows_now(world.job_ids(calc))
+        if world.states(calc)[calc] in final and rows and rows[0][3].startswith("CANCELLED"):
+            break
+        assert time.monotonic() < deadline, (world.states(calc), rows)
+        time.sleep(0.5)
+    assert [r[2] for r in rows] == [ALICE]
+
+
+def _sacct_rows_now(jobs: dict[str, str]) -> list[list[str]]:
+    out = subprocess.run(
+        [
+            "sacct",
+            "-n",
+            "-X",
+            "-P",
+            "--duplicates",
+            "-o",
+            "JobIDRaw,JobName,User,State",
+            "-S",
+            "now-1days",
+            "-j",
+            ",".join(jobs),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    rows = [line.split("|") for line in out.splitlines() if line.strip()]
+    return [r for r in rows if jobs.get(r[0]) == r[1]]

@@ -54,6 +54,9 @@ def _env_vars(env: EngineEnv, **extra: str) -> dict[str, str]:
         "HPCGATE_SECRET_KEY": "test-secret-key-0123456789abcdef",
         "HPCGATE_SCHEDULER__POLL_INTERVAL_S": "1",
         "HPCGATE_SCHEDULER__HEARTBEAT_INTERVAL_S": "5",
+        # Jobs as this user: their scratch is in pytest's tmp dir, 0700 to root (issue 15's
+        # job account could not reach it; tests/security/test_job_identity.py covers that).
+        "HPCGATE_LOCAL__JOB_USER": "",
         **extra,
     }
 

@@ -135,3 +135,56 @@ def test_run_as_prefixes_job_commands_but_not_sinfo() -> None:
     assert export.endswith(",SITE_LICENSE")
     assert "HPCGATE" not in export
 
+
+
+def test_job_owners_from_sacct() -> None:
+    from scheduler_adapters.slurm import parse
+
+    sep = commands.SEP
+    argv = commands.sacct_owners([JobId("9"), JobId("7", 2)])
+    assert argv[-1] == "--jobs=7_2,9"
+    assert "--format=JobIDRaw,JobID,User" in argv
+    text = f"9{sep}9{sep}hpcg-alice\n12{sep}7_2{sep}hpcg-bob\n13{sep}7_3{sep}\n"
+    assert parse.parse_owners(text) == {
+        "9": "hpcg-alice", "12": "hpcg-bob", "7_2": "hpcg-bob",
+    }
+
+
+def test_local_job_user_setting() -> None:
+    from hpcgate.settings import Settings
+
+    base = {"env": "test", "auth": {"secret_key": "x" * 32}}
+    assert Settings(**base, local={"job_user": ""}).local.job_user is None
+    assert Settings(**base, local={"job_user": "hpcg-bob"}).local.job_user == "hpcg-bob"
+    for bad in ("root", "-x", "a b"):
+        with pytest.raises(ValueError):
+            Settings(**base, local={"job_user": bad})
+
+
+def test_can_execute_follows_modes() -> None:
+    """The check behind the "job account cannot run our interpreter" warning."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from hpcgate.services.job_identity import can_execute
+
+    base = Path(tempfile.mkdtemp(prefix="hpcgate-canexec-"))  # pytest's tmp dirs are 0700
+    base.chmod(0o711)
+    try:
+        _check_can_execute(can_execute, base)
+    finally:
+        shutil.rmtree(base)
+
+
+def _check_can_execute(can_execute: Any, base: Any) -> None:
+    tool = base / "private" / "tool"
+    tool.parent.mkdir(mode=0o700)
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    other = "nobody" if os.getuid() != pwd.getpwnam("nobody").pw_uid else "root"
+    assert can_execute(other, "/bin/sh") is True
+    assert can_execute(other, str(tool)) is (os.getuid() == pwd.getpwnam(other).pw_uid)
+    tool.parent.chmod(0o711)
+    assert can_execute(other, str(tool)) is True
+    assert can_execute("no-such-account-x", "/bin/sh") is False
