@@ -13,8 +13,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+import psycopg
 from sqlalchemy import LargeBinary, exists, func, select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from hpcgate.db.models import Calculation, CalculationInput, InputBlob
@@ -25,6 +25,8 @@ from hpcgate.settings import Settings
 
 #: Bytes per read of a stored blob: bounded memory in the worker and the agent route.
 READ_CHUNK = 4 << 20
+_COPY_CHUNK = 1 << 20
+_COPY = "COPY input_blobs (sha256, size, uploader_id, content) FROM STDIN"
 
 
 @dataclass(frozen=True)
@@ -39,21 +41,43 @@ def store_blob(
 ) -> bool:
     """Store the bytes of ``fh`` under ``sha256`` unless already there; True if a row was added.
 
-    The caller computed ``sha256`` while receiving the bytes; it is checked again here, so a
-    row's key always matches its content.
+    Streamed with ``COPY``, a MiB at a time, so a file at ``max_file_bytes`` never sits in the
+    API's memory (a plain INSERT would hold it, plus its escaped copy). The caller computed
+    ``sha256`` while receiving the bytes; it is checked again as they go out, and a mismatch
+    aborts the COPY, so a row's key always matches its content. Two identical uploads at
+    once: the second one's unique violation is rolled back to a savepoint and it reports
+    ``False``, like any later duplicate.
     """
     if session.scalar(select(exists().where(InputBlob.sha256 == sha256))):
         return False
+    return copy_blob(session, fh, sha256, size, uploader_id)
+
+
+def copy_blob(
+    session: Session, fh: BinaryIO, sha256: str, size: int, uploader_id: int | None
+) -> bool:
+    """``store_blob`` without the existence check: the COPY itself, inside a savepoint."""
     fh.seek(0)
-    data = fh.read()
-    if len(data) != size or hashlib.sha256(data).hexdigest() != sha256:
-        raise InvalidInput("an uploaded file changed while it was being stored; upload it again")
-    result = session.execute(
-        insert(InputBlob)
-        .values(sha256=sha256, size=size, content=data, uploader_id=uploader_id)
-        .on_conflict_do_nothing(index_elements=["sha256"])
-    )
-    return bool(getattr(result, "rowcount", 0))
+    uploader = str(int(uploader_id)) if uploader_id is not None else "\\N"
+    try:
+        with session.begin_nested():
+            # connection() here emits the SAVEPOINT (begin_nested alone is lazy); the COPY
+            # runs on the same psycopg connection, inside it.
+            raw: Any = session.connection().connection.driver_connection
+            with raw.cursor() as cur, cur.copy(_COPY) as copy:
+                # COPY text format: tab-separated, bytea as \x<hex>, the backslash escaped.
+                copy.write(f"{sha256}\t{int(size)}\t{uploader}\t\\\\x".encode())
+                digest, seen = hashlib.sha256(), 0
+                while chunk := fh.read(_COPY_CHUNK):
+                    digest.update(chunk)
+                    seen += len(chunk)
+                    copy.write(chunk.hex().encode())
+                if seen != size or digest.hexdigest() != sha256:
+                    raise InvalidInput("an uploaded file changed while it was stored; upload again")
+                copy.write(b"\n")
+    except psycopg.errors.UniqueViolation:
+        return False
+    return True
 
 
 def resolve_binary_inputs(

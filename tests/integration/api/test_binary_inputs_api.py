@@ -38,6 +38,8 @@ pytestmark = pytest.mark.integration
 MAX_FILE = 256 << 10
 MAX_CALC = 384 << 10
 TSHS = "graphene_transiesta_siesta5/electrode/electrode.TSHS"
+# Generous: creating a calculation may start the input-parsing worker processes first.
+http = httpx.Client(timeout=120)
 
 
 @dataclass
@@ -96,8 +98,8 @@ def _post_calculation(
 ) -> httpx.Response:
     parts = [("calculation", (None, json.dumps(body).encode(), "application/json"))]
     parts += [("file", (name, data, "application/octet-stream")) for name, data in files]
-    return httpx.post(
-        f"{api.base}/calculations/upload", headers=api.headers, files=parts, timeout=60
+    return http.post(
+        f"{api.base}/calculations/upload", headers=api.headers, files=parts
     )
 
 
@@ -106,7 +108,7 @@ def test_upload_once_reference_by_hash(api: Api) -> None:
     noise = os.urandom(50_000) + b"\xff\xfe\x00"
     with pytest.raises(UnicodeDecodeError):
         noise.decode("utf-8")
-    r = httpx.post(
+    r = http.post(
         f"{api.base}/inputs",
         headers=api.headers,
         files=[("file", ("electrode.TSHS", tshs)), ("file", ("noise.bin", noise))],
@@ -118,7 +120,7 @@ def test_upload_once_reference_by_hash(api: Api) -> None:
     assert got["noise.bin"]["sha256"] == hashlib.sha256(noise).hexdigest()
     assert all(f["new"] for f in got.values())
     # the same bytes again (under another name): still one row
-    again = httpx.post(
+    again = http.post(
         f"{api.base}/inputs", headers=api.headers, files=[("file", ("copy.TSHS", tshs))]
     )
     assert again.status_code == 201
@@ -132,7 +134,7 @@ def test_upload_once_reference_by_hash(api: Api) -> None:
     # a sweep referencing the blob: one blob row, one link row, a reference per task
     sha = hashlib.sha256(tshs).hexdigest()
     before = api.counts()
-    r = httpx.post(
+    r = http.post(
         f"{api.base}/calculations",
         headers=api.headers,
         json=_calculation(
@@ -193,7 +195,7 @@ def test_one_file_too_large_is_413_and_nothing_is_written(api: Api) -> None:
     detail = _refused(api, r, 413, before)
     assert "'b.bin'" in detail
     assert f"{MAX_FILE} bytes allowed per input file" in detail
-    r = httpx.post(f"{api.base}/inputs", headers=api.headers, files=[("file", ("b.bin", big))])
+    r = http.post(f"{api.base}/inputs", headers=api.headers, files=[("file", ("b.bin", big))])
     _refused(api, r, 413, before)
 
 
@@ -213,13 +215,13 @@ def test_referenced_blobs_count_towards_the_calculation_limit(api: Api) -> None:
     parts = []
     for i in range(2):
         data = os.urandom(MAX_FILE - 100)
-        r = httpx.post(
+        r = http.post(
             f"{api.base}/inputs", headers=api.headers, files=[("file", (f"x{i}.bin", data))]
         )
         assert r.status_code == 201
         parts.append(r.json()["files"][0]["sha256"])
     before = api.counts()
-    r = httpx.post(
+    r = http.post(
         f"{api.base}/calculations",
         headers=api.headers,
         json=_calculation(api.cluster_id, binary_inputs={"x0.bin": parts[0], "x1.bin": parts[1]}),
@@ -249,7 +251,7 @@ def test_bad_names_and_references_are_422_and_nothing_is_written(
 def test_blocked_user_cannot_upload(api: Api, isolated_engine: Engine) -> None:
     blocked = new_user(isolated_engine, role=Role.USER, blocked=True)
     before = api.counts()
-    r = httpx.post(
+    r = http.post(
         f"{api.base}/inputs",
         headers=auth_headers(blocked, api.settings),
         files=[("file", ("a.bin", b"\x00\x01"))],
@@ -274,7 +276,7 @@ def test_agent_reads_only_its_clusters_blobs_while_submitting(
     sha = hashlib.sha256(data).hexdigest()
     url = f"{api.base}/agent/blobs/{sha}"
     # not yet claimed: nobody may read it
-    assert httpx.get(url, headers={"X-API-Key": key}).status_code == 404
+    assert http.get(url, headers={"X-API-Key": key}).status_code == 404
     with Session(isolated_engine) as s:
         s.execute(
             update(Calculation)
@@ -282,11 +284,49 @@ def test_agent_reads_only_its_clusters_blobs_while_submitting(
             .values(state=CalculationState.SUBMITTING, processed=True)
         )
         s.commit()
-    got = httpx.get(url, headers={"X-API-Key": key})
+    got = http.get(url, headers={"X-API-Key": key})
     assert got.status_code == 200
     assert got.content == data
     assert got.headers["x-content-sha256"] == sha
-    assert httpx.get(url, headers={"X-API-Key": other_key}).status_code == 404
-    assert httpx.get(url, headers=api.headers).status_code == 401
+    assert http.get(url, headers={"X-API-Key": other_key}).status_code == 404
+    assert http.get(url, headers=api.headers).status_code == 401
     unknown = f"{api.base}/agent/blobs/{'0' * 64}"
-    assert httpx.get(unknown, headers={"X-API-Key": key}).status_code == 404
+    assert http.get(unknown, headers={"X-API-Key": key}).status_code == 404
+
+
+def test_identical_uploads_at_once_store_one_row(isolated_engine: Engine, tmp_path: Path) -> None:
+    """Two uploads of the same new bytes race past the existence check: the second COPY
+    hits the first one's row, reports a duplicate, and its transaction stays usable (the
+    unique violation is rolled back to a savepoint)."""
+    from hpcgate.services.input_blobs import copy_blob, store_blob
+
+    data = os.urandom(3 << 20)  # several COPY chunks
+    sha = hashlib.sha256(data).hexdigest()
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    with Session(isolated_engine) as first, path.open("rb") as fh:
+        assert store_blob(first, fh, sha, len(data), None) is True
+        first.commit()
+    with Session(isolated_engine) as second, path.open("rb") as fh:
+        assert copy_blob(second, fh, sha, len(data), None) is False  # as if it raced
+        assert second.execute(select(1)).scalar() == 1  # still a healthy transaction
+        second.commit()
+    with Session(isolated_engine) as s:
+        rows = s.execute(select(InputBlob.size, InputBlob.content).where(InputBlob.sha256 == sha))
+        assert [(size, bytes(content)) for size, content in rows] == [(len(data), data)]
+
+
+def test_a_file_that_changed_after_hashing_is_refused(
+    isolated_engine: Engine, tmp_path: Path
+) -> None:
+    from hpcgate.errors import InvalidInput
+    from hpcgate.services.input_blobs import store_blob
+
+    path = tmp_path / "blob"
+    path.write_bytes(b"\x00changed\xff")
+    sha = hashlib.sha256(b"\x00original\xff").hexdigest()
+    with Session(isolated_engine) as s, path.open("rb") as fh:
+        with pytest.raises(InvalidInput, match="changed"):
+            store_blob(s, fh, sha, 10, None)
+        s.execute(select(1))
+        assert s.scalar(select(func.count()).where(InputBlob.sha256 == sha)) == 0
