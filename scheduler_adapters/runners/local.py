@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 import time
@@ -147,8 +149,37 @@ class LocalRunner:
             raise
 
     def read_text(self, path: PurePosixPath, *, max_bytes: int = 1 << 20) -> str:
+        if self.job_user is not None:
+            return self._read_job_file(PurePosixPath(path), max_bytes)
         with open(str(path), "rb") as fh:
             return fh.read(max_bytes).decode("utf-8", errors="replace")
+
+    def _read_job_file(self, path: PurePosixPath, max_bytes: int) -> str:
+        """Read a file in a directory the job's account controls: walk down from the scratch
+        root without following any symlink, and read only a regular file (never a FIFO that
+        would hang us, nor a link to one of our own secrets)."""
+        norm = check_inside(self.scratch_root, path)
+        fd = os.open(str(self.scratch_root), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            parts = norm.relative_to(self.scratch_root).parts
+            for part in parts[:-1]:
+                nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+                os.close(fd)
+                fd = nxt
+            leaf = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
+        finally:
+            os.close(fd)
+        try:
+            if not stat.S_ISREG(os.fstat(leaf).st_mode):
+                raise OSError(errno.EINVAL, f"{norm} is not a regular file")
+            chunks: list[bytes] = []
+            size = 0
+            while size < max_bytes and (chunk := os.read(leaf, min(1 << 16, max_bytes - size))):
+                chunks.append(chunk)
+                size += len(chunk)
+            return b"".join(chunks).decode("utf-8", errors="replace")
+        finally:
+            os.close(leaf)
 
     def remove_tree(self, path: PurePosixPath) -> None:
         target = self._inside(path)

@@ -576,3 +576,23 @@ def _sacct_rows_now(jobs: dict[str, str]) -> list[list[str]]:
     ).stdout
     rows = [line.split("|") for line in out.splitlines() if line.strip()]
     return [r for r in rows if jobs.get(r[0]) == r[1]]
+
+
+def test_harvest_never_follows_a_jobs_symlink_nor_blocks_on_its_fifo(world: World) -> None:
+    """The worker (root) reads ``.hpcgate/*.json`` from directories the job's account
+    controls: a symlink to a root-only JSON file must not leak it into the database, and a
+    FIFO must not hang the harvest."""
+    secret = world.base / "root-only.json"
+    secret.write_text('{"stolen": "idt-root-only-json-content"}')
+    secret.chmod(0o600)
+    cluster = world.cluster("harvest", "local", "local")
+    links = world.submit("user", cluster, (
+        f"mkdir -p .hpcgate && ln -sf {secret} .hpcgate/validation.json && "
+        f"ln -sf {secret} .hpcgate/extract.json"
+    ))
+    fifo = world.submit("user", cluster, "mkdir -p .hpcgate && mkfifo .hpcgate/extract.json")
+    states = world.run(links, fifo, timeout=120)  # a blocking read would never return
+    assert set(states.values()) <= {"completed", "failed"}
+    dump = repr(world.stack.snapshot("steps", "array_tasks", "extracted_results"))
+    assert "idt-root-only-json-content" not in dump
+    assert secret.read_text() == '{"stolen": "idt-root-only-json-content"}'
