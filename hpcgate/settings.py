@@ -154,6 +154,9 @@ class InputSettings(BaseModel):
     max_file_bytes: int = Field(default=256 << 20, ge=1, le=1 << 30)
     max_calculation_bytes: int = Field(default=1 << 30, ge=1, le=16 << 30)
     max_files: int = Field(default=200, ge=1, le=10000)
+    # Uploaded files no calculation refers to (POST /inputs, then never used) are deleted
+    # once this old; files a calculation uses are kept as long as the calculation.
+    keep_unused_days: float = Field(default=7.0, gt=0)
 
 
 class LocalExecutorSettings(BaseModel):

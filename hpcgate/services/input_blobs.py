@@ -9,12 +9,15 @@ electrode, a ladder's ``.psml``) are one row: the insert is ``ON CONFLICT DO NOT
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
 import psycopg
-from sqlalchemy import LargeBinary, exists, func, select
+from sqlalchemy import LargeBinary, delete, exists, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hpcgate.db.models import Calculation, CalculationInput, InputBlob
@@ -22,6 +25,8 @@ from hpcgate.domain.states import CalculationState
 from hpcgate.engine.codes import check_binary_inputs
 from hpcgate.errors import InvalidInput, TooLarge
 from hpcgate.settings import Settings
+
+log = logging.getLogger(__name__)
 
 #: Bytes per read of a stored blob: bounded memory in the worker and the agent route.
 READ_CHUNK = 4 << 20
@@ -165,3 +170,27 @@ def agent_may_read(session: Session, cluster_id: int, sha256: str) -> bool:
             )
         )
     )
+
+
+def prune_unused_blobs(factory: sessionmaker[Session], keep_days: float) -> int:
+    """Delete blobs no calculation refers to, uploaded more than ``keep_days`` ago.
+
+    A calculation created at this very moment with such a blob makes the delete fail on
+    the link's foreign key (the blob stays; retried next time), never the calculation.
+    """
+    cutoff = datetime.now(UTC) - timedelta(days=keep_days)
+    try:
+        with factory.begin() as s:
+            result = s.execute(
+                delete(InputBlob).where(
+                    InputBlob.created_at < cutoff,
+                    ~exists().where(CalculationInput.sha256 == InputBlob.sha256),
+                )
+            )
+            removed = int(getattr(result, "rowcount", 0) or 0)
+    except IntegrityError:
+        log.info("an unused input file was just referenced; pruning again later")
+        return 0
+    if removed:
+        log.info("removed %d unused input file(s)", removed)
+    return removed

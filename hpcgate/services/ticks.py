@@ -50,6 +50,12 @@ def worker_ticks(
             lambda: cleanup_tick(engine, factory, connections),
         ),
     }
+    from hpcgate.services.input_blobs import prune_unused_blobs
+
+    def unused_inputs() -> None:
+        prune_unused_blobs(factory, settings.inputs.keep_unused_days)
+
+    ticks["unused_inputs"] = (3600.0, unused_inputs)
     # Security layer: deliver the notification outbox (hpcgate/services/mail.py).
     from hpcgate.services.mail import DEFAULT_INTERVAL_S, send_due_mail
 

@@ -330,3 +330,34 @@ def test_a_file_that_changed_after_hashing_is_refused(
             store_blob(s, fh, sha, 10, None)
         s.execute(select(1))
         assert s.scalar(select(func.count()).where(InputBlob.sha256 == sha)) == 0
+
+
+def test_unused_uploads_are_pruned_after_keep_days(api: Api, isolated_engine: Engine) -> None:
+    from sqlalchemy.orm import sessionmaker
+
+    from hpcgate.services.input_blobs import prune_unused_blobs
+
+    blobs = {}
+    for name in ("old-unused.bin", "old-used.bin", "new-unused.bin"):
+        r = http.post(
+            f"{api.base}/inputs", headers=api.headers, files=[("file", (name, os.urandom(500)))]
+        )
+        assert r.status_code == 201
+        blobs[name] = r.json()["files"][0]["sha256"]
+    r = http.post(
+        f"{api.base}/calculations",
+        headers=api.headers,
+        json=_calculation(api.cluster_id, binary_inputs={"e.bin": blobs["old-used.bin"]}),
+    )
+    assert r.status_code == 201, r.text
+    with Session(isolated_engine) as s:
+        s.execute(
+            update(InputBlob)
+            .where(InputBlob.sha256.in_([blobs["old-unused.bin"], blobs["old-used.bin"]]))
+            .values(created_at=func.now() - func.make_interval(0, 0, 0, 8))
+        )
+        s.commit()
+    assert prune_unused_blobs(sessionmaker(isolated_engine), keep_days=7) == 1
+    with Session(isolated_engine) as s:
+        left = set(s.scalars(select(InputBlob.sha256).where(InputBlob.sha256.in_(blobs.values()))))
+    assert left == {blobs["old-used.bin"], blobs["new-unused.bin"]}
