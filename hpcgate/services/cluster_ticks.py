@@ -206,21 +206,29 @@ def cleanup_cluster(
         if cluster is None or not cluster.cleanup_policy:
             return 0
         policy = CleanupPolicy.from_dict(cluster.cleanup_policy)
-        adapter = connections.adapter_for(cluster)
-        steps = [
-            (st.id, st.workdir, st.finished_at, st.state)
-            for st in s.scalars(
-                select(Step).where(
-                    Step.cluster_id == cluster_id,
-                    Step.state.in_(CLEANABLE),
-                    Step.cleaned_at.is_(None),
-                    Step.workdir.is_not(None),
-                )
+        rows = s.execute(
+            select(Step.id, Step.workdir, Step.finished_at, Calculation.owner_id)
+            .join(Calculation, Calculation.id == Step.calculation_id)
+            .where(
+                Step.cluster_id == cluster_id,
+                Step.state.in_(CLEANABLE),
+                Step.cleaned_at.is_(None),
+                Step.workdir.is_not(None),
             )
-        ]
+        ).all()
+        # Each directory is cleaned through its owner's account (issue 15): on an SSH
+        # cluster a mapped user's directories are private to their login.
+        runners: dict[int | None, SchedulerAdapter] = {}
+        steps = []
+        for step_id, workdir, finished_at, owner in rows:
+            if owner not in runners:
+                runners[owner] = connections.adapter_for(
+                    cluster, account_for(s, cluster_id, owner)
+                )
+            steps.append((step_id, workdir, finished_at, runners[owner]))
     freed = 0
     now = datetime.now(UTC)
-    for step_id, workdir, finished_at, _state in steps:
+    for step_id, workdir, finished_at, adapter in steps:
         expired = bool(
             policy.keep_days is not None
             and finished_at is not None

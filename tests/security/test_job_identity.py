@@ -500,6 +500,20 @@ def test_ssh_mapped_user_logs_in_with_their_own_encrypted_key(world: World) -> N
     probe = (b_dir / "probe.txt").read_text()
     assert "alice-over-ssh" not in probe
     assert "Permission denied" in probe
+    # Cleanup reaches the private directory through the owner's own login.
+    from hpcgate.services.cluster_ticks import cleanup_cluster
+
+    with stack.api("admin") as api:
+        r = api.patch(f"/clusters/{cluster}",
+                      json={"cleanup_policy": {"keep_days": 0, "dry_run": False}})
+        assert r.status_code == 200, r.text
+    conns = ClusterConnections(settings=world.settings)
+    try:
+        cleanup_cluster(stack.factory, conns, cluster)
+    finally:
+        conns.close()
+    assert not a_dir.exists()
+    assert not b_dir.exists()
 
 
 def test_agent_cancels_a_mapped_users_job_as_that_user(world: World) -> None:
