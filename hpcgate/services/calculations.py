@@ -50,8 +50,8 @@ from hpcgate.engine.codes import (
     get_plugin,
 )
 from hpcgate.errors import Conflict, Forbidden, InvalidInput, NotFound
-from hpcgate.services.parse_pool import get_pool
 from hpcgate.services.input_blobs import link_inputs, resolve_binary_inputs
+from hpcgate.services.parse_pool import get_pool
 from hpcgate.settings import Settings
 
 log = logging.getLogger(__name__)
