@@ -110,8 +110,30 @@ class SmtpSettings(BaseModel):
     username: str | None = None
     password: str | None = None
     use_tls: bool = False
+    # none | starttls (587, 2525) | tls (SMTPS, 465); unset: from use_tls (465 -> tls).
+    security: Literal["none", "starttls", "tls"] | None = None
+    ca_file: Path | None = None  # the relay's CA (a private one); default: the system's
+    timeout_s: float = Field(default=10.0, gt=0, le=300)
     mail_from: str = "hpcgate@localhost"
     public_url: str = "http://127.0.0.1:8000"
+
+    @property
+    def transport(self) -> Literal["none", "starttls", "tls"]:
+        if self.security is not None:
+            return self.security
+        if self.use_tls:
+            return "tls" if self.port == 465 else "starttls"
+        return "none"
+
+    @model_validator(mode="after")
+    def _credentials_need_tls(self) -> SmtpSettings:
+        # A password sent in clear text to a relay off this machine is readable on the wire.
+        if self.username and self.host and self.transport == "none" and not is_loopback(self.host):
+            raise ValueError(
+                "smtp.username needs TLS: set smtp.security to starttls or tls "
+                "(clear-text AUTH is allowed only to a relay on loopback)"
+            )
+        return self
 
 
 class PathSettings(BaseModel):
