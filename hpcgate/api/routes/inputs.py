@@ -7,17 +7,22 @@
   body of ``POST /calculations``, plus any number of file parts, which are added to its
   ``configuration.binary_inputs``. One request, one transaction: a refused calculation
   stores none of its files.
+* ``GET /calculations/{id}/binary-inputs/{name}`` — a binary input's bytes, streamed.
 
 Both check ``settings.inputs`` limits while the body streams in (``api/uploads.py``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.orm import Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from hpcgate.api.deps import SessionDep, SettingsDep
@@ -25,10 +30,10 @@ from hpcgate.api.deps_auth import CurrentUser
 from hpcgate.api.routes.calculations import _detail, _new
 from hpcgate.api.schemas.calculations import CalculationCreate, CalculationDetail
 from hpcgate.api.uploads import ReceivedUpload, Upload
-from hpcgate.db.models import User
-from hpcgate.errors import InvalidInput, TooLarge
+from hpcgate.db.models import CalculationInput, InputBlob, User
+from hpcgate.errors import InvalidInput, NotFound, TooLarge
 from hpcgate.services import calculations as svc
-from hpcgate.services.input_blobs import store_blob
+from hpcgate.services.input_blobs import read_chunks, store_blob
 from hpcgate.settings import Settings
 
 router = APIRouter(tags=["inputs"])
@@ -174,3 +179,38 @@ async def create_calculation_with_files(
     async with ReceivedUpload(request, settings, frozenset({"calculation"})) as upload:
         body = _calculation_body(upload)
         return await run_in_threadpool(_create, session, user_id, body, upload, settings)
+
+
+@router.get(
+    "/calculations/{calc_id}/binary-inputs/{file_name}",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def get_binary_input(
+    calc_id: int, file_name: str, user: CurrentUser, session: SessionDep, request: Request
+) -> StreamingResponse:
+    """A binary input file's bytes (every user reads every calculation, as for text inputs)."""
+    svc.get_calculation(session, calc_id)
+    row = session.execute(
+        select(InputBlob.sha256, InputBlob.size)
+        .join(CalculationInput, CalculationInput.sha256 == InputBlob.sha256)
+        .where(CalculationInput.calculation_id == calc_id, CalculationInput.name == file_name)
+    ).first()
+    if row is None:
+        raise NotFound(f"calculation {calc_id} has no binary input file {file_name!r}")
+    sha256, size = row
+    factory: sessionmaker[Session] = request.app.state.sessionmaker
+
+    def chunks() -> Iterator[bytes]:
+        with factory() as s:  # its own session: the request's one ends before the stream
+            yield from read_chunks(s, sha256, size)
+
+    return StreamingResponse(
+        chunks(),
+        media_type="application/octet-stream",
+        headers={
+            "Content-Length": str(size),
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(file_name)}",
+            "X-Content-SHA256": sha256,
+        },
+    )

@@ -86,6 +86,7 @@ RBAC: dict[tuple[str, str], str] = {
     ("GET", "/calculations/{calc_id}"): USER,
     ("PATCH", "/calculations/{calc_id}"): USER,
     ("GET", "/calculations/{calc_id}/inputs/{file_name}"): USER,
+    ("GET", "/calculations/{calc_id}/binary-inputs/{file_name}"): USER,
     ("POST", "/calculations/{calc_id}/cancel"): USER,
     ("POST", "/calculations/{calc_id}/approve"): MODERATOR,
     ("POST", "/calculations/{calc_id}/reject"): MODERATOR,

@@ -177,6 +177,14 @@ def test_calculation_with_files_in_one_request(api: Api) -> None:
         blob = s.scalar(select(InputBlob.content).where(InputBlob.sha256 == refs["noise.bin"]))
         assert blob == noise
     assert api.spooled() == []
+    # and back, byte for byte
+    url = f"{api.base}/calculations/{detail['id']}/binary-inputs"
+    got = http.get(f"{url}/noise.bin", headers=api.headers)
+    assert got.status_code == 200
+    assert got.content == noise
+    assert got.headers["x-content-sha256"] == refs["noise.bin"]
+    assert http.get(f"{url}/other.bin", headers=api.headers).status_code == 404
+    assert http.get(f"{url}/noise.bin").status_code == 401
 
 
 def _refused(api: Api, response: httpx.Response, status: int, before: tuple[int, int, int]) -> str:
