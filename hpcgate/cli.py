@@ -56,6 +56,14 @@ def _database_url(settings: Settings) -> str:
     return resolve_database_url(settings)
 
 
+def _stop_embedded(settings: Settings) -> None:
+    """Stop the embedded PostgreSQL when this process started or adopted it (idempotent)."""
+    if settings.database.url is None:
+        from hpcgate.db.embedded import stop_embedded
+
+        stop_embedded()
+
+
 def _prepare_database(settings: Settings, *, auto_migrate: bool) -> str:
     """Return a URL to a migrated database; upgrade automatically for the embedded default."""
     from hpcgate.db import migrate
@@ -110,14 +118,21 @@ def serve(
 
     attach_database_logging(make_sessionmaker(engine), "service")
     api = create_app(settings, engine=engine)
-    # Agents poll every 10-30 s: keep their connections open across polls (nginx uses 75 s).
-    uvicorn.run(
-        api,
-        host=host or settings.host,
-        port=port or settings.port,
-        log_config=None,
-        timeout_keep_alive=75,
-    )
+    from hpcgate.signals import stop_on_signals
+
+    try:
+        with stop_on_signals():  # SIGTERM/SIGHUP: a graceful shutdown, then the cleanup below
+            # Agents poll every 10-30 s: keep their connections open across polls (nginx: 75 s).
+            uvicorn.run(
+                api,
+                host=host or settings.host,
+                port=port or settings.port,
+                log_config=None,
+                timeout_keep_alive=75,
+            )
+    finally:
+        engine.dispose()
+        _stop_embedded(settings)
 
 
 @app.command()
@@ -137,10 +152,14 @@ def worker() -> None:
     attach_database_logging(factory, "worker")
     scheduler = build_scheduler(settings, factory, worker_ticks(settings, factory))
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # systemd, Ctrl+C, a closed tty
+        signal.signal(sig, lambda *_: stop.set())
     log.info("worker started")
-    run_forever(scheduler, stop)
+    try:
+        run_forever(scheduler, stop)
+    finally:
+        _stop_embedded(settings)
+    log.info("worker stopped")
 
 
 @db_app.command("upgrade")
@@ -207,7 +226,13 @@ def demo(
     if data_dir is not None:
         os.environ["HPCGATE_PATHS__DATA_DIR"] = str(data_dir)
     settings = load_settings()
-    run_demo(settings, port=port)
+    from hpcgate.signals import stop_on_signals
+
+    try:
+        with stop_on_signals():  # SIGTERM as Ctrl+C: the embedded PostgreSQL stops with us
+            run_demo(settings, port=port)
+    finally:
+        _stop_embedded(settings)
 
 
 @app.command()

