@@ -158,6 +158,28 @@ def test_upload_once_reference_by_hash(api: Api) -> None:
         assert [(link.name, link.sha256) for link in links] == [("electrode.TSHS", sha)]
 
 
+def test_preview_with_binary_inputs_saves_nothing(api: Api) -> None:
+    data = os.urandom(2000) + b"\xff"
+    r = http.post(f"{api.base}/inputs", headers=api.headers, files=[("file", ("e.bin", data))])
+    assert r.status_code == 201
+    sha = r.json()["files"][0]["sha256"]
+    before = api.counts()
+    r = http.post(
+        f"{api.base}/calculations/preview",
+        headers=api.headers,
+        json=_calculation(api.cluster_id, binary_inputs={"electrode.TSHS": sha}),
+    )
+    assert r.status_code == 200, r.text
+    assert api.counts() == before
+    r = http.post(
+        f"{api.base}/calculations/preview",
+        headers=api.headers,
+        json=_calculation(api.cluster_id, binary_inputs={"electrode.TSHS": "1" * 64}),
+    )
+    assert r.status_code == 422  # the same checks as creation
+    assert "never uploaded" in r.json()["detail"]
+
+
 def test_calculation_with_files_in_one_request(api: Api) -> None:
     tshs = require_siesta_fixture(TSHS).read_bytes()
     noise = os.urandom(40_000)
