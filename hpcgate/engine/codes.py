@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -44,7 +43,6 @@ class Prepare(Protocol):
         *,
         binary: frozenset[str] = ...,
     ) -> PreparedInputs: ...
-
 
 
 @dataclass(frozen=True)
@@ -276,16 +274,12 @@ def prepare_generic(
     *,
     binary: frozenset[str] = frozenset(),
 ) -> PreparedInputs:
-    """Any program: parameters arrive as a JSON file and as ``HPCGATE_PARAM_*`` variables."""
+    """Any program: parameters arrive as a JSON file (data) and as ``HPCGATE_PARAM_*``
+    variables, which the job script itself exports (``engine/params.py``; never a sourced
+    file, which a user's upload could replace)."""
     _check_params(params)
-    env_lines = [
-        f"export HPCGATE_PARAM_{re.sub(r'[^A-Za-z0-9_]', '_', str(k)).upper()}="
-        f"{shlex.quote(str(v))}"
-        for k, v in params.items()
-    ]
     out = dict(files)
     out["hpcgate-params.json"] = json.dumps(dict(params), indent=1, default=str)
-    out["hpcgate-params.env"] = "\n".join(env_lines) + "\n"
     return PreparedInputs(out, {})
 
 
