@@ -164,11 +164,11 @@ class SlurmAdapter(CliAdapter):
         return sorted(found)
 
     def job_owners(self, job_ids: Sequence[JobId]) -> dict[JobId, str]:
-        """The user each job runs as (from accounting): a dispatcher that submits as several
-        accounts cancels each job as its own (only the owner or root may ``scancel``)."""
+        """The user each live job runs as: a dispatcher that submits as several accounts
+        cancels each job as its own (only the owner or root may ``scancel``)."""
         if not job_ids:
             return {}
-        found = parse.parse_owners(self._run(commands.sacct_owners(list(job_ids))).stdout)
+        found = parse.parse_owners(self._run(commands.squeue_owners(list(job_ids))).stdout)
         return {j: found[str(j)] for j in job_ids if str(j) in found}
 
     def node_metrics(self, nodes: Sequence[str] | None = None) -> list[NodeMetrics]:

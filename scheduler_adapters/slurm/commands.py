@@ -121,12 +121,17 @@ def sacct(job_ids: Sequence[JobId]) -> list[str]:
     ]
 
 
-def sacct_owners(job_ids: Sequence[JobId]) -> list[str]:
-    """Who owns each job (raw id, user): to cancel it as that user."""
+def squeue_owners(job_ids: Sequence[JobId]) -> list[str]:
+    """Who owns each live job (raw id, id as shown, user): to cancel it as that user.
+
+    The live queue, not accounting: after a reinstall, accounting still holds older jobs
+    with the same ids. A single id is listed twice (see ``squeue``).
+    """
+    ids = sorted({str(j) for j in job_ids})
+    if len(ids) == 1:
+        ids = ids * 2
     return [
-        "sacct", "--parsable2", "--noheader", f"--delimiter={SEP}", "--allocations",
-        "--format=JobIDRaw,JobID,User",
-        "--jobs=" + ",".join(sorted({str(j) for j in job_ids})),
+        "squeue", "--noheader", "--array", f"--format=%A{SEP}%i{SEP}%u", "--jobs=" + ",".join(ids),
     ]
 
 

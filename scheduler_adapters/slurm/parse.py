@@ -319,7 +319,7 @@ def parse_sacct(
 
 # ----------------------------------------------------------------- sinfo
 def parse_owners(text: str) -> dict[str, str]:
-    """``sacct_owners`` rows -> {job id as shown (123, 123_4) and raw id: user}."""
+    """``squeue_owners`` rows -> {job id as shown (123, 123_4) and raw id: user}."""
     out: dict[str, str] = {}
     for line in text.splitlines():
         fields = line.split(SEP)

@@ -137,13 +137,14 @@ def test_run_as_prefixes_job_commands_but_not_sinfo() -> None:
 
 
 
-def test_job_owners_from_sacct() -> None:
+def test_job_owners_from_squeue() -> None:
     from scheduler_adapters.slurm import parse
 
     sep = commands.SEP
-    argv = commands.sacct_owners([JobId("9"), JobId("7", 2)])
+    argv = commands.squeue_owners([JobId("9"), JobId("7", 2)])
     assert argv[-1] == "--jobs=7_2,9"
-    assert "--format=JobIDRaw,JobID,User" in argv
+    assert commands.squeue_owners([JobId("9")])[-1] == "--jobs=9,9"
+    assert f"--format=%A{sep}%i{sep}%u" in argv
     text = f"9{sep}9{sep}hpcg-alice\n12{sep}7_2{sep}hpcg-bob\n13{sep}7_3{sep}\n"
     assert parse.parse_owners(text) == {
         "9": "hpcg-alice", "12": "hpcg-bob", "7_2": "hpcg-bob",
