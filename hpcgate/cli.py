@@ -261,6 +261,11 @@ def agent(
     except (ValueError, OSError) as exc:
         raise CliError(f"agent configuration {config}: {exc}") from None
     runner = Agent(cfg)
+    from hpcgate.agent.log_buffer import LogBuffer
+
+    # The agent's log lines reach the portal's log feed (buffered, shipped with heartbeats).
+    runner.log_buffer = LogBuffer(cfg.state_dir)
+    logging.getLogger().addHandler(runner.log_buffer)
     if once:
         for tick in (runner.pull_and_submit, runner.harvest, runner.heartbeat, runner.cleanup):
             tick()

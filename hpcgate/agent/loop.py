@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from hpcgate.agent.client import AgentClient, ApiUnavailable, HttpStepStore
 from hpcgate.agent.config import AgentConfig
+from hpcgate.agent.log_buffer import LogBuffer
 from hpcgate.engine.blobs import BlobCache
 from hpcgate.engine.cleanup import CleanupPolicy, clean_directory
 from hpcgate.engine.harvest import observe
@@ -68,6 +69,8 @@ class Agent:
         self.agent_name = f"{config.cluster}:{config.name}"
         # The active steps the last pull returned, until one harvest uses them (then None).
         self._pulled_steps: list[ActiveStep] | None = None
+        # The agent's own log lines, buffered on disk; shipped with the heartbeats.
+        self.log_buffer: LogBuffer | None = None
 
     def _build_adapter(self, run_as: str | None) -> SchedulerAdapter:
         """Jobs of ``run_as`` (sudo), staged in directories only that account can use."""
@@ -134,7 +137,10 @@ class Agent:
             self.client.buffer_sample(collect_sample(self.adapter))
         except SchedulerError as exc:
             log.warning("heartbeat collection failed: %s", exc.message)
-        return self.client.flush_samples()
+        sent = self.client.flush_samples()
+        if self.log_buffer is not None:
+            self.log_buffer.ship(self.client)
+        return sent
 
     def cleanup(self) -> int:
         self.blobs.prune()
