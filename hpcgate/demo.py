@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -43,7 +42,10 @@ def seed(factory: sessionmaker[Session], settings: Settings) -> tuple[str, str]:
             secret_file.chmod(0o600)
         password = secret_file.read_text(encoding="utf-8").strip() if secret_file.exists() else "?"
         if session.scalar(select(Cluster).where(Cluster.name == LOCAL_CLUSTER)) is None:
-            scratch = settings.paths.local_scratch
+            from hpcgate.services.job_identity import local_scratch_root
+
+            # Outside the (private) data dir when jobs run as the job account.
+            scratch = local_scratch_root(settings)
             scratch.mkdir(parents=True, exist_ok=True)
             cluster = Cluster(
                 name=LOCAL_CLUSTER,
@@ -80,7 +82,6 @@ state.write_text(json.dumps({"x": x, "history": history}))
 
 def seed_demo_calculation(factory: sessionmaker[Session], settings: Settings) -> int:
     """A 3-step chain on the local cluster, created once; returns its id."""
-    import sys
 
     from hpcgate.db.models import Calculation
     from hpcgate.db.session import session_scope
@@ -112,7 +113,9 @@ def seed_demo_calculation(factory: sessionmaker[Session], settings: Settings) ->
                         for i in range(3)
                     ],
                     "inherit": ["state.json"],
-                    "command": [sys.executable, "-c", NEWTON],
+                    # The system Python: the job account may not read our interpreter's
+                    # directory (a pyenv under /root).
+                    "command": [_job_python(), "-c", NEWTON],
                 },
             ),
             settings,
@@ -121,6 +124,14 @@ def seed_demo_calculation(factory: sessionmaker[Session], settings: Settings) ->
 
 
 DEMO_CHAIN = "Demo: Newton chain for sqrt(2)"
+
+
+def _job_python() -> str:
+    import os
+    import sys
+
+    system = "/usr/bin/python3"
+    return system if os.access(system, os.X_OK) else sys.executable
 
 
 def run_demo(settings: Settings, *, port: int) -> None:
@@ -134,7 +145,9 @@ def run_demo(settings: Settings, *, port: int) -> None:
     from hpcgate.worker import build_scheduler
 
     configure_logging(json_output=False)
-    Path(settings.paths.data_dir).mkdir(parents=True, exist_ok=True)
+    from hpcgate.services.job_identity import secure_data_dir
+
+    secure_data_dir(settings)
     url = _prepare_database(settings, auto_migrate=True)
     engine = make_engine(settings, url)
     factory = make_sessionmaker(engine)
