@@ -155,6 +155,10 @@ class SchedulerSettings(BaseModel):
     offline_after_s: float = Field(default=120.0, gt=0)
     lost_after_ticks: int = Field(default=5, ge=1)
     require_approval: bool = False
+    # Issue 16: concurrent sbatch calls per cluster, and calculations claimed per batch while
+    # the dispatcher drains (each claim is a lease: a bounded batch keeps leases fresh).
+    submit_concurrency: int = Field(default=4, ge=1, le=64)
+    dispatch_batch: int = Field(default=50, ge=1, le=1000)
 
 
 class MlSettings(BaseModel):

@@ -13,12 +13,14 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from apscheduler.events import EVENT_SCHEDULER_SHUTDOWN
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from hpcgate.db.models import WorkerHeartbeat
 from hpcgate.db.session import session_scope
+from hpcgate.services.dispatch_loop import stop_all
 from hpcgate.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,8 @@ def build_scheduler(
             id=tick_name,
             next_run_time=datetime.now(UTC),
         )
+    # Threads started by ticks (the event-driven dispatcher) stop with the scheduler.
+    scheduler.add_listener(lambda _: stop_all(), EVENT_SCHEDULER_SHUTDOWN)
     return scheduler
 
 

@@ -70,10 +70,13 @@ class AgentClient:
         return resp.json() if resp.content else None
 
     # -- work
-    def pull(self, agent: str, limit: int = 10) -> dict[str, Any]:
-        result: dict[str, Any] = self._call(
-            "POST", "/agent/pull", json={"agent": agent, "limit": limit}
-        )
+    def pull(self, agent: str, limit: int = 10, wait: float = 0.0) -> dict[str, Any]:
+        """``wait`` > 0: a long-poll; the server answers when work arrives, within ``wait``."""
+        kw: dict[str, Any] = {"json": {"agent": agent, "limit": limit}}
+        if wait > 0:
+            kw["params"] = {"wait": f"{wait:.1f}"}
+            kw["timeout"] = self._http.timeout.read + wait if self._http.timeout.read else None
+        result: dict[str, Any] = self._call("POST", "/agent/pull", **kw)
         return result
 
     def active_steps(self) -> list[ActiveStep]:

@@ -23,6 +23,9 @@ class Intervals(BaseModel):
     harvest_s: float = Field(default=10.0, gt=0)
     heartbeat_s: float = Field(default=30.0, gt=0)
     cleanup_s: float = Field(default=600.0, gt=0)
+    # Long-poll (issue 16): a pull with nothing to do waits up to this long for new work (0:
+    # plain polling every pull_s). It never delays the agent's other tasks.
+    pull_wait_s: float = Field(default=20.0, ge=0, le=25)
     # Each wait is the interval times a random factor in [1 - jitter, 1 + jitter], so agents
     # restarted together (a site-wide rollout) drift apart instead of polling in lockstep.
     jitter: float = Field(default=0.1, ge=0, le=0.5)

@@ -98,8 +98,12 @@ class Agent:
         return self._adapters[key]
 
     # -- ticks
-    def pull_and_submit(self) -> int:
-        reply = self.client.pull(self.agent_name)
+    def pull_and_submit(self, wait: float = 0.0) -> int:
+        """``wait`` > 0: long-poll, the API answers as soon as work for this cluster arrives."""
+        reply = (
+            self.client.pull(self.agent_name, wait=wait) if wait > 0
+            else self.client.pull(self.agent_name)
+        )
         if "active_steps" in reply:  # absent from servers older than this agent
             self._pulled_steps = [ActiveStep.from_dict(d) for d in reply["active_steps"]]
         self._cancel(list(reply.get("cancel", [])))
@@ -199,6 +203,14 @@ class Agent:
                     continue
                 due[name] = next_due(now, interval, iv.jitter)
                 try:
+                    if name == "pull":
+                        # Long-poll until the next other task is due (never delays it); a
+                        # pull that brought work is followed at once by another (issue 16).
+                        others = min(d for n, d in due.items() if n != "pull")
+                        wait = min(iv.pull_wait_s, max(0.0, others - time.monotonic()))
+                        if self.pull_and_submit(wait if wait >= 1.0 else 0.0):
+                            due[name] = time.monotonic()
+                        continue
                     fn()
                 except ApiUnavailable as exc:
                     log.warning("%s: API unavailable, will retry: %s", name, exc.message)

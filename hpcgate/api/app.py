@@ -46,6 +46,9 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         gc.collect()
         gc.freeze()
         yield
+        from hpcgate.api.work_signal import close_work_signal
+
+        await close_work_signal(app)  # the long-polls' LISTEN connection (issue 16)
         if owns_engine:
             engine.dispose()
 

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 #: Where AdmissionLimit leaves the seconds a request waited for admission (ServerTiming reads it).
 WAIT_KEY = "hpcgate.admission_wait_s"
 #: Where AdmissionLimit leaves the name of the pool that admitted the request.
 POOL_KEY = "hpcgate.admission_pool"
+#: Where AdmissionLimit leaves the request's ``AdmissionSlot``.
+SLOT_KEY = "hpcgate.admission_slot"
 
 
 class AdmissionLimit:
@@ -73,10 +77,49 @@ class AdmissionLimit:
         else:
             await sem.acquire()  # free slot: returns at once, without yielding
             extensions[WAIT_KEY] = 0.0
+        slot = extensions[SLOT_KEY] = AdmissionSlot(sem)
         try:
             await self.app(scope, receive, send)
         finally:
-            sem.release()
+            if slot.held:
+                sem.release()
+
+
+class AdmissionSlot:
+    """The admission a request holds; a long-poll gives it back while it waits (issue 16).
+
+    Why: an agent's ``pull?wait=`` may wait 25 s for work. Holding its slot meanwhile would
+    let a few hundred waiting agents starve the pool that admits their ordinary polls.
+    """
+
+    def __init__(self, sem: asyncio.Semaphore) -> None:
+        self._sem = sem
+        self.held = True
+
+    @asynccontextmanager
+    async def released(self) -> AsyncIterator[None]:
+        """Without the slot inside the block; queued for it again (like a new request) after.
+
+        A request cancelled while queueing again ends without a slot, so nothing is released
+        twice."""
+        self._sem.release()
+        self.held = False
+        try:
+            yield
+        finally:
+            await self._sem.acquire()
+            self.held = True
+
+
+@asynccontextmanager
+async def admission_released(scope: Any) -> AsyncIterator[None]:
+    """``AdmissionSlot.released`` for this request, or nothing when no limit admitted it."""
+    slot = scope.get("extensions", {}).get(SLOT_KEY)
+    if slot is None:
+        yield
+        return
+    async with slot.released():
+        yield
 
 
 class ServerTiming:

@@ -52,6 +52,7 @@ from hpcgate.engine.codes import (
 from hpcgate.errors import Conflict, Forbidden, InvalidInput, NotFound
 from hpcgate.services.input_blobs import link_inputs, resolve_binary_inputs
 from hpcgate.services.parse_pool import get_pool
+from hpcgate.services.wakeup import notify_work
 from hpcgate.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -296,6 +297,8 @@ def create_calculation(
             )
     link_inputs(session, calc.id, blob_refs)
     session.flush()
+    if calc.state is CalculationState.READY:
+        notify_work(session, cluster.id)  # delivered at commit: the dispatcher wakes at once
     log.info("calculation %s created with %d step(s)", calc.id, len(plan.steps))
     return calc
 
@@ -326,6 +329,7 @@ def approve(session: Session, calc_id: int, moderator: User) -> Calculation:
     calc.state = transition_calculation(calc.state, CalculationState.READY)
     calc.approved = True
     calc.approved_by_id = moderator.id
+    notify_work(session, calc.cluster_id)
     return calc
 
 

@@ -7,9 +7,12 @@ each change to PostgreSQL before the scheduler is touched.
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import BigInteger, Engine, and_, any_, bindparam, or_, select, update
+from sqlalchemy import BigInteger, Engine, all_, and_, any_, bindparam, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -148,6 +151,11 @@ _CLAIMABLE = (
     .limit(bindparam("limit"))
     .with_for_update(of=_calc, skip_locked=True)
 )
+# The worker's drain: the same, minus what this drain already handled (a deferred calculation
+# stays claimable by us and must not be taken again and again within one drain).
+_CLAIMABLE_EXCEPT = _CLAIMABLE.where(
+    _calc.c.id != all_(bindparam("exclude", type_=ARRAY(BigInteger)))
+)
 _CLAIM = (
     update(_calc)
     .where(_calc.c.id.in_(bindparam("ids", expanding=True)))
@@ -161,7 +169,11 @@ _CLAIM = (
 
 
 def claim_calculations(
-    s: Session, cluster_ids: list[int], limit: int, claimed_by: str
+    s: Session,
+    cluster_ids: list[int],
+    limit: int,
+    claimed_by: str,
+    exclude: Sequence[int] = (),
 ) -> list[int]:
     """Take READY (approved) calculations, highest priority first, and resume SUBMITTING ones.
 
@@ -173,15 +185,15 @@ def claim_calculations(
         return []
     now = datetime.now(UTC)
     conn = s.connection()
-    rows = conn.execute(
-        _CLAIMABLE,
-        {
-            "cluster_ids": cluster_ids,
-            "claimed_by": claimed_by,
-            "lease_start": now - CLAIM_LEASE,
-            "limit": limit,
-        },
-    ).all()
+    params: dict[str, object] = {
+        "cluster_ids": cluster_ids,
+        "claimed_by": claimed_by,
+        "lease_start": now - CLAIM_LEASE,
+        "limit": limit,
+    }
+    if exclude:
+        params["exclude"] = list(exclude)
+    rows = conn.execute(_CLAIMABLE_EXCEPT if exclude else _CLAIMABLE, params).all()
     if not rows:
         return []
     for row in rows:  # rows are locked: validate each move, then write the claim columns
@@ -199,26 +211,70 @@ def dispatch_tick(
     settings: Settings,
     *,
     claimed_by: str,
-    limit: int = 20,
+    limit: int | None = None,
+    stopping: Callable[[], bool] | None = None,
 ) -> list[SubmissionOutcome]:
+    """Drain: claim bounded batches and submit them until nothing claimable is left.
+
+    Each batch (``dispatch_batch``, or ``limit``) is submitted with up to
+    ``submit_concurrency`` calculations in flight per cluster; every calculation keeps its
+    own advisory lock and durable step store, so concurrency changes nothing about the
+    crash guarantees. A cluster whose submission was deferred (a transient scheduler or SSH
+    error) gets no more work in this drain: the next drain (wake-up or poll) retries it.
+    """
+    sched = settings.scheduler
+    batch = limit or sched.dispatch_batch
     with session_scope(factory) as s:
-        clusters = list(
+        cluster_ids = set(
             s.scalars(
-                select(Cluster).where(
+                select(Cluster.id).where(
                     Cluster.access_mode.in_([AccessMode.SSH, AccessMode.LOCAL]),
                     Cluster.enabled.is_(True),
                 )
             )
         )
-        ids = claim_calculations(s, [c.id for c in clusters], limit, claimed_by)
-    outcomes = []
-    for calc_id in ids:
-        with try_advisory_lock(engine, NS_CALCULATION, calc_id) as got:
+    if not cluster_ids:
+        return []
+    per_cluster = sched.submit_concurrency
+    slots = {cid: threading.BoundedSemaphore(per_cluster) for cid in cluster_ids}
+
+    def submit_locked(calc_id: int, cluster_id: int) -> SubmissionOutcome | None:
+        with slots[cluster_id], try_advisory_lock(engine, NS_CALCULATION, calc_id) as got:
             if not got:
-                continue  # another worker is on it
-            outcome = submit_one(factory, connections, settings, calc_id)
-            if outcome is not None:
+                return None  # another worker is on it
+            return submit_one(factory, connections, settings, calc_id)
+
+    seen: set[int] = set()
+    outcomes: list[SubmissionOutcome] = []
+    workers = min(per_cluster * len(cluster_ids), 32)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="submit") as pool:
+        while cluster_ids and not (stopping and stopping()):
+            with session_scope(factory) as s:
+                ids = claim_calculations(s, sorted(cluster_ids), batch, claimed_by, sorted(seen))
+                rows = s.execute(
+                    select(Calculation.id, Calculation.cluster_id).where(Calculation.id.in_(ids))
+                ).all()
+                where = {int(r[0]): int(r[1]) for r in rows}
+            if not ids:
+                break
+            seen.update(ids)
+            futures = [
+                (where[cid], pool.submit(submit_locked, cid, where[cid]))
+                for cid in ids
+                if cid in where
+            ]
+            for cluster_id, future in futures:
+                try:
+                    outcome = future.result()
+                except Exception:
+                    log.exception("submission failed unexpectedly; the next drain resumes it")
+                    cluster_ids.discard(cluster_id)
+                    continue
+                if outcome is None:
+                    continue
                 outcomes.append(outcome)
+                if outcome.deferred:
+                    cluster_ids.discard(cluster_id)
     return outcomes
 
 

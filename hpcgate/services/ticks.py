@@ -31,11 +31,21 @@ def worker_ticks(
         with session_scope(factory) as s:
             mark_offline_clusters(s, sched.offline_after_s, settings)
 
-    def dispatch() -> None:
-        dispatch_tick(engine, factory, connections, settings, claimed_by=name)
+    from hpcgate.services.dispatch_loop import DispatchLoop, register
+    from hpcgate.services.wakeup import libpq_url
 
+    loop: DispatchLoop
+
+    def dispatch() -> None:
+        dispatch_tick(
+            engine, factory, connections, settings, claimed_by=name, stopping=lambda: loop.stopping
+        )
+
+    # Dispatch runs in its own thread, woken by NOTIFY (new or approved work) and every poll
+    # interval; this tick only (re)starts that thread (issue 16).
+    loop = register(DispatchLoop(libpq_url(engine), dispatch, sched.poll_interval_s))
     ticks: dict[str, tuple[float, Tick]] = {
-        "dispatch": (sched.poll_interval_s, dispatch),
+        "dispatch": (sched.poll_interval_s, loop.ensure_started),
         "harvest": (
             sched.poll_interval_s,
             lambda: harvest_tick(engine, factory, connections, settings),

@@ -11,13 +11,15 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from hpcgate.api.deps import SessionDep, SettingsDep
 from hpcgate.api.deps_auth import AgentCluster
+from hpcgate.api.middleware import admission_released
 from hpcgate.api.schemas.agent import (
     CancelAck,
     CleanupItem,
@@ -32,6 +34,7 @@ from hpcgate.api.schemas.agent import (
     SampleBatch,
     SampleResult,
 )
+from hpcgate.api.work_signal import work_signal
 from hpcgate.db.models import Calculation, Step
 from hpcgate.db.models.clusters import Cluster
 from hpcgate.domain.states import StepState, transition_step
@@ -68,12 +71,37 @@ def _own_step(session: SessionDep, cluster: AgentIdentity, step_id: int) -> Step
     return step
 
 
+#: Longest long-poll: below the usual 30-60 s idle timeouts of proxies in front of the API.
+MAX_PULL_WAIT_S = 25.0
+
+
 @router.post("/pull", response_model=PullResponse)
-def pull(body: PullRequest, cluster: AgentCluster, session: SessionDep) -> PullResponse:
+async def pull(
+    body: PullRequest,
+    cluster: AgentCluster,
+    session: SessionDep,
+    request: Request,
+    wait: Annotated[float, Query(ge=0, le=MAX_PULL_WAIT_S)] = 0.0,
+) -> PullResponse:
     """Claim approved work for this cluster (highest priority first) and resume work in flight.
 
     A disabled cluster receives no new work; its running work is still harvested.
+
+    ``wait`` (seconds, long-poll): when there is no work, answer as soon as some is committed
+    for this cluster (``NOTIFY``), at the latest after ``wait``, with a fresh pull. While it
+    waits the request holds no database connection, thread or admission slot.
     """
+    signal = work_signal(request.app) if wait > 0 and cluster.enabled else None
+    since = signal.generation(cluster.id) if signal is not None else 0
+    reply = await run_in_threadpool(_pull, body, cluster, session)
+    if signal is None or reply.calculations:
+        return reply
+    async with admission_released(request.scope):
+        await signal.wait(cluster.id, since, wait)
+    return await run_in_threadpool(_pull, body, cluster, session)
+
+
+def _pull(body: PullRequest, cluster: AgentIdentity, session: Session) -> PullResponse:
     calcs: list[dict[str, Any]] = []
     if cluster.enabled:
         ids = claim_calculations(session, [cluster.id], body.limit, f"agent:{body.agent}")
