@@ -18,7 +18,8 @@ one-node Slurm (``scripts/services/slurm.sh``):
    recorded (``0.25V/tbt_au_100.out``: ``Left -> Right, V [V] / I [A]: ... A``, read from
    the file, 7.69618e-6 A), with the relative difference.
 
-Usage: .venv/bin/python bench/bench_transiesta_au100.py [--timeout-min 120] [--partition long] [--keep]
+Usage: .venv/bin/python bench/bench_transiesta_au100.py [--timeout-min 120] [--partition long]
+       [--keep]
 Prints figures; asserts nothing.
 """
 
@@ -36,12 +37,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hpcgate.db.models.clusters import AccessMode  # noqa: E402
-from hpcgate.services.cluster_ticks import harvest_tick  # noqa: E402
-from hpcgate.services.connections import ClusterConnections  # noqa: E402
-from hpcgate.services.dispatch import dispatch_tick  # noqa: E402
-from tests.helpers.engine_env import engine_env  # noqa: E402
-from tests.helpers.fixtures_path import siesta_fixtures_dir  # noqa: E402
+from hpcgate.db.models.clusters import AccessMode
+from hpcgate.services.cluster_ticks import harvest_tick
+from hpcgate.services.connections import ClusterConnections
+from hpcgate.services.dispatch import dispatch_tick
+from tests.helpers.engine_env import engine_env
+from tests.helpers.fixtures_path import siesta_fixtures_dir
 
 CASE = "ts_au_100_bias_siesta41"
 CURRENT_RE = re.compile(r"Left -> Right, V \[V\] / I \[A\]:\s*(\S+)\s*V\s*/\s*(\S+)\s*A")
