@@ -14,6 +14,7 @@ from hpcgate import __version__
 from hpcgate.api.errors import install_error_handlers
 from hpcgate.api.middleware import AdmissionLimit, ServerTiming
 from hpcgate.api.routes import health
+from hpcgate.api.unhandled import UnhandledErrors
 from hpcgate.db.session import make_engine, make_sessionmaker
 from hpcgate.settings import Settings
 
@@ -64,6 +65,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     install_error_handlers(app)
+    app.add_middleware(UnhandledErrors)  # innermost: a 500 that keeps the connection
     app.add_middleware(AdmissionLimit, **_admission_pools(capacity, settings))
     app.add_middleware(ServerTiming)  # added last = outermost: it also times admission
     app.include_router(health.router)
