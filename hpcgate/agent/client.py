@@ -167,8 +167,10 @@ class HttpStepStore:
     def __init__(self, client: AgentClient) -> None:
         self.client = client
 
-    def mark_submitting(self, calculation_id: int, step: StepWork) -> None:
-        self.client._call("POST", f"/agent/steps/{step.step_id}/submitting")
+    def mark_submitting(self, calculation_id: int, step: StepWork) -> bool:
+        """An API without ``fresh`` (older) means: search by name, as before."""
+        reply = self.client._call("POST", f"/agent/steps/{step.step_id}/submitting")
+        return isinstance(reply, dict) and reply.get("fresh") is True
 
     def record_job_id(
         self, calculation_id: int, step: StepWork, job_id: str, *, recovered: bool

@@ -12,12 +12,14 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from hpcgate.agent.client import AgentClient, ApiUnavailable, HttpStepStore
 from hpcgate.agent.config import AgentConfig
 from hpcgate.agent.log_buffer import LogBuffer
 from hpcgate.engine.blobs import BlobCache
 from hpcgate.engine.cleanup import CleanupPolicy, clean_directory
+from hpcgate.engine.end_spool import EndSpool
 from hpcgate.engine.harvest import observe
 from hpcgate.engine.heartbeat import collect_sample
 from hpcgate.engine.submission import submit_calculation
@@ -69,6 +71,10 @@ class Agent:
         self.agent_name = f"{config.cluster}:{config.name}"
         # The active steps the last pull returned, until one harvest uses them (then None).
         self._pulled_steps: list[ActiveStep] | None = None
+        # The end-spool thread harvests too: one tick at a time touches the scheduler.
+        self._work_lock = threading.RLock()
+        self._active_jobs: set[str] = set()  # jobs the last harvest saw still in the queue
+        self._long_poll = False  # the API honours pull?wait= (servers older than 16 do not)
         # The agent's own log lines, buffered on disk; shipped with the heartbeats.
         self.log_buffer: LogBuffer | None = None
 
@@ -104,6 +110,11 @@ class Agent:
             self.client.pull(self.agent_name, wait=wait) if wait > 0
             else self.client.pull(self.agent_name)
         )
+        self._long_poll = bool(reply.get("long_poll"))
+        with self._work_lock:
+            return self._submit_pulled(reply)
+
+    def _submit_pulled(self, reply: dict[str, Any]) -> int:
         if "active_steps" in reply:  # absent from servers older than this agent
             self._pulled_steps = [ActiveStep.from_dict(d) for d in reply["active_steps"]]
         self._cancel(list(reply.get("cancel", [])))
@@ -119,6 +130,8 @@ class Agent:
             if outcome.deferred:
                 log.warning("calculation %s deferred: %s", work.calculation_id, outcome.deferred)
             done += 1
+        if done:
+            self._pulled_steps = None  # it predates these submissions: ask afresh next time
         return done
 
     def harvest(self) -> int:
@@ -128,13 +141,42 @@ class Agent:
         every earlier report), otherwise from GET /agent/active-steps: with the default
         intervals that halves the requests each agent makes.
         """
-        steps, self._pulled_steps = self._pulled_steps, None
-        if steps is None:
-            steps = self.client.active_steps()
-        observations = observe(self.adapter, steps) if steps else []
-        cancels = self.client.report_observations(observations) if observations else []
-        self._cancel(cancels)
-        return len(observations)
+        with self._work_lock:
+            steps, self._pulled_steps = self._pulled_steps, None
+            if steps is None:
+                steps = self.client.active_steps()
+            observations = observe(self.adapter, steps) if steps else []
+            cancels = self.client.report_observations(observations) if observations else []
+            job_of_step = {s.step_id: s.scheduler_job_id for s in steps or ()}
+            self._active_jobs = {
+                job_of_step.get(o.step_id, "")
+                for o in observations
+                if o.state in ("queued", "running", "unknown")
+            }
+            self._cancel(cancels)
+            return len(observations)
+
+    def watch_end_spool(self, stop: threading.Event, interval_s: float = 0.2) -> None:
+        """Harvest as soon as a job announces its end in the spool (issue 16); the periodic
+        harvest stays the safety net. Runs beside ``run``'s loop, in its own thread."""
+        spool = EndSpool(self.config.scratch_root)
+        while not stop.wait(interval_s):
+            try:
+                if not spool.ensure():
+                    continue
+                announced = spool.pending()
+                if not spool.due(announced):
+                    continue
+                with self._work_lock:
+                    self.harvest()
+                    active = set(self._active_jobs)
+                spool.settle(announced, active)
+            except ApiUnavailable as exc:
+                log.warning("end-spool harvest: API unavailable, will retry: %s", exc.message)
+            except SchedulerError as exc:
+                log.warning("end-spool harvest failed, will retry: %s", exc.message)
+            except Exception:
+                log.exception("end-spool harvest failed unexpectedly")
 
     def heartbeat(self) -> int:
         try:
@@ -196,6 +238,10 @@ class Agent:
         ]
         due = {name: 0.0 for name, _, _ in schedule}
         log.info("agent %s started for cluster %s", self.agent_name, self.config.cluster)
+        ends = threading.Thread(
+            target=self.watch_end_spool, args=(stop,), name="end-spool", daemon=True
+        )
+        ends.start()
         while not stop.is_set():
             now = time.monotonic()
             for name, interval, fn in schedule:
@@ -204,11 +250,15 @@ class Agent:
                 due[name] = next_due(now, interval, iv.jitter)
                 try:
                     if name == "pull":
-                        # Long-poll until the next other task is due (never delays it); a
-                        # pull that brought work is followed at once by another (issue 16).
+                        # Long-poll until the next other task is due (never delays it). Pull
+                        # again at once after one that brought work, that long-polled (the
+                        # wait paced it) or that could not wait (other tasks were due); a
+                        # server without long-polls (older) is polled every pull_s as before.
                         others = min(d for n, d in due.items() if n != "pull")
                         wait = min(iv.pull_wait_s, max(0.0, others - time.monotonic()))
-                        if self.pull_and_submit(wait if wait >= 1.0 else 0.0):
+                        wait = wait if wait >= 1.0 else 0.0
+                        brought = self.pull_and_submit(wait)
+                        if brought or (iv.pull_wait_s > 0 and (not wait or self._long_poll)):
                             due[name] = time.monotonic()
                         continue
                     fn()
@@ -219,5 +269,6 @@ class Agent:
                 except Exception:
                     log.exception("%s failed unexpectedly", name)
             stop.wait(max(0.05, min(due.values()) - time.monotonic()))
+        ends.join(30)
         self.client.close()
         self.adapter.runner.close()

@@ -6,7 +6,9 @@ For each step in topological order:
 2. otherwise the step is marked ``submitting`` **durably** (``store.mark_submitting``
    commits, or the agent's report is acknowledged) before anything reaches the scheduler;
 3. ``find_by_name`` asks the scheduler whether a job of that deterministic name already
-   exists — the crash window between ``sbatch`` returning and the id being recorded;
+   exists — the crash window between ``sbatch`` returning and the id being recorded. Asked
+   only when the step was already ``submitting`` before this attempt marked it: a step
+   marked for the first time has never reached the scheduler;
 4. the inputs are staged and the job submitted with ``afterok`` on its parents; chain
    heads are submitted **held**, so no head finishes (and is purged) before its dependents
    reference it;
@@ -38,7 +40,9 @@ log = logging.getLogger(__name__)
 class StepStore(Protocol):
     """Durable bookkeeping; every method returns only once the change is committed."""
 
-    def mark_submitting(self, calculation_id: int, step: StepWork) -> None: ...
+    def mark_submitting(self, calculation_id: int, step: StepWork) -> bool:
+        """True only when this call moved the step out of PLANNED (see ``submit_calculation``)."""
+        ...
 
     def record_job_id(
         self, calculation_id: int, step: StepWork, job_id: str, *, recovered: bool
@@ -105,9 +109,12 @@ def submit_calculation(
                     f"step {step.index} depends on steps without a job id: {missing}",
                     transient=False,
                 )
-            store.mark_submitting(work.calculation_id, step)
+            fresh = store.mark_submitting(work.calculation_id, step)
             crash_point("after_mark_submitting")
-            found = adapter.find_by_name(step.job_name)
+            # Every sbatch follows a durable mark, so a step this call moved out of PLANNED
+            # cannot have a job yet: the search (a squeue and a sacct) is only for steps an
+            # earlier attempt had already marked, i.e. that may have been submitted (issue 16).
+            found = [] if fresh else adapter.find_by_name(step.job_name)
             if found:
                 jid = found[0]
                 log.warning("recovered job %s for %s after a restart", jid, step.job_name)

@@ -47,14 +47,16 @@ class DbStepStore:
         self.factory = factory
         self.settings = settings
 
-    def mark_submitting(self, calculation_id: int, step: StepWork) -> None:
+    def mark_submitting(self, calculation_id: int, step: StepWork) -> bool:
         with session_scope(self.factory) as s:
             row = s.get(Step, step.step_id, with_for_update=True)
             if row is None:
                 raise LookupError(f"step {step.step_id} vanished")
+            fresh = row.state is StepState.PLANNED
             if row.state is not StepState.SUBMITTING:
                 row.state = transition_step(row.state, StepState.SUBMITTING)
             renew_claim(s, calculation_id)
+            return fresh
 
     def record_job_id(
         self, calculation_id: int, step: StepWork, job_id: str, *, recovered: bool

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 import psycopg
 
@@ -124,10 +125,16 @@ class DispatchLoop:
         self._stop.wait(seconds)
 
 
-_loops: list[DispatchLoop] = []
+class Stoppable(Protocol):
+    def stop(self, timeout: float = ...) -> None: ...
 
 
-def register(loop: DispatchLoop) -> DispatchLoop:
+_loops: list[Stoppable] = []
+L = TypeVar("L", bound=Stoppable)
+
+
+def register(loop: L) -> L:
+    """Remember a background thread of this process, for ``stop_all``."""
     _loops.append(loop)
     return loop
 

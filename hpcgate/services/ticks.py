@@ -44,8 +44,13 @@ def worker_ticks(
     # Dispatch runs in its own thread, woken by NOTIFY (new or approved work) and every poll
     # interval; this tick only (re)starts that thread (issue 16).
     loop = register(DispatchLoop(libpq_url(engine), dispatch, sched.poll_interval_s))
+    from hpcgate.services.end_watch import EndWatcher
+
+    # Local clusters' jobs announce their end in the end spool: harvested at once (issue 16).
+    ends = register(EndWatcher(engine, factory, connections, settings))
     ticks: dict[str, tuple[float, Tick]] = {
         "dispatch": (sched.poll_interval_s, loop.ensure_started),
+        "end_watch": (sched.poll_interval_s, ends.ensure_started),
         "harvest": (
             sched.poll_interval_s,
             lambda: harvest_tick(engine, factory, connections, settings),

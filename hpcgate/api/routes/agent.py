@@ -95,10 +95,13 @@ async def pull(
     since = signal.generation(cluster.id) if signal is not None else 0
     reply = await run_in_threadpool(_pull, body, cluster, session)
     if signal is None or reply.calculations:
+        reply.long_poll = signal is not None
         return reply
     async with admission_released(request.scope):
         await signal.wait(cluster.id, since, wait)
-    return await run_in_threadpool(_pull, body, cluster, session)
+    reply = await run_in_threadpool(_pull, body, cluster, session)
+    reply.long_poll = True
+    return reply
 
 
 def _pull(body: PullRequest, cluster: AgentIdentity, session: Session) -> PullResponse:
@@ -122,13 +125,19 @@ def _pull(body: PullRequest, cluster: AgentIdentity, session: Session) -> PullRe
 
 
 @router.post("/steps/{step_id}/submitting")
-def step_submitting(step_id: int, cluster: AgentCluster, session: SessionDep) -> dict[str, str]:
-    """Committed before the agent calls the scheduler: durable before acted on."""
+def step_submitting(
+    step_id: int, cluster: AgentCluster, session: SessionDep
+) -> dict[str, str | bool]:
+    """Committed before the agent calls the scheduler: durable before acted on.
+
+    ``fresh``: this call moved the step out of ``planned``, so no job of its name can exist
+    and the agent skips the search by name (issue 16)."""
     step = _own_step(session, cluster, step_id)
+    fresh = step.state is StepState.PLANNED
     if step.state is not StepState.SUBMITTING:
         step.state = transition_step(step.state, StepState.SUBMITTING)
     renew_claim(session, step.calculation_id)
-    return {"state": step.state.value}
+    return {"state": step.state.value, "fresh": fresh}
 
 
 @router.post("/steps/{step_id}/job-id")

@@ -15,6 +15,9 @@ class PullRequest(BaseModel):
 class PullResponse(BaseModel):
     calculations: list[dict[str, Any]]
     cancel: list[str] = Field(default_factory=list, description="Scheduler ids to cancel now.")
+    long_poll: bool = Field(
+        default=False, description="The server honoured ?wait= (agents keep long-polling)."
+    )
     hpcgate_command: list[str] | None = None
     active_steps: list[dict[str, Any]] = Field(
         default_factory=list,

@@ -46,6 +46,9 @@ hpcgate_finish() {
   printf '%s\n' "$1" > "$HPCGATE_STATE_DIR/$HPCGATE_JOB_ID.ec.tmp" &&
     mv -f "$HPCGATE_STATE_DIR/$HPCGATE_JOB_ID.ec.tmp" "$HPCGATE_STATE_DIR/$HPCGATE_JOB_ID.ec"
   echo "HPCGATE_SCRIPT_DONE job=$HPCGATE_JOB_ID rc=$1 end=$(date +%s)"
+  # End spool: the watching dispatcher harvests at once (a hint only: engine/end_spool.py).
+  HPCGATE_END_SPOOL="${HPCGATE_WORKDIR%/*/*}/.ended"
+  { [ -d "$HPCGATE_END_SPOOL" ] && : > "$HPCGATE_END_SPOOL/$HPCGATE_JOB_ID"; } 2>/dev/null || true
   exit "$1"
 }
 trap 'hpcgate_finish 143' TERM

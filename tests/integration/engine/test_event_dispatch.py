@@ -8,6 +8,7 @@ broken event path fails instead of hanging; nothing here asserts a duration.
 from __future__ import annotations
 
 import shutil
+import stat
 import subprocess
 import time
 from collections import Counter
@@ -21,10 +22,12 @@ from hpcgate.db.models.clusters import AccessMode
 from hpcgate.db.models.users import Role, User
 from hpcgate.db.session import session_scope
 from hpcgate.domain.states import CalculationState
+from hpcgate.engine.end_spool import spool_dir
 from hpcgate.services.calculations import approve
 from hpcgate.services.connections import ClusterConnections
 from hpcgate.services.dispatch import dispatch_tick
 from hpcgate.services.dispatch_loop import DispatchLoop
+from hpcgate.services.end_watch import EndWatcher
 from hpcgate.services.users import create_user
 from hpcgate.services.wakeup import libpq_url
 from tests.helpers.ci import missing
@@ -234,3 +237,59 @@ def test_concurrent_submission_loses_and_duplicates_nothing(
     by_calc = {o.calculation_id: o.submitted for o in outcomes}
     assert by_calc[calcs[-2]] == 3
     assert by_calc[calcs[-1]] == 1
+
+
+def test_a_jobs_end_is_harvested_from_the_spool_without_the_periodic_harvest(
+    env: EngineEnv, tmp_path: Path
+) -> None:
+    """Only the end-spool watcher runs (the periodic harvest never does): the job's own
+    epilogue announcing its end is what gets the calculation COMPLETED."""
+    scratch = tmp_path / "scratch"
+    cid = env.add_cluster(
+        "events-ends", scheduler="slurm", access_mode=AccessMode.LOCAL, scratch_root=str(scratch)
+    )
+    calc_id = _single(env, cid, "ends")
+    conns = ClusterConnections()
+    dispatch_tick(env.engine, env.factory, conns, env.settings, claimed_by="ends")
+    job_id = env.steps(calc_id)[0].scheduler_job_id
+    assert job_id
+    watcher = EndWatcher(env.engine, env.factory, conns, env.settings, interval_s=0.1)
+    watcher.ensure_started()
+    try:
+        _until(
+            "completed through the end spool",
+            lambda: env.calc(calc_id).state is CalculationState.COMPLETED,
+        )
+    finally:
+        watcher.stop()
+    assert watcher.harvests >= 1
+    spool = spool_dir(scratch)
+    assert stat.S_IMODE(spool.stat().st_mode) == 0o1733
+    _until("the settled entry is removed", lambda: not any(spool.iterdir()), timeout=10)
+
+
+def test_a_spool_entry_is_a_hint_not_a_verdict(env: EngineEnv, tmp_path: Path) -> None:
+    """A forged entry for a job that is still running causes one harvest and nothing else."""
+    scratch = tmp_path / "scratch"
+    cid = env.add_cluster(
+        "events-forged", scheduler="slurm", access_mode=AccessMode.LOCAL,
+        scratch_root=str(scratch),
+    )
+    calc_id = env.create(
+        name="sleeper", cluster_id=cid, logical_queue="default", code="generic",
+        configuration={"kind": "single", "command": ["sleep", "30"],
+                       "resources": {"walltime_s": 60}},
+    )
+    conns = ClusterConnections()
+    dispatch_tick(env.engine, env.factory, conns, env.settings, claimed_by="forged")
+    job_id = env.steps(calc_id)[0].scheduler_job_id
+    assert job_id
+    watcher = EndWatcher(env.engine, env.factory, conns, env.settings)
+    try:
+        assert cid not in watcher.check_once()  # creates the spool; nothing announced yet
+        (spool_dir(scratch) / job_id).write_text("")
+        assert cid in watcher.check_once()
+        assert env.calc(calc_id).state in (CalculationState.SUBMITTED, CalculationState.RUNNING)
+        assert env.steps(calc_id)[0].state.value in ("queued", "running")
+    finally:
+        subprocess.run(["scancel", job_id], check=False)

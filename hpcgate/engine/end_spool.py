@@ -1,0 +1,96 @@
+"""The end spool: a job announces its own end, so its step is harvested at once (issue 16).
+
+Every job script's ``hpcgate_finish`` (templates/sbatch/_prologue.j2) creates an empty file
+named after its job id in ``<scratch_root>/hpcgate/.ended/``, if that directory exists. The
+dispatcher that watches the spool (the worker for local clusters, the agent for its own)
+lists it a few times a second and, when it is not empty, harvests the cluster at once; the
+periodic ``squeue``/``sacct`` harvest stays as the safety net (a job killed without its
+epilogue, a node that died).
+
+An entry is only a hint, never a verdict: the harvest still asks the scheduler and reads the
+job's ``.ec`` file, so a forged or stray entry costs one early harvest and nothing else. That
+is why no secret is needed and why the directory may be writable by every job account
+(mode 1733: anyone may create, nobody else may list or delete, like ``/tmp`` without read).
+The job's file is created in its last moments, while the scheduler still counts the job as
+running, so an entry stays until a harvest sees its job settled (or it is ``max_age_s`` old);
+while it waits it is looked at again at most every ``retry_s`` (``due``), so a forged entry
+for a running job costs a handful of harvests, not a stream of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+SPOOL_DIRNAME = ".ended"
+SPOOL_MODE = 0o1733
+
+
+def spool_dir(scratch_root: str | Path) -> Path:
+    return Path(scratch_root) / "hpcgate" / SPOOL_DIRNAME
+
+
+class EndSpool:
+    def __init__(
+        self, scratch_root: str | Path, max_age_s: float = 15.0, retry_s: float = 1.0
+    ) -> None:
+        self.path = spool_dir(scratch_root)
+        self.max_age_s = max_age_s
+        self.retry_s = retry_s
+        self._kept: set[str] = set()
+        self._kept_at = 0.0
+
+    def due(self, announced: dict[str, float]) -> bool:
+        """A harvest is due: a new announcement, or kept ones last looked at ``retry_s`` ago."""
+        if any(job_id not in self._kept for job_id in announced):
+            return True
+        return bool(announced) and time.monotonic() - self._kept_at >= self.retry_s
+
+    def ensure(self) -> bool:
+        """Create the spool inside an existing ``<scratch_root>/hpcgate`` (never that directory
+        itself: its owner and mode are the runner's business). False when it is not there yet."""
+        if self.path.is_dir():
+            return True
+        if not self.path.parent.is_dir():
+            return False
+        with contextlib.suppress(FileExistsError):
+            self.path.mkdir()
+            os.chmod(self.path, SPOOL_MODE)  # mkdir's mode is cut by the umask
+        return self.path.is_dir()
+
+    def pending(self) -> dict[str, float]:
+        """Job ids announced and not yet settled, with when they were announced."""
+        found: dict[str, float] = {}
+        try:
+            with os.scandir(self.path) as entries:
+                for entry in entries:
+                    with contextlib.suppress(OSError):
+                        if entry.is_file(follow_symlinks=False):
+                            found[entry.name] = entry.stat(follow_symlinks=False).st_mtime
+        except (FileNotFoundError, NotADirectoryError):
+            return {}
+        return found
+
+    def settle(self, announced: dict[str, float], still_active: Iterable[str]) -> list[str]:
+        """Remove the entries whose job is no longer active (array tasks ``123_4`` belong to
+        job ``123``) or that are too old; returns the ids kept for another look."""
+        active = set(still_active)
+        now = time.time()
+        kept = []
+        for job_id, mtime in announced.items():
+            if job_of(job_id) in active and now - mtime < self.max_age_s:
+                kept.append(job_id)
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                (self.path / job_id).unlink()
+        self._kept = set(kept)
+        self._kept_at = time.monotonic()
+        return kept
+
+
+def job_of(entry: str) -> str:
+    """The scheduler id a step records for this entry (an array task's parent job)."""
+    return entry.split("_", 1)[0]
