@@ -1,8 +1,13 @@
 """Science benchmark: SIESTA's own ``ts_au_100`` TranSIESTA case through hpcgate on the real Slurm.
 
-Opt-in, NOT part of ``make test``: serially (this SIESTA build has no MPI) the electrode
-(36 Au, SZP, k 2x2x10) takes about 3 minutes and each device point (112 Au) well over ten,
-so the whole ladder takes tens of minutes (about 30-45 min on a 2-core machine).
+Opt-in, NOT part of ``make test``: this SIESTA build is serial (no MPI), and the case is
+large (36-atom SZP electrode with k 2x2x10; 112-atom scattering region). Serially it takes
+hours, not minutes, on a 2-core machine. Measured here on 2026-12-07 through hpcgate on the
+one-node Slurm, with the machine also running a test suite: the electrode step took 5 min
+19 s; the 0 V device spent about 25 min on its initial SIESTA SCF and the electrodes'
+Green's functions, then about 25 min per TranSIESTA SCF iteration, and was stopped after
+81 min (2 TranSIESTA iterations). Run it on an idle machine with ``--timeout-min`` of a few
+hundred minutes, or on a cluster partition.
 
 What it does, with the real ``siesta``/``tbtrans`` (``scripts/services/siesta.sh``) and the
 one-node Slurm (``scripts/services/slurm.sh``):
