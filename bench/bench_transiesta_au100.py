@@ -23,7 +23,7 @@ one-node Slurm (``scripts/services/slurm.sh``):
    recorded (``0.25V/tbt_au_100.out``: ``Left -> Right, V [V] / I [A]: ... A``, read from
    the file, 7.69618e-6 A), with the relative difference.
 
-Usage: .venv/bin/python bench/bench_transiesta_au100.py [--timeout-min 120] [--partition long]
+Usage: .venv/bin/python bench/bench_transiesta_au100.py [--timeout-min 600] [--partition long]
        [--keep]
 Prints figures; asserts nothing.
 """
@@ -98,7 +98,7 @@ def ladder_body(case: Path, cluster_id: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--timeout-min", type=float, default=120.0)
+    parser.add_argument("--timeout-min", type=float, default=600.0)
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     parser.add_argument(
         "--partition", default="long", help="Slurm partition without a short time limit"
