@@ -1,0 +1,397 @@
+"""Many separate calculations, end to end, against the raw Slurm floor (issue 16).
+
+Prints figures; asserts nothing. Everything real and deployed as in production, one process
+each: PostgreSQL, Slurm 22.05, ``hpcgate serve`` on loopback, ``hpcgate worker`` (the
+NOTIFY-woken dispatcher, the end-spool watcher, the periodic harvest as safety net) for the
+local cluster, and ``hpcgate agent`` (long-poll pull, end spool) for the agent cluster.
+
+Workloads, each timed from the first request to the last calculation COMPLETED:
+* ``N separate``: N ``kind: single`` calculations (``bash -c 'echo $((1+2))'``), POSTed by 8
+  client threads, as a screening script would;
+* ``N sweep``: one ``kind: sweep`` calculation of N points.
+Baselines in the same run: N x ``sbatch`` then ``sacct`` polling every second, and one
+``sbatch --array=0-(N-1)`` with the same polling. Also printed: the API's p99 over every
+request made during the burst (the POSTs and a status probe every 200 ms), and a check that
+Slurm knows each job name exactly once (no lost or duplicate jobs).
+
+Usage: .venv/bin/python bench/bench_many_calcs.py [--n 100] [--modes local,agent]
+       [--poll 10] [--skip-sweep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from sqlalchemy import func, select  # noqa: E402
+
+from hpcgate.db.models import Calculation, Step, User  # noqa: E402
+from hpcgate.db.models.clusters import AccessMode  # noqa: E402
+from hpcgate.db.models.users import ApiKeyOwner, Role  # noqa: E402
+from hpcgate.db.session import session_scope  # noqa: E402
+from hpcgate.domain.states import FINAL_CALCULATION_STATES, CalculationState  # noqa: E402
+from hpcgate.services.api_keys import create_api_key  # noqa: E402
+from hpcgate.services.users import create_user  # noqa: E402
+from tests.helpers.api import auth_headers  # noqa: E402
+from tests.helpers.engine_env import EngineEnv, engine_env  # noqa: E402
+from tests.helpers.live_api import free_port  # noqa: E402
+
+POLL_RAW = 1.0
+COMMAND = ["bash", "-c", "echo $((1+2))"]
+
+
+# -- raw Slurm baselines
+def _wait_sacct(job_ids: set[str], since: str) -> None:
+    while True:
+        time.sleep(POLL_RAW)
+        out = subprocess.run(
+            ["sacct", "-X", "-n", "-P", "-S", since, "-o", "JobIDRaw,State"],
+            capture_output=True, text=True, check=True,
+        ).stdout.splitlines()
+        done = {
+            ln.split("|")[0].split("_")[0]
+            for ln in out
+            if ln.split("|")[1].split()[0] in ("COMPLETED", "FAILED")
+        }
+        pending = subprocess.run(
+            ["squeue", "-h", "-o", "%i"], capture_output=True, text=True
+        ).stdout.split()
+        if job_ids <= done and not any(p.split("_")[0] in job_ids for p in pending):
+            return
+
+
+def raw_loop(n: int, workdir: Path, export: str | None = None) -> float:
+    """``export``: the same ``--export=`` list hpcgate passes (Slurm then loads each job's
+    environment itself, which roughly doubles a trivial job's time on this machine)."""
+    script = workdir / "raw.sh"
+    script.write_text("#!/bin/bash\necho $((1+2))\n")
+    since = time.strftime("%Y-%m-%dT%H:%M:%S")
+    t0 = time.monotonic()
+    ids = set()
+    for i in range(n):
+        out = subprocess.run(
+            ["sbatch", "--parsable", *([f"--export={export}"] if export else []),
+             "-J", f"bench-raw-{i}", "-o", "/dev/null", "-D", str(workdir), str(script)],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        ids.add(out.split(";")[0])
+    _wait_sacct(ids, since)
+    return time.monotonic() - t0
+
+
+def raw_array(n: int, workdir: Path) -> float:
+    script = workdir / "raw.sh"
+    script.write_text("#!/bin/bash\necho $((1+2))\n")
+    since = time.strftime("%Y-%m-%dT%H:%M:%S")
+    t0 = time.monotonic()
+    out = subprocess.run(
+        ["sbatch", "--parsable", f"--array=0-{n - 1}", "-J", "bench-raw-array",
+         "-o", "/dev/null", "-D", str(workdir), str(script)],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    _wait_sacct({out.split(";")[0]}, since)
+    return time.monotonic() - t0
+
+
+# -- hpcgate
+class Latencies:
+    def __init__(self) -> None:
+        self.values: list[float] = []
+        self.by_method: dict[str, list[float]] = {}
+        self.errors = 0
+        self._lock = threading.Lock()
+
+    def call(self, client: httpx.Client, method: str, url: str, **kw: Any) -> httpx.Response:
+        t0 = time.perf_counter()
+        r = client.request(method, url, **kw)
+        with self._lock:
+            self.values.append(time.perf_counter() - t0)
+            self.by_method.setdefault(method, []).append(time.perf_counter() - t0)
+            if r.status_code >= 400:
+                self.errors += 1
+        return r
+
+    def summary(self) -> str:
+        parts = []
+        for method, values in sorted(self.by_method.items()):
+            if len(values) >= 2:
+                q = statistics.quantiles(values, n=100)
+                parts.append(f"{method} n={len(values)} p50 {q[49] * 1000:.0f} ms"
+                             f" p99 {q[98] * 1000:.0f} ms")
+        return "; ".join(parts)
+
+    def p99_ms(self) -> float:
+        if len(self.values) < 2:
+            return float("nan")
+        return statistics.quantiles(self.values, n=100)[98] * 1000
+
+
+def _settled(env: EngineEnv, since_id: int) -> tuple[int, int, int]:
+    """(calculations final, completed, steps still without a scheduler job id)."""
+    with session_scope(env.factory) as s:
+        unsubmitted = int(s.scalar(
+            select(func.count()).select_from(Step).where(
+                Step.calculation_id > since_id, Step.scheduler_job_id.is_(None)
+            )
+        ) or 0)
+        rows = s.execute(
+            select(Calculation.state, func.count())
+            .where(Calculation.id > since_id)
+            .group_by(Calculation.state)
+        ).all()
+    final = sum(c for st, c in rows if st in FINAL_CALCULATION_STATES)
+    completed = sum(c for st, c in rows if st is CalculationState.COMPLETED)
+    return final, completed, unsubmitted
+
+
+def _slurm_duplicates(env: EngineEnv, since_id: int, since: str) -> tuple[int, int, int]:
+    """(steps, job names Slurm knows exactly once, names known more than once or never).
+
+    slurmdbd records finished jobs asynchronously: names not in accounting yet are asked
+    again for up to 30 s before they count as lost."""
+    with session_scope(env.factory) as s:
+        names = set(s.scalars(select(Step.job_name).where(Step.calculation_id > since_id)))
+    deadline = time.monotonic() + 30
+    while True:
+        out = subprocess.run(
+            ["sacct", "-X", "-n", "-P", "-S", since, "-o", "JobID,JobName%200"],
+            capture_output=True, text=True, check=True,
+        ).stdout.splitlines()
+        ids: dict[str, set[str]] = {}
+        for ln in out:
+            jid, _, name = ln.partition("|")
+            if name in names:
+                ids.setdefault(name, set()).add(jid.split("_")[0])
+        counts = Counter({n: len(ids.get(n, ())) for n in names})
+        if all(counts.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    once = sum(1 for c in counts.values() if c == 1)
+    for name, c in sorted(counts.items()):
+        if c != 1:
+            print(f"  job name {name}: {c} job(s) in sacct {sorted(ids.get(name, ()))}")
+    return len(names), once, len(names) - once
+
+
+def run_hpcgate(
+    env: EngineEnv, base: str, headers: dict[str, str], cluster_id: int, n: int, sweep: bool
+) -> tuple[float, float, int, tuple[int, int, int]]:
+    with session_scope(env.factory) as s:
+        since_id = int(s.scalar(select(func.coalesce(func.max(Calculation.id), 0))) or 0)
+    since = time.strftime("%Y-%m-%dT%H:%M:%S")
+    lat = Latencies()
+    expected = 1 if sweep else n
+    stop = threading.Event()
+
+    def probe() -> None:
+        with httpx.Client(base_url=base, headers=headers, timeout=60) as c:
+            while not stop.wait(0.2):
+                lat.call(c, "GET", "/calculations", params={"limit": 20})
+
+    def post(i: int) -> None:
+        config: dict[str, Any] = {"kind": "single", "command": COMMAND}
+        if sweep:
+            config = {"kind": "sweep", "command": COMMAND,
+                      "variants": [{"label": f"p{j}", "parameters": {"j": j}} for j in range(n)]}
+        with httpx.Client(base_url=base, headers=headers, timeout=120) as c:
+            r = lat.call(c, "POST", "/calculations", json={
+                "name": f"bench-{i}", "cluster_id": cluster_id, "logical_queue": "default",
+                "code": "generic", "configuration": config,
+            })
+            if r.status_code != 201:
+                print("  POST failed:", r.status_code, r.text[:300])
+
+    prober = threading.Thread(target=probe, daemon=True)
+    t0 = time.monotonic()
+    prober.start()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(post, range(expected)))
+    posted = time.monotonic() - t0
+    submitted = None
+    while True:
+        final, completed, unsubmitted = _settled(env, since_id)
+        if submitted is None and unsubmitted == 0:
+            submitted = time.monotonic() - t0
+        if final >= expected:
+            break
+        time.sleep(0.1)
+    elapsed = time.monotonic() - t0
+    stop.set()
+    prober.join()
+    if completed != expected:
+        print(f"  warning: {expected - completed} calculation(s) did not complete")
+    print(f"  {expected} POST(s) done at {posted:.1f} s, all submitted at {submitted or 0:.1f} s,"
+          f" all settled at {elapsed:.1f} s")
+    print(f"  API during the burst: {lat.summary()}")
+    return elapsed, lat.p99_ms(), lat.errors, _slurm_duplicates(env, since_id, since)
+
+
+# The worker with sbatch's ``--export=<allow-list>`` dropped (``--export-all``): sbatch already
+# runs in the allow-listed environment, so Slurm's default (ALL of it) passes the same names.
+_WORKER_EXPORT_ALL = (
+    "import scheduler_adapters.slurm.adapter as a; a.passable_names = lambda *x, **k: None; "
+    "from hpcgate.cli import main; main()"
+)
+
+
+def start_processes(
+    config: Path, port: int, export_all: bool
+) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]:
+    env = {**os.environ, "HPCGATE_CONFIG_FILE": str(config)}
+    out = subprocess.DEVNULL
+    api = subprocess.Popen(
+        [sys.executable, "-m", "hpcgate.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO, env=env, stdout=out, stderr=out,
+    )
+    worker_cmd = (
+        [sys.executable, "-c", _WORKER_EXPORT_ALL, "worker"] if export_all
+        else [sys.executable, "-m", "hpcgate.cli", "worker"]
+    )
+    worker = subprocess.Popen(worker_cmd, cwd=REPO, env=env, stdout=out, stderr=out)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return api, worker
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("hpcgate serve did not start")
+        time.sleep(0.2)
+
+
+def start_agent(
+    base: str, key: str, name: str, scratch: Path, state: Path, export_all: bool
+) -> subprocess.Popen[bytes]:
+    cfg = state.parent / f"{name}.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "api_url": base, "api_key": key, "cluster": name, "name": "bench",
+        "scheduler": "slurm", "scratch_root": str(scratch), "state_dir": str(state),
+    }))
+    head = (
+        [sys.executable, "-c", _WORKER_EXPORT_ALL] if export_all
+        else [sys.executable, "-m", "hpcgate.cli"]
+    )
+    return subprocess.Popen(
+        [*head, "agent", "--config", str(cfg)],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, nargs="+", default=[100])
+    ap.add_argument("--modes", default="local,agent")
+    ap.add_argument("--poll", type=float, default=10.0, help="worker poll interval (default 10)")
+    ap.add_argument("--skip-sweep", action="store_true")
+    ap.add_argument(
+        "--export-all", action="store_true",
+        help="sbatch without --export=<allow-list> (its environment is already the"
+        " allow-list), to measure what Slurm's per-job environment loading costs",
+    )
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    rows: list[tuple[str, float, float, float, int, tuple[int, int, int]]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-many-") as tmpdir:
+        tmp = Path(tmpdir)
+        os.chmod(tmp, 0o755)
+        with engine_env(tmp / "data", "hpcgate_bench_many") as env:
+            settings = env.settings.model_copy(update={
+                "scheduler": env.settings.scheduler.model_copy(
+                    update={"poll_interval_s": args.poll}
+                ),
+                "local": env.settings.local.model_copy(update={"job_user": None}),
+            })
+            with session_scope(env.factory) as s:
+                admin = create_user(s, email="bench@example.org", password="a-good-password",
+                                    role=Role.ADMIN)
+                s.flush()
+                admin_row = s.get(User, admin.id)
+                assert admin_row is not None
+                s.expunge(admin_row)
+            headers = auth_headers(admin_row, settings)
+            local_id = env.add_cluster("bench-local", scheduler="slurm",
+                                       access_mode=AccessMode.LOCAL,
+                                       scratch_root=str(tmp / "scratch-local"))
+            agent_id = env.add_cluster("bench-agent", scheduler="slurm",
+                                       access_mode=AccessMode.AGENT,
+                                       scratch_root=str(tmp / "scratch-agent"))
+            with session_scope(env.factory) as s:
+                _, key = create_api_key(s, owner_kind=ApiKeyOwner.CLUSTER, name="bench",
+                                        cluster_id=agent_id)
+            config = tmp / "hpcgate.yaml"
+            config.write_text(yaml.safe_dump({
+                "env": "test",
+                "database": {"url": env.url},
+                "auth": {"secret_key": settings.auth.secret_key, "cookie_secure": False},
+                "paths": {"data_dir": str(tmp / "data")},
+                "scheduler": {"poll_interval_s": args.poll},
+                "local": {"job_user": ""},
+            }))
+            port = free_port()
+            api, worker = start_processes(config, port, args.export_all)
+            base = f"http://127.0.0.1:{port}"
+            (tmp / "state").mkdir()
+            agent = None
+            try:
+                if "agent" in args.modes:
+                    agent = start_agent(base, key, "bench-agent", tmp / "scratch-agent",
+                                        tmp / "state", args.export_all)
+                time.sleep(2)
+                for n in args.n:
+                    raw_dir = tmp / f"raw-{n}"
+                    raw_dir.mkdir()
+                    floor = raw_loop(n, raw_dir)
+                    floor_array = raw_array(n, raw_dir) if not args.skip_sweep else 0.0
+                    print(f"raw: {n} x sbatch {floor:.1f} s, --array {floor_array:.1f} s")
+                    if not args.export_all:
+                        from scheduler_adapters.environment import passable_names
+
+                        same = raw_loop(n, raw_dir, ",".join(passable_names()))
+                        print(f"raw with hpcgate's --export list: {n} x sbatch {same:.1f} s")
+                    for mode, cid in (("local", local_id), ("agent", agent_id)):
+                        if mode not in args.modes:
+                            continue
+                        print(f"{n} separate, {mode}:")
+                        el, p99, errors, dup = run_hpcgate(env, base, headers, cid, n, False)
+                        rows.append((f"{n} separate, {mode}", el, floor, p99, errors, dup))
+                        if not args.skip_sweep:
+                            print(f"{n}-point sweep, {mode}:")
+                            el, p99, errors, dup = run_hpcgate(
+                                env, base, headers, cid, n, True
+                            )
+                            rows.append((f"{n}-point sweep, {mode}", el, floor_array, p99,
+                                         errors, dup))
+            finally:
+                for proc in (agent, worker, api):
+                    if proc is not None:
+                        proc.terminate()
+                        proc.wait(60)
+    print(f"\nworker poll interval {args.poll:g} s (safety net); raw baselines poll sacct "
+          f"every {POLL_RAW:g} s")
+    print(f"{'workload':28} {'hpcgate':>9} {'raw':>8} {'ratio':>6} {'API p99':>9} "
+          f"{'errors':>6}  jobs once/lost-or-dup")
+    for name, el, raw, p99, errors, (steps, once, bad) in rows:
+        print(f"{name:28} {el:8.1f}s {raw:7.1f}s {el / raw:6.2f} {p99:7.1f}ms {errors:6d}  "
+              f"{once}/{steps} ok, {bad} bad")
+
+
+if __name__ == "__main__":
+    main()
