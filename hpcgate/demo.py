@@ -59,7 +59,52 @@ def seed(factory: sessionmaker[Session], settings: Settings) -> tuple[str, str]:
             )
             cluster.queues = [QueueMapping(logical_queue="default", partition="local")]
             session.add(cluster)
+            session.flush()
+        local = session.scalar(select(Cluster).where(Cluster.name == LOCAL_CLUSTER))
+        if local is not None:
+            _point_jobs_at_a_reachable_hpcgate(local, settings)
     return DEMO_ADMIN_EMAIL, password
+
+
+#: Where ``scripts/services/cluster-python.sh`` (run by ``make demo`` as root) installs an
+#: hpcgate that any account can run; ``HPCGATE_JOB_HPCGATE`` names another one.
+JOB_SIDE_HPCGATE = "/opt/hpcgate-cluster/venv/bin/hpcgate"
+
+
+def _point_jobs_at_a_reachable_hpcgate(cluster: Cluster, settings: Settings) -> None:
+    """Give the local cluster an ``hpcgate_command`` its job account can run.
+
+    Started as root, the demo's jobs run as the job account, and every SIESTA step ends with
+    ``hpcgate validate``. Our own interpreter may live where that account cannot go (a pyenv
+    under root's 0700 home): the job would fail with rc 126. Then the job-side install that
+    ``make demo`` prepares is used; without one, the demo says what to run.
+    """
+    import os
+    import sys
+
+    from hpcgate.errors import HpcgateError
+    from hpcgate.services.job_identity import can_execute, job_user_for
+
+    try:
+        account = job_user_for(settings, cluster)
+    except HpcgateError:
+        return  # no job account yet: the worker reports that itself
+    options = dict(cluster.options or {})
+    current = options.get("hpcgate_command")
+    if account is None or can_execute(account, str((current or [sys.executable])[0])):
+        return
+    for candidate in (os.environ.get("HPCGATE_JOB_HPCGATE"), JOB_SIDE_HPCGATE):
+        if candidate and os.path.isfile(candidate) and can_execute(account, candidate):
+            options["hpcgate_command"] = [candidate]
+            cluster.options = options
+            log.info("demo jobs run as %s and call %s", account, candidate)
+            return
+    print(
+        f"  note: demo jobs run as {account!r}, which cannot run {sys.executable}; SIESTA "
+        "steps would fail their in-job validation (rc 126). Run "
+        "scripts/services/cluster-python.sh (make demo does) and restart the demo.",
+        flush=True,
+    )
 
 
 # A small numerical chain any machine can run: Newton's method for sqrt(a), where each step

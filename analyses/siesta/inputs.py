@@ -310,9 +310,12 @@ def check_base_input(base_fdf: Path, *, pseudo_dirs: Sequence[Path] = ()) -> Bas
         else:
             pseudos.append(found)
     if missing:
+        # The fdf's own directory is the calculation's input set (on the API host a private
+        # temporary directory whose path means nothing to the user): name it as such.
+        where = ["the input files", *(str(d) for d in dirs[1:])]
         raise InputError(
-            f"{base_fdf.name}: no pseudopotential file for species {', '.join(missing)} in "
-            + ", ".join(str(d) for d in dirs)
+            f"{base_fdf.name}: no pseudopotential file for species {', '.join(missing)} "
+            f"among {', '.join(where)}"
         )
     electrodes: list[str] = []
     for key, lines in blocks.items():

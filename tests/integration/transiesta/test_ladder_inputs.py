@@ -244,6 +244,7 @@ def test_inconsistent_inputs_are_refused(
     r = client.post("/calculations", json=_body(cid, edit(au_chain)), headers=headers)
     assert r.status_code == 422, r.text
     assert fragment in r.json()["detail"]
+    assert "/tmp" not in r.json()["detail"]  # the server's private scratch paths stay private
 
 
 def test_a_ladder_is_a_siesta_calculation(
