@@ -82,6 +82,15 @@ def _spawn(
 
 
 def _create_chains(env: EngineEnv, cluster_id: int) -> list[int]:
+    """Calculations with mixed priorities: only a moderator may set one (issue 15 item 4)."""
+    from hpcgate.db.models import User
+    from hpcgate.db.models.users import Role
+    from hpcgate.db.session import session_scope
+
+    with session_scope(env.factory) as s:
+        user = s.get(User, env.user_id)
+        assert user is not None
+        user.role = Role.MODERATOR
     return [
         env.create(
             name=f"scale {i}",
