@@ -243,7 +243,7 @@ async def _receive(
         raise InvalidInput("send the files as multipart/form-data (curl -F name=@file)")
     limit = body_limit(settings)
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise TooLarge(
             f"the request body ({_mib(int(declared))}) exceeds the {_mib(limit)} an upload "
             f"may have ({_mib(settings.inputs.max_calculation_bytes)} of files per calculation)",

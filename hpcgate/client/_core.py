@@ -122,7 +122,7 @@ def api_error(resp: httpx.Response) -> ApiError:
         resp.status_code,
         message.splitlines()[0] if message else "error",
         code=body.get("code") if isinstance(body, dict) else None,
-        retry_after=int(retry) if retry.isdigit() else None,
+        retry_after=int(retry) if (retry.isascii() and retry.isdigit()) else None,
         body=body,
     )
 

@@ -277,7 +277,8 @@ def pick_target(
         chosen = clusters[0]
     else:
         text = str(cluster)
-        found = [c for c in clusters if c.name == text or (text.isdigit() and c.id == int(text))]
+        number = int(text) if text.isascii() and text.isdigit() else None
+        found = [c for c in clusters if c.name == text or c.id == number]
         if not found:
             raise ClientError(f"no cluster {text!r}: one of {names}")
         chosen = found[0]

@@ -100,7 +100,7 @@ def _list_files(runner: Runner, directory: PurePosixPath) -> list[tuple[int, str
     out = []
     for line in result.stdout.splitlines():
         parts = line.split("\t", 2)
-        if len(parts) == 3 and parts[0].isdigit():
+        if len(parts) == 3 and parts[0].isascii() and parts[0].isdigit():
             out.append((int(parts[0]), parts[1], parts[2]))
     return out
 

@@ -300,7 +300,8 @@ class LogFilter:
 def parse_cursor(cursor: str | None) -> int | None:
     if cursor is None or cursor == "":
         return None
-    if not cursor.isdigit() or len(cursor) > 19:
+    # ASCII digits only: str.isdigit() also accepts '³' or '①', which int() refuses (a 500).
+    if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 18:
         raise InvalidInput("cursor: not a cursor returned by this API")
     return int(cursor)
 

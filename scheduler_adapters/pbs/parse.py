@@ -194,7 +194,7 @@ def parse_size_kb(text: str) -> int:
 def parse_pbs_time(text: str) -> datetime:
     """``Tue Apr  9 15:01:47 2013`` (server local time, naive) or epoch seconds (UTC)."""
     text = text.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return datetime.fromtimestamp(int(text), tz=UTC)
     return datetime.strptime(text, _TIME_FORMAT)  # PBS prints server local time
 

@@ -190,7 +190,7 @@ def stream_logs(
     credentials = HTTPAuthorizationCredentials(scheme=scheme, credentials=token.strip())
     if after_id is not None:
         start = after_id
-    elif last_event_id and last_event_id.isdigit():
+    elif last_event_id and last_event_id.isascii() and last_event_id.isdigit():
         start = int(last_event_id)
     else:
         start = svc.latest_log_id(session)

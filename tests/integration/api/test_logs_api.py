@@ -157,6 +157,9 @@ def test_list_logs_filters_and_pagination(settings: Settings, db_engine: Engine)
             == []
         )
         assert client.get("/logs", params={"cursor": "abc"}, headers=h).status_code == 422
+        # digits that are not ASCII (str.isdigit() says yes, int() says no): a 422, never a 500
+        for odd in ("\u00b3", "\u2460", "1\u0662"):
+            assert client.get("/logs", params={"cursor": odd}, headers=h).status_code == 422
         assert client.get("/logs", params={"level": "loud"}, headers=h).status_code == 422
         assert client.get("/logs", params={"limit": 0}, headers=h).status_code == 422
 
