@@ -922,6 +922,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/inputs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Upload Inputs
+         * @description Store input files by content (sha256); reference them in ``binary_inputs``.
+         */
+        post: operations["inputs-upload_inputs"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/calculations/upload": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create Calculation With Files
+         * @description ``POST /calculations`` with its binary input files in the same (multipart) request.
+         */
+        post: operations["inputs-create_calculation_with_files"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/calculations/{calc_id}/binary-inputs/{file_name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Binary Input
+         * @description A binary input file's bytes (every user reads every calculation, as for text inputs).
+         */
+        get: operations["inputs-get_binary_input"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/agent/pull": {
         parameters: {
             query?: never;
@@ -936,6 +996,10 @@ export interface paths {
          * @description Claim approved work for this cluster (highest priority first) and resume work in flight.
          *
          *     A disabled cluster receives no new work; its running work is still harvested.
+         *
+         *     ``wait`` (seconds, long-poll): when there is no work, answer as soon as some is committed
+         *     for this cluster (``NOTIFY``), at the latest after ``wait``, with a fresh pull. While it
+         *     waits the request holds no database connection, thread or admission slot.
          */
         post: operations["agent-pull"];
         delete?: never;
@@ -956,6 +1020,9 @@ export interface paths {
         /**
          * Step Submitting
          * @description Committed before the agent calls the scheduler: durable before acted on.
+         *
+         *     ``fresh``: this call moved the step out of ``planned``, so no job of its name can exist
+         *     and the agent skips the search by name (issue 16).
          */
         post: operations["agent-step_submitting"];
         delete?: never;
@@ -1098,6 +1165,28 @@ export interface paths {
         put?: never;
         /** Cleanup Report */
         post: operations["agent-cleanup_report"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agent/blobs/{sha256}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Blob
+         * @description A binary input's bytes, for staging. Only a blob that a calculation of this agent's
+         *     cluster, claimed and being submitted, refers to; anything else is a 404 (an agent cannot
+         *     probe for other clusters' files). The agent checks the sha256 of what it receives.
+         */
+        get: operations["agent-get_blob"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -2447,6 +2536,12 @@ export interface components {
              * @description Scheduler ids to cancel now.
              */
             cancel?: string[];
+            /**
+             * Long Poll
+             * @description The server honoured ?wait= (agents keep long-polling).
+             * @default false
+             */
+            long_poll?: boolean;
             /** Hpcgate Command */
             hpcgate_command?: string[] | null;
             /**
@@ -2674,6 +2769,22 @@ export interface components {
             ladder?: {
                 [key: string]: unknown;
             } | null;
+        };
+        /** StoredInput */
+        StoredInput: {
+            /** Name */
+            name: string;
+            /** Sha256 */
+            sha256: string;
+            /** Size */
+            size: number;
+            /** New */
+            new: boolean;
+        };
+        /** StoredInputs */
+        StoredInputs: {
+            /** Files */
+            files: components["schemas"]["StoredInput"][];
         };
         /** TaskOut */
         TaskOut: {
@@ -4720,9 +4831,99 @@ export interface operations {
             };
         };
     };
-    "agent-pull": {
+    "inputs-upload_inputs": {
         parameters: {
             query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": {
+                    /** @description input files; each part's filename is the input's file name */
+                    file?: string[];
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StoredInputs"];
+                };
+            };
+        };
+    };
+    "inputs-create_calculation_with_files": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": {
+                    /** @description the JSON body of POST /calculations */
+                    calculation: string;
+                    /** @description input files; each part's filename is the input's file name */
+                    file?: string[];
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CalculationDetail"];
+                };
+            };
+        };
+    };
+    "inputs-get_binary_input": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                calc_id: number;
+                file_name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "agent-pull": {
+        parameters: {
+            query?: {
+                wait?: number;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -4771,7 +4972,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        [key: string]: string;
+                        [key: string]: string | boolean;
                     };
                 };
             };
@@ -5059,6 +5260,35 @@ export interface operations {
                         [key: string]: string;
                     };
                 };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "agent-get_blob": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sha256: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Validation Error */
             422: {
