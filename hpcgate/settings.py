@@ -103,7 +103,6 @@ class AuthSettings(BaseModel):
         return self.login_rate_global_per_minute or 60 * self.login_rate_per_minute
 
 
-
 class SmtpSettings(BaseModel):
     host: str | None = None
     port: int = Field(default=25, ge=1, le=65535)
