@@ -18,6 +18,7 @@ from hpcgate.db.models.clusters import AccessMode
 from hpcgate.db.models.users import ApiKeyOwner
 from hpcgate.db.session import session_scope
 from hpcgate.services.api_keys import create_api_key
+from tests.helpers.aio import run_coroutine
 from tests.helpers.engine_env import EngineEnv, engine_env
 
 pytestmark = [pytest.mark.integration]
@@ -109,7 +110,7 @@ def test_a_waiting_pull_answers_when_work_arrives_and_holds_nothing(
             finally:
                 await close_work_signal(app)
 
-    asyncio.run(main())
+    run_coroutine(main())
 
 
 def test_a_pull_without_wait_answers_at_once(env: EngineEnv, tmp_path: Path) -> None:
@@ -131,4 +132,4 @@ def test_a_pull_without_wait_answers_at_once(env: EngineEnv, tmp_path: Path) -> 
                 )
                 assert r.status_code == 422, bad
 
-    asyncio.run(main())
+    run_coroutine(main())

@@ -3,12 +3,12 @@ from asyncio code (a Jupyter cell awaits them the same way)."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
 from hpcgate.client import ApiError, AsyncClient, CredentialStore, NotLoggedIn, Submission
+from tests.helpers.aio import run_coroutine
 from tests.integration.client.conftest import Live
 
 pytestmark = pytest.mark.integration
@@ -58,5 +58,5 @@ def test_async_client_submits_waits_and_reads_back(live: Live, tmp_path: Path) -
                 await hg.calculation(10**9)
             assert missing.value.status_code == 404
 
-    asyncio.run(scenario())
+    run_coroutine(scenario())
     assert store.get(live.base) is not None

@@ -5,17 +5,14 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hpcgate.api.middleware import AdmissionLimit, ServerTiming
+from tests.helpers.aio import run_coroutine
 
 
 def _run(coro: Coroutine[Any, Any, None]) -> None:
-    """asyncio.run on a thread of its own: Playwright's sync API (the e2e tests, same
-    session) keeps an event loop running on the main thread."""
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, coro).result()
+    run_coroutine(coro)
 
 
 def _call(app: Any, path: str = "/x") -> list[dict[str, Any]]:
