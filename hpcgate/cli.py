@@ -14,6 +14,7 @@ import typer
 from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from hpcgate.agent.cli import AgentConfigError
 from hpcgate.errors import ConfigurationError, HpcgateError
 from hpcgate.settings import Settings, check_bind
 
@@ -235,53 +236,14 @@ def demo(
         _stop_embedded(settings)
 
 
-@app.command()
-def agent(
-    config: Annotated[Path, typer.Option("--config", "-c", help="Agent configuration (YAML).")],
-    once: Annotated[
-        bool, typer.Option(help="Run each tick once (pull, harvest, heartbeat, cleanup) and exit.")
-    ] = False,
-) -> None:
-    """Run the cluster agent on a login node: pull approved work with the cluster's API key,
-    submit it with the native scheduler, report states, heartbeats and results.
-    """
-    from hpcgate.agent.config import load_config
-    from hpcgate.agent.loop import Agent
-    from hpcgate.logging import configure_logging
-
-    configure_logging(json_output=True)
-    try:
-        cfg = load_config(config)
-    except FileNotFoundError:
-        raise CliError(f"agent configuration {config} not found") from None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        raise CliError(f"agent configuration {config}: {where}: {first.get('msg')}") from None
-    except (ValueError, OSError) as exc:
-        raise CliError(f"agent configuration {config}: {exc}") from None
-    runner = Agent(cfg)
-    from hpcgate.agent.log_buffer import LogBuffer
-
-    # The agent's log lines reach the portal's log feed (buffered, shipped with heartbeats).
-    runner.log_buffer = LogBuffer(cfg.state_dir)
-    logging.getLogger().addHandler(runner.log_buffer)
-    if once:
-        for tick in (runner.pull_and_submit, runner.harvest, runner.heartbeat, runner.cleanup):
-            tick()
-        return
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    runner.run(stop)
-
-
 def _register_optional_commands() -> None:
     """Commands contributed by other modules; each registers only when it works."""
+    from hpcgate.agent.cli import agent
     from hpcgate.cli_client import register as register_client_verbs
     from hpcgate.cli_validate import validate
 
     register_client_verbs(app)
+    app.command(name="agent")(agent)
     app.command(name="validate")(validate)
     try:
         from hpcgate.cli_extract import extract
@@ -308,6 +270,8 @@ def main() -> None:
         app(standalone_mode=True)
     except CliError as exc:
         _fail(str(exc), exc.code)
+    except AgentConfigError as exc:
+        _fail(str(exc), 2)
     except (HpcgateError, ConfigurationError) as exc:
         _fail(exc.message, 2 if exc.status_code < 500 else 1)
     except OperationalError as exc:
