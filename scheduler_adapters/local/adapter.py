@@ -7,7 +7,8 @@ with plain processes on this machine:
   ``_local_directives.j2``), records the job under
   ``<scratch_root>/.hpcgate-local/jobs/<id>/`` and starts a detached
   *supervisor* (``subprocess.Popen(start_new_session=True)`` running
-  ``python -m scheduler_adapters.local.adapter supervise <job dir>``).
+  ``python -m scheduler_adapters.local.supervisor supervise <job dir>``;
+  ``local/supervisor.py``). Job records live in ``local/store.py``.
 * The supervisor waits while the job is held, then until every ``after_ok``
   parent has ended. A parent that did not end with all ``.ec`` files saying 0
   (failed, cancelled, itself never satisfied, or unknown) makes the child
@@ -38,7 +39,6 @@ jobs (they show as UNKNOWN with native state ``LOST``).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -48,14 +48,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
 from scheduler_adapters.cli_base import CliAdapter
-from scheduler_adapters.environment import allowed_environment, job_environment
+from scheduler_adapters.environment import allowed_environment
 from scheduler_adapters.errors import JobNotFound, UnsupportedFeature
+from scheduler_adapters.local.files import live_pid, pid_record, read_text, write_atomic
+from scheduler_adapters.local.store import STATE_DIRNAME, Store, TaskView, task_keys
 from scheduler_adapters.runners.base import Runner
 from scheduler_adapters.runners.local import LocalRunner
 from scheduler_adapters.types import (
@@ -69,192 +70,8 @@ from scheduler_adapters.types import (
 
 log = logging.getLogger("scheduler_adapters.local")
 
-STATE_DIRNAME = ".hpcgate-local"
-ID_PREFIX = "L"
-# A task's stdout/stderr and working directory are opened by the task itself, after it
-# switched to its account: $1 workdir, $2 stdout, $3 stderr, $4 script.
-_TASK_BOOT = 'cd -- "$1" || exit 1; exec >>"$2" 2>>"$3" </dev/null; exec /bin/bash "$4"'
-
 # Registry of supervisors started by this process, polled to reap them (no zombies).
 _SPAWNED: list[subprocess.Popen[bytes]] = []
-
-
-# ------------------------------------------------------------------ file helpers
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-
-
-def _proc_starttime(pid: int) -> str | None:
-    """Field 22 of /proc/PID/stat (clock ticks since boot): a pid + starttime is unique."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    if len(fields) < 20 or fields[0] == "Z":
-        return None
-    return fields[19]
-
-
-def _pid_record(pid: int) -> str:
-    return f"{pid} {_proc_starttime(pid) or '?'}\n"
-
-
-def _live_pid(record: str | None) -> int | None:
-    """The pid in a ``"<pid> <starttime>"`` record if that very process is still alive."""
-    if not record:
-        return None
-    parts = record.split()
-    if len(parts) != 2 or not parts[0].isdigit():
-        return None
-    pid = int(parts[0])
-    started = _proc_starttime(pid)
-    return pid if started is not None and started == parts[1] else None
-
-
-def _id_number(job_id: str) -> int:
-    digits = job_id[len(ID_PREFIX):]
-    return int(digits) if digits.isascii() and digits.isdigit() else 0
-
-
-def _task_keys(job: dict[str, Any]) -> list[tuple[str, int | None]]:
-    indices = job.get("indices")
-    if indices is None:
-        return [(job["id"], None)]
-    return [(f"{job['id']}_{i}", int(i)) for i in indices]
-
-
-@dataclass(frozen=True)
-class _TaskView:
-    job_id: JobId
-    state: JobState
-    native: str
-    reason: str | None
-    exit: dict[str, Any] | None
-    ec: int | None
-
-
-class _Store:
-    """The on-disk layout; shared by the adapter and the supervisor process."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.jobs = root / "jobs"
-
-    def job_dir(self, job_id: str) -> Path:
-        return self.jobs / job_id
-
-    def load(self, job_id: str) -> dict[str, Any] | None:
-        text = _read(self.job_dir(job_id) / "job.json")
-        if text is None:
-            return None
-        try:
-            data = json.loads(text)
-        except ValueError:
-            return None
-        return data if isinstance(data, dict) else None
-
-    def next_id(self) -> str:
-        self.jobs.mkdir(parents=True, exist_ok=True)
-        with open(self.root / "counter.lock", "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            counter = self.root / "counter"
-            n = int(_read(counter) or "0") + 1
-            _write_atomic(counter, f"{n}\n")
-        return f"{ID_PREFIX}{n}"
-
-    def all_ids(self) -> list[str]:
-        if not self.jobs.is_dir():
-            return []
-        ids = [p.name for p in self.jobs.iterdir() if (p / "job.json").is_file()]
-        return sorted(ids, key=_id_number)
-
-    @staticmethod
-    def state_dir(job: dict[str, Any]) -> Path:
-        """Where the job script writes its ``.ec`` files (the job's account owns it)."""
-        return Path(job["workdir"]) / ".hpcgate"
-
-    def records_dir(self, job: dict[str, Any]) -> Path:
-        """Where the supervisor writes ``.pid``/``.exit``: ours, never the job's directory."""
-        return self.job_dir(job["id"])
-
-    def read_exit(self, job: dict[str, Any], key: str) -> dict[str, Any] | None:
-        text = _read(self.records_dir(job) / f"{key}.exit")
-        if text is None:
-            return None
-        try:
-            data = json.loads(text)
-        except ValueError:
-            return None
-        return data if isinstance(data, dict) else None
-
-    def read_ec(self, job: dict[str, Any], key: str) -> int | None:
-        text = (_read_untrusted(self.state_dir(job) / f"{key}.ec") or "").strip()
-        return int(text) if text.lstrip("-").isdigit() else None
-
-    def view(self, job_id: str) -> list[_TaskView] | None:
-        """Current state of every task of a job, from files only."""
-        job = self.load(job_id)
-        if job is None:
-            return None
-        d = self.job_dir(job_id)
-        supervisor = _live_pid(_read(d / "supervisor.pid"))
-        cancelled = (d / "cancelled").exists()
-        held = (d / "held").exists()
-        never = (d / "dependency_never_satisfied").exists()
-        phase = (_read(d / "phase") or "").strip()
-        out: list[_TaskView] = []
-        for key, index in _task_keys(job):
-            jid = JobId(job["id"], index)
-            ex = self.read_exit(job, key)
-            ec = self.read_ec(job, key)
-            task_cancelled = cancelled or (d / f"cancel-{key}").exists()
-            if ex is not None:
-                sig = ex.get("signal")
-                rc = ex.get("rc")
-                if sig:
-                    state = JobState.CANCELLED if task_cancelled else JobState.FAILED
-                elif rc == 0:
-                    state = JobState.COMPLETED
-                else:
-                    # the epilogue's TERM trap exits 143: still a cancellation
-                    state = JobState.CANCELLED if task_cancelled else JobState.FAILED
-                out.append(_TaskView(jid, state, state.name, None, ex, ec))
-                continue
-            pid = _live_pid(_read(self.records_dir(job) / f"{key}.pid"))
-            started = (self.records_dir(job) / f"{key}.pid").exists()
-            if started and (pid is not None or supervisor is not None):
-                state = JobState.COMPLETING if task_cancelled else JobState.RUNNING
-                out.append(_TaskView(jid, state, state.name, None, None, ec))
-            elif never:
-                reason = (_read(d / "dependency_never_satisfied") or "").strip() or None
-                out.append(
-                    _TaskView(jid, JobState.DEPENDENCY_NEVER_SATISFIED,
-                              "DEPENDENCY_NEVER_SATISFIED", reason, None, ec)
-                )
-            elif task_cancelled and (supervisor is None or not started):
-                out.append(_TaskView(jid, JobState.CANCELLED, "CANCELLED", None, None, ec))
-            elif supervisor is None:
-                out.append(_TaskView(jid, JobState.UNKNOWN, "LOST", "supervisor gone", None, ec))
-            elif held:
-                out.append(_TaskView(jid, JobState.HELD, "PENDING", "JobHeldUser", None, ec))
-            elif phase == "run":
-                out.append(
-                    _TaskView(jid, JobState.PENDING, "PENDING", "JobArrayTaskLimit", None, ec)
-                )
-            else:
-                reason = "Dependency" if job.get("after_ok") else "None"
-                out.append(_TaskView(jid, JobState.PENDING, "PENDING", reason, None, ec))
-        return out
 
 
 # ------------------------------------------------------------------ adapter
@@ -284,7 +101,7 @@ class LocalAdapter(CliAdapter):
             raise UnsupportedFeature(
                 f"the local executor can run jobs as {self.run_as!r} only when started as root"
             )
-        self.store = _Store(Path(str(runner.scratch_root)) / STATE_DIRNAME)
+        self.store = Store(Path(str(runner.scratch_root)) / STATE_DIRNAME)
         self.max_parallel = max(1, max_parallel or os.cpu_count() or 1)
         self.poll_interval = poll_interval
         self.kill_wait = kill_wait
@@ -316,7 +133,7 @@ class LocalAdapter(CliAdapter):
         }
         if hold:
             (d / "held").touch()
-        _write_atomic(d / "job.json", json.dumps(job, indent=1))
+        write_atomic(d / "job.json", json.dumps(job, indent=1))
         with open(d / "supervisor.log", "ab") as logfile:
             proc = subprocess.Popen(
                 [sys.executable, "-c", _SUPERVISOR_BOOT, "supervise", str(d)],
@@ -328,7 +145,7 @@ class LocalAdapter(CliAdapter):
                 close_fds=True,
             )
         _SPAWNED.append(proc)
-        _write_atomic(d / "supervisor.pid", _pid_record(proc.pid))
+        write_atomic(d / "supervisor.pid", pid_record(proc.pid))
         self.log.info("submitted %s as %s", spec.name, job_id)
         return JobId(job_id)
 
@@ -346,22 +163,22 @@ class LocalAdapter(CliAdapter):
             if job is None:
                 continue
             d = self.store.job_dir(jid.value)
-            keys = [k for k, i in _task_keys(job) if jid.task is None or i == jid.task]
+            keys = [k for k, i in task_keys(job) if jid.task is None or i == jid.task]
             if jid.task is None:
                 (d / "cancelled").touch()
-                supervisor = _live_pid(_read(d / "supervisor.pid"))
+                supervisor = live_pid(read_text(d / "supervisor.pid"))
                 if supervisor is not None:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(supervisor, signal.SIGTERM)
             for key in keys:
                 (d / f"cancel-{key}").touch()
-                pid = _live_pid(_read(self.store.records_dir(job) / f"{key}.pid"))
+                pid = live_pid(read_text(self.store.records_dir(job) / f"{key}.pid"))
                 if pid is not None:
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(pid, signal.SIGTERM)
 
     # ---------------------------------------------------------------- reads
-    def _views(self, job_ids: Sequence[JobId] | None) -> Iterator[_TaskView]:
+    def _views(self, job_ids: Sequence[JobId] | None) -> Iterator[TaskView]:
         _reap()
         wanted = None if job_ids is None else list(job_ids)
         values = self.store.all_ids() if wanted is None else sorted({j.value for j in wanted})
@@ -443,7 +260,7 @@ class LocalAdapter(CliAdapter):
 
 # ``-c`` rather than ``-m``: runpy warns when the module is already imported by the package.
 _SUPERVISOR_BOOT = (
-    "import sys; from scheduler_adapters.local.adapter import main; sys.exit(main(sys.argv[1:]))"
+    "import sys; from scheduler_adapters.local.supervisor import main; sys.exit(main(sys.argv[1:]))"
 )
 
 
@@ -456,22 +273,6 @@ def _supervisor_env() -> dict[str, str]:
     return env
 
 
-def _read_untrusted(path: Path, limit: int = 64) -> str | None:
-    """A small file in a job's directory: no symlink, no FIFO (a job could plant either)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    try:
-        import stat
-
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        return os.read(fd, limit).decode("utf-8", errors="replace")
-    finally:
-        os.close(fd)
-
-
 def _reap() -> None:
     for proc in list(_SPAWNED):
         if proc.poll() is not None:
@@ -480,190 +281,10 @@ def _reap() -> None:
 
 def _meminfo_mb() -> dict[str, int]:
     out: dict[str, int] = {}
-    text = _read(Path("/proc/meminfo")) or ""
+    text = read_text(Path("/proc/meminfo")) or ""
     for line in text.splitlines():
         key, _, rest = line.partition(":")
         words = rest.split()
         if words and words[0].isdigit():
             out[key] = int(words[0]) // 1024
     return out
-
-
-# ------------------------------------------------------------------ supervisor
-class _Supervisor:
-    """Runs in its own session; everything it knows comes from the job directory."""
-
-    def __init__(self, job_dir: Path) -> None:
-        self.dir = job_dir
-        self.store = _Store(job_dir.parent.parent)
-        job = self.store.load(job_dir.name)
-        if job is None:
-            raise SystemExit(f"no job.json in {job_dir}")
-        self.job = job
-        self.poll = float(job.get("poll_interval", 0.1))
-        self.kill_wait = float(job.get("kill_wait", 5.0))
-        self.stopping = False
-        self.running: dict[int, tuple[str, float]] = {}  # pid -> (key, start)
-
-    def on_term(self, signum: int, frame: object) -> None:
-        self.stopping = True
-
-    def cancelled(self, key: str | None = None) -> bool:
-        if self.stopping or (self.dir / "cancelled").exists():
-            return True
-        return key is not None and (self.dir / f"cancel-{key}").exists()
-
-    def phase(self, name: str) -> None:
-        _write_atomic(self.dir / "phase", name + "\n")
-
-    def parents_ok(self) -> bool | None:
-        """True: all parents succeeded; False: one never will; None: still waiting."""
-        for text in self.job.get("after_ok", []):
-            parent = JobId.parse(text)
-            job = self.store.load(parent.value)
-            views = self.store.view(parent.value)
-            if job is None or views is None:
-                return False
-            if parent.task is not None:
-                views = [v for v in views if v.job_id.task == parent.task]
-            for v in views:
-                if not v.state.is_final and v.state is not JobState.UNKNOWN:
-                    return None
-                if v.state is JobState.UNKNOWN:
-                    return False
-                # the program's own verdict: the .ec file, else the exit record
-                rc = v.ec if v.ec is not None else (v.exit or {}).get("rc")
-                if v.state is not JobState.COMPLETED or rc != 0:
-                    return False
-        return True
-
-    def run(self) -> int:
-        signal.signal(signal.SIGTERM, self.on_term)
-        self.phase("hold")
-        while (self.dir / "held").exists():
-            if self.cancelled():
-                return 0
-            time.sleep(self.poll)
-        self.phase("dependency")
-        while True:
-            if self.cancelled():
-                return 0
-            ok = self.parents_ok()
-            if ok is True:
-                break
-            if ok is False:
-                _write_atomic(
-                    self.dir / "dependency_never_satisfied",
-                    "afterok:" + ":".join(self.job.get("after_ok", [])) + " (failed)\n",
-                )
-                return 0
-            time.sleep(self.poll)
-        self.phase("run")
-        limit = int(self.job.get("max_parallel") or 1)
-        if self.job.get("max_concurrent"):
-            limit = min(limit, int(self.job["max_concurrent"]))
-        queue = _task_keys(self.job)
-        state_dir = self.store.records_dir(self.job)
-        for key, index in queue:
-            while len(self.running) >= limit:
-                self.reap_one(state_dir)
-            if self.cancelled():
-                break
-            if self.cancelled(key):
-                continue
-            self.start(key, index, state_dir)
-        while self.running:
-            self.reap_one(state_dir)
-        self.phase("done")
-        return 0
-
-    def start(self, key: str, index: int | None, state_dir: Path) -> None:
-        run_as = self.job.get("run_as")
-        env = job_environment(
-            os.environ, self.job.get("pass_environment") or (), account=run_as or None
-        )
-        env["HPCGATE_LOCAL_JOB_ID"] = key
-        env["HPCGATE_LOCAL_TASK_INDEX"] = "" if index is None else str(index)
-        workdir = Path(self.job["workdir"])
-        out = workdir / f"{self.job['name']}-{key}.out"
-        err = workdir / f"{self.job['name']}-{key}.err"
-        identity: dict[str, Any] = {}
-        if run_as:
-            import pwd
-
-            entry = pwd.getpwnam(run_as)
-            identity = {
-                "user": entry.pw_uid,
-                "group": entry.pw_gid,
-                "extra_groups": os.getgrouplist(run_as, entry.pw_gid),
-            }
-        proc = subprocess.Popen(
-            ["/bin/bash", "-c", _TASK_BOOT, "hpcgate-task",
-             str(workdir), str(out), str(err), self.job["script"]],
-            cwd="/",
-            env=env,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # own process group: cancel kills the whole task
-            close_fds=True,
-            **identity,
-        )
-        # os.wait4 below reaps it, so Popen must not try again.
-        proc.returncode = 0
-        self.running[proc.pid] = (key, time.time())
-        _write_atomic(state_dir / f"{key}.pid", _pid_record(proc.pid))
-
-    def reap_one(self, state_dir: Path) -> None:
-        deadline = None
-        while True:
-            if self.cancelled():
-                if deadline is None:
-                    deadline = time.monotonic() + self.kill_wait
-                    self.signal_all(signal.SIGTERM)
-                elif time.monotonic() > deadline:
-                    self.signal_all(signal.SIGKILL)
-            else:
-                for pid, (key, _) in self.running.items():
-                    if (self.dir / f"cancel-{key}").exists():
-                        with contextlib.suppress(ProcessLookupError):
-                            os.killpg(pid, signal.SIGTERM)
-            try:
-                pid, status, usage = os.wait4(-1, os.WNOHANG)
-            except ChildProcessError:
-                self.running.clear()
-                return
-            if pid == 0:
-                time.sleep(min(self.poll, 0.05))
-                continue
-            if pid not in self.running:
-                continue
-            key, start = self.running.pop(pid)
-            sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
-            record = {
-                "rc": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
-                "signal": sig,
-                "start": start,
-                "end": time.time(),
-                "cpu_s": round(usage.ru_utime + usage.ru_stime, 6),
-                "maxrss_kb": int(usage.ru_maxrss),
-                "host": socket.gethostname(),
-            }
-            _write_atomic(state_dir / f"{key}.exit", json.dumps(record) + "\n")
-            return
-
-    def signal_all(self, signum: int) -> None:
-        for pid in self.running:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signum)
-
-
-def main(argv: Sequence[str]) -> int:
-    if len(argv) != 2 or argv[0] != "supervise":
-        print("usage: python -m scheduler_adapters.local.adapter supervise <job dir>",
-              file=sys.stderr)
-        return 2
-    logging.basicConfig(level=logging.INFO)
-    return _Supervisor(Path(argv[1])).run()
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

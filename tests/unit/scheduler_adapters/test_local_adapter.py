@@ -9,7 +9,8 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from scheduler_adapters.errors import JobNotFound, UnsupportedFeature
-from scheduler_adapters.local.adapter import LocalAdapter, _live_pid, _pid_record
+from scheduler_adapters.local.adapter import LocalAdapter
+from scheduler_adapters.local.files import live_pid, pid_record
 from scheduler_adapters.runners.local import LocalRunner
 from scheduler_adapters.types import ArraySpec, JobId, JobSpec, JobState
 
@@ -81,12 +82,12 @@ def test_release_unknown_job(tmp_path: Path) -> None:
 
 
 def test_pid_records_are_checked_against_start_time() -> None:
-    record = _pid_record(os.getpid())
-    assert _live_pid(record) == os.getpid()
+    record = pid_record(os.getpid())
+    assert live_pid(record) == os.getpid()
     pid = record.split()[0]
-    assert _live_pid(f"{pid} 1") is None  # same pid, other start time: a reused pid
-    assert _live_pid("garbage") is None
-    assert _live_pid(None) is None
+    assert live_pid(f"{pid} 1") is None  # same pid, other start time: a reused pid
+    assert live_pid("garbage") is None
+    assert live_pid(None) is None
 
 
 def test_needs_a_local_runner(replay_runner: type) -> None:
