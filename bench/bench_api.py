@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from hpcgate.api.app import create_app
 from hpcgate.db.models import Cluster
 from hpcgate.db.models.clusters import AccessMode
-from hpcgate.db.models.users import ApiKeyOwner
+from hpcgate.domain.access import ApiKeyOwner
 from hpcgate.services.api_keys import create_api_key
 from tests.helpers.engine_env import engine_env
 from tests.helpers.live_api import live_server

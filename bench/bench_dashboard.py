@@ -34,7 +34,7 @@ from sqlalchemy.engine import make_url
 from hpcgate.api.app import create_app
 from hpcgate.auth.jwt import issue_access_token
 from hpcgate.db import migrate
-from hpcgate.db.models.users import Role
+from hpcgate.domain.access import Role
 from hpcgate.settings import Settings
 from tests.conftest import create_scratch_database, drop_database
 from tests.helpers.live_api import live_server

@@ -59,7 +59,7 @@ from sqlalchemy.orm import Session
 from hpcgate.agent.loop import next_due
 from hpcgate.db.models import Cluster
 from hpcgate.db.models.clusters import AccessMode
-from hpcgate.db.models.users import ApiKeyOwner
+from hpcgate.domain.access import ApiKeyOwner
 from hpcgate.services.api_keys import create_api_key
 from tests.helpers.engine_env import engine_env
 from tests.helpers.live_api import free_port

@@ -44,8 +44,8 @@ from sqlalchemy import func, select  # noqa: E402
 
 from hpcgate.db.models import Calculation, Step, User  # noqa: E402
 from hpcgate.db.models.clusters import AccessMode  # noqa: E402
-from hpcgate.db.models.users import ApiKeyOwner, Role  # noqa: E402
 from hpcgate.db.session import session_scope  # noqa: E402
+from hpcgate.domain.access import ApiKeyOwner, Role  # noqa: E402
 from hpcgate.domain.states import FINAL_CALCULATION_STATES, CalculationState  # noqa: E402
 from hpcgate.services.api_keys import create_api_key  # noqa: E402
 from hpcgate.services.users import create_user  # noqa: E402

@@ -185,8 +185,8 @@ def user_create(
     ] = False,
 ) -> None:
     """Create a user account. The password is prompted for (or read with --password-stdin)."""
-    from hpcgate.db.models.users import Role
     from hpcgate.db.session import make_engine, make_sessionmaker, session_scope
+    from hpcgate.domain.access import Role
     from hpcgate.services.users import create_user
 
     try:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hpcgate.db.models import Cluster, QueueMapping
 from hpcgate.db.models.clusters import AccessMode
-from hpcgate.db.models.users import NotifyLevel, Role
+from hpcgate.domain.access import NotifyLevel, Role
 from hpcgate.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -40,7 +40,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from hpcgate import __version__
 from hpcgate.api.errors import install_error_handlers
 from hpcgate.auth.jwt import verify_access_token
-from hpcgate.db.models.users import Role
+from hpcgate.domain.access import Role
 from hpcgate.errors import Forbidden, TooLarge, Unauthorized
 from hpcgate.settings import Settings
 from ml.engine import ContainerEngine, DockerEngine, EngineError

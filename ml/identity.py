@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from hpcgate.db.models.users import Role
+from hpcgate.domain.access import Role
 from hpcgate.errors import Forbidden, HpcgateError, Unauthorized
 from ml.manager import ServiceUnavailable
 

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 
-from hpcgate.db.models.users import Role
+from hpcgate.domain.access import Role
 from hpcgate.errors import Unauthorized
 from hpcgate.settings import Settings
 

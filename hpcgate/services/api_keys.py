@@ -24,7 +24,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from hpcgate.auth.api_keys import GeneratedKey, generate_key, parse_key, secret_matches
 from hpcgate.db.base import table_of
 from hpcgate.db.models import ApiKey, Cluster
-from hpcgate.db.models.users import ApiKeyOwner
+from hpcgate.domain.access import ApiKeyOwner
 from hpcgate.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 
 MAX_GRACE = timedelta(hours=24)

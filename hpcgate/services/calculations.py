@@ -27,7 +27,8 @@ from hpcgate.db.models import (
     Step,
     StepEdge,
 )
-from hpcgate.db.models.users import Role, User
+from hpcgate.db.models.users import User
+from hpcgate.domain.access import Role
 from hpcgate.domain.plan import (
     Plan,
     PlanError,

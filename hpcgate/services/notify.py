@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hpcgate.db.models import Calculation, Cluster, NotificationOutbox, User
-from hpcgate.db.models.users import NotifyLevel, Role
+from hpcgate.domain.access import NotifyLevel, Role
 from hpcgate.errors import InvalidInput
 from hpcgate.settings import Settings, get_settings
 

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from hpcgate.auth.passwords import MIN_PASSWORD_LENGTH, hash_password
 from hpcgate.db.models import User
-from hpcgate.db.models.users import NotifyLevel, Role
+from hpcgate.domain.access import NotifyLevel, Role
 from hpcgate.errors import Conflict, InvalidInput
 
 _EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")

@@ -126,8 +126,8 @@ def _seed(
 ) -> tuple[dict[str, Account], dict[str, int]]:
     from hpcgate.db.models import Cluster, QueueMapping
     from hpcgate.db.models.clusters import AccessMode
-    from hpcgate.db.models.users import NotifyLevel, Role
     from hpcgate.db.session import session_scope
+    from hpcgate.domain.access import NotifyLevel, Role
     from hpcgate.services.users import create_user
 
     tag = uuid.uuid4().hex[:6]

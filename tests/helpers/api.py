@@ -41,7 +41,7 @@ from hpcgate.api.app import create_app
 from hpcgate.auth.jwt import issue_access_token
 from hpcgate.db.models import ApiKey, Cluster, User
 from hpcgate.db.models.clusters import AccessMode
-from hpcgate.db.models.users import ApiKeyOwner, NotifyLevel, Role
+from hpcgate.domain.access import ApiKeyOwner, NotifyLevel, Role
 from hpcgate.services.api_keys import create_api_key
 from hpcgate.services.users import create_user
 from hpcgate.settings import Settings

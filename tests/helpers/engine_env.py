@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from hpcgate.db import migrate
 from hpcgate.db.models import Calculation, Cluster, QueueMapping, Step, User
 from hpcgate.db.models.clusters import AccessMode
-from hpcgate.db.models.users import NotifyLevel, Role
 from hpcgate.db.session import session_scope
+from hpcgate.domain.access import NotifyLevel, Role
 from hpcgate.domain.states import FINAL_CALCULATION_STATES, CalculationState
 from hpcgate.services.calculations import NewCalculation, create_calculation
 from hpcgate.services.users import create_user

@@ -39,8 +39,8 @@ from hpcgate.api.app import create_app
 from hpcgate.db.models import Cluster
 from hpcgate.db.models.clusters import AccessMode
 from hpcgate.db.models.telemetry import HeartbeatSample
-from hpcgate.db.models.users import ApiKeyOwner
 from hpcgate.db.session import session_scope
+from hpcgate.domain.access import ApiKeyOwner
 from hpcgate.domain.states import CalculationState
 from hpcgate.services.api_keys import create_api_key
 from tests.helpers.ci import missing

@@ -23,8 +23,8 @@ from sqlalchemy import select
 from hpcgate.api.app import create_app
 from hpcgate.db.models import ExtractedResult
 from hpcgate.db.models.clusters import AccessMode
-from hpcgate.db.models.users import ApiKeyOwner
 from hpcgate.db.session import session_scope
+from hpcgate.domain.access import ApiKeyOwner
 from hpcgate.domain.states import CalculationState
 from hpcgate.services.api_keys import create_api_key
 from tests.helpers.ci import missing, require_tool

@@ -150,8 +150,8 @@ def tree_snapshot(root: Path) -> dict[str, str]:
 def _seed(factory: sessionmaker[Session], scratch: Path) -> tuple[dict[str, Account], int, str]:
     from hpcgate.db.models import Cluster, QueueMapping
     from hpcgate.db.models.clusters import AccessMode
-    from hpcgate.db.models.users import ApiKeyOwner, NotifyLevel, Role
     from hpcgate.db.session import session_scope
+    from hpcgate.domain.access import ApiKeyOwner, NotifyLevel, Role
     from hpcgate.services.api_keys import create_api_key
     from hpcgate.services.users import create_user
 

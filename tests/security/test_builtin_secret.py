@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from hpcgate.auth.jwt import issue_access_token
-from hpcgate.db.models.users import Role
+from hpcgate.domain.access import Role
 from hpcgate.settings import DEFAULT_SECRET, Settings
 from tests.helpers.live_api import free_port
 from tests.security.conftest import REPO, SecurityStack

@@ -39,8 +39,8 @@ def _admission(response: httpx.Response) -> tuple[float, str]:
 def agent_key(security_stack: SecurityStack) -> str:
     from hpcgate.db.models import Cluster
     from hpcgate.db.models.clusters import AccessMode
-    from hpcgate.db.models.users import ApiKeyOwner
     from hpcgate.db.session import session_scope
+    from hpcgate.domain.access import ApiKeyOwner
     from hpcgate.services.api_keys import create_api_key
 
     with session_scope(security_stack.factory) as session:

@@ -28,7 +28,7 @@ from hpcgate.api.schemas.clusters import (
     QueueUpdate,
 )
 from hpcgate.db.models import ApiKey, Cluster, QueueMapping
-from hpcgate.db.models.users import ApiKeyOwner
+from hpcgate.domain.access import ApiKeyOwner
 from hpcgate.services import api_keys as keys
 from hpcgate.services import clusters as svc
 from hpcgate.services.clusters import QUEUE_PATTERN

@@ -18,7 +18,7 @@ from hpcgate.api.schemas.users import PasswordSet, UserCreate, UserOut, UserPage
 from hpcgate.auth.passwords import hash_password
 from hpcgate.auth.refresh import revoke_all_sessions
 from hpcgate.db.models import Calculation, User
-from hpcgate.db.models.users import Role
+from hpcgate.domain.access import Role
 from hpcgate.errors import Conflict, NotFound
 from hpcgate.services.users import check_password, create_user
 

@@ -13,7 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from hpcgate.api.schemas import JsonObject, SafeStr
 from hpcgate.db.models.clusters import AccessMode
-from hpcgate.db.models.users import ApiKeyOwner
+from hpcgate.domain.access import ApiKeyOwner
 from hpcgate.services import clusters as rules
 
 ClusterName = Annotated[

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from hpcgate.api.schemas import SafeStr
-from hpcgate.db.models.users import NotifyLevel, Role
+from hpcgate.domain.access import NotifyLevel, Role
 
 Email = Annotated[SafeStr, Field(min_length=3, max_length=320, examples=["ada@lab.org"])]
 Password = Annotated[SafeStr, Field(min_length=8, max_length=1024)]

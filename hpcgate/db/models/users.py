@@ -19,26 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hpcgate.db.base import Base, TimestampMixin
-
-
-class Role(enum.StrEnum):
-    USER = "user"
-    MODERATOR = "moderator"
-    ADMIN = "admin"
-
-    @property
-    def rank(self) -> int:
-        return {"user": 0, "moderator": 1, "admin": 2}[self.value]
-
-
-class NotifyLevel(enum.StrEnum):
-    INFO = "info"  # everything
-    ERROR = "error"  # errors only
-
-
-class ApiKeyOwner(enum.StrEnum):
-    CLUSTER = "cluster"
-    ML_API = "ml_api"
+from hpcgate.domain.access import ApiKeyOwner, NotifyLevel, Role
 
 
 def _enum(e: type[enum.Enum], name: str) -> Enum:

@@ -30,7 +30,7 @@ from hpcgate.agent.loop import Agent
 from hpcgate.api.app import create_app
 from hpcgate.db.models import Calculation
 from hpcgate.db.models.clusters import AccessMode
-from hpcgate.db.models.users import Role
+from hpcgate.domain.access import Role
 from hpcgate.settings import Settings
 from tests.helpers.api import auth_headers, new_api_key, new_cluster, new_user
 from tests.helpers.live_api import free_port, live_server

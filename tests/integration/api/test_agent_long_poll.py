@@ -15,8 +15,8 @@ import pytest
 from hpcgate.api.app import create_app
 from hpcgate.api.work_signal import close_work_signal
 from hpcgate.db.models.clusters import AccessMode
-from hpcgate.db.models.users import ApiKeyOwner
 from hpcgate.db.session import session_scope
+from hpcgate.domain.access import ApiKeyOwner
 from hpcgate.services.api_keys import create_api_key
 from tests.helpers.aio import run_coroutine
 from tests.helpers.engine_env import EngineEnv, engine_env

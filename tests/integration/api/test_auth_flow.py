@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from hpcgate.auth.refresh import COOKIE_NAME, hash_token
 from hpcgate.db.models import RefreshToken, User
-from hpcgate.db.models.users import NotifyLevel, Role
+from hpcgate.domain.access import NotifyLevel, Role
 from hpcgate.settings import Settings
 from tests.helpers.api import PASSWORD, api_client, auth_headers, login, new_user
 

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from hpcgate.api.app import create_app
 from hpcgate.db.models import Calculation, CalculationInput, InputBlob, QueueMapping, Step
 from hpcgate.db.models.clusters import AccessMode
-from hpcgate.db.models.users import Role
+from hpcgate.domain.access import Role
 from hpcgate.domain.states import CalculationState
 from hpcgate.settings import InputSettings, Settings
 from tests.helpers.api import auth_headers, new_api_key, new_cluster, new_user

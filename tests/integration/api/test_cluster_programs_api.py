@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from hpcgate.db.models.users import Role
+from hpcgate.domain.access import Role
 from hpcgate.settings import Settings
 from tests.helpers.api import api_client, auth_headers, new_user, unique
 

@@ -15,7 +15,7 @@ from hpcgate.api.app import create_app
 from hpcgate.api.deps_auth import MlApiKey
 from hpcgate.auth.api_keys import hash_secret, parse_key
 from hpcgate.db.models import ApiKey, Calculation
-from hpcgate.db.models.users import Role
+from hpcgate.domain.access import Role
 from hpcgate.settings import Settings
 from tests.helpers.api import api_client, auth_headers, new_api_key, new_cluster, new_user, unique
 

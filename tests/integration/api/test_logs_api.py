@@ -14,7 +14,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from hpcgate.db.models import Calculation, ServiceLog
-from hpcgate.db.models.users import Role
+from hpcgate.domain.access import Role
 from hpcgate.logging import bind_context
 from hpcgate.services.logs import DatabaseLogHandler, attach_database_logging
 from hpcgate.settings import Settings

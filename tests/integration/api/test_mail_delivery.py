@@ -26,7 +26,7 @@ from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from hpcgate.db.models import Calculation, Cluster, NotificationOutbox, User
-from hpcgate.db.models.users import NotifyLevel, Role
+from hpcgate.domain.access import NotifyLevel, Role
 from hpcgate.services.mail import BACKOFF_CAP, backoff, send_due_mail
 from hpcgate.services.notify import notify_calculation_event, notify_cluster_event
 from hpcgate.settings import Settings

@@ -27,7 +27,7 @@ from sqlalchemy import Engine
 
 from hpcgate.api import deps_auth
 from hpcgate.api.app import create_app
-from hpcgate.db.models.users import Role
+from hpcgate.domain.access import Role
 from hpcgate.settings import Settings
 from tests.helpers.api import (
     Endpoint,

@@ -27,7 +27,7 @@ from sqlalchemy import Engine
 
 from hpcgate.api.app import create_app
 from hpcgate.api.routes.agent import MAX_PULL_WAIT_S
-from hpcgate.db.models.users import Role
+from hpcgate.domain.access import Role
 from hpcgate.settings import Settings
 from tests.helpers.api import access_token, new_api_key, new_cluster, new_user
 

@@ -7,7 +7,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from hpcgate.db.models import Calculation, User
-from hpcgate.db.models.users import Role
+from hpcgate.domain.access import Role
 from hpcgate.settings import Settings
 from tests.helpers.api import PASSWORD, api_client, auth_headers, new_cluster, new_user, unique
 

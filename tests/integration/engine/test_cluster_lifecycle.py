@@ -12,13 +12,13 @@ from sqlalchemy import select, update
 
 from hpcgate.db.models import Calculation, Cluster, NotificationOutbox, Step
 from hpcgate.db.models.clusters import AccessMode
-from hpcgate.db.models.users import Role
 from hpcgate.db.session import session_scope
+from hpcgate.domain.access import Role
 from hpcgate.domain.states import CalculationState, StepState
+from hpcgate.services.cluster_health import mark_offline_clusters
 from hpcgate.services.cluster_ticks import harvest_tick
 from hpcgate.services.connections import ClusterConnections
 from hpcgate.services.dispatch import dispatch_tick
-from hpcgate.services.harvest import mark_offline_clusters
 from hpcgate.services.users import create_user
 from tests.helpers.ci import missing
 from tests.helpers.engine_env import EngineEnv, engine_env

@@ -17,8 +17,8 @@ from hpcgate.agent.config import AgentConfig
 from hpcgate.agent.loop import Agent
 from hpcgate.api.app import create_app
 from hpcgate.db.models.clusters import AccessMode
-from hpcgate.db.models.users import ApiKeyOwner
 from hpcgate.db.session import session_scope
+from hpcgate.domain.access import ApiKeyOwner
 from hpcgate.domain.states import CalculationState
 from hpcgate.services.api_keys import create_api_key
 from tests.helpers.ci import missing

@@ -19,8 +19,9 @@ import pytest
 from sqlalchemy import text
 
 from hpcgate.db.models.clusters import AccessMode
-from hpcgate.db.models.users import Role, User
+from hpcgate.db.models.users import User
 from hpcgate.db.session import session_scope
+from hpcgate.domain.access import Role
 from hpcgate.domain.states import CalculationState
 from hpcgate.engine.end_spool import spool_dir
 from hpcgate.services.calculations import approve

@@ -20,7 +20,7 @@ from sqlalchemy import create_engine
 
 from hpcgate.api.app import create_app
 from hpcgate.db import migrate
-from hpcgate.db.models.users import Role
+from hpcgate.domain.access import Role
 from hpcgate.settings import Settings
 from tests.conftest import create_scratch_database, drop_database
 from tests.helpers.api import new_api_key, new_user

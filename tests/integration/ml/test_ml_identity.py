@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from hpcgate.db.models.users import Role
+from hpcgate.domain.access import Role
 from hpcgate.errors import Forbidden, Unauthorized
 from ml.identity import CallerIdentity, IdentityLookup
 from ml.manager import ServiceUnavailable

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from hpcgate.db.models.users import Role
+from hpcgate.domain.access import Role
 from tests.helpers.api import access_token, new_api_key, new_cluster, new_user
 from tests.integration.api import rbac_table as table
 from tests.integration.ml.ml_env import DockerEnv, MainApi, ml_api

@@ -23,8 +23,8 @@ from hpcgate.api.app import create_app
 from hpcgate.db import migrate
 from hpcgate.db.models import Cluster, HeartbeatSample
 from hpcgate.db.models.clusters import AccessMode
-from hpcgate.db.models.users import ApiKeyOwner
 from hpcgate.db.session import make_engine, session_scope
+from hpcgate.domain.access import ApiKeyOwner
 from hpcgate.services.api_keys import create_api_key
 from hpcgate.settings import Settings
 from tests.helpers.live_api import live_server

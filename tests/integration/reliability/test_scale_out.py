@@ -23,8 +23,8 @@ from sqlalchemy import select
 
 from hpcgate.db.models import Calculation, Step
 from hpcgate.db.models.clusters import AccessMode
-from hpcgate.db.models.users import ApiKeyOwner
 from hpcgate.db.session import session_scope
+from hpcgate.domain.access import ApiKeyOwner
 from hpcgate.domain.states import FINAL_CALCULATION_STATES, CalculationState
 from hpcgate.services.api_keys import create_api_key
 from tests.helpers.ci import missing
@@ -84,8 +84,8 @@ def _spawn(
 def _create_chains(env: EngineEnv, cluster_id: int) -> list[int]:
     """Calculations with mixed priorities: only a moderator may set one (issue 15 item 4)."""
     from hpcgate.db.models import User
-    from hpcgate.db.models.users import Role
     from hpcgate.db.session import session_scope
+    from hpcgate.domain.access import Role
 
     with session_scope(env.factory) as s:
         user = s.get(User, env.user_id)

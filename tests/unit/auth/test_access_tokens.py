@@ -10,7 +10,7 @@ import jwt
 import pytest
 
 from hpcgate.auth.jwt import issue_access_token, verify_access_token
-from hpcgate.db.models.users import Role
+from hpcgate.domain.access import Role
 from hpcgate.errors import Unauthorized
 from hpcgate.settings import Settings
 

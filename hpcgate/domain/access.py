@@ -1,0 +1,220 @@
+"""Who may do what: the roles and ONE policy table, asked through ``may``.
+
+Every access rule of hpcgate lives in ``POLICY`` below. The API's dependencies
+(``hpcgate/api/deps.py``), the services and the ML-API ask ``may(action, actor, resource)``;
+none of them compares roles itself. ``GET /auth/me`` lists the caller's ``permissions``
+(``permissions_of``), so the portal renders from the same table instead of a copy.
+
+Pure: no I/O, no ORM. An ``Actor`` is anything with an ``id`` and a ``role`` (a ``User`` row,
+the ML-API's ``CallerIdentity``); a resource is either ``Owned`` (a calculation: its owner's
+id) or another account (an ``Actor``: user management).
+
+Scopes, per role and action:
+
+* ``ALL``: on any resource (and with no resource at all);
+* ``OWN``: only on resources the actor owns (``Owned.owner_id == actor.id``);
+* ``LOWER_ROLE``: only on accounts whose role ranks below the actor's.
+
+Nobody acts on their own account through an action (``/auth/me`` is for that): an account
+resource equal to the actor is always refused, so an admin cannot lock themselves out.
+A role absent from an action's row may not do it. Machines (agent and ML-API keys) are not
+actors: their routes check the key's kind, not this table.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from hpcgate.errors import Forbidden
+
+
+class Role(enum.StrEnum):
+    """A user's role; the database enum ``user_role`` has exactly these values."""
+
+    USER = "user"
+    MODERATOR = "moderator"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return {"user": 0, "moderator": 1, "admin": 2}[self.value]
+
+
+class NotifyLevel(enum.StrEnum):
+    """Which e-mails a user wants (database enum ``notify_level``)."""
+
+    INFO = "info"  # everything
+    ERROR = "error"  # errors only
+
+
+class ApiKeyOwner(enum.StrEnum):
+    """Who an API key belongs to (database enum ``api_key_owner``)."""
+
+    CLUSTER = "cluster"
+    ML_API = "ml_api"
+
+
+class Action(enum.StrEnum):
+    """Everything a user may or may not do; the values are the permission names."""
+
+    CALCULATION_READ = "calculation.read"  # list, view, results, reports, inputs, steps
+    CALCULATION_CREATE = "calculation.create"  # create (at the default priority), preview
+    CALCULATION_UPDATE = "calculation.update"  # rename
+    CALCULATION_CANCEL = "calculation.cancel"
+    CALCULATION_APPROVE = "calculation.approve"  # approve or reject a pending calculation
+    CALCULATION_PRIORITIZE = "calculation.prioritize"  # set a priority (also at creation)
+    USER_READ = "user.read"  # list and view accounts
+    USER_MANAGE = "user.manage"  # set a password, block, unblock
+    USER_ADMINISTER = "user.administer"  # create, delete, edit (role), revoke sessions
+    CLUSTER_READ = "cluster.read"  # clusters, queues, heartbeats
+    CLUSTER_MANAGE = "cluster.manage"  # clusters, their config, queues, cluster accounts
+    API_KEY_MANAGE = "api_key.manage"  # agent keys and ML-API keys
+    ML_MODEL_READ = "ml_model.read"  # registered models and their live state
+    ML_MODEL_INVOKE = "ml_model.invoke"  # call a model (ML-API invocations)
+    ML_MODEL_MANAGE = "ml_model.manage"  # register, edit, delete, run, stop, container logs
+    PREDICTION_WRITE = "prediction.write"  # store a prediction by hand (the ML-API's key too)
+    NOTIFICATION_MANAGE = "notification.manage"  # the mail outbox: list, retry, test mail
+    LOG_READ = "log.read"  # every log line (list and live tail)
+    LOG_DELETE = "log.delete"
+
+
+class Scope(enum.StrEnum):
+    ALL = "all"
+    OWN = "own"
+    LOWER_ROLE = "lower_role"
+
+
+class Actor(Protocol):
+    """Who acts: a ``User`` row, the ML-API's caller, or a ``Principal``."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def role(self) -> Role | str: ...
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A plain ``Actor`` (tests, the ML-API, code without a ``User`` row)."""
+
+    id: int
+    role: Role
+
+
+@dataclass(frozen=True)
+class Owned:
+    """A resource that belongs to a user (e.g. a calculation): only the owner matters."""
+
+    owner_id: int
+
+
+Resource = Owned | Actor
+
+_U, _M, _A = Role.USER, Role.MODERATOR, Role.ADMIN
+_EVERYONE = {_U: Scope.ALL, _M: Scope.ALL, _A: Scope.ALL}
+_OWN_OR_MODERATOR = {_U: Scope.OWN, _M: Scope.ALL, _A: Scope.ALL}
+_MODERATORS = {_M: Scope.ALL, _A: Scope.ALL}
+_ADMINS = {_A: Scope.ALL}
+
+POLICY: Mapping[Action, Mapping[Role, Scope]] = {
+    # A lab shares results: everyone reads every calculation.
+    Action.CALCULATION_READ: _EVERYONE,
+    Action.CALCULATION_CREATE: _EVERYONE,
+    # One researcher must not rename or stop another's run; moderators may.
+    Action.CALCULATION_UPDATE: _OWN_OR_MODERATOR,
+    Action.CALCULATION_CANCEL: _OWN_OR_MODERATOR,
+    Action.CALCULATION_APPROVE: _MODERATORS,
+    # A user's own priority would jump the queue: a moderator's decision.
+    Action.CALCULATION_PRIORITIZE: _MODERATORS,
+    Action.USER_READ: _MODERATORS,
+    # Moderators manage plain users only; admins every other account.
+    Action.USER_MANAGE: {_M: Scope.LOWER_ROLE, _A: Scope.ALL},
+    Action.USER_ADMINISTER: _ADMINS,
+    Action.CLUSTER_READ: _EVERYONE,
+    Action.CLUSTER_MANAGE: _ADMINS,
+    Action.API_KEY_MANAGE: _ADMINS,
+    Action.ML_MODEL_READ: _EVERYONE,
+    Action.ML_MODEL_INVOKE: _EVERYONE,
+    Action.ML_MODEL_MANAGE: _ADMINS,
+    # Predictions appear next to real results: a user must not plant one.
+    Action.PREDICTION_WRITE: _ADMINS,
+    Action.NOTIFICATION_MANAGE: _ADMINS,
+    Action.LOG_READ: _EVERYONE,
+    Action.LOG_DELETE: _ADMINS,
+}
+
+
+def scope_of(action: Action, role: Role | str) -> Scope | None:
+    """The scope ``role`` has for ``action``, or None when it may not do it at all."""
+    return POLICY[action].get(Role(role))
+
+
+def may(action: Action, actor: Actor, resource: Resource | None = None) -> bool:
+    """Whether ``actor`` may do ``action`` (on ``resource``, when the rule depends on it).
+
+    Without a resource the answer is yes only when the actor may do it on *any* resource:
+    owner- or role-scoped rules need the resource to say yes.
+    """
+    scope = scope_of(action, actor.role)
+    if scope is None:
+        return False
+    if resource is None:
+        return scope is Scope.ALL
+    if isinstance(resource, Owned):
+        return scope is Scope.ALL or (scope is Scope.OWN and resource.owner_id == actor.id)
+    if resource.id == actor.id:
+        return False  # one's own account: /auth/me, never an action on oneself
+    if scope is Scope.LOWER_ROLE:
+        return Role(resource.role).rank < Role(actor.role).rank
+    return scope is Scope.ALL
+
+
+def require(
+    action: Action, actor: Actor, resource: Resource | None = None, *, message: str | None = None
+) -> None:
+    """``may`` or raise ``Forbidden`` (``message``, or one naming the role it takes)."""
+    if not may(action, actor, resource):
+        raise Forbidden(message or _refusal(action))
+
+
+def _refusal(action: Action) -> str:
+    roles = [role for role, scope in POLICY[action].items() if scope is Scope.ALL]
+    if not roles:
+        return f"not allowed: {action.value}"
+    lowest = min(roles, key=lambda r: r.rank)
+    return f"requires the {lowest.value} role"
+
+
+def permissions_of(role: Role | str) -> list[str]:
+    """What ``GET /auth/me`` lists: ``"<action>"`` when the role may do it on any resource,
+    ``"<action>:own"`` / ``"<action>:lower_role"`` when only within that scope."""
+    out: list[str] = []
+    for action, row in POLICY.items():
+        scope = row.get(Role(role))
+        if scope is Scope.ALL:
+            out.append(action.value)
+        elif scope is not None:
+            out.append(f"{action.value}:{scope.value}")
+    return out
+
+
+__all__ = [
+    "POLICY",
+    "Action",
+    "Actor",
+    "ApiKeyOwner",
+    "NotifyLevel",
+    "Owned",
+    "Principal",
+    "Resource",
+    "Role",
+    "Scope",
+    "may",
+    "permissions_of",
+    "require",
+    "scope_of",
+]
