@@ -2,7 +2,7 @@
 ``AsyncClient``.
 
 These mirror ``hpcgate/api/schemas`` field by field (``tests/unit/client/test_models_match_api.py``
-keeps them in step) but import nothing of the server, so ``hpcgate[agent]`` installs can use
+keeps them in step) but import nothing of the server, so the slim ``hpcgate-agent`` installs can use
 the client too. Responses ignore fields they do not know, so an older client keeps working
 against a newer server; the one request model (``CalculationCreate``) forbids unknown fields,
 as the API does, so a typo fails before it is sent.

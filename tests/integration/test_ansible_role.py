@@ -333,14 +333,14 @@ def _wheel(tmp_path: Path) -> Path:
             "-q",
             "-w",
             str(dist),
-            str(REPO),
+            str(REPO / "packaging" / "agent"),  # the slim cluster side
         ],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    wheels = sorted(dist.glob("hpcgate-*.whl"))
+    wheels = sorted(dist.glob("hpcgate_agent-*.whl"))
     assert len(wheels) == 1, wheels
     return wheels[0]
 

@@ -1,5 +1,5 @@
 """The client's models mirror the API's schemas field for field, and the client imports
-nothing of the server (``hpcgate[agent]`` installs use it without FastAPI or SQLAlchemy)."""
+nothing of the server (the slim ``hpcgate-agent`` installs use it without FastAPI or SQLAlchemy)."""
 
 from __future__ import annotations
 
