@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -27,6 +28,23 @@ DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 # they spawn (they inherit this environment). tests/security/test_job_identity.py and the
 # ``*-runas`` contract pairs set the account explicitly.
 os.environ.setdefault("HPCGATE_LOCAL__JOB_USER", "")
+
+
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``-m unit`` selects the service-free tests, ``-m integration`` the ones on real services
+    (every test outside tests/unit needs at least PostgreSQL), whatever each file declares."""
+    for item in items:
+        try:
+            area = item.path.resolve().relative_to(TESTS).parts[0]
+        except ValueError:
+            continue
+        if area == "unit":
+            item.add_marker(pytest.mark.unit)
+        elif item.get_closest_marker("integration") is None:
+            item.add_marker(pytest.mark.integration)
 
 
 def _admin_url() -> str:
