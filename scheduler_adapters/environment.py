@@ -69,8 +69,8 @@ def command_environment(
     source: Mapping[str, str] | None = None, pass_names: Iterable[str] = ()
 ) -> dict[str, str]:
     """The environment scheduler commands run with: what a job may inherit, plus the client
-    configuration. So even a submit command that exports everything (``qsub -V``, the
-    Torque wrappers' ``sbatch --export=ALL``) has no secret to hand on."""
+    configuration. A submit command that exports everything (``sbatch --export=ALL``, which
+    the Slurm adapter uses, ``qsub -V``) therefore hands on exactly this, never a secret."""
     src = os.environ if source is None else source
     env = allowed_environment(src, pass_names)
     env.update({k: src[k] for k in CLIENT_CONFIG_NAMES if k in src})

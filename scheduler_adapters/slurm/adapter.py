@@ -27,7 +27,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
 from scheduler_adapters.cli_base import COMMON_TRANSIENT_ERRORS, CliAdapter
-from scheduler_adapters.environment import passable_names
 from scheduler_adapters.runners.base import Runner
 from scheduler_adapters.slurm import commands, parse
 from scheduler_adapters.types import (
@@ -102,9 +101,6 @@ class SlurmAdapter(CliAdapter):
         super().__init__(runner, template_dirs=template_dirs, timeout=timeout, **options)
         self.user_only = user_only
         self.find_window = find_window
-        # sbatch --export=<these names>: the job never inherits the submitter's whole
-        # environment (sbatch's default is ALL, secrets included).
-        self.export_names = passable_names(self.pass_environment)
 
     # ----------------------------------------------------------- submission
     def submit_argv(
@@ -116,7 +112,7 @@ class SlurmAdapter(CliAdapter):
         hold: bool,
     ) -> list[str]:
         return commands.sbatch(
-            script, after_ok=after_ok, hold=hold, export_names=self.export_names
+            script, after_ok=after_ok, hold=hold, export_all=True
         )
 
     def parse_submit(self, result: CommandResult) -> JobId:

@@ -43,7 +43,7 @@ def sbatch(
     after_ok: Sequence[JobId] = (),
     hold: bool = False,
     workdir: PurePosixPath | None = None,
-    export_names: Sequence[str] | None = None,
+    export_all: bool = False,
 ) -> list[str]:
     """``sbatch --parsable``; dependencies and hold are options, not script content.
 
@@ -51,13 +51,16 @@ def sbatch(
     CANCELLED instead of pending forever with DependencyNeverSatisfied (the
     cluster may also set DependencyParameters=kill_invalid_depend).
 
-    ``export_names``: ``--export=A,B`` propagates only these variables of the submitter
-    (plus Slurm's own ``SLURM_*``); an empty list gives ``--export=NONE``. Names only, never
-    ``NAME=value``: a value may contain the list's comma.
+    ``export_all``: ``--export=ALL``, the job inherits exactly sbatch's own environment
+    (plus Slurm's ``SLURM_*``). Only safe when that environment is the allow-list (the
+    runners give every scheduler command ``environment.command_environment``). A list or
+    ``NONE`` would look stricter but is not: Slurm then loads the account's whole login
+    environment into the job (``SLURM_GET_USER_ENV``, an ``su -`` per job, which doubles a
+    short job's run time).
     """
     argv = ["sbatch", "--parsable"]
-    if export_names is not None:
-        argv.append("--export=" + (",".join(export_names) if export_names else "NONE"))
+    if export_all:
+        argv.append("--export=ALL")
     if workdir is not None:
         argv.append(f"--chdir={workdir}")
     if after_ok:

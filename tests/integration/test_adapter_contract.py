@@ -448,3 +448,22 @@ def test_job_environment_is_allow_listed(service_secrets: dict[str, str],
         assert value not in seen, f"{contract.pair}: job saw the value of {name}"
     if contract.pair.endswith("-runas"):
         assert contract.read(spec.workdir / "job-user.txt").strip() == JOB_ACCOUNT
+    if contract.pair in ("slurm-local", "slurm-runas"):
+        # sbatch --export=ALL hands on sbatch's own environment, which is the allow-list:
+        # nothing else reaches the job, not even the account's login profile.
+        assert not _beyond_allow_list(names), f"{contract.pair}: {_beyond_allow_list(names)}"
+
+
+# What a Slurm batch job may see besides the allow-list: slurmd's own variables, bash's,
+# the job script's own, and sudo's (a job submitted through ``sudo -u``: they name the
+# submitter and hold no secret).
+_SCHEDULER_NAMES = {"ENVIRONMENT", "HOSTNAME", "PWD", "OLDPWD", "SHLVL", "_", "MAIL",
+                    "OMPI_MCA_orte_tmpdir_base"}  # the last one set by the job script
+_SCHEDULER_PREFIXES = ("SLURM_", "SLURMD_", "SUDO_", "HPCGATE_")
+
+
+def _beyond_allow_list(names: set[str]) -> set[str]:
+    from scheduler_adapters.environment import passable_names
+
+    allowed = set(passable_names()) | _SCHEDULER_NAMES
+    return {n for n in names if n not in allowed and not n.startswith(_SCHEDULER_PREFIXES)}

@@ -84,11 +84,12 @@ def test_sudo_argv() -> None:
             check_account(bad)
 
 
-def test_sbatch_export_list() -> None:
+def test_sbatch_export_all() -> None:
+    """--export=ALL: the job gets sbatch's own (allow-listed) environment; a list would make
+    slurmd load the account's login environment into the job as well."""
     script = PurePosixPath("/s/j.sh")
-    assert "--export=NONE" in commands.sbatch(script, export_names=[])
-    argv = commands.sbatch(script, export_names=["PATH", "LANG"])
-    assert "--export=PATH,LANG" in argv
+    argv = commands.sbatch(script, export_all=True)
+    assert "--export=ALL" in argv
     assert argv[-1] == str(script)
     assert not any(a.startswith("--export") for a in commands.sbatch(script))
 
@@ -131,9 +132,7 @@ def test_run_as_prefixes_job_commands_but_not_sinfo() -> None:
     assert commands_run == ["sbatch", "scancel", "scontrol", "sacct", "squeue"]
     assert all(c[: len(prefix)] == prefix for c in job_calls)
     assert runner.calls[-1][0] == "sinfo"
-    export = next(a for a in runner.calls[0] if a.startswith("--export="))
-    assert export.endswith(",SITE_LICENSE")
-    assert "HPCGATE" not in export
+    assert "--export=ALL" in runner.calls[0]
 
 
 

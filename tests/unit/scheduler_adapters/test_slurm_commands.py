@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from scheduler_adapters.environment import passable_names
 from scheduler_adapters.errors import CommandFailed, OutputParseError, RunnerError
 from scheduler_adapters.registry import UnknownAdapter, available_adapters, get_adapter
 from scheduler_adapters.slurm import commands
@@ -71,7 +70,7 @@ def result(argv: list[str], rc: int = 0, out: str = "", err: str = "") -> Comman
 def test_submit_writes_script_then_runs_sbatch(replay_runner: Any) -> None:
     script = PurePosixPath("/scratch/flow/flow.sh")
     argv = commands.sbatch(
-        script, after_ok=[JobId("7")], hold=True, export_names=passable_names()
+        script, after_ok=[JobId("7")], hold=True, export_all=True
     )
     runner = replay_runner({tuple(argv): result(argv, out="42;cluster\n")})
     adapter = SlurmAdapter(runner)
