@@ -223,6 +223,19 @@ class ClusterAccountSettings(BaseModel):
     encryption_key: str | None = None
 
 
+class OutputSettings(BaseModel):
+    """Raw outputs (a step's files, read on the cluster) and the live tail of its stdout."""
+
+    max_download_mb: int = Field(default=256, ge=1, le=65536)  # larger files: 413
+    # One agent relay chunk (an upload from the agent): below max_body_mb.
+    relay_chunk_kb: int = Field(default=4096, ge=64, le=32768)
+    relay_timeout_s: float = Field(default=20.0, gt=0, le=300)  # then 504
+    tail_poll_s: float = Field(default=1.0, ge=0.2, le=30)  # local and SSH clusters
+    tail_agent_poll_s: float = Field(default=2.0, ge=0.5, le=60)  # each poll is a relay trip
+    tail_max_line: int = Field(default=4096, ge=80, le=65536)  # characters; longer are cut
+    tail_max_bytes: int = Field(default=65536, ge=1024, le=1 << 22)  # per poll; beyond: skip
+
+
 class LogStreamSettings(BaseModel):
     """Bounds on ``GET /logs/stream`` (SSE): each stream costs a query per poll."""
 
@@ -264,6 +277,7 @@ class Settings(BaseSettings):
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     ml: MlSettings = Field(default_factory=MlSettings)
     log_stream: LogStreamSettings = Field(default_factory=LogStreamSettings)
+    outputs: OutputSettings = Field(default_factory=OutputSettings)
     inputs: InputSettings = Field(default_factory=InputSettings)
     local: LocalExecutorSettings = Field(default_factory=LocalExecutorSettings)
     cluster_accounts: ClusterAccountSettings = Field(default_factory=ClusterAccountSettings)

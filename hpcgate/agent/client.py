@@ -125,6 +125,19 @@ class AgentClient:
             },
         )
 
+    # -- raw outputs (the fetch relay, agent/outputs.py)
+    def answer_output_request(self, request_id: int, result: dict[str, Any]) -> None:
+        self._call("POST", f"/agent/output-requests/{request_id}/result", json=result)
+
+    def upload_output_chunk(self, request_id: int, data: bytes, size: int, mtime: float) -> None:
+        self._call(
+            "PUT",
+            f"/agent/output-requests/{request_id}/content",
+            params={"size": size, "mtime": f"{mtime:.6f}"},
+            content=data,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+
     def post_logs(self, lines: list[dict[str, Any]]) -> None:
         self._call("POST", "/agent/logs", json={"lines": lines})
 

@@ -17,6 +17,7 @@ from typing import Any
 from hpcgate.agent.client import AgentClient, ApiUnavailable, HttpStepStore
 from hpcgate.agent.config import AgentConfig
 from hpcgate.agent.log_buffer import LogBuffer
+from hpcgate.agent.outputs import OutputResponder
 from hpcgate.engine.blobs import BlobCache
 from hpcgate.engine.cleanup import CleanupPolicy, clean_directory
 from hpcgate.engine.end_spool import EndSpool
@@ -66,6 +67,7 @@ class Agent:
         self.adapter = adapter
         self._adapters[config.job_user] = adapter
         self.store = HttpStepStore(self.client)
+        self.outputs = OutputResponder(self.client, str(config.scratch_root))
         # Binary inputs, fetched once per sha256 from the API and verified before staging.
         self.blobs = BlobCache(config.state_dir / "blobs", lambda sha: self.client.fetch_blob(sha))
         self.agent_name = f"{config.cluster}:{config.name}"
@@ -115,6 +117,8 @@ class Agent:
             return self._submit_pulled(reply)
 
     def _submit_pulled(self, reply: dict[str, Any]) -> int:
+        if reply.get("output_requests"):  # a user is waiting: before any submission
+            self.outputs.answer_all(list(reply["output_requests"]))
         if "active_steps" in reply:  # absent from servers older than this agent
             self._pulled_steps = [ActiveStep.from_dict(d) for d in reply["active_steps"]]
         self._cancel(list(reply.get("cancel", [])))

@@ -4,9 +4,10 @@ sharing its operations, models and login store."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal, TypeVar
 
 import httpx
@@ -23,6 +24,7 @@ from hpcgate.client.models import (
     Cluster,
     LogLine,
     LogPage,
+    OutputListing,
     Preview,
     Results,
     StepDetail,
@@ -201,6 +203,76 @@ class AsyncClient:
 
     async def report(self, calc_id: int, fmt: ops.ReportFormat = "html") -> bytes:
         return await self._run(ops.report(calc_id, fmt))
+
+    # ------------------------------------------------------------------ raw outputs
+
+    async def list_outputs(self, calc_id: int, step: int = 0, path: str = "") -> OutputListing:
+        """A step's run directory (or ``path`` below it), read on the cluster."""
+        return await self._run(ops.list_outputs(calc_id, step, path))
+
+    async def download_output(
+        self, calc_id: int, step: int, path: str, dest: str | Path | None = None
+    ) -> bytes | Path:
+        """One output file: its bytes, or (``dest``: a file or a directory) written there
+        atomically, streamed, and the path written."""
+        op = ops.output_file(calc_id, step, path)
+        if dest is None:
+            return await self._run(op)
+        target = Path(dest)
+        if target.is_dir():
+            target = target / PurePosixPath(path).name
+        if op.auth and self.auth.should_refresh():
+            await self.refresh()
+        resp = await self._send(op, stream=True)
+        part = target.with_name(f".{target.name}.part")
+        try:
+            if resp.status_code >= 400:
+                await resp.aread()
+                check(resp)
+            with open(part, "wb") as fh:
+                async for chunk in resp.aiter_bytes(1 << 20):
+                    fh.write(chunk)
+            os.replace(part, target)
+        except httpx.TransportError as exc:
+            raise Unreachable(f"the download from {self.url} broke: {exc}") from None
+        finally:
+            part.unlink(missing_ok=True)
+            await resp.aclose()
+        return target
+
+    async def follow_output(
+        self,
+        calc_id: int,
+        step: int = 0,
+        *,
+        file: str | None = None,
+        offset: int | None = None,
+        max_duration_s: float = 300.0,
+    ) -> AsyncIterator[str]:
+        """A running step's output (stdout by default) line by line as it grows (SSE),
+        until the step ends or the server ends the stream (``max_duration_s``)."""
+        op = ops.output_tail(calc_id, step, file, offset, max_duration_s)
+        if self.auth.should_refresh():
+            await self.refresh()
+        resp = await self._send(op, stream=True)
+        try:
+            if resp.status_code >= 400:
+                await resp.aread()
+                check(resp)
+            parser = SseParser()
+            async for line in resp.aiter_lines():
+                event = parser.feed(line)
+                if event is None:
+                    continue
+                kind, data, _ = event
+                if kind == "line":
+                    yield data
+                elif kind in ("done", "end"):
+                    return
+        except httpx.TransportError as exc:
+            raise Unreachable(f"the output stream from {self.url} broke: {exc}") from None
+        finally:
+            await resp.aclose()
 
     async def clone(
         self, calc_id: int, changes: Mapping[str, Any] | None = None

@@ -227,3 +227,22 @@ class CalculationCreate(BaseModel):
     configuration: dict[str, Any]
     analyses: list[str] = Field(default_factory=list)
     priority: int = 0
+
+
+class OutputEntry(_Out):
+    name: str
+    kind: str  # file, dir, link or other
+    size: int
+    mtime: float
+
+
+class OutputListing(_Out):
+    """A step's run directory (``Client.list_outputs``), read on the cluster."""
+
+    calculation_id: int
+    step_index: int
+    path: str
+    state: str
+    stdout: str  # the file ``follow_output`` follows by default
+    entries: list[OutputEntry]
+    truncated: bool

@@ -13,6 +13,7 @@ from hpcgate.client.models import (
     CalculationPage,
     Cluster,
     LogPage,
+    OutputListing,
     Preview,
     Results,
     StepDetail,
@@ -132,3 +133,31 @@ def report(calc_id: int, fmt: ReportFormat) -> Op[bytes]:
     if fmt not in ("html", "pdf", "json", "csv"):
         raise ValueError(f"unknown report format {fmt!r}")
     return Op("GET", f"/calculations/{int(calc_id)}/report.{fmt}", raw_bytes)
+
+
+def _step_path(calc_id: int, step: int) -> str:
+    return f"/calculations/{int(calc_id)}/steps/{int(step)}"
+
+
+def list_outputs(calc_id: int, step: int, path: str = "") -> Op[OutputListing]:
+    return Op(
+        "GET", f"{_step_path(calc_id, step)}/outputs", model(OutputListing),
+        params={"path": path or None},
+    )
+
+
+def output_file(calc_id: int, step: int, path: str) -> Op[bytes]:
+    from urllib.parse import quote
+
+    return Op("GET", f"{_step_path(calc_id, step)}/outputs/{quote(path)}", raw_bytes)
+
+
+def output_tail(
+    calc_id: int, step: int, file: str | None, offset: int | None, max_duration_s: float
+) -> Op[None]:
+    return Op(
+        "GET",
+        f"{_step_path(calc_id, step)}/tail",
+        nothing,
+        params={"file": file, "offset": offset, "max_duration_s": max_duration_s},
+    )

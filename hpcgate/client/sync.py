@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal, TypeVar
 
 import httpx
@@ -21,6 +22,7 @@ from hpcgate.client.models import (
     Cluster,
     LogLine,
     LogPage,
+    OutputListing,
     Preview,
     Results,
     StepDetail,
@@ -199,6 +201,76 @@ class Client:
 
     def report(self, calc_id: int, fmt: ops.ReportFormat = "html") -> bytes:
         return self._run(ops.report(calc_id, fmt))
+
+    # ------------------------------------------------------------------ raw outputs
+
+    def list_outputs(self, calc_id: int, step: int = 0, path: str = "") -> OutputListing:
+        """A step's run directory (or ``path`` below it), read on the cluster."""
+        return self._run(ops.list_outputs(calc_id, step, path))
+
+    def download_output(
+        self, calc_id: int, step: int, path: str, dest: str | Path | None = None
+    ) -> bytes | Path:
+        """One output file: its bytes, or (``dest``: a file or a directory) written there
+        atomically, streamed, and the path written."""
+        op = ops.output_file(calc_id, step, path)
+        if dest is None:
+            return self._run(op)
+        target = Path(dest)
+        if target.is_dir():
+            target = target / PurePosixPath(path).name
+        if op.auth and self.auth.should_refresh():
+            self.refresh()
+        resp = self._send(op, stream=True)
+        part = target.with_name(f".{target.name}.part")
+        try:
+            if resp.status_code >= 400:
+                resp.read()
+                check(resp)
+            with open(part, "wb") as fh:
+                for chunk in resp.iter_bytes(1 << 20):
+                    fh.write(chunk)
+            os.replace(part, target)
+        except httpx.TransportError as exc:
+            raise Unreachable(f"the download from {self.url} broke: {exc}") from None
+        finally:
+            part.unlink(missing_ok=True)
+            resp.close()
+        return target
+
+    def follow_output(
+        self,
+        calc_id: int,
+        step: int = 0,
+        *,
+        file: str | None = None,
+        offset: int | None = None,
+        max_duration_s: float = 300.0,
+    ) -> Iterator[str]:
+        """A running step's output (stdout by default) line by line as it grows (SSE),
+        until the step ends or the server ends the stream (``max_duration_s``)."""
+        op = ops.output_tail(calc_id, step, file, offset, max_duration_s)
+        if self.auth.should_refresh():
+            self.refresh()
+        resp = self._send(op, stream=True)
+        try:
+            if resp.status_code >= 400:
+                resp.read()
+                check(resp)
+            parser = SseParser()
+            for line in resp.iter_lines():
+                event = parser.feed(line)
+                if event is None:
+                    continue
+                kind, data, _ = event
+                if kind == "line":
+                    yield data
+                elif kind in ("done", "end"):
+                    return
+        except httpx.TransportError as exc:
+            raise Unreachable(f"the output stream from {self.url} broke: {exc}") from None
+        finally:
+            resp.close()
 
     def clone(self, calc_id: int, changes: Mapping[str, Any] | None = None) -> CalculationDetail:
         """Re-run a calculation with ``changes`` (``{"parameters.MeshCutoff": "200 Ry"}``,

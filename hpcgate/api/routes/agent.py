@@ -41,6 +41,7 @@ from hpcgate.domain.states import StepState, transition_step
 from hpcgate.engine.cleanup import CleanupPolicy
 from hpcgate.engine.work import ClusterSample, StepObservation
 from hpcgate.errors import Conflict, InvalidInput, NotFound
+from hpcgate.services import output_relay
 from hpcgate.services.api_keys import AgentIdentity
 from hpcgate.services.cluster_ticks import CLEANABLE
 from hpcgate.services.dispatch import (
@@ -94,7 +95,7 @@ async def pull(
     signal = work_signal(request.app) if wait > 0 and cluster.enabled else None
     since = signal.generation(cluster.id) if signal is not None else 0
     reply = await run_in_threadpool(_pull, body, cluster, session)
-    if signal is None or reply.calculations:
+    if signal is None or reply.calculations or reply.output_requests:
         reply.long_poll = signal is not None
         return reply
     async with admission_released(request.scope):
@@ -116,11 +117,13 @@ def _pull(body: PullRequest, cluster: AgentIdentity, session: Session) -> PullRe
                     calcs.append(build_work(session, calc, cluster_row).to_dict())
     # Half the agents' requests: the harvest that follows needs exactly this list.
     watched = watched_steps(session, cluster.id)
+    outputs = output_relay.claim(session, cluster.id)  # raw-output fetches (issue 20)
     session.commit()  # here, in the route's thread: the request ends without another hop
     return PullResponse(
         calculations=calcs,
         cancel=[job for _, job in watched.cancellations],
         active_steps=[asdict(a) for a in watched.active],
+        output_requests=outputs,
     )
 
 

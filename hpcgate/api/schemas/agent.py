@@ -26,6 +26,13 @@ class PullResponse(BaseModel):
             "pull's claim: the agent's next harvest uses them instead of asking again."
         ),
     )
+    output_requests: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description=(
+            "Raw-output fetches to answer now (list or read a file of a step's directory): "
+            "POST /agent/output-requests/{id}/result or PUT .../content."
+        ),
+    )
 
 
 class JobIdReport(BaseModel):

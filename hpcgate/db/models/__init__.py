@@ -6,6 +6,7 @@ from hpcgate.db.models.clusters import Cluster, QueueMapping
 from hpcgate.db.models.inputs import CalculationInput, InputBlob
 from hpcgate.db.models.ml import MlModel, Prediction
 from hpcgate.db.models.notifications import NotificationOutbox
+from hpcgate.db.models.outputs import OutputRequest
 from hpcgate.db.models.results import AnalysisResult, ExtractedResult
 from hpcgate.db.models.telemetry import HeartbeatSample, ServiceLog, WorkerHeartbeat
 from hpcgate.db.models.users import ApiKey, RefreshToken, User
@@ -24,6 +25,7 @@ __all__ = [
     "MlModel",
     "Molecule",
     "NotificationOutbox",
+    "OutputRequest",
     "Prediction",
     "QueueMapping",
     "RefreshToken",
