@@ -1,6 +1,7 @@
 """PBS Pro / OpenPBS and Torque adapter.
 
-``commands`` builds argv lists, ``parse`` turns output into records (both pure),
+``commands`` builds argv lists; ``values``, ``qstat``, ``qsub``, ``pbsnodes``, ``states`` and
+``records`` turn output into records (all pure);
 ``adapter.PbsAdapter`` runs them through a Runner. Flavors and the Debian
 ``slurm-wlm-torque`` wrapper mode are described in ``docs/pbs.md``.
 """

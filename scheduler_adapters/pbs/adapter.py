@@ -35,7 +35,7 @@ from typing import Any, ClassVar, Literal
 
 from scheduler_adapters.cli_base import COMMON_TRANSIENT_ERRORS, CliAdapter
 from scheduler_adapters.errors import CommandFailed
-from scheduler_adapters.pbs import commands, parse
+from scheduler_adapters.pbs import commands, pbsnodes, qstat, qsub, records, values
 from scheduler_adapters.pbs.commands import Flavor
 from scheduler_adapters.rendering import format_mem_mb
 from scheduler_adapters.runners.base import Runner
@@ -230,7 +230,7 @@ class PbsAdapter(CliAdapter):
         )
 
     def parse_submit(self, result: CommandResult) -> JobId:
-        return parse.parse_qsub(result)
+        return qsub.parse_qsub(result)
 
     # ------------------------------------------------------------- control
     def release(self, job_id: JobId) -> None:
@@ -248,18 +248,19 @@ class PbsAdapter(CliAdapter):
         if job_ids is not None and not job_ids:
             return {}
         jobs = self._qstat(job_ids, finished=False)
-        return {key: parse.to_status(job, self.flavor) for key, job in self._select(jobs, job_ids)}
+        selected = self._select(jobs, job_ids)
+        return {key: records.to_status(job, self.flavor) for key, job in selected}
 
     def accounting(self, job_ids: Sequence[JobId]) -> list[AccountingRecord]:
         """One ``qstat -x`` (PBS Pro) or ``qstat`` (Torque keeps C jobs) for all ``job_ids``."""
         if not job_ids:
             return []
         jobs = self._qstat(job_ids, finished=True)
-        records = []
+        out = []
         for key, job in self._select(jobs, job_ids):
-            record = parse.to_accounting(job, self.flavor, slurm_wrappers=self.slurm_wrappers)
-            records.append(record if key == record.job_id else _with_id(record, key))
-        return records
+            record = records.to_accounting(job, self.flavor, slurm_wrappers=self.slurm_wrappers)
+            out.append(record if key == record.job_id else _with_id(record, key))
+        return out
 
     def find_by_name(self, name: str) -> list[JobId]:
         """Jobs (live and, on PBS Pro, finished) whose ``Job_Name`` is ``name``."""
@@ -270,13 +271,13 @@ class PbsAdapter(CliAdapter):
         if self._json:
             result = self._run_json_or_fallback(commands.pbsnodes(json=True), as_self=True)
             if result is not None:
-                return parse.parse_pbsnodes_json(result.stdout)
-        return parse.parse_pbsnodes_text(
+                return pbsnodes.parse_pbsnodes_json(result.stdout)
+        return pbsnodes.parse_pbsnodes_text(
             self._run(commands.pbsnodes(json=False), as_self=True).stdout
         )
 
     # ------------------------------------------------------------- helpers
-    def _qstat(self, job_ids: Sequence[JobId] | None, *, finished: bool) -> list[parse.PbsJob]:
+    def _qstat(self, job_ids: Sequence[JobId] | None, *, finished: bool) -> list[qstat.PbsJob]:
         """Run one ``qstat -f`` in the best available format and parse it."""
         subjobs = not self.slurm_wrappers and (
             job_ids is None or any(commands.is_array_id(j) or j.task is not None for j in job_ids)
@@ -292,7 +293,7 @@ class PbsAdapter(CliAdapter):
             )
             result = self._run_json_or_fallback(argv, tolerant=True)
             if result is not None:
-                return parse.parse_qstat_json(result.stdout) if result.stdout.strip() else []
+                return qstat.parse_qstat_json(result.stdout) if result.stdout.strip() else []
         argv = commands.qstat_full(
             job_ids,
             json=False,
@@ -300,7 +301,7 @@ class PbsAdapter(CliAdapter):
             subjobs=subjobs,
             user=user,
         )
-        return parse.parse_qstat_text(self._run_tolerant(argv).stdout)
+        return qstat.parse_qstat_text(self._run_tolerant(argv).stdout)
 
     def _run_json_or_fallback(
         self, argv: Sequence[str], *, tolerant: bool = False, as_self: bool = False
@@ -312,7 +313,7 @@ class PbsAdapter(CliAdapter):
             if (
                 self._output == "auto"
                 and exc.result is not None
-                and parse.is_unknown_option(exc.result)
+                and qsub.is_unknown_option(exc.result)
             ):
                 self.log.warning("%s refuses -F json; using text output from now on", argv[0])
                 self._json = False
@@ -340,8 +341,8 @@ class PbsAdapter(CliAdapter):
         return result
 
     def _select(
-        self, jobs: Sequence[parse.PbsJob], job_ids: Sequence[JobId] | None
-    ) -> list[tuple[JobId, parse.PbsJob]]:
+        self, jobs: Sequence[qstat.PbsJob], job_ids: Sequence[JobId] | None
+    ) -> list[tuple[JobId, qstat.PbsJob]]:
         """Pair parsed jobs with the ids the caller used (server spelling may differ).
 
         Asking for an array id (``123[].srv``) also returns its subjobs, keyed
@@ -349,10 +350,10 @@ class PbsAdapter(CliAdapter):
         """
         if job_ids is None:
             return [(job.job_id, job) for job in jobs]
-        wanted = {parse.job_key(j): j for j in job_ids}
-        out: list[tuple[JobId, parse.PbsJob]] = []
+        wanted = {values.job_key(j): j for j in job_ids}
+        out: list[tuple[JobId, qstat.PbsJob]] = []
         for job in jobs:
-            key = parse.job_key(job.job_id)
+            key = values.job_key(job.job_id)
             if key in wanted:
                 out.append((wanted[key], job))
                 continue
@@ -370,7 +371,7 @@ class PbsAdapter(CliAdapter):
         the Slurm wrappers refuse the option (``Unknown option: version``).
         """
         result = runner.run(commands.qsub_version(), timeout=kwargs.get("timeout", 60.0))
-        flavor, wrappers, _version = parse.parse_qsub_version(result)
+        flavor, wrappers, _version = qsub.parse_qsub_version(result)
         return cls(runner, flavor=flavor, slurm_wrappers=wrappers, **kwargs)
 
 

@@ -269,11 +269,19 @@ def parse_sacct(
     for required in ("JobID", "State"):
         if required not in fields:
             raise OutputParseError(f"sacct fields lack {required}", raw=text[:300])
-    rows = _split_sacct(lines, fields, delim)
+    allocations, max_rss = _sacct_allocations(_split_sacct(lines, fields, delim))
+    records: list[AccountingRecord] = []
+    for alloc, row in allocations.items():
+        records.extend(_sacct_records(alloc, row, max_rss.get(alloc), delim))
+    return records
 
+
+def _sacct_allocations(
+    rows: Iterable[dict[str, str]],
+) -> tuple[dict[str, dict[str, str]], dict[str, int]]:
+    """Allocation rows by id (first-seen order, last row wins) and MaxRSS over their steps."""
     allocations: dict[str, dict[str, str]] = {}
     max_rss: dict[str, int] = {}
-    order: list[str] = []
     for row in rows:
         job_id_text = row["JobID"].strip()
         alloc, dot, _step = job_id_text.partition(".")
@@ -281,40 +289,40 @@ def parse_sacct(
         if rss is not None:
             max_rss[alloc] = max(rss, max_rss.get(alloc, 0))
         if not dot:
-            if alloc not in allocations:
-                order.append(alloc)
             allocations[alloc] = row
+    return allocations, max_rss
 
-    records: list[AccountingRecord] = []
-    for alloc in order:
-        row = allocations[alloc]
-        native = row["State"].strip()
-        if not native:
-            raise OutputParseError("sacct: empty State", raw=SEP.join(row.values()))
-        state = map_state(native, raw=delim.join(row.values()))
-        exit_code, signal = (
-            parse_exit_code(row["ExitCode"]) if _opt(row.get("ExitCode", "")) else (None, None)
+
+def _sacct_records(
+    alloc: str, row: dict[str, str], max_rss_kb: int | None, delim: str
+) -> list[AccountingRecord]:
+    """One allocation row -> a record per job or array task (a meta row is expanded)."""
+    native = row["State"].strip()
+    if not native:
+        raise OutputParseError("sacct: empty State", raw=SEP.join(row.values()))
+    state = map_state(native, raw=delim.join(row.values()))
+    exit_code, signal = (
+        parse_exit_code(row["ExitCode"]) if _opt(row.get("ExitCode", "")) else (None, None)
+    )
+    elapsed = _duration(row.get("Elapsed", ""))
+    return [
+        AccountingRecord(
+            job_id=job_id,
+            state=state,
+            native_state=native,
+            exit_code=exit_code,
+            signal=signal,
+            elapsed_s=None if elapsed is None else int(elapsed),
+            cpu_time_s=_duration(row.get("TotalCPU", "")),
+            max_rss_kb=max_rss_kb,
+            node_list=_opt(row.get("NodeList", "")),
+            start=_datetime(row.get("Start", "")),
+            end=_datetime(row.get("End", "")),
+            name=row.get("JobName") or None,
+            raw_id=_opt(row.get("JobIDRaw", "")),
         )
-        elapsed = _duration(row.get("Elapsed", ""))
-        for job_id in expand_job_id(alloc):
-            records.append(
-                AccountingRecord(
-                    job_id=job_id,
-                    state=state,
-                    native_state=native,
-                    exit_code=exit_code,
-                    signal=signal,
-                    elapsed_s=None if elapsed is None else int(elapsed),
-                    cpu_time_s=_duration(row.get("TotalCPU", "")),
-                    max_rss_kb=max_rss.get(alloc),
-                    node_list=_opt(row.get("NodeList", "")),
-                    start=_datetime(row.get("Start", "")),
-                    end=_datetime(row.get("End", "")),
-                    name=row.get("JobName") or None,
-                    raw_id=_opt(row.get("JobIDRaw", "")),
-                )
-            )
-    return records
+        for job_id in expand_job_id(alloc)
+    ]
 
 
 # ----------------------------------------------------------------- sinfo

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scheduler_adapters.errors import OutputParseError
-from scheduler_adapters.pbs import parse
+from scheduler_adapters.pbs import pbsnodes, qstat, qsub, records, states, values
 from scheduler_adapters.pbs.commands import Flavor
 from scheduler_adapters.types import CommandResult, JobId, JobState
 
@@ -26,9 +26,9 @@ def read(relative: str) -> str:
     return (FIXTURES / relative).read_text()
 
 
-def jobs_by_id(relative: str) -> dict[str, parse.PbsJob]:
+def jobs_by_id(relative: str) -> dict[str, qstat.PbsJob]:
     text = read(relative)
-    jobs = parse.parse_qstat(text, json_format=relative.endswith(".json"))
+    jobs = qstat.parse_qstat(text, json_format=relative.endswith(".json"))
     return {job.native_id: job for job in jobs}
 
 
@@ -210,7 +210,7 @@ def test_status_from_captured_qstat(
     reason: str | None,
 ) -> None:
     job = jobs_by_id(relative)[native]
-    status = parse.to_status(job, flavor)
+    status = records.to_status(job, flavor)
     assert status.job_id == job_id
     assert status.native_state == native_state
     assert status.state == state
@@ -279,7 +279,7 @@ def test_torque_array_task_fields() -> None:
     assert job.array_job_id == "48[].torque01.bcgsc.ca"
     assert job.get("depend") == "afterokarray:43[].torque01.bcgsc.ca"
     assert job.exit_status == 271
-    verdict = parse.classify(job, "torque")
+    verdict = states.classify(job, "torque")
     assert (verdict.exit_code, verdict.signal) == (None, 15)
     assert (job.get("Variable_List") or "").endswith("`/usr/bin/modulecmd bash $*`\\\n}")
 
@@ -297,7 +297,7 @@ def test_json_numbers_become_text() -> None:
 # -------------------------------------------------------------------- accounting
 def test_accounting_torque_completed() -> None:
     job = jobs_by_id("torque-unknown-version/qstat_f_completed.txt")["9.torque01.bcgsc.ca"]
-    record = parse.to_accounting(job, "torque")
+    record = records.to_accounting(job, "torque")
     assert record.state == JobState.COMPLETED
     assert record.native_state == "C Exit_status=0"
     assert record.exit_code == 0
@@ -314,7 +314,7 @@ def test_accounting_torque_completed() -> None:
 
 def test_accounting_pbspro_running_text() -> None:
     job = jobs_by_id("pbspro-unknown-version/qstat_f_running.txt")["171390152.mycluster"]
-    record = parse.to_accounting(job, "pbspro")
+    record = records.to_accounting(job, "pbspro")
     assert record.state == JobState.RUNNING
     assert record.native_state == "R"
     assert record.elapsed_s == 10
@@ -329,7 +329,7 @@ def test_accounting_pbspro_json_multi_host() -> None:
     job = jobs_by_id("pbspro-19.0.0/qstat_xf_F_json_running.json")[
         "12860476.meta-pbs.metacentrum.cz"
     ]
-    record = parse.to_accounting(job, "pbspro")
+    record = records.to_accounting(job, "pbspro")
     assert record.node_list == "charon24,charon21"
     assert record.start == datetime(2022, 10, 4, 21, 23, 33)
     assert record.elapsed_s is None  # no resources_used yet
@@ -340,7 +340,7 @@ def test_accounting_held_job_has_no_end_and_no_exit() -> None:
     job = jobs_by_id("pbspro-2022.1.1/qstat_f_F_json_excerpt.json")[
         "412020.polaris-pbs-01.hsn.cm.polaris.alcf.anl.gov"
     ]
-    record = parse.to_accounting(job, "pbspro")
+    record = records.to_accounting(job, "pbspro")
     assert record.state == JobState.HELD
     assert record.native_state == "H"
     assert record.exit_code is None
@@ -350,13 +350,13 @@ def test_accounting_held_job_has_no_end_and_no_exit() -> None:
 
 def test_accounting_wrapper_reads_slurm_times() -> None:
     job = jobs_by_id("torque-wrappers-slurm-22.05/qstat_f_selected.txt")["98"]
-    record = parse.to_accounting(job, "torque", slurm_wrappers=True)
+    record = records.to_accounting(job, "torque", slurm_wrappers=True)
     assert record.state == JobState.UNKNOWN
     assert record.native_state == "C"
     assert record.start == datetime(2026, 11, 30, 13, 55, 38)
     assert record.end == datetime(2026, 11, 30, 13, 55, 38)
     assert record.node_list == "vm"
-    running = parse.to_accounting(
+    running = records.to_accounting(
         jobs_by_id("torque-wrappers-slurm-22.05/qstat_f_selected.txt")["93"],
         "torque",
         slurm_wrappers=True,
@@ -365,9 +365,9 @@ def test_accounting_wrapper_reads_slurm_times() -> None:
 
 
 # ----------------------------------------------------------------- final states
-def synthetic(state: str, **attrs: str) -> parse.PbsJob:
+def synthetic(state: str, **attrs: str) -> qstat.PbsJob:
     """A job record with just the attributes a classification reads (not captured data)."""
-    return parse.PbsJob("7.srv", JobId("7.srv"), state, {"job_state": state, **attrs})
+    return qstat.PbsJob("7.srv", JobId("7.srv"), state, {"job_state": state, **attrs})
 
 
 CLASSIFY_CASES = [
@@ -421,7 +421,7 @@ def test_classify(
     code: int | None,
     signal: int | None,
 ) -> None:
-    verdict = parse.classify(synthetic(state, **attrs), flavor)
+    verdict = states.classify(synthetic(state, **attrs), flavor)
     assert verdict.state == expected
     assert verdict.exit_code == code
     assert verdict.signal == signal
@@ -429,20 +429,22 @@ def test_classify(
 
 def test_same_code_means_different_things_per_flavor() -> None:
     job = synthetic("F", Exit_status="-11")
-    assert parse.classify(job, "pbspro").state == JobState.FAILED
-    assert parse.classify(job, "torque").state == JobState.TIMEOUT
+    assert states.classify(job, "pbspro").state == JobState.FAILED
+    assert states.classify(job, "torque").state == JobState.TIMEOUT
 
 
 def test_finished_job_is_never_completed_without_exit_zero() -> None:
     for state in ("F", "X", "C"):
-        assert parse.classify(synthetic(state), "pbspro").state != JobState.COMPLETED
+        assert states.classify(synthetic(state), "pbspro").state != JobState.COMPLETED
 
 
 # ---------------------------------------------------------------------- nodes
 def test_pbsnodes_json_polaris() -> None:
     nodes = {
         n.name: n
-        for n in parse.parse_pbsnodes_json(read("pbspro-2022.1.1/pbsnodes_a_F_json_excerpt.json"))
+        for n in pbsnodes.parse_pbsnodes_json(
+            read("pbspro-2022.1.1/pbsnodes_a_F_json_excerpt.json")
+        )
     }
     assert list(nodes) == ["x3006c0s13b1n0", "x3008c0s37b1n0", "x3009c0s19b0n0"]
     free, busy, down = nodes.values()
@@ -456,7 +458,7 @@ def test_pbsnodes_json_polaris() -> None:
 
 
 def test_pbsnodes_text_torque() -> None:
-    nodes = parse.parse_pbsnodes_text(read("torque-unknown-version/pbsnodes_a.txt"))
+    nodes = pbsnodes.parse_pbsnodes_text(read("torque-unknown-version/pbsnodes_a.txt"))
     assert [n.name for n in nodes] == ["e1165", "e1166"]
     idle, full = nodes
     assert (idle.state, idle.cpus_total, idle.cpus_allocated) == ("free", 40, 0)
@@ -469,7 +471,7 @@ def test_pbsnodes_text_torque() -> None:
 
 
 def test_pbsnodes_text_slurm_wrapper() -> None:
-    (node,) = parse.parse_pbsnodes_text(read("torque-wrappers-slurm-22.05/pbsnodes_a.txt"))
+    (node,) = pbsnodes.parse_pbsnodes_text(read("torque-wrappers-slurm-22.05/pbsnodes_a.txt"))
     assert (node.name, node.state, node.cpus_total) == ("vm", "mixed", 8)
     assert node.memory_total_mb == 4096
     assert node.memory_free_mb is None
@@ -479,7 +481,7 @@ def test_pbsnodes_text_slurm_wrapper() -> None:
 
 def test_torque_slot_ranges() -> None:
     text = "n1\n     state = job-exclusive\n     np = 28\n     jobs = 0-13/307.srv,14-27/308.srv\n"
-    (node,) = parse.parse_pbsnodes_text(text)
+    (node,) = pbsnodes.parse_pbsnodes_text(text)
     assert node.cpus_allocated == 28
 
 
@@ -495,12 +497,12 @@ def test_torque_slot_ranges() -> None:
     ],
 )
 def test_parse_qsub(relative: str, expected: JobId) -> None:
-    assert parse.parse_qsub(read(relative)) == expected
+    assert qsub.parse_qsub(read(relative)) == expected
 
 
 def test_parse_qsub_rejects_wrapper_error_text() -> None:
     with pytest.raises(OutputParseError):
-        parse.parse_qsub(read("torque-wrappers-slurm-22.05/qsub_bad_queue.txt"))
+        qsub.parse_qsub(read("torque-wrappers-slurm-22.05/qsub_bad_queue.txt"))
 
 
 @pytest.mark.parametrize(
@@ -515,19 +517,19 @@ def test_parse_qsub_rejects_wrapper_error_text() -> None:
     ],
 )
 def test_parse_job_id(text: str, expected: JobId) -> None:
-    assert parse.parse_job_id(text) == expected
+    assert values.parse_job_id(text) == expected
 
 
 @pytest.mark.parametrize("text", ["", "abc", "12 34", "[1].srv", "12[x].srv", "12.", "12;rm"])
 def test_parse_job_id_rejects(text: str) -> None:
     with pytest.raises(OutputParseError):
-        parse.parse_job_id(text)
+        values.parse_job_id(text)
 
 
 def test_job_key_ignores_server_spelling() -> None:
-    assert parse.job_key(JobId("12.pbs01")) == parse.job_key(JobId("12.pbs01.example.org"))
-    assert parse.job_key(JobId("12[].a", 3)) == ("12", 3, True)
-    assert parse.job_key(JobId("12[].a")) != parse.job_key(JobId("12.a"))
+    assert values.job_key(JobId("12.pbs01")) == values.job_key(JobId("12.pbs01.example.org"))
+    assert values.job_key(JobId("12[].a", 3)) == ("12", 3, True)
+    assert values.job_key(JobId("12[].a")) != values.job_key(JobId("12.a"))
 
 
 # ---------------------------------------------------------------- small values
@@ -543,7 +545,7 @@ def test_job_key_ignores_server_spelling() -> None:
     ],
 )
 def test_parse_duration(text: str, seconds: float) -> None:
-    assert parse.parse_duration(text) == seconds
+    assert values.parse_duration(text) == seconds
 
 
 @pytest.mark.parametrize(
@@ -559,18 +561,18 @@ def test_parse_duration(text: str, seconds: float) -> None:
     ],
 )
 def test_parse_size_kb(text: str, kb: int) -> None:
-    assert parse.parse_size_kb(text) == kb
+    assert values.parse_size_kb(text) == kb
 
 
 @pytest.mark.parametrize("text", ["", "1kw", "-5kb", "kb", "1.5gb"])
 def test_parse_size_rejects(text: str) -> None:
     with pytest.raises(ValueError):
-        parse.parse_size_kb(text)
+        values.parse_size_kb(text)
 
 
 def test_parse_pbs_time_double_space_day_and_epoch() -> None:
-    assert parse.parse_pbs_time("Tue Apr  9 15:01:47 2013") == datetime(2013, 4, 9, 15, 1, 47)
-    assert parse.parse_pbs_time("1302534343").year == 2011
+    assert values.parse_pbs_time("Tue Apr  9 15:01:47 2013") == datetime(2013, 4, 9, 15, 1, 47)
+    assert values.parse_pbs_time("1302534343").year == 2011
 
 
 # ------------------------------------------------------------ probes and errors
@@ -582,17 +584,17 @@ def test_qsub_version_probe_on_wrappers() -> None:
         (base / "qsub_version.txt").read_text(),
         (base / "qsub_version.stderr").read_text(),
     )
-    assert parse.parse_qsub_version(result) == ("torque", True, None)
-    assert parse.is_unknown_option(result)
+    assert qsub.parse_qsub_version(result) == ("torque", True, None)
+    assert qsub.is_unknown_option(result)
 
 
 def test_qsub_version_probe_pbspro_and_torque_formats() -> None:
     pbspro = CommandResult(("qsub", "--version"), 0, "pbs_version = 2022.1.1\n", "")
     torque = CommandResult(("qsub", "--version"), 0, "Version: 6.1.2\nCommit: abc\n", "")
-    assert parse.parse_qsub_version(pbspro) == ("pbspro", False, "2022.1.1")
-    assert parse.parse_qsub_version(torque) == ("torque", False, "6.1.2")
+    assert qsub.parse_qsub_version(pbspro) == ("pbspro", False, "2022.1.1")
+    assert qsub.parse_qsub_version(torque) == ("torque", False, "6.1.2")
     with pytest.raises(OutputParseError):
-        parse.parse_qsub_version(CommandResult(("qsub",), 1, "", "bash: qsub: not found"))
+        qsub.parse_qsub_version(CommandResult(("qsub",), 1, "", "bash: qsub: not found"))
 
 
 @pytest.mark.parametrize("name", ["qstat_f_F_json", "qstat_x_f", "pbsnodes_a_F_json"])
@@ -605,13 +607,13 @@ def test_wrapper_refuses_pbspro_options(name: str) -> None:
         (base / f"{name}.stderr").read_text(),
     )
     assert result.returncode == 2
-    assert parse.is_unknown_option(result)
+    assert qsub.is_unknown_option(result)
 
 
 def test_wrapper_missing_job_is_silent_153() -> None:
     base = FIXTURES / "torque-wrappers-slurm-22.05"
     assert (base / "qstat_f_missing.rc").read_text().strip() == "153"
-    assert parse.parse_qstat_text((base / "qstat_f_missing.txt").read_text()) == []
+    assert qstat.parse_qstat_text((base / "qstat_f_missing.txt").read_text()) == []
 
 
 @pytest.mark.parametrize(
@@ -626,7 +628,7 @@ def test_wrapper_missing_job_is_silent_153() -> None:
 )
 def test_text_garbage_raises(text: str) -> None:
     with pytest.raises(OutputParseError):
-        parse.parse_qstat_text(text)
+        qstat.parse_qstat_text(text)
 
 
 @pytest.mark.parametrize(
@@ -644,12 +646,12 @@ def test_text_garbage_raises(text: str) -> None:
 )
 def test_json_garbage_raises(text: str) -> None:
     with pytest.raises(OutputParseError):
-        parse.parse_qstat_json(text)
+        qstat.parse_qstat_json(text)
 
 
 def test_json_without_jobs_is_empty() -> None:
     # Gadi (and OpenPBS generally) omit "Jobs" when nothing matches
-    assert parse.parse_qstat_json('{"timestamp":1,"pbs_version":"2022.1.1","pbs_server":"s"}') == []
+    assert qstat.parse_qstat_json('{"timestamp":1,"pbs_version":"2022.1.1","pbs_server":"s"}') == []
 
 
 # ---------------------------------------------------------- hypothesis properties
@@ -680,12 +682,12 @@ QSTATISH = st.lists(
 @given(st.one_of(ANY_TEXT, QSTATISH))
 def test_text_parser_returns_jobs_or_parse_error(text: str) -> None:
     try:
-        jobs = parse.parse_qstat_text(text)
+        jobs = qstat.parse_qstat_text(text)
     except OutputParseError:
         return
     for job in jobs:
-        assert isinstance(parse.to_status(job, "torque").state, JobState)
-        assert isinstance(parse.to_accounting(job, "pbspro").state, JobState)
+        assert isinstance(records.to_status(job, "torque").state, JobState)
+        assert isinstance(records.to_accounting(job, "pbspro").state, JobState)
 
 
 JSONISH = st.recursive(
@@ -706,7 +708,7 @@ JSONISH = st.recursive(
     )
 )
 def test_json_parsers_return_records_or_parse_error(text: str) -> None:
-    for parser in (parse.parse_qstat_json, parse.parse_pbsnodes_json):
+    for parser in (qstat.parse_qstat_json, pbsnodes.parse_pbsnodes_json):
         try:
             records = parser(text)
         except OutputParseError:
@@ -737,7 +739,7 @@ def test_json_parsers_return_records_or_parse_error(text: str) -> None:
 )
 def test_pbsnodes_text_returns_records_or_parse_error(text: str) -> None:
     try:
-        nodes = parse.parse_pbsnodes_text(text)
+        nodes = pbsnodes.parse_pbsnodes_text(text)
     except OutputParseError:
         return
     for node in nodes:
@@ -748,7 +750,7 @@ def test_pbsnodes_text_returns_records_or_parse_error(text: str) -> None:
 @given(ANY_TEXT)
 def test_qsub_parser_returns_id_or_parse_error(text: str) -> None:
     try:
-        job_id = parse.parse_qsub(text)
+        job_id = qsub.parse_qsub(text)
     except OutputParseError:
         return
     assert job_id.value
