@@ -53,6 +53,7 @@ from hpcgate.engine.codes import (
 from hpcgate.errors import Conflict, Forbidden, InvalidInput, NotFound
 from hpcgate.services.input_blobs import link_inputs, resolve_binary_inputs
 from hpcgate.services.parse_pool import get_pool
+from hpcgate.services.start_from import check_start_from
 from hpcgate.services.wakeup import notify_work
 from hpcgate.settings import Settings
 
@@ -145,7 +146,8 @@ def _prepare_all(
         variants = step.array if step.is_array else ((step.variant,) if step.variant else ())
         prepared[step.index] = [
             plugin.prepare(
-                files, main, {**base, **(v.parameters if v else {})}, bool(step.parents), **extra
+                files, main, {**base, **(v.parameters if v else {})},
+                bool(step.parents or config.get("start_from")), **extra
             )
             for v in variants
         ]
@@ -185,6 +187,10 @@ def create_calculation(
     config = dict(new.configuration)
     if not isinstance(new.configuration, Mapping):
         raise InvalidInput("'configuration' must be an object")
+    if "start_from" in config:  # an earlier calculation's outputs (issue 20)
+        config["start_from"] = check_start_from(
+            session, owner, cluster, new.code, config["start_from"]
+        )
     resources = _resources(config, queue)
     analyses = resolve_analyses(new.analyses, new.code)
     try:

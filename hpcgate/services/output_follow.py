@@ -45,6 +45,11 @@ class TailBounds:
     heartbeat_s: float = 15.0
 
 
+class TailStopped(Exception):
+    """The poll cannot go on (the file became unreadable, the cluster went away): the stream
+    ends with ``event: end`` and this reason."""
+
+
 #: One poll: the step's state (None: the caller lost access) and the bytes at an offset
 #: (None: the file does not exist yet).
 Poll = Callable[[int, int], tuple[StepState | None, Chunk | None]]
@@ -70,7 +75,11 @@ async def follow(
     while True:
         if await disconnected():
             return
-        state, chunk = await run_in_threadpool(poll, offset or 0, bounds.max_bytes)
+        try:
+            state, chunk = await run_in_threadpool(poll, offset or 0, bounds.max_bytes)
+        except TailStopped as exc:
+            yield _event("end", json.dumps({"reason": str(exc)}))
+            return
         if state is None:
             yield _event("end", json.dumps({"reason": "unauthorized"}))
             return

@@ -113,6 +113,12 @@ def mapped_errors(fn: Callable[[], Any]) -> Any:
         raise Conflict(f"cannot read that on the cluster: {exc.strerror or exc}") from None
 
 
+def checked_path(path: str) -> str:
+    """The lexical check as a 422 (``""`` for the step's directory itself)."""
+    rel = str(mapped_errors(lambda: relative_path(path)))
+    return "" if rel == "." else rel
+
+
 class RelaySource:
     """``OutputsAccess`` through the agent; blocking (call it from a thread)."""
 
@@ -199,8 +205,7 @@ def source_for(
 
 
 def listing(source: OutputsAccess, loc: StepLocation, path: str) -> dict[str, Any]:
-    rel = str(relative_path(path))
-    rel = "" if rel == "." else rel
+    rel = checked_path(path)
     entries, truncated = mapped_errors(lambda: source.list_dir(loc.workdir, rel))
     return {
         "calculation_id": loc.calculation_id,
@@ -227,8 +232,8 @@ def download(
     """The first chunk is read here (errors become HTTP errors before any byte is sent);
     the rest is read while the response streams. The size is fixed at the first read: a
     file still growing is sent as it was then."""
-    rel = str(relative_path(path))
-    if rel in ("", "."):
+    rel = checked_path(path)
+    if not rel:
         raise InvalidInput("name a file: the path is the step's directory itself")
     cap = settings.outputs.max_download_mb << 20
     chunk_size = (

@@ -15,6 +15,7 @@ from hpcgate.engine.params import param_environment, task_environments
 from hpcgate.engine.programs import resolve_program
 from hpcgate.engine.work import CalculationWork, StepWork
 from hpcgate.services.job_identity import account_for, job_environment
+from hpcgate.services.start_from import start_from_dirs
 
 
 def _topological(steps: Sequence[Step], parents: dict[int, list[int]]) -> list[Step]:
@@ -60,7 +61,7 @@ def build_work(session: Session, calc: Calculation, cluster: Cluster) -> Calcula
         context["inherit_from"] = [
             {"dir": by_id[p].workdir, "patterns": patterns[(p, step.id)]}
             for p in parents.get(step.id, [])
-        ]
+        ] or start_from_dirs(calc.configuration)  # issue 20: root steps
         context["per_task_dir"] = bool(step.array_size)
         context["command"] = list(spec.get("command", []))
         context["validate"] = plugin.validates

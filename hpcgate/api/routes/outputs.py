@@ -9,6 +9,7 @@ like the agents' long-poll: a slow cluster must not starve the API.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import urllib.parse
 from typing import Annotated, Any
@@ -27,11 +28,11 @@ from hpcgate.api.stream_slots import SlotStreamingResponse
 from hpcgate.db.models import Calculation
 from hpcgate.domain.access import Action, Owned, require
 from hpcgate.domain.states import StepState
-from hpcgate.engine.outputs import Chunk, relative_path
+from hpcgate.engine.outputs import Chunk
 from hpcgate.errors import HpcgateError, InvalidInput, NotFound, RateLimited
 from hpcgate.services import output_relay as relay
 from hpcgate.services import outputs as svc
-from hpcgate.services.output_follow import TailBounds, follow
+from hpcgate.services.output_follow import TailBounds, TailStopped, follow
 from hpcgate.settings import Settings
 
 router = APIRouter(prefix="/calculations", tags=["outputs"])
@@ -148,16 +149,21 @@ async def tail_output(
 ) -> StreamingResponse:
     """The step's output file as it grows (see ``services/output_follow.py`` for the events);
     ends when the step ends. Counts against the log streams' per-user limit (429)."""
-    def prepare() -> tuple[svc.StepLocation, Any]:
+    def prepare() -> tuple[svc.StepLocation, Any, str]:
         loc = _locate(session, user, calc_id, step_index)
         source = _source(request, session, loc, settings)
         session.commit()
-        return loc, source
+        rel = svc.checked_path(file if file is not None else loc.stdout)
+        if not rel:
+            raise InvalidInput("file: name a file of the step's directory")
+        # Refusals (a path leaving the directory...) before the stream starts; a file not
+        # written yet is fine: the tail waits for it.
+        with contextlib.suppress(NotFound):
+            svc.mapped_errors(lambda: source.read(loc.workdir, rel, 0, 0))
+        return loc, source, rel
 
-    loc, source = await run_in_threadpool(prepare)
-    rel = str(relative_path(file if file is not None else loc.stdout))
-    if rel in ("", "."):
-        raise InvalidInput("file: name a file of the step's directory")
+    async with admission_released(request.scope):
+        loc, source, rel = await run_in_threadpool(prepare)
     if offset is None and last_event_id and last_event_id.isascii() and last_event_id.isdigit():
         offset = int(last_event_id)
     bounds = settings.log_stream
@@ -192,6 +198,8 @@ async def tail_output(
             chunk: Chunk = svc.mapped_errors(lambda: source.read(loc.workdir, rel, at, length))
         except NotFound:
             return state, None
+        except HpcgateError as exc:
+            raise TailStopped(exc.message) from None
         return state, chunk
 
     async def events() -> Any:

@@ -47,7 +47,8 @@ def test_listing_shows_name_kind_size_mtime(step: tuple[LocalOutputs, str, Path]
     entries, cut = files.list_dir(workdir, "")
     by_name = {e.name: e for e in entries}
     assert not cut
-    assert by_name["out.txt"].kind == "file" and by_name["out.txt"].size == 6
+    assert by_name["out.txt"].kind == "file"
+    assert by_name["out.txt"].size == 6
     assert by_name["sub"].kind == "dir"
     assert by_name["escape"].kind == "link"
     assert by_name["out.txt"].mtime > 0
