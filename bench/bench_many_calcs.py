@@ -77,9 +77,7 @@ def _wait_sacct(job_ids: set[str], since: str) -> None:
             return
 
 
-def raw_loop(n: int, workdir: Path, export: str | None = None) -> float:
-    """``export``: the same ``--export=`` list hpcgate passes (Slurm then loads each job's
-    environment itself, which roughly doubles a trivial job's time on this machine)."""
+def raw_loop(n: int, workdir: Path) -> float:
     script = workdir / "raw.sh"
     script.write_text("#!/bin/bash\necho $((1+2))\n")
     since = time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -87,8 +85,8 @@ def raw_loop(n: int, workdir: Path, export: str | None = None) -> float:
     ids = set()
     for i in range(n):
         out = subprocess.run(
-            ["sbatch", "--parsable", *([f"--export={export}"] if export else []),
-             "-J", f"bench-raw-{i}", "-o", "/dev/null", "-D", str(workdir), str(script)],
+            ["sbatch", "--parsable", "-J", f"bench-raw-{i}", "-o", "/dev/null",
+             "-D", str(workdir), str(script)],
             capture_output=True, text=True, check=True,
         ).stdout.strip()
         ids.add(out.split(";")[0])
@@ -243,16 +241,8 @@ def run_hpcgate(
     return elapsed, lat.p99_ms(), lat.errors, _slurm_duplicates(env, since_id, since)
 
 
-# The worker with sbatch's ``--export=<allow-list>`` dropped (``--export-all``): sbatch already
-# runs in the allow-listed environment, so Slurm's default (ALL of it) passes the same names.
-_WORKER_EXPORT_ALL = (
-    "import scheduler_adapters.slurm.adapter as a; a.passable_names = lambda *x, **k: None; "
-    "from hpcgate.cli import main; main()"
-)
-
-
 def start_processes(
-    config: Path, port: int, export_all: bool
+    config: Path, port: int
 ) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]:
     env = {**os.environ, "HPCGATE_CONFIG_FILE": str(config)}
     out = subprocess.DEVNULL
@@ -260,11 +250,9 @@ def start_processes(
         [sys.executable, "-m", "hpcgate.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=REPO, env=env, stdout=out, stderr=out,
     )
-    worker_cmd = (
-        [sys.executable, "-c", _WORKER_EXPORT_ALL, "worker"] if export_all
-        else [sys.executable, "-m", "hpcgate.cli", "worker"]
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "hpcgate.cli", "worker"], cwd=REPO, env=env, stdout=out, stderr=out
     )
-    worker = subprocess.Popen(worker_cmd, cwd=REPO, env=env, stdout=out, stderr=out)
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -278,19 +266,15 @@ def start_processes(
 
 
 def start_agent(
-    base: str, key: str, name: str, scratch: Path, state: Path, export_all: bool
+    base: str, key: str, name: str, scratch: Path, state: Path
 ) -> subprocess.Popen[bytes]:
     cfg = state.parent / f"{name}.yaml"
     cfg.write_text(yaml.safe_dump({
         "api_url": base, "api_key": key, "cluster": name, "name": "bench",
         "scheduler": "slurm", "scratch_root": str(scratch), "state_dir": str(state),
     }))
-    head = (
-        [sys.executable, "-c", _WORKER_EXPORT_ALL] if export_all
-        else [sys.executable, "-m", "hpcgate.cli"]
-    )
     return subprocess.Popen(
-        [*head, "agent", "--config", str(cfg)],
+        [sys.executable, "-m", "hpcgate.cli", "agent", "--config", str(cfg)],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
 
@@ -301,11 +285,6 @@ def main() -> None:
     ap.add_argument("--modes", default="local,agent")
     ap.add_argument("--poll", type=float, default=10.0, help="worker poll interval (default 10)")
     ap.add_argument("--skip-sweep", action="store_true")
-    ap.add_argument(
-        "--export-all", action="store_true",
-        help="sbatch without --export=<allow-list> (its environment is already the"
-        " allow-list), to measure what Slurm's per-job environment loading costs",
-    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
     rows: list[tuple[str, float, float, float, int, tuple[int, int, int]]] = []
@@ -346,14 +325,14 @@ def main() -> None:
                 "local": {"job_user": ""},
             }))
             port = free_port()
-            api, worker = start_processes(config, port, args.export_all)
+            api, worker = start_processes(config, port)
             base = f"http://127.0.0.1:{port}"
             (tmp / "state").mkdir()
             agent = None
             try:
                 if "agent" in args.modes:
                     agent = start_agent(base, key, "bench-agent", tmp / "scratch-agent",
-                                        tmp / "state", args.export_all)
+                                        tmp / "state")
                 time.sleep(2)
                 for n in args.n:
                     raw_dir = tmp / f"raw-{n}"
@@ -361,11 +340,6 @@ def main() -> None:
                     floor = raw_loop(n, raw_dir)
                     floor_array = raw_array(n, raw_dir) if not args.skip_sweep else 0.0
                     print(f"raw: {n} x sbatch {floor:.1f} s, --array {floor_array:.1f} s")
-                    if not args.export_all:
-                        from scheduler_adapters.environment import passable_names
-
-                        same = raw_loop(n, raw_dir, ",".join(passable_names()))
-                        print(f"raw with hpcgate's --export list: {n} x sbatch {same:.1f} s")
                     for mode, cid in (("local", local_id), ("agent", agent_id)):
                         if mode not in args.modes:
                             continue

@@ -15,6 +15,10 @@ The job's file is created in its last moments, while the scheduler still counts 
 running, so an entry stays until a harvest sees its job settled (or it is ``max_age_s`` old);
 while it waits it is looked at again at most every ``retry_s`` (``due``), so a forged entry
 for a running job costs a handful of harvests, not a stream of them.
+
+``EndSpool`` reads a spool on this machine (local clusters, the agent); ``RemoteEndSpool``
+one on an SSH cluster, through the runner's ``follow_directory`` stream (one long-lived
+channel, no remote command per look). Both follow the same rules.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ import contextlib
 import os
 import time
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
 
 SPOOL_DIRNAME = ".ended"
 SPOOL_MODE = 0o1733
@@ -80,15 +85,65 @@ class EndSpool:
         active = set(still_active)
         now = time.time()
         kept = []
+        done = []
         for job_id, mtime in announced.items():
             if job_of(job_id) in active and now - mtime < self.max_age_s:
                 kept.append(job_id)
-                continue
-            with contextlib.suppress(FileNotFoundError):
-                (self.path / job_id).unlink()
+            else:
+                done.append(job_id)
+        self._remove(done)
         self._kept = set(kept)
         self._kept_at = time.monotonic()
         return kept
+
+    def _remove(self, job_ids: list[str]) -> None:
+        for job_id in job_ids:
+            with contextlib.suppress(FileNotFoundError):
+                (self.path / job_id).unlink()
+
+
+class DirStream(Protocol):
+    """What ``SshRunner.follow_directory`` returns (scheduler_adapters' RemoteDirStream)."""
+
+    def start(self) -> None: ...
+    def stop(self, timeout: float = ...) -> None: ...
+    def names(self) -> frozenset[str] | None: ...
+
+
+class RemoteEndSpool(EndSpool):
+    """The spool of an SSH cluster, followed over one channel; entries are removed with one
+    ``rm -f`` per settle. An entry's age counts from when it was first seen here (no clock
+    of the login node is trusted)."""
+
+    def __init__(self, runner: Any, scratch_root: str, **kw: float) -> None:
+        super().__init__(scratch_root, **kw)
+        self.runner = runner
+        self.remote_path = PurePosixPath(scratch_root) / "hpcgate" / SPOOL_DIRNAME
+        self.stream: DirStream = runner.follow_directory(self.remote_path)
+        self._first_seen: dict[str, float] = {}
+        self._gone: set[str] = set()  # removed, until the stream's listing shows it
+        self.stream.start()
+
+    def ensure(self) -> bool:
+        """Connected and listing (the remote loop creates the directory itself)."""
+        return self.stream.names() is not None
+
+    def pending(self) -> dict[str, float]:
+        names = self.stream.names() or frozenset()
+        self._gone &= names
+        names = names - self._gone
+        now = time.time()
+        self._first_seen = {n: self._first_seen.get(n, now) for n in names}
+        return dict(self._first_seen)
+
+    def _remove(self, job_ids: list[str]) -> None:
+        if job_ids:
+            paths = [str(self.remote_path / j) for j in job_ids]
+            self.runner.run(["rm", "-f", "--", *paths], timeout=30)
+            self._gone.update(job_ids)
+
+    def close(self) -> None:
+        self.stream.stop()
 
 
 def job_of(entry: str) -> str:

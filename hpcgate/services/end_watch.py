@@ -1,9 +1,11 @@
-"""The worker's end-spool watcher: a local cluster is harvested as soon as a job says it ended.
+"""The worker's end-spool watcher: a cluster is harvested as soon as a job says it ended.
 
-Local-access clusters only: their scratch is this machine's file system, so a few listings
-a second cost nothing. SSH clusters keep the periodic harvest (a listing there is a remote
-command). The harvest itself is the ordinary one, under the same per-cluster advisory lock
-as the periodic tick, so the two never run at once and never disagree (issue 16).
+Local-access clusters: their scratch is this machine's file system, so a few listings a
+second cost nothing. SSH clusters: the runner streams the remote spool's listing over one
+long-lived channel (``RemoteEndSpool``), so a look costs no remote command either; while
+that stream is down the periodic harvest is all there is, as before. The harvest itself is
+the ordinary one, under the same per-cluster advisory lock as the periodic tick, so the two
+never run at once and never disagree (issue 16).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hpcgate.db.models import Cluster
 from hpcgate.db.models.clusters import AccessMode
 from hpcgate.db.session import session_scope
-from hpcgate.engine.end_spool import EndSpool
+from hpcgate.engine.end_spool import EndSpool, RemoteEndSpool
 from hpcgate.services.cluster_ticks import harvest_cluster
 from hpcgate.services.connections import ClusterConnections
 from hpcgate.services.harvest import watched_steps
@@ -62,6 +64,9 @@ class EndWatcher:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        for spool in self._spools.values():
+            if isinstance(spool, RemoteEndSpool):
+                spool.close()
 
     def _main(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -74,16 +79,38 @@ class EndWatcher:
         now = time.monotonic()
         if now - self._listed_at >= _CLUSTERS_EVERY_S:
             with session_scope(self.factory) as s:
-                rows = s.execute(
-                    select(Cluster.id, Cluster.scratch_root).where(
-                        Cluster.access_mode == AccessMode.LOCAL
+                rows = s.scalars(
+                    select(Cluster).where(
+                        Cluster.access_mode.in_((AccessMode.LOCAL, AccessMode.SSH))
                     )
                 ).all()
-            self._spools = {
-                int(cid): self._spools.get(int(cid)) or EndSpool(root) for cid, root in rows
-            }
+                spools = {int(c.id): self._spool_for(c) for c in rows}
+            for cid, old in self._spools.items():
+                if old is not spools.get(cid) and isinstance(old, RemoteEndSpool):
+                    old.close()
+            self._spools = {cid: sp for cid, sp in spools.items() if sp is not None}
             self._listed_at = now
         return self._spools
+
+    def _spool_for(self, cluster: Cluster) -> EndSpool | None:
+        """The cluster's spool, kept while its runner is the same one (a changed cluster
+        gets a new adapter, hence a new stream)."""
+        cid = int(cluster.id)
+        old = self._spools.get(cid)
+        if cluster.access_mode == AccessMode.LOCAL:
+            if old is not None and not isinstance(old, RemoteEndSpool):
+                return old
+            return EndSpool(cluster.scratch_root)
+        try:
+            runner = self.connections.adapter_for(cluster).runner
+        except Exception as exc:  # a misconfigured cluster: the periodic harvest says why
+            log.debug("no end stream for cluster %s: %s", cid, exc)
+            return None
+        if isinstance(old, RemoteEndSpool) and old.runner is runner:
+            return old
+        if not hasattr(runner, "follow_directory"):
+            return None
+        return RemoteEndSpool(runner, cluster.scratch_root)
 
     def check_once(self) -> list[int]:
         """Harvest every local cluster with announced ends; returns the ids harvested."""

@@ -28,7 +28,8 @@ import pytest
 from scheduler_adapters.errors import RunnerError, UnsafePath
 from scheduler_adapters.runners.base import Runner
 from scheduler_adapters.runners.local import LocalRunner
-from scheduler_adapters.runners.ssh import HostKeyError, SshRunner
+from scheduler_adapters.runners.ssh import SshRunner
+from scheduler_adapters.runners.ssh_connection import HostKeyError
 from scheduler_adapters.types import CommandResult
 from tests.helpers.ci import missing, require
 from tests.helpers.ssh_env import (

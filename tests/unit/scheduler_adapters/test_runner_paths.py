@@ -19,7 +19,9 @@ import pytest
 from scheduler_adapters.errors import RunnerError, UnsafePath
 from scheduler_adapters.runners.base import check_inside
 from scheduler_adapters.runners.local import LocalRunner
-from scheduler_adapters.runners.ssh import SshRunner, build_command, ensure_real_inside
+from scheduler_adapters.runners.ssh import SshRunner
+from scheduler_adapters.runners.ssh_exec import build_command
+from scheduler_adapters.runners.ssh_files import ensure_real_inside
 
 ROOT = PurePosixPath("/srv/scratch/hpcgate")
 

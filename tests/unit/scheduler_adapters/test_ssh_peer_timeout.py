@@ -11,7 +11,7 @@ import errno
 
 import paramiko
 
-from scheduler_adapters.runners.ssh import _Dropped, _peer_timed_out
+from scheduler_adapters.runners.ssh_connection import Dropped, peer_timed_out
 
 
 def _chained(outer: BaseException, inner: BaseException) -> BaseException:
@@ -25,21 +25,21 @@ def _chained(outer: BaseException, inner: BaseException) -> BaseException:
 
 
 def test_etimedout_is_a_dead_peer() -> None:
-    assert _peer_timed_out(OSError(errno.ETIMEDOUT, "Connection timed out"))
+    assert peer_timed_out(OSError(errno.ETIMEDOUT, "Connection timed out"))
 
 
 def test_etimedout_behind_our_wrapper_is_found() -> None:
-    exc = _chained(_Dropped("transport died"), OSError(errno.ETIMEDOUT, "timed out"))
-    assert _peer_timed_out(exc)
+    exc = _chained(Dropped("transport died"), OSError(errno.ETIMEDOUT, "timed out"))
+    assert peer_timed_out(exc)
 
 
 def test_reset_eof_and_refusals_are_not() -> None:
-    assert not _peer_timed_out(OSError(errno.ECONNRESET, "reset"))
-    assert not _peer_timed_out(_chained(_Dropped("eof"), EOFError()))
-    assert not _peer_timed_out(paramiko.SSHException("Unable to open channel."))
-    assert not _peer_timed_out(None)
+    assert not peer_timed_out(OSError(errno.ECONNRESET, "reset"))
+    assert not peer_timed_out(_chained(Dropped("eof"), EOFError()))
+    assert not peer_timed_out(paramiko.SSHException("Unable to open channel."))
+    assert not peer_timed_out(None)
 
 
 def test_a_socket_timeout_without_errno_is_not() -> None:
     # socket.timeout (a read deadline of ours) has no errno: the peer may be fine
-    assert not _peer_timed_out(TimeoutError("timed out"))
+    assert not peer_timed_out(TimeoutError("timed out"))
