@@ -236,6 +236,17 @@ class OutputSettings(BaseModel):
     tail_max_bytes: int = Field(default=65536, ge=1024, le=1 << 22)  # per poll; beyond: skip
 
 
+class TelemetrySettings(BaseModel):
+    """Retention of the heartbeat and step-sample series (``services/telemetry_retention.py``):
+    raw rows for ``raw_days``, then one row per ``rollup_bucket_s`` bucket, kept for
+    ``rollup_days`` (0: for ever)."""
+
+    raw_days: float = Field(default=14.0, gt=0, le=3650)
+    rollup_bucket_s: int = Field(default=3600, ge=60, le=86400)
+    rollup_days: float = Field(default=730.0, ge=0, le=36500)
+    interval_s: float = Field(default=3600.0, ge=10, le=86400)  # how often the worker runs it
+
+
 class LogStreamSettings(BaseModel):
     """Bounds on ``GET /logs/stream`` (SSE): each stream costs a query per poll."""
 
@@ -278,6 +289,7 @@ class Settings(BaseSettings):
     ml: MlSettings = Field(default_factory=MlSettings)
     log_stream: LogStreamSettings = Field(default_factory=LogStreamSettings)
     outputs: OutputSettings = Field(default_factory=OutputSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     inputs: InputSettings = Field(default_factory=InputSettings)
     local: LocalExecutorSettings = Field(default_factory=LocalExecutorSettings)
     cluster_accounts: ClusterAccountSettings = Field(default_factory=ClusterAccountSettings)

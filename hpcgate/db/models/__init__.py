@@ -8,7 +8,12 @@ from hpcgate.db.models.ml import MlModel, Prediction
 from hpcgate.db.models.notifications import NotificationOutbox
 from hpcgate.db.models.outputs import OutputRequest
 from hpcgate.db.models.results import AnalysisResult, ExtractedResult
-from hpcgate.db.models.telemetry import HeartbeatSample, ServiceLog, WorkerHeartbeat
+from hpcgate.db.models.telemetry import (
+    HeartbeatRollup,
+    HeartbeatSample,
+    ServiceLog,
+    WorkerHeartbeat,
+)
 from hpcgate.db.models.users import ApiKey, RefreshToken, User
 
 __all__ = [
@@ -20,6 +25,7 @@ __all__ = [
     "Cluster",
     "ClusterAccount",
     "ExtractedResult",
+    "HeartbeatRollup",
     "HeartbeatSample",
     "InputBlob",
     "MlModel",

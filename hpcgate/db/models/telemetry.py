@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text, func
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -56,6 +67,49 @@ class HeartbeatSample(Base):
     max_rss_kb: Mapped[int | None] = mapped_column(BigInteger)
     # Idempotency key from the sender, so a retried batch is never stored twice.
     sample_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+
+
+class HeartbeatRollup(Base):
+    """Samples older than the raw retention, one row per series and bucket
+    (``services/telemetry_retention.py``): gauges are the bucket's mean, the cumulative step
+    metrics (CPU time, peak memory) its maximum, ``samples`` the raw rows behind it."""
+
+    __tablename__ = "heartbeat_rollups"
+    __table_args__ = (
+        Index("ix_heartbeat_rollups_cluster_ts", "cluster_id", "bucket_start"),
+        Index("ix_heartbeat_rollups_step_ts", "step_id", "bucket_start"),
+        # One row per series and bucket, so a late sample merges into its bucket.
+        Index(
+            "uq_heartbeat_rollups_bucket",
+            "scope",
+            "cluster_id",
+            text("coalesce(step_id, 0)"),
+            text("coalesce(node, '')"),
+            "bucket_s",
+            "bucket_start",
+            unique=True,
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(
+        ForeignKey("clusters.id", ondelete="CASCADE"), nullable=False
+    )
+    step_id: Mapped[int | None] = mapped_column(ForeignKey("steps.id", ondelete="CASCADE"))
+    scope: Mapped[str] = mapped_column(String(16), nullable=False)
+    node: Mapped[str | None] = mapped_column(String(200))
+    bucket_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    bucket_s: Mapped[int] = mapped_column(Integer, nullable=False)
+    samples: Mapped[int] = mapped_column(Integer, nullable=False)
+    cpu_load: Mapped[float | None] = mapped_column(Float)
+    cpus_allocated: Mapped[float | None] = mapped_column(Float)
+    cpus_total: Mapped[float | None] = mapped_column(Float)
+    memory_free_mb: Mapped[float | None] = mapped_column(Float)
+    memory_total_mb: Mapped[float | None] = mapped_column(Float)
+    queue_depth: Mapped[float | None] = mapped_column(Float)
+    running_jobs: Mapped[float | None] = mapped_column(Float)
+    cpu_time_s: Mapped[float | None] = mapped_column(Float)
+    max_rss_kb: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ServiceLog(Base):
