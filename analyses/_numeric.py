@@ -10,7 +10,8 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from analyses.base import MAX_POINTS, rounded
+from analyses.base import MAX_POINTS
+from analyses.results import rounded
 
 __all__ = ["bin_average", "downsample_indices", "interp_at", "rounded_list"]
 

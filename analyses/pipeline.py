@@ -17,19 +17,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from analyses.base import (
-    SCHEMA_VERSION,
-    Analysis,
-    AnalysisError,
-    AnalysisOutput,
-    ComputeInputs,
-    ExtractContext,
-    JSONDict,
-    StepInput,
-    to_jsonable,
-)
+from analyses.base import Analysis, AnalysisError, ExtractContext
+from analyses.compute_inputs import ComputeInputs, StepInput
 from analyses.graph import resolve
 from analyses.registry import Registry, default_registry
+from analyses.results import SCHEMA_VERSION, AnalysisOutput, JSONDict, to_jsonable
 
 __all__ = ["MAX_EXTRACT_BYTES", "compute_all", "extract_run"]
 

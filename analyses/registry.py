@@ -34,7 +34,8 @@ from graphlib import CycleError, TopologicalSorter
 from importlib.metadata import entry_points
 from typing import Any
 
-from analyses.base import Analysis, JSONDict
+from analyses.base import Analysis
+from analyses.results import JSONDict
 
 __all__ = [
     "BUILTINS",

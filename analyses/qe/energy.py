@@ -9,21 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from analyses.base import (
-    Analysis,
-    AnalysisOutput,
-    Column,
-    ComputeInputs,
-    ExtractContext,
-    ExtractionError,
-    JSONDict,
-    Scalar,
-    Series,
-    Table,
-    step_axis,
-)
+from analyses.base import Analysis, ExtractContext, ExtractionError
+from analyses.compute_inputs import ComputeInputs, step_axis
 from analyses.qe.files import parsed_pw_stdout
 from analyses.qe.stdout import RY_EV
+from analyses.results import AnalysisOutput, Column, JSONDict, Scalar, Series, Table
 
 __all__ = ["QeEnergy"]
 

@@ -10,22 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from analyses.base import (
-    MAX_POINTS,
-    Analysis,
-    AnalysisOutput,
-    Column,
-    ComputeInputs,
-    ExtractContext,
-    ExtractionError,
-    JSONDict,
-    Scalar,
-    Series,
-    Table,
-    rounded,
-)
+from analyses.base import MAX_POINTS, Analysis, ExtractContext, ExtractionError
+from analyses.compute_inputs import ComputeInputs
 from analyses.qe.files import parsed_pw_stdout
 from analyses.qe.stdout import RY_EV
+from analyses.results import AnalysisOutput, Column, JSONDict, Scalar, Series, Table, rounded
 
 __all__ = ["QeScfConvergence"]
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from analyses.base import AnalysisOutput, Column, Table
+from analyses.results import AnalysisOutput, Column, Table
 
 #: Rows of one table printed in the PDF/HTML; the CSV always has them all.
 MAX_TABLE_ROWS = 60

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from analyses.base import AnalysisOutput, Table, to_jsonable
 from analyses.report.document import outputs, steps_table
+from analyses.results import AnalysisOutput, Table, to_jsonable
 
 
 def _safe(name: str) -> str:

@@ -8,8 +8,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from analyses.base import Series
 from analyses.report.document import Figure, outputs
+from analyses.results import Series
 
 #: Legend entries above which the legend is left out (it would hide the plot).
 MAX_LEGEND = 12

@@ -10,7 +10,6 @@ import html
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from analyses.base import Table
 from analyses.report.document import (
     MAX_TABLE_ROWS,
     Figure,
@@ -22,6 +21,7 @@ from analyses.report.document import (
     steps_table,
 )
 from analyses.report.figures import render_figures
+from analyses.results import Table
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"DejaVu Sans",sans-serif;margin:2em auto;

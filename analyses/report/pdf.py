@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from analyses.base import Table
 from analyses.report.document import (
     MAX_TABLE_ROWS,
     Figure,
@@ -26,6 +25,7 @@ from analyses.report.document import (
     steps_table,
 )
 from analyses.report.figures import render_figures
+from analyses.results import Table
 
 #: A table this short is kept on one page with its heading.
 _KEEP_TOGETHER_ROWS = 25

@@ -15,20 +15,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from analyses._numeric import downsample_indices
-from analyses.base import (
-    MAX_POINTS,
-    Analysis,
-    AnalysisOutput,
-    Column,
-    ComputeInputs,
-    ExtractContext,
-    ExtractionError,
-    JSONDict,
-    Scalar,
-    Series,
-    Table,
-    rounded,
-)
+from analyses.base import MAX_POINTS, Analysis, ExtractContext, ExtractionError
+from analyses.compute_inputs import ComputeInputs
+from analyses.results import AnalysisOutput, Column, JSONDict, Scalar, Series, Table, rounded
 from analyses.siesta.eigenvalues import band_edges
 from analyses.siesta.files import find_label_file
 

@@ -16,17 +16,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from analyses.base import (
-    Analysis,
-    AnalysisOutput,
-    Column,
-    ComputeInputs,
-    ExtractContext,
-    ExtractionError,
-    JSONDict,
-    Scalar,
-    Table,
-)
+from analyses.base import Analysis, ExtractContext, ExtractionError
+from analyses.compute_inputs import ComputeInputs
+from analyses.results import AnalysisOutput, Column, JSONDict, Scalar, Table
 from analyses.siesta.files import find_label_file, find_tbtrans_stdout
 from analyses.siesta.tbtrans import parse_tbtrans_stdout
 

@@ -15,21 +15,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from analyses.base import (
-    MAX_POINTS,
-    Analysis,
-    AnalysisOutput,
-    Column,
-    ComputeInputs,
-    ExtractContext,
-    ExtractionError,
-    JSONDict,
-    Scalar,
-    Series,
-    Table,
-    rounded,
-    step_axis,
-)
+from analyses.base import MAX_POINTS, Analysis, ExtractContext, ExtractionError
+from analyses.compute_inputs import ComputeInputs, step_axis
+from analyses.results import AnalysisOutput, Column, JSONDict, Scalar, Series, Table, rounded
 from analyses.siesta.files import find_label_file
 
 __all__ = ["Eigenvalues", "band_edges"]

@@ -19,19 +19,9 @@ import re
 from pathlib import Path
 from typing import ClassVar
 
-from analyses.base import (
-    Analysis,
-    AnalysisOutput,
-    Column,
-    ComputeInputs,
-    ExtractContext,
-    ExtractionError,
-    JSONDict,
-    Scalar,
-    Series,
-    Table,
-    step_axis,
-)
+from analyses.base import Analysis, ExtractContext, ExtractionError
+from analyses.compute_inputs import ComputeInputs, step_axis
+from analyses.results import AnalysisOutput, Column, JSONDict, Scalar, Series, Table
 from analyses.siesta.files import parsed_stdout
 
 __all__ = ["Energy"]

@@ -11,18 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from analyses.base import (
-    Analysis,
-    AnalysisOutput,
-    Column,
-    ComputeInputs,
-    ExtractContext,
-    ExtractionError,
-    JSONDict,
-    Scalar,
-    Series,
-    Table,
-)
+from analyses.base import Analysis, ExtractContext, ExtractionError
+from analyses.compute_inputs import ComputeInputs
+from analyses.results import AnalysisOutput, Column, JSONDict, Scalar, Series, Table
 from analyses.siesta.current import variant_bias
 from analyses.siesta.files import parsed_stdout
 

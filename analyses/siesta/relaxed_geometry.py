@@ -17,19 +17,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from analyses.base import (
-    MAX_POINTS,
-    Analysis,
-    AnalysisOutput,
-    Column,
-    ComputeInputs,
-    ExtractContext,
-    ExtractionError,
-    JSONDict,
-    Scalar,
-    Table,
-    rounded,
-)
+from analyses.base import MAX_POINTS, Analysis, ExtractContext, ExtractionError
+from analyses.compute_inputs import ComputeInputs
+from analyses.results import AnalysisOutput, Column, JSONDict, Scalar, Table, rounded
 from analyses.siesta.files import find_fdf, find_label_file, open_stdout_sile, parsed_stdout
 from analyses.siesta.stdout import SiestaStdout
 

@@ -12,20 +12,9 @@ import math
 from pathlib import Path
 from typing import Any, ClassVar
 
-from analyses.base import (
-    MAX_POINTS,
-    Analysis,
-    AnalysisOutput,
-    Column,
-    ComputeInputs,
-    ExtractContext,
-    ExtractionError,
-    JSONDict,
-    Scalar,
-    Series,
-    Table,
-    rounded,
-)
+from analyses.base import MAX_POINTS, Analysis, ExtractContext, ExtractionError
+from analyses.compute_inputs import ComputeInputs
+from analyses.results import AnalysisOutput, Column, JSONDict, Scalar, Series, Table, rounded
 from analyses.siesta.files import parsed_stdout
 from analyses.siesta.stdout import ScfCycle
 

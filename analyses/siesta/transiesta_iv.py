@@ -30,19 +30,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from analyses.base import (
-    Analysis,
-    AnalysisOutput,
-    Column,
-    ComputeInputs,
-    ExtractContext,
-    ExtractionError,
-    JSONDict,
-    Scalar,
-    Series,
-    StepInput,
-    Table,
-)
+from analyses.base import Analysis, ExtractContext, ExtractionError
+from analyses.compute_inputs import ComputeInputs, StepInput
+from analyses.results import AnalysisOutput, Column, JSONDict, Scalar, Series, Table
 from analyses.siesta.current import variant_bias
 from analyses.siesta.files import find_label_file, find_tbtrans_stdout
 from analyses.siesta.iv_curve import G0_SIEMENS

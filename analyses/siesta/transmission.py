@@ -17,19 +17,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from analyses._numeric import bin_average, interp_at, rounded_list
-from analyses.base import (
-    MAX_POINTS,
-    Analysis,
-    AnalysisOutput,
-    Column,
-    ComputeInputs,
-    ExtractContext,
-    ExtractionError,
-    JSONDict,
-    Scalar,
-    Series,
-    Table,
-)
+from analyses.base import MAX_POINTS, Analysis, ExtractContext, ExtractionError
+from analyses.compute_inputs import ComputeInputs
+from analyses.results import AnalysisOutput, Column, JSONDict, Scalar, Series, Table
 from analyses.siesta.files import find_label_file, run_label
 from analyses.siesta.tbtrans import read_tbt_spectrum
 

@@ -9,9 +9,11 @@ from typing import Any, ClassVar
 import pytest
 
 from analyses import registry as registry_mod
-from analyses.base import Analysis, AnalysisOutput, ComputeInputs, ExtractContext
+from analyses.base import Analysis, ExtractContext
+from analyses.compute_inputs import ComputeInputs
 from analyses.graph import InvalidSelection, resolve
 from analyses.registry import Registry, RegistryError, build_registry, default_registry
+from analyses.results import AnalysisOutput
 from hpcgate.errors import InvalidInput
 
 

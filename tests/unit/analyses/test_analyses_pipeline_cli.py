@@ -11,17 +11,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from analyses.base import (
-    Analysis,
-    AnalysisError,
-    AnalysisOutput,
-    ComputeInputs,
-    ExtractContext,
-    ExtractionError,
-    StepInput,
-)
+from analyses.base import Analysis, AnalysisError, ExtractContext, ExtractionError
+from analyses.compute_inputs import ComputeInputs, StepInput
 from analyses.pipeline import compute_all, extract_run
 from analyses.registry import Registry
+from analyses.results import AnalysisOutput
 from hpcgate.cli_extract import extract
 from tests.helpers.analyses_env import case
 

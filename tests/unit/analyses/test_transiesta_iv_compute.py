@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from analyses.base import StepInput
+from analyses.compute_inputs import StepInput
 from analyses.pipeline import compute_all
 from analyses.siesta.transiesta_iv import ABS_TOLERANCE_A, REL_TOLERANCE, currents_agree
 
