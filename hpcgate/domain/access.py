@@ -173,20 +173,26 @@ def may(action: Action, actor: Actor, resource: Resource | None = None) -> bool:
     return scope is Scope.ALL
 
 
+def may_some(action: Action, actor: Actor) -> bool:
+    """Whether ``actor`` may do ``action`` on at least some resource (e.g. a moderator may
+    manage *plain users*): the check before a resource is even looked up."""
+    return scope_of(action, actor.role) is not None
+
+
 def require(
     action: Action, actor: Actor, resource: Resource | None = None, *, message: str | None = None
 ) -> None:
     """``may`` or raise ``Forbidden`` (``message``, or one naming the role it takes)."""
     if not may(action, actor, resource):
-        raise Forbidden(message or _refusal(action))
+        raise Forbidden(message or refusal(action))
 
 
-def _refusal(action: Action) -> str:
-    roles = [role for role, scope in POLICY[action].items() if scope is Scope.ALL]
+def refusal(action: Action) -> str:
+    """Why a role-less caller is refused: the lowest role that may do ``action`` at all."""
+    roles = list(POLICY[action])
     if not roles:
-        return f"not allowed: {action.value}"
-    lowest = min(roles, key=lambda r: r.rank)
-    return f"requires the {lowest.value} role"
+        return f"nobody may {action.value}"
+    return f"requires the {min(roles, key=lambda r: r.rank).value} role"
 
 
 def permissions_of(role: Role | str) -> list[str]:
@@ -214,7 +220,9 @@ __all__ = [
     "Role",
     "Scope",
     "may",
+    "may_some",
     "permissions_of",
+    "refusal",
     "require",
     "scope_of",
 ]

@@ -28,7 +28,7 @@ from hpcgate.db.models import (
     StepEdge,
 )
 from hpcgate.db.models.users import User
-from hpcgate.domain.access import Role
+from hpcgate.domain.access import Action, Owned, may
 from hpcgate.domain.plan import (
     Plan,
     PlanError,
@@ -168,7 +168,7 @@ def create_calculation(
     name = new.name.strip()
     if not name or len(name) > 200:
         raise InvalidInput("name must be 1 to 200 characters")
-    if new.priority != 0 and Role(owner.role).rank < Role.MODERATOR.rank:
+    if new.priority != 0 and not may(Action.CALCULATION_PRIORITIZE, owner):
         # A priority is a moderator's decision (docs/rbac.md); a user's own would jump the queue.
         raise Forbidden(
             "only moderators may set a calculation's priority; leave 'priority' out (0)"
@@ -317,12 +317,12 @@ def get_calculation(session: Session, calc_id: int) -> Calculation:
     return calc
 
 
-def ensure_may_change(calc: Calculation, user: User) -> None:
+def ensure_may_change(calc: Calculation, user: User, action: Action) -> None:
     """Everyone reads every calculation (a lab shares results), but only its owner or a
     moderator may rename or cancel it: one researcher must not stop another's run."""
     if user.blocked:
         raise Forbidden("blocked users cannot change calculations")
-    if calc.owner_id != user.id and Role(user.role).rank < Role.MODERATOR.rank:
+    if not may(action, user, Owned(calc.owner_id)):
         raise Forbidden(
             f"calculation {calc.id} belongs to another user; "
             "only its owner or a moderator may change it"
@@ -360,7 +360,7 @@ def set_priority(session: Session, calc_id: int, priority: int) -> Calculation:
 def request_cancel(session: Session, calc_id: int, user: User) -> tuple[Calculation, list[str]]:
     """Mark the calculation cancelled; return the scheduler ids the dispatcher must cancel."""
     calc = _locked(session, calc_id)
-    ensure_may_change(calc, user)
+    ensure_may_change(calc, user, Action.CALCULATION_CANCEL)
     if calc.state in (
         CalculationState.COMPLETED,
         CalculationState.FAILED,

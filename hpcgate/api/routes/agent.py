@@ -17,8 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from hpcgate.api.deps import SessionDep, SettingsDep
-from hpcgate.api.deps_auth import AgentCluster
+from hpcgate.api.deps import AgentCluster, SessionDep, SettingsDep
 from hpcgate.api.middleware import admission_released
 from hpcgate.api.schemas.agent import (
     CancelAck,

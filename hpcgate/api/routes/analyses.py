@@ -13,8 +13,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
-from hpcgate.api.deps import SessionDep
-from hpcgate.api.deps_auth import CurrentUser
+from hpcgate.api.deps import CurrentUser, SessionDep
 from hpcgate.db.models import Calculation, Molecule
 from hpcgate.services import calculations as calc_svc
 from hpcgate.services import molecules as mol_svc

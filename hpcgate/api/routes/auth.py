@@ -8,10 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Cookie, Request, Response
 from fastapi.responses import JSONResponse
 
-from hpcgate.api.deps import SessionDep, SettingsDep
-from hpcgate.api.deps_auth import BearerCredentials, CurrentUser
+from hpcgate.api.deps import BearerCredentials, CurrentUser, SessionDep, SettingsDep
 from hpcgate.api.schemas.auth import LoginRequest, TokenResponse
-from hpcgate.api.schemas.users import MeUpdate, UserOut
+from hpcgate.api.schemas.users import MeOut, MeUpdate, UserOut
 from hpcgate.auth import lockout, rate_limit, refresh
 from hpcgate.auth.jwt import issue_access_token, verify_access_token
 from hpcgate.auth.passwords import hash_password, needs_rehash, verify_password
@@ -146,13 +145,13 @@ def logout(
     return out
 
 
-@router.get("/me", response_model=UserOut)
+@router.get("/me", response_model=MeOut)
 def read_me(user: CurrentUser) -> User:
-    """The caller's own account."""
+    """The caller's own account and permissions (``hpcgate.domain.access``)."""
     return user
 
 
-@router.patch("/me", response_model=UserOut)
+@router.patch("/me", response_model=MeOut)
 def update_me(
     body: MeUpdate,
     user: CurrentUser,

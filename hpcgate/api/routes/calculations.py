@@ -13,8 +13,13 @@ from fastapi import APIRouter, Query
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session
 
-from hpcgate.api.deps import SessionDep, SettingsDep
-from hpcgate.api.deps_auth import CurrentUser, ModeratorUser
+from hpcgate.api.deps import (
+    CurrentUser,
+    MayApproveCalculations,
+    MayPrioritizeCalculations,
+    SessionDep,
+    SettingsDep,
+)
 from hpcgate.api.schemas.calculations import (
     AnalysisResultOut,
     CalculationCreate,
@@ -44,6 +49,7 @@ from hpcgate.db.models import (
     User,
 )
 from hpcgate.db.models.telemetry import CLUSTER_METRICS
+from hpcgate.domain.access import Action
 from hpcgate.domain.states import CalculationState
 from hpcgate.engine.work import for_dispatcher
 from hpcgate.errors import InvalidInput, NotFound
@@ -261,7 +267,7 @@ def update_calculation(
     calc_id: int, body: CalculationUpdate, user: CurrentUser, session: SessionDep
 ) -> CalculationDetail:
     calc = svc.get_calculation(session, calc_id)
-    svc.ensure_may_change(calc, user)
+    svc.ensure_may_change(calc, user, Action.CALCULATION_UPDATE)
     if body.name is not None:
         calc.name = body.name.strip() or calc.name
     if body.description is not None:
@@ -290,21 +296,21 @@ def cancel_calculation(calc_id: int, user: CurrentUser, session: SessionDep) -> 
 
 @router.post("/{calc_id}/approve", response_model=CalculationDetail)
 def approve_calculation(
-    calc_id: int, moderator: ModeratorUser, session: SessionDep
+    calc_id: int, moderator: MayApproveCalculations, session: SessionDep
 ) -> CalculationDetail:
     return _detail(svc.approve(session, calc_id, moderator), session)
 
 
 @router.post("/{calc_id}/reject", response_model=CalculationDetail)
 def reject_calculation(
-    calc_id: int, body: RejectBody, moderator: ModeratorUser, session: SessionDep
+    calc_id: int, body: RejectBody, moderator: MayApproveCalculations, session: SessionDep
 ) -> CalculationDetail:
     return _detail(svc.reject(session, calc_id, moderator, body.reason), session)
 
 
 @router.put("/{calc_id}/priority", response_model=CalculationDetail)
 def set_priority(
-    calc_id: int, body: PriorityUpdate, moderator: ModeratorUser, session: SessionDep
+    calc_id: int, body: PriorityUpdate, moderator: MayPrioritizeCalculations, session: SessionDep
 ) -> CalculationDetail:
     return _detail(svc.set_priority(session, calc_id, body.priority), session)
 

@@ -12,8 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from hpcgate.api.deps import SessionDep, SettingsDep
-from hpcgate.api.deps_auth import AdminUser
+from hpcgate.api.deps import MayManageClusters, SessionDep, SettingsDep
 from hpcgate.db.models import ClusterAccount
 from hpcgate.db.models.accounts import LOGIN_NAME_PATTERN
 from hpcgate.services import cluster_accounts as svc
@@ -54,7 +53,7 @@ def _out(row: ClusterAccount) -> ClusterAccountOut:
 
 @router.get("/{cluster_id}/accounts", response_model=list[ClusterAccountOut])
 def list_cluster_accounts(
-    cluster_id: ClusterId, _: AdminUser, session: SessionDep
+    cluster_id: ClusterId, _: MayManageClusters, session: SessionDep
 ) -> list[ClusterAccountOut]:
     """Every user mapped to a login name on this cluster (admin)."""
     return [_out(r) for r in svc.list_accounts(session, cluster_id)]
@@ -65,7 +64,7 @@ def put_cluster_account(
     cluster_id: ClusterId,
     user_id: UserId,
     body: ClusterAccountIn,
-    _: AdminUser,
+    _: MayManageClusters,
     session: SessionDep,
     settings: SettingsDep,
 ) -> ClusterAccountOut:
@@ -79,7 +78,7 @@ def put_cluster_account(
 
 @router.delete("/{cluster_id}/accounts/{user_id}", status_code=204)
 def delete_cluster_account(
-    cluster_id: ClusterId, user_id: UserId, _: AdminUser, session: SessionDep
+    cluster_id: ClusterId, user_id: UserId, _: MayManageClusters, session: SessionDep
 ) -> Response:
     """Unmap a user: their next jobs run as the cluster's job account (admin)."""
     svc.delete_account(session, cluster_id, user_id)

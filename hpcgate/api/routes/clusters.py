@@ -12,8 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
-from hpcgate.api.deps import SessionDep
-from hpcgate.api.deps_auth import AdminUser, CurrentUser
+from hpcgate.api.deps import CurrentUser, MayManageApiKeys, MayManageClusters, SessionDep
 from hpcgate.api.schemas.clusters import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -68,7 +67,7 @@ def list_clusters(_: CurrentUser, session: SessionDep) -> list[Cluster]:
 
 
 @router.post("", response_model=ClusterAdminOut, status_code=201)
-def create_cluster(body: ClusterCreate, _: AdminUser, session: SessionDep) -> Cluster:
+def create_cluster(body: ClusterCreate, _: MayManageClusters, session: SessionDep) -> Cluster:
     """Register a cluster (admin), optionally with its queue mappings."""
     values = body.model_dump(exclude={"queues"})
     return svc.create_cluster(session, values, [q.model_dump() for q in body.queues])
@@ -81,14 +80,14 @@ def get_cluster(cluster_id: ClusterId, _: CurrentUser, session: SessionDep) -> C
 
 
 @router.get("/{cluster_id}/config", response_model=ClusterAdminOut)
-def get_cluster_config(cluster_id: ClusterId, _: AdminUser, session: SessionDep) -> Cluster:
+def get_cluster_config(cluster_id: ClusterId, _: MayManageClusters, session: SessionDep) -> Cluster:
     """One cluster with its whole configuration (admin)."""
     return svc.get_cluster(session, cluster_id)
 
 
 @router.patch("/{cluster_id}", response_model=ClusterAdminOut)
 def update_cluster(
-    cluster_id: ClusterId, body: ClusterUpdate, _: AdminUser, session: SessionDep
+    cluster_id: ClusterId, body: ClusterUpdate, _: MayManageClusters, session: SessionDep
 ) -> Cluster:
     """Change a cluster's configuration (admin); only the fields sent change."""
     changes = body.model_dump(exclude_unset=True)
@@ -96,20 +95,20 @@ def update_cluster(
 
 
 @router.delete("/{cluster_id}", status_code=204)
-def delete_cluster(cluster_id: ClusterId, _: AdminUser, session: SessionDep) -> Response:
+def delete_cluster(cluster_id: ClusterId, _: MayManageClusters, session: SessionDep) -> Response:
     """Delete a cluster that never ran a calculation (admin); otherwise disable it."""
     svc.delete_cluster(session, cluster_id)
     return Response(status_code=204)
 
 
 @router.post("/{cluster_id}/enable", response_model=ClusterAdminOut)
-def enable_cluster(cluster_id: ClusterId, _: AdminUser, session: SessionDep) -> Cluster:
+def enable_cluster(cluster_id: ClusterId, _: MayManageClusters, session: SessionDep) -> Cluster:
     """End maintenance: work is dispatched to the cluster again (admin)."""
     return svc.set_cluster_enabled(session, cluster_id, True)
 
 
 @router.post("/{cluster_id}/disable", response_model=ClusterAdminOut)
-def disable_cluster(cluster_id: ClusterId, _: AdminUser, session: SessionDep) -> Cluster:
+def disable_cluster(cluster_id: ClusterId, _: MayManageClusters, session: SessionDep) -> Cluster:
     """Maintenance: no new work is dispatched; running jobs are still followed (admin)."""
     return svc.set_cluster_enabled(session, cluster_id, False)
 
@@ -125,7 +124,7 @@ def list_queues(cluster_id: ClusterId, _: CurrentUser, session: SessionDep) -> l
 
 @router.post("/{cluster_id}/queues", response_model=QueueOut, status_code=201)
 def create_queue(
-    cluster_id: ClusterId, body: QueueCreate, _: AdminUser, session: SessionDep
+    cluster_id: ClusterId, body: QueueCreate, _: MayManageClusters, session: SessionDep
 ) -> QueueMapping:
     """Map a logical queue to a partition/QoS/account with limits (admin)."""
     return svc.create_queue(session, cluster_id, body.model_dump())
@@ -136,7 +135,7 @@ def update_queue(
     cluster_id: ClusterId,
     logical_queue: QueueName,
     body: QueueUpdate,
-    _: AdminUser,
+    _: MayManageClusters,
     session: SessionDep,
 ) -> QueueMapping:
     """Change a queue mapping (admin); ``null`` clears an optional field."""
@@ -145,7 +144,7 @@ def update_queue(
 
 @router.delete("/{cluster_id}/queues/{logical_queue}", status_code=204)
 def delete_queue(
-    cluster_id: ClusterId, logical_queue: QueueName, _: AdminUser, session: SessionDep
+    cluster_id: ClusterId, logical_queue: QueueName, _: MayManageClusters, session: SessionDep
 ) -> Response:
     """Remove a queue mapping (admin)."""
     svc.delete_queue(session, cluster_id, logical_queue)
@@ -156,7 +155,9 @@ def delete_queue(
 
 
 @router.get("/{cluster_id}/api-keys", response_model=list[ApiKeyOut])
-def list_cluster_keys(cluster_id: ClusterId, _: AdminUser, session: SessionDep) -> list[ApiKeyOut]:
+def list_cluster_keys(
+    cluster_id: ClusterId, _: MayManageApiKeys, session: SessionDep
+) -> list[ApiKeyOut]:
     """The cluster's agent keys, revoked ones included (never the secrets)."""
     found = keys.list_api_keys(session, owner_kind=ApiKeyOwner.CLUSTER, cluster_id=cluster_id)
     return [_key_out(k) for k in found]
@@ -164,7 +165,7 @@ def list_cluster_keys(cluster_id: ClusterId, _: AdminUser, session: SessionDep) 
 
 @router.post("/{cluster_id}/api-keys", response_model=ApiKeyCreated, status_code=201)
 def create_cluster_key(
-    cluster_id: ClusterId, body: ApiKeyCreate, _: AdminUser, session: SessionDep
+    cluster_id: ClusterId, body: ApiKeyCreate, _: MayManageApiKeys, session: SessionDep
 ) -> ApiKeyOut:
     """A new agent key; the response is the only time the whole key is shown."""
     key, raw = keys.create_api_key(
@@ -179,7 +180,7 @@ def create_cluster_key(
 def rotate_cluster_key(
     cluster_id: ClusterId,
     key_id: KeyId,
-    _: AdminUser,
+    _: MayManageApiKeys,
     session: SessionDep,
     body: ApiKeyRotate | None = None,
 ) -> ApiKeyOut:
@@ -196,7 +197,7 @@ def rotate_cluster_key(
 
 @router.delete("/{cluster_id}/api-keys/{key_id}", response_model=ApiKeyOut)
 def revoke_cluster_key(
-    cluster_id: ClusterId, key_id: KeyId, _: AdminUser, session: SessionDep
+    cluster_id: ClusterId, key_id: KeyId, _: MayManageApiKeys, session: SessionDep
 ) -> ApiKeyOut:
     """Revoke a key at once (the row stays, as a record)."""
     key = keys.revoke_api_key(
@@ -209,13 +210,13 @@ def revoke_cluster_key(
 
 
 @ml_keys_router.get("", response_model=list[ApiKeyOut])
-def list_ml_keys(_: AdminUser, session: SessionDep) -> list[ApiKeyOut]:
+def list_ml_keys(_: MayManageApiKeys, session: SessionDep) -> list[ApiKeyOut]:
     """The ML-API's keys, revoked ones included (never the secrets)."""
     return [_key_out(k) for k in keys.list_api_keys(session, owner_kind=ApiKeyOwner.ML_API)]
 
 
 @ml_keys_router.post("", response_model=ApiKeyCreated, status_code=201)
-def create_ml_key(body: ApiKeyCreate, _: AdminUser, session: SessionDep) -> ApiKeyOut:
+def create_ml_key(body: ApiKeyCreate, _: MayManageApiKeys, session: SessionDep) -> ApiKeyOut:
     """A new ML-API key; the response is the only time the whole key is shown."""
     key, raw = keys.create_api_key(session, owner_kind=ApiKeyOwner.ML_API, name=body.name)
     return _key_out(key, raw)
@@ -223,7 +224,7 @@ def create_ml_key(body: ApiKeyCreate, _: AdminUser, session: SessionDep) -> ApiK
 
 @ml_keys_router.post("/{key_id}/rotate", response_model=ApiKeyCreated, status_code=201)
 def rotate_ml_key(
-    key_id: KeyId, _: AdminUser, session: SessionDep, body: ApiKeyRotate | None = None
+    key_id: KeyId, _: MayManageApiKeys, session: SessionDep, body: ApiKeyRotate | None = None
 ) -> ApiKeyOut:
     """Replace an ML-API key (the old one stops after ``grace_seconds``)."""
     key, raw = keys.rotate_api_key(
@@ -236,6 +237,6 @@ def rotate_ml_key(
 
 
 @ml_keys_router.delete("/{key_id}", response_model=ApiKeyOut)
-def revoke_ml_key(key_id: KeyId, _: AdminUser, session: SessionDep) -> ApiKeyOut:
+def revoke_ml_key(key_id: KeyId, _: MayManageApiKeys, session: SessionDep) -> ApiKeyOut:
     """Revoke an ML-API key at once."""
     return _key_out(keys.revoke_api_key(session, key_id, owner_kind=ApiKeyOwner.ML_API))

@@ -25,8 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from hpcgate.api.deps import SessionDep, SettingsDep
-from hpcgate.api.deps_auth import CurrentUser
+from hpcgate.api.deps import CurrentUser, SessionDep, SettingsDep
 from hpcgate.api.routes.calculations import _detail, _new
 from hpcgate.api.schemas.calculations import CalculationCreate, CalculationDetail
 from hpcgate.api.uploads import ReceivedUpload, Upload

@@ -42,8 +42,14 @@ from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from hpcgate.api.deps import SessionDep, SettingsDep
-from hpcgate.api.deps_auth import AdminUser, AgentCluster, CurrentUser, get_current_user
+from hpcgate.api.deps import (
+    AgentCluster,
+    CurrentUser,
+    MayDeleteLogs,
+    SessionDep,
+    SettingsDep,
+    get_current_user,
+)
 from hpcgate.api.schemas.logs import (
     AgentLogAccepted,
     AgentLogBatch,
@@ -111,7 +117,7 @@ def list_logs(
 
 @router.delete("", response_model=LogsDeleted)
 def delete_logs(
-    _: AdminUser,
+    _: MayDeleteLogs,
     session: SessionDep,
     before: Annotated[datetime | None, Query(description="lines older than this")] = None,
     source: Source = None,

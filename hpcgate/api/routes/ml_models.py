@@ -22,8 +22,7 @@ from fastapi import APIRouter, Path, Query, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hpcgate.api.deps import SessionDep
-from hpcgate.api.deps_auth import AdminUser, CurrentUser, MlApiKey, PredictionWriter
+from hpcgate.api.deps import CurrentUser, MayManageModels, MlApiKey, PredictionWriter, SessionDep
 from hpcgate.api.schemas.ml import (
     ACTIVE_MODEL_STATES,
     CalculationPredictions,
@@ -84,7 +83,9 @@ def list_models(
 
 
 @router.post("", response_model=MlModelConfig, status_code=201)
-def register_model(body: MlModelCreate, admin: AdminUser, session: SessionDep) -> MlModelConfig:
+def register_model(
+    body: MlModelCreate, admin: MayManageModels, session: SessionDep
+) -> MlModelConfig:
     exists = session.scalar(
         select(MlModel.id).where(MlModel.name == body.name, MlModel.version == body.version)
     )
@@ -110,13 +111,15 @@ def get_model(model_id: ModelId, user: CurrentUser, session: SessionDep) -> MlMo
 
 
 @router.get("/{model_id}/config", response_model=MlModelConfig)
-def get_model_config(model_id: ModelId, admin: AdminUser, session: SessionDep) -> MlModelConfig:
+def get_model_config(
+    model_id: ModelId, admin: MayManageModels, session: SessionDep
+) -> MlModelConfig:
     return _config(_get_model(session, model_id))
 
 
 @router.patch("/{model_id}", response_model=MlModelConfig)
 def update_model(
-    model_id: ModelId, body: MlModelUpdate, admin: AdminUser, session: SessionDep
+    model_id: ModelId, body: MlModelUpdate, admin: MayManageModels, session: SessionDep
 ) -> MlModelConfig:
     """Takes effect at the model's next run (the ML-API reads the registration then)."""
     model = _get_model(session, model_id)
@@ -134,7 +137,7 @@ def update_model(
 
 
 @router.delete("/{model_id}", status_code=204)
-def delete_model(model_id: ModelId, admin: AdminUser, session: SessionDep) -> Response:
+def delete_model(model_id: ModelId, admin: MayManageModels, session: SessionDep) -> Response:
     """Refused while the ML-API runs it (stop it there first); its predictions go too."""
     model = _get_model(session, model_id)
     if model.state in ACTIVE_MODEL_STATES:

@@ -13,8 +13,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from hpcgate.api.deps import SessionDep, SettingsDep
-from hpcgate.api.deps_auth import AdminUser
+from hpcgate.api.deps import MayManageNotifications, SessionDep, SettingsDep
 from hpcgate.api.schemas import SafeStr
 from hpcgate.db.models import NotificationOutbox
 from hpcgate.errors import Conflict, NotFound
@@ -56,7 +55,7 @@ class TestMail(BaseModel):
 
 @router.get("", response_model=OutboxPage)
 def list_outbox(
-    _: AdminUser,
+    _: MayManageNotifications,
     session: SessionDep,
     status: Annotated[
         Literal["pending", "sent", "failing"] | None,
@@ -82,7 +81,9 @@ def list_outbox(
 
 
 @router.post("/{outbox_id}/retry", response_model=OutboxOut)
-def retry_now(outbox_id: OutboxId, _: AdminUser, session: SessionDep) -> NotificationOutbox:
+def retry_now(
+    outbox_id: OutboxId, _: MayManageNotifications, session: SessionDep
+) -> NotificationOutbox:
     """Make an unsent mail due now (the next ``send_mail`` tick tries it) (admin)."""
     row = session.get(NotificationOutbox, outbox_id)
     if row is None:
@@ -96,7 +97,10 @@ def retry_now(outbox_id: OutboxId, _: AdminUser, session: SessionDep) -> Notific
 
 @router.post("/test", response_model=OutboxOut, status_code=202)
 def send_test_mail(
-    admin: AdminUser, session: SessionDep, settings: SettingsDep, body: TestMail | None = None
+    admin: MayManageNotifications,
+    session: SessionDep,
+    settings: SettingsDep,
+    body: TestMail | None = None,
 ) -> NotificationOutbox:
     """Queue a test mail to yourself, to check the SMTP settings (admin)."""
     row = queue_test_mail(session, admin, (body or TestMail()).message, settings=settings)

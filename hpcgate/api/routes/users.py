@@ -1,7 +1,7 @@
 """User administration. Admins: list/create/delete/change role; moderators: block and set
 passwords of plain users. Everyone edits their own account through ``/auth/me``.
 
-Who may act on whom is decided in ``deps_auth`` (``AdminUser``, ``ModeratorUser``,
+Who may act on whom is decided in ``deps`` (``MayAdministerUsers``, ``MayReadUsers``,
 ``ManagedUser``); these handlers only apply the change. Each commits before answering.
 """
 
@@ -12,8 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 from sqlalchemy import func, or_, select
 
-from hpcgate.api.deps import SessionDep
-from hpcgate.api.deps_auth import AdminUser, ManagedUser, ModeratorUser
+from hpcgate.api.deps import ManagedUser, MayAdministerUsers, MayReadUsers, SessionDep
 from hpcgate.api.schemas.users import PasswordSet, UserCreate, UserOut, UserPage, UserUpdate
 from hpcgate.auth.passwords import hash_password
 from hpcgate.auth.refresh import revoke_all_sessions
@@ -29,7 +28,7 @@ UserId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 @router.get("", response_model=UserPage)
 def list_users(
-    _: ModeratorUser,
+    _: MayReadUsers,
     session: SessionDep,
     q: Annotated[str | None, Query(max_length=320, description="part of e-mail or name")] = None,
     role: Role | None = None,
@@ -57,7 +56,7 @@ def list_users(
 
 
 @router.post("", response_model=UserOut, status_code=201)
-def create_user_route(body: UserCreate, _: AdminUser, session: SessionDep) -> User:
+def create_user_route(body: UserCreate, _: MayAdministerUsers, session: SessionDep) -> User:
     """Create an account (admin)."""
     user = create_user(
         session,
@@ -72,7 +71,7 @@ def create_user_route(body: UserCreate, _: AdminUser, session: SessionDep) -> Us
 
 
 @router.get("/{user_id}", response_model=UserOut)
-def get_user(_: ModeratorUser, user_id: UserId, session: SessionDep) -> User:
+def get_user(_: MayReadUsers, user_id: UserId, session: SessionDep) -> User:
     """One account (moderator+)."""
     user = session.get(User, user_id)
     if user is None:
@@ -81,7 +80,9 @@ def get_user(_: ModeratorUser, user_id: UserId, session: SessionDep) -> User:
 
 
 @router.patch("/{user_id}", response_model=UserOut)
-def update_user(body: UserUpdate, _: AdminUser, target: ManagedUser, session: SessionDep) -> User:
+def update_user(
+    body: UserUpdate, _: MayAdministerUsers, target: ManagedUser, session: SessionDep
+) -> User:
     """Change another account's role, name or notification level (admin)."""
     if body.role is not None and body.role != target.role:
         target.role = body.role
@@ -96,7 +97,7 @@ def update_user(body: UserUpdate, _: AdminUser, target: ManagedUser, session: Se
 
 
 @router.delete("/{user_id}", status_code=204)
-def delete_user(_: AdminUser, target: ManagedUser, session: SessionDep) -> Response:
+def delete_user(_: MayAdministerUsers, target: ManagedUser, session: SessionDep) -> Response:
     """Delete an account (admin). Accounts owning calculations are blocked instead."""
     owned = session.scalar(
         select(func.count()).select_from(Calculation).where(Calculation.owner_id == target.id)
@@ -139,7 +140,9 @@ def unblock_user(target: ManagedUser, session: SessionDep) -> User:
 
 
 @router.post("/{user_id}/revoke-sessions")
-def revoke_sessions(_: AdminUser, target: ManagedUser, session: SessionDep) -> dict[str, int]:
+def revoke_sessions(
+    _: MayAdministerUsers, target: ManagedUser, session: SessionDep
+) -> dict[str, int]:
     """Log a user out everywhere (admin): refresh tokens revoked, access tokens refused."""
     revoked = revoke_all_sessions(session, target)
     session.commit()

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from hpcgate.api.schemas import SafeStr
-from hpcgate.domain.access import NotifyLevel, Role
+from hpcgate.domain.access import NotifyLevel, Role, permissions_of
 
 Email = Annotated[SafeStr, Field(min_length=3, max_length=320, examples=["ada@lab.org"])]
 Password = Annotated[SafeStr, Field(min_length=8, max_length=1024)]
@@ -25,6 +25,23 @@ class UserOut(BaseModel):
     notify_level: NotifyLevel
     blocked: bool
     created_at: datetime
+
+
+class MeOut(UserOut):
+    """The caller's own account and what they may do (``GET /auth/me``): the portal shows
+    what the permissions allow, the API enforces the same table (``hpcgate.domain.access``)."""
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description=(
+            "Actions the caller may perform: `<action>` on any resource, `<action>:own` only "
+            "on their own (e.g. `calculation.cancel:own`), `<action>:lower_role` only on "
+            "accounts whose role ranks below theirs (e.g. `user.manage:lower_role`)."
+        ),
+        examples=[["calculation.read", "calculation.create", "calculation.cancel:own"]],
+    )
+    @property
+    def permissions(self) -> list[str]:
+        return permissions_of(self.role)
 
 
 class UserCreate(BaseModel):

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
 from hpcgate.api.app import create_app
-from hpcgate.api.deps_auth import MlApiKey
+from hpcgate.api.deps import MlApiKey
 from hpcgate.auth.api_keys import hash_secret, parse_key
 from hpcgate.db.models import ApiKey, Calculation
 from hpcgate.domain.access import Role

@@ -2,8 +2,9 @@
 
 - every route in ``app.routes`` must be in ``RBAC`` (and every entry must be a route): the
   failure message prints the line to add;
-- each route's dependency tree must declare the table's minimum through ``deps_auth`` (roles
-  are never checked by hand);
+- each route's dependency tree must declare the table's minimum through ``hpcgate.api.deps``
+  (``permitted(action)``: the lowest role of the action's row in ``hpcgate.domain.access``;
+  roles are never checked by hand);
 - each route is called by anonymous, user, moderator, admin, an agent key, an ML-API key, a
   revoked key and an expired token; the status must match ``EXPECTED`` for its minimum;
 - ``docs/rbac.md`` must be what ``scripts/gen_rbac_doc.py`` generates.
@@ -25,9 +26,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from hpcgate.api import deps_auth
+from hpcgate.api import deps
 from hpcgate.api.app import create_app
-from hpcgate.domain.access import Role
+from hpcgate.domain.access import POLICY, Action, Role
 from hpcgate.settings import Settings
 from tests.helpers.api import (
     Endpoint,
@@ -117,26 +118,32 @@ def _dependency_calls(route: Endpoint) -> set[Any]:
 def declared_minimum(route: Endpoint) -> str:
     """What the route's dependencies enforce, in the table's vocabulary."""
     calls = _dependency_calls(route)
-    if deps_auth.get_prediction_writer in calls:
+    if deps.get_prediction_writer in calls:
         return table.ML_API_OR_ADMIN
-    if deps_auth.require_role(Role.ADMIN) in calls:
-        return table.ADMIN
-    if deps_auth.require_role(Role.MODERATOR) in calls:
-        return table.MODERATOR
-    if deps_auth.get_current_user in calls:
+    roles = [_lowest_role(a) for a in Action if deps.permitted(a) in calls]
+    if deps.get_managed_user in calls:
+        roles.append(_lowest_role(Action.USER_MANAGE))
+    if roles:
+        return max(roles, key=lambda r: r.rank).value  # the table names minimums by role
+    if deps.get_current_user in calls:
         return table.USER
-    if deps_auth.get_agent_cluster in calls:
+    if deps.get_agent_cluster in calls:
         return table.AGENT
-    if deps_auth.get_ml_api_key in calls:
+    if deps.get_ml_api_key in calls:
         return table.ML_API
     return table.PUBLIC
+
+
+def _lowest_role(action: Action) -> Role:
+    """The least role the policy lets do ``action`` at all (in some scope)."""
+    return min(POLICY[action], key=lambda r: r.rank)
 
 
 def _declared_name(route: Endpoint) -> str:
     return declared_minimum(route).upper()
 
 
-def test_routes_enforce_the_table_through_deps_auth(app: FastAPI) -> None:
+def test_routes_enforce_the_table_through_deps(app: FastAPI) -> None:
     wrong = []
     for key, route in sorted(api_endpoints(app).items()):
         expected = table.RBAC.get(key)
@@ -148,7 +155,7 @@ def test_routes_enforce_the_table_through_deps_auth(app: FastAPI) -> None:
         if declared != expected:
             wrong.append(f"{key[0]} {key[1]}: table says {expected}, dependencies say {declared}")
     assert not wrong, (
-        "Use the deps_auth aliases (CurrentUser, ModeratorUser, AdminUser, AgentCluster, "
+        "Use the hpcgate.api.deps aliases (CurrentUser, May..., ManagedUser, AgentCluster, "
         "MlApiKey) so the route enforces what rbac_table.py says:\n" + "\n".join(wrong)
     )
 
