@@ -20,7 +20,8 @@ from typing import Any
 
 import typer
 
-from hpcgate.codes.validation import ValidationReport, validate_path
+from hpcgate.codes.report import ValidationReport
+from hpcgate.codes.validation import validate_path
 
 __all__ = ["app", "format_report", "validate"]
 

@@ -23,28 +23,31 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hpcgate.codes.qe import markers
+
 __all__ = ["RY_EV", "PwCycle", "PwStdout", "parse_pw_stdout", "read_pw_stdout"]
 
 #: Rydberg in eV (CODATA 2018), the unit pw.x prints energies in.
 RY_EV = 13.605693122994
 
 _FLOAT = r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[EeDd][-+]?\d+)?"
-# ``^\s*+`` (possessive): leading blanks are never given back, so a line of spaces is
-# scanned once, not once per split between two ``\s*`` (quadratic, issue 15).
-_ITERATION = re.compile(r"^\s*+iteration\s*#\s*(\d+)")
-_TOTAL = re.compile(rf"^\s*+(!?)\s*total energy\s*=\s*({_FLOAT})\s*Ry")
-_ACCURACY = re.compile(rf"^\s*+estimated scf accuracy\s*<\s*({_FLOAT})\s*Ry")
-_CONVERGED = re.compile(r"^\s*+convergence has been achieved in\s*(\d+)")
-_NOT_CONVERGED = re.compile(r"^\s*+convergence NOT achieved")
-_FERMI = re.compile(rf"^\s*+the Fermi energy is\s*({_FLOAT})\s*ev", re.I)
+# Marker lines come from the one table the validator uses too (hpcgate.codes.qe.markers);
+# the regexes here only add what is captured after a marker. Leading blanks are matched
+# possessively (``^\s*+``), so a line of spaces is scanned once (issue 15).
+_ITERATION = markers.ITERATION.then(r"(\d+)")
+_TOTAL_FINAL = markers.TOTAL_ENERGY_FINAL.then(rf"\s*({_FLOAT})\s*Ry")
+_TOTAL = re.compile(rf"^\s*+total energy\s*=\s*({_FLOAT})\s*Ry")
+_ACCURACY = markers.ACCURACY.then(rf"\s*({_FLOAT})\s*Ry")
+_CONVERGED = markers.CONVERGED.then(r"\s*(\d+)")
+_FERMI = markers.FERMI.then(rf"y is\s*({_FLOAT})\s*ev", re.I)
 _FERMI_SPIN = re.compile(rf"^\s*+the spin up/dw Fermi energies are\s*({_FLOAT})\s+({_FLOAT})", re.I)
-_HOMO = re.compile(rf"^\s*+highest occupied level \(ev\):\s*({_FLOAT})", re.I)
-_HOMO_LUMO = re.compile(
-    rf"^\s*+highest occupied, lowest unoccupied level \(ev\):\s*({_FLOAT})\s+({_FLOAT})", re.I
+_HOMO = markers.HOMO.then(rf" level \(ev\):\s*({_FLOAT})", re.I)
+_HOMO_LUMO = markers.HOMO.then(
+    rf", lowest unoccupied level \(ev\):\s*({_FLOAT})\s+({_FLOAT})", re.I
 )
-_FINAL = re.compile(rf"^\s*+Final (?:enthalpy|energy)\s*=\s*({_FLOAT})\s*Ry")
-_VERSION = re.compile(r"Program PWSCF\s+v\.?\s*(\S+)")
-_THRESHOLD = re.compile(rf"^\s*+scf convergence threshold\s*=\s*({_FLOAT})")
+_FINAL = markers.FINAL.then(rf"\s*({_FLOAT})\s*Ry")
+_VERSION = re.compile(markers.VERSION_SOURCE)
+_THRESHOLD = markers.THRESHOLD.then(rf"\s*({_FLOAT})")
 
 
 def _f(token: str) -> float:
@@ -105,11 +108,11 @@ def parse_pw_stdout(lines: Iterable[str]) -> PwStdout:
             last_iteration = n
             cycle.energies_Ry.append(None)
             cycle.accuracy_Ry.append(None)
-        elif (m := _TOTAL.match(line)) is not None:
+        elif (m := _TOTAL_FINAL.match(line) or _TOTAL.match(line)) is not None:
             if cycle is None:
                 continue
-            value = _f(m.group(2))
-            if m.group(1) == "!":
+            value = _f(m.group(1))
+            if m.re is _TOTAL_FINAL:
                 cycle.final_energy_Ry = value
             if cycle.energies_Ry:
                 cycle.energies_Ry[-1] = value
@@ -119,7 +122,7 @@ def parse_pw_stdout(lines: Iterable[str]) -> PwStdout:
         elif _CONVERGED.match(line):
             if cycle is not None:
                 cycle.converged = True
-        elif _NOT_CONVERGED.match(line):
+        elif markers.NOT_CONVERGED.match(line):
             out.not_converged = True
         elif (m := _FERMI.match(line)) is not None:
             out.fermi_eV = _f(m.group(1))
@@ -131,9 +134,9 @@ def parse_pw_stdout(lines: Iterable[str]) -> PwStdout:
             out.homo_eV, out.lumo_eV = _f(m.group(1)), None
         elif (m := _FINAL.match(line)) is not None:
             out.final_relax_Ry = _f(m.group(1))
-        elif "bfgs converged" in line:
+        elif markers.BFGS_CONVERGED.match(line):
             out.bfgs_converged = True
-        elif "JOB DONE" in line:
+        elif markers.JOB_DONE.match(line):
             out.job_done = True
         elif out.version is None and (m := _VERSION.search(line)) is not None:
             out.version = m.group(1)

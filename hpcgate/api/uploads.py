@@ -31,7 +31,7 @@ from fastapi import Request
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from hpcgate.engine.codes import check_input_name
+from hpcgate.codes.plugin import check_input_name
 from hpcgate.errors import HpcgateError, InvalidInput, TooLarge
 from hpcgate.settings import Settings
 

@@ -1,9 +1,7 @@
-"""Code-specific knowledge (SIESTA/TranSIESTA, Quantum ESPRESSO).
+"""One home per numerical code (SIESTA/TranSIESTA, Quantum ESPRESSO, generic programs).
 
-Only light modules are imported here: validation runs inside batch jobs and must not
-pull in sisl or numpy.
+``plugin.py`` is the protocol a code implements, ``registry.py`` lists the codes, and
+``<code>/`` holds each code's preparation, stdout markers and validator. Only light
+modules are imported here: validation runs inside batch jobs and must not pull in sisl
+or numpy.
 """
-
-from hpcgate.codes.validation import ValidationReport, Verdict, validate_path
-
-__all__ = ["ValidationReport", "Verdict", "validate_path"]

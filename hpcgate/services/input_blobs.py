@@ -20,9 +20,9 @@ from sqlalchemy import LargeBinary, delete, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from hpcgate.codes.plugin import check_binary_inputs
 from hpcgate.db.models import Calculation, CalculationInput, InputBlob
 from hpcgate.domain.states import CalculationState
-from hpcgate.engine.codes import check_binary_inputs
 from hpcgate.errors import InvalidInput, TooLarge
 from hpcgate.settings import Settings
 

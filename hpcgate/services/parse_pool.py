@@ -30,9 +30,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _PRELOAD = [
-    "hpcgate.engine.codes",
+    "hpcgate.codes.registry",
     "hpcgate.services.calculations",
-    "analyses.siesta.inputs",
+    "hpcgate.codes.siesta.inputs",
     "sisl.io.siesta",
 ]
 

@@ -124,7 +124,8 @@ def test_own_input_files_can_be_included(security_stack: SecurityStack) -> None:
 
 def test_symbolic_link_includes_are_refused(tmp_path: Path, host_secret: Path) -> None:
     """No API call can create a link (input names are plain), but an input set on disk can."""
-    from analyses.siesta.inputs import InputError, generate_inputs
+    from hpcgate.codes.siesta.fdf import InputError
+    from hpcgate.codes.siesta.inputs import generate_inputs
 
     src = tmp_path / "src"
     src.mkdir()

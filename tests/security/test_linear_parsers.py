@@ -29,17 +29,17 @@ BOUND_S = 5.0
 
 
 def _qe(text: str) -> Any:
-    from hpcgate.engine.codes import prepare_qe
+    from hpcgate.codes.qe.prepare import prepare_qe
 
     params = {"ecutwfc": 30, "control.calculation": "scf", "nbnd": 8}
     return prepare_qe({"pw.in": text}, "pw.in", params, True)
 
 
 def _fdf_scan(text: str) -> Any:
-    from analyses.siesta.inputs import _scan_syntax
+    from hpcgate.codes.siesta.fdf import scan_syntax
 
     with tempfile.TemporaryDirectory() as tmp:
-        return _scan_syntax(Path(tmp) / "input.fdf", text)
+        return scan_syntax(Path(tmp) / "input.fdf", text)
 
 
 def _molecule_fdf(text: str) -> Any:

@@ -24,19 +24,16 @@ import re
 from pathlib import Path
 from typing import Any
 
-from hpcgate.codes.validation import (
+from hpcgate.codes.qe import markers
+from hpcgate.codes.qe.markers import MARKERS
+from hpcgate.codes.report import ScanInfo, ValidationReport, Verdict, clean_text, describe_line
+from hpcgate.codes.scan import (
+    CRASH_WINDOW_BYTES,
     Analyzer,
-    ScanInfo,
-    ValidationReport,
-    Verdict,
-    clean_text,
-    describe_line,
-    find_kill_lines,
     last_indented_line,
-    last_match_start,
     parse_float,
     read_tail_window,
-    validate_path,
+    tail_failures,
 )
 
 __all__ = ["RY_BOHR_TO_EV_ANG", "RY_TO_EV", "QeAnalyzer", "validate_qe"]
@@ -45,51 +42,7 @@ __all__ = ["RY_BOHR_TO_EV_ANG", "RY_TO_EV", "QeAnalyzer", "validate_qe"]
 RY_TO_EV = 13.605693122994
 BOHR_TO_ANG = 0.529177210903
 RY_BOHR_TO_EV_ANG = RY_TO_EV / BOHR_TO_ANG
-
-_QE_PATTERN = re.compile(
-    rb"\n(?:"
-    rb"! ++(?P<bang>total energy +=)"
-    rb"| ++(?:"
-    rb"(?P<program>Program PWSCF)"
-    rb"|(?P<readin>Reading input from)"
-    rb"|(?P<thr>scf convergence threshold +=)"
-    rb"|(?P<newthr>new conv_thr +=)"
-    rb"|(?P<nstep>nstep +=)"
-    rb"|(?P<scfstart>Self-consistent Calculation)"
-    rb"|(?P<iter>iteration # *+\d)"
-    rb"|(?P<acc>estimated scf accuracy +<)"
-    rb"|(?P<conv>convergence has been achieved in)"
-    rb"|(?P<notconv>convergence NOT achieved after)"
-    rb"|(?P<fermi>the Fermi energ)"
-    rb"|(?P<homo>highest occupied)"
-    rb"|(?P<forcehdr>Forces acting on atoms)"
-    rb"|(?P<force>atom +\d++ +type +\d++ +force +=)"
-    rb"|(?P<maxsteps>The maximum number of steps has been reached)"
-    rb"|(?P<the>The )"
-    rb"|(?P<totforce>Total force +=)"
-    rb"|(?P<bfgs>BFGS Geometry Optimization)"
-    rb"|(?P<bfgsconv>bfgs converged in)"
-    rb"|(?P<bfgsend>End of BFGS Geometry Optimization)"
-    rb"|(?P<nscf>number of scf cycles +=)"
-    rb"|(?P<nbfgs>number of bfgs steps +=)"
-    rb"|(?P<histreset>history already reset)"
-    rb"|(?P<md>Molecular Dynamics Calculation|Entering Dynamics)"
-    rb"|(?P<final>Final (?:energy|enthalpy) +=)"
-    rb"|(?P<cpu>Maximum CPU time exceeded)"
-    rb"|(?P<error>Error in routine)"
-    rb"|(?P<jobdone>JOB DONE\.)"
-    rb"))[^\n]*+"
-)
-
-_CRASH = re.compile(
-    rb"\n.{0,40}?(?:MPI_ABORT was invoked|Program received signal|forrtl: severe"
-    rb"|Segmentation fault|BAD TERMINATION|Killed)[^\n]*+"
-)
-_ITER_LINE = re.compile(rb"\n +iteration #")
-_ERROR_BLOCK = re.compile(rb"Error in routine[^\n]*+\n([^\n]*+)")
-_MUST_CONVERGE_FALSE = re.compile(rb"scf_must_converge\s*=\s*\.?f", re.IGNORECASE)
 _INTS = re.compile(rb"\d+")
-CRASH_WINDOW_BYTES = 64 << 10
 
 
 def _int_after(line: bytes, sep: bytes) -> int | None:
@@ -98,13 +51,13 @@ def _int_after(line: bytes, sep: bytes) -> int | None:
 
 
 class QeAnalyzer(Analyzer):
-    """State machine over the pw.x lines selected by ``_QE_PATTERN``."""
+    """State machine over the pw.x lines selected by :data:`markers.MARKERS`."""
 
     code = "qe"
 
     def __init__(self, source: Path) -> None:
         super().__init__(source)
-        self.pattern = _QE_PATTERN
+        self.pattern = MARKERS.pattern
         self.version: str | None = None
         self.input_file: str | None = None
         self.threshold: float | None = None
@@ -142,37 +95,7 @@ class QeAnalyzer(Analyzer):
         self.killed: str | None = None
         self.job_done = False
         self.sampled = False
-        self._handlers = {
-            "bang": self._bang,
-            "program": self._program,
-            "readin": self._readin,
-            "thr": self._thr,
-            "newthr": self._thr,
-            "nstep": self._nstep,
-            "scfstart": self._scfstart,
-            "iter": self._iter,
-            "acc": self._acc,
-            "conv": self._conv,
-            "notconv": self._notconv,
-            "fermi": self._fermi,
-            "homo": self._homo,
-            "forcehdr": self._forcehdr,
-            "force": self._force,
-            "maxsteps": self._maxsteps,
-            "the": self._the,
-            "totforce": self._totforce,
-            "bfgs": self._bfgs,
-            "bfgsconv": self._bfgsconv,
-            "bfgsend": self._bfgsend,
-            "nscf": self._nscf,
-            "nbfgs": self._nbfgs,
-            "histreset": self._histreset,
-            "md": self._md,
-            "final": self._final,
-            "cpu": self._cpu,
-            "error": self._error,
-            "jobdone": self._jobdone,
-        }
+        self._handlers = {m.name: getattr(self, "_on_" + m.name) for m in MARKERS}
 
     # ------------------------------------------------------------------ feeding
     def feed(self, line_no: int, kind: str, line: bytes) -> None:
@@ -182,37 +105,39 @@ class QeAnalyzer(Analyzer):
         if handler is not None:
             handler(line_no, line)
 
-    def _program(self, n: int, line: bytes) -> None:
+    def _on_program(self, n: int, line: bytes) -> None:
         if self.version is None:
-            m = re.search(rb"PWSCF\s+v\.?\s*(\S+)", line)
+            m = markers.VERSION.search(line)
             self.version = clean_text(m.group(1)) if m else None
             self.evidence.last("version", n, line.strip())
 
-    def _readin(self, n: int, line: bytes) -> None:
+    def _on_readin(self, n: int, line: bytes) -> None:
         self.input_file = clean_text(line.partition(b"Reading input from")[2].strip())
 
-    def _thr(self, n: int, line: bytes) -> None:
+    def _on_thr(self, n: int, line: bytes) -> None:
         self.threshold = parse_float(line.rpartition(b"=")[2])
 
-    def _nstep(self, n: int, line: bytes) -> None:
+    _on_newthr = _on_thr
+
+    def _on_nstep(self, n: int, line: bytes) -> None:
         value = parse_float(line.rpartition(b"=")[2])
         self.multi_step = value is not None and value > 1
 
-    def _scfstart(self, n: int, line: bytes) -> None:
+    def _on_scfstart(self, n: int, line: bytes) -> None:
         self.scf_started = True
         self.scf_cycles += 1
         self.last_acc = None
 
-    def _iter(self, n: int, line: bytes) -> None:
+    def _on_iter(self, n: int, line: bytes) -> None:
         self.scf_started = True
         self.iter_lines += 1
         self.last_iter = _int_after(line, b"#")
 
-    def _acc(self, n: int, line: bytes) -> None:
+    def _on_acc(self, n: int, line: bytes) -> None:
         self.last_acc = parse_float(line.rpartition(b"<")[2])
         self._last_acc_line = (n, line)
 
-    def _conv(self, n: int, line: bytes) -> None:
+    def _on_conv(self, n: int, line: bytes) -> None:
         self.last_cycle_iters = _int_after(line, b"achieved in")
         self.evidence.last("conv", n, line.strip())
         # scf_must_converge=.false.: QE says "achieved" after electron_maxstep anyway.
@@ -234,31 +159,31 @@ class QeAnalyzer(Analyzer):
                 limit=2,
             )
 
-    def _notconv(self, n: int, line: bytes) -> None:
+    def _on_notconv(self, n: int, line: bytes) -> None:
         self.last_cycle_iters = _int_after(line, b"after")
         self.not_converged = True
         self.evidence.first("notconv", n, line.strip())
 
-    def _bang(self, n: int, line: bytes) -> None:
+    def _on_bang(self, n: int, line: bytes) -> None:
         self.energy_ry = parse_float(line.rpartition(b"=")[2])
         self.evidence.last("bang", n, line)
 
-    def _fermi(self, n: int, line: bytes) -> None:
+    def _on_fermi(self, n: int, line: bytes) -> None:
         # "the Fermi energy is X ev"; spin-polarised: "the Fermi energies are X, Y ev"
         self.fermi = parse_float(line.rpartition(b" are" if b" are " in line else b" is")[2])
         self.evidence.last("fermi", n, line.strip())
 
-    def _homo(self, n: int, line: bytes) -> None:
+    def _on_homo(self, n: int, line: bytes) -> None:
         values = [parse_float(v) for v in line.rpartition(b":")[2].split()]
         self.homo = values[0] if values else None
         self.lumo = values[1] if len(values) > 1 else None
         self.evidence.last("homo", n, line.strip())
 
-    def _forcehdr(self, n: int, line: bytes) -> None:
+    def _on_forcehdr(self, n: int, line: bytes) -> None:
         self._in_forces = True
         self._cur_max = None
 
-    def _force(self, n: int, line: bytes) -> None:
+    def _on_force(self, n: int, line: bytes) -> None:
         if not self._in_forces:
             return
         comps = [parse_float(v) for v in line.rpartition(b"=")[2].split()[:3]]
@@ -271,22 +196,22 @@ class QeAnalyzer(Analyzer):
         if self._cur_max is not None:
             self.max_force_ry = self._cur_max
 
-    def _maxsteps(self, n: int, line: bytes) -> None:
+    def _on_maxsteps(self, n: int, line: bytes) -> None:
         self.max_steps = True
         self.evidence.first("geom", n, line.strip())
 
-    def _the(self, n: int, line: bytes) -> None:
+    def _on_the(self, n: int, line: bytes) -> None:
         """Other "The ..." lines only end a force block (see ``feed``)."""
 
-    def _totforce(self, n: int, line: bytes) -> None:
+    def _on_totforce(self, n: int, line: bytes) -> None:
         self.total_force = parse_float(line.partition(b"=")[2])
         self.evidence.last("totforce", n, line.strip())
 
-    def _bfgs(self, n: int, line: bytes) -> None:
+    def _on_bfgs(self, n: int, line: bytes) -> None:
         self.bfgs = True
         self.multi_step = True
 
-    def _bfgsconv(self, n: int, line: bytes) -> None:
+    def _on_bfgsconv(self, n: int, line: bytes) -> None:
         self.bfgs_converged = True
         nums = [int(x) for x in _INTS.findall(line)]
         if nums:
@@ -295,38 +220,38 @@ class QeAnalyzer(Analyzer):
             self.nbfgs = nums[1]
         self.evidence.last("bfgsconv", n, line.strip())
 
-    def _bfgsend(self, n: int, line: bytes) -> None:
+    def _on_bfgsend(self, n: int, line: bytes) -> None:
         self.bfgs_end = True
         self.evidence.last("bfgsend", n, line.strip())
 
-    def _nscf(self, n: int, line: bytes) -> None:
+    def _on_nscf(self, n: int, line: bytes) -> None:
         self.nscf_cycles = _int_after(line, b"=")
 
-    def _nbfgs(self, n: int, line: bytes) -> None:
+    def _on_nbfgs(self, n: int, line: bytes) -> None:
         self.nbfgs = _int_after(line, b"=")
 
-    def _histreset(self, n: int, line: bytes) -> None:
+    def _on_histreset(self, n: int, line: bytes) -> None:
         self.hist_reset = True
         self.evidence.first("geom", n, line.strip())
 
-    def _md(self, n: int, line: bytes) -> None:
+    def _on_md(self, n: int, line: bytes) -> None:
         self.md = True
         self.multi_step = True
 
-    def _final(self, n: int, line: bytes) -> None:
+    def _on_final(self, n: int, line: bytes) -> None:
         self.final_ry = parse_float(line.rpartition(b"=")[2])
         self.evidence.last("final", n, line.strip())
 
-    def _cpu(self, n: int, line: bytes) -> None:
+    def _on_cpu(self, n: int, line: bytes) -> None:
         self.cpu_exceeded = True
         self.evidence.first("cpu", n, line.strip())
 
-    def _error(self, n: int, line: bytes) -> None:
+    def _on_error(self, n: int, line: bytes) -> None:
         self.error = True
         self._error_line = (n, line.strip())
         self.evidence.first("error", n, line.strip())
 
-    def _jobdone(self, n: int, line: bytes) -> None:
+    def _on_jobdone(self, n: int, line: bytes) -> None:
         self.job_done = True
         self.evidence.last("jobdone", n, line.strip())
 
@@ -348,7 +273,7 @@ class QeAnalyzer(Analyzer):
         if not self.multi_step:
             return False
         text = self._read_input()
-        return text is None or _MUST_CONVERGE_FALSE.search(text) is not None
+        return text is None or markers.MUST_CONVERGE_FALSE.search(text) is not None
 
     def _read_input(self) -> bytes | None:
         if not self.input_file or self.input_file.lower() == "standard input":
@@ -374,7 +299,7 @@ class QeAnalyzer(Analyzer):
         if self._error_line is None:
             return
         window, _ = read_tail_window(self.source, scan.size, CRASH_WINDOW_BYTES)
-        m = _ERROR_BLOCK.search(window)
+        m = markers.ERROR_BLOCK.search(window)
         if m is None:
             return
         n, routine = self._error_line
@@ -386,18 +311,13 @@ class QeAnalyzer(Analyzer):
     def _scan_crash(self, scan: ScanInfo) -> None:
         if self.job_done or scan.size == 0:
             return
-        window, n_lines = read_tail_window(self.source, scan.size, CRASH_WINDOW_BYTES)
-        last_iter = last_match_start(_ITER_LINE, window, 0)
-        for m in _CRASH.finditer(window):
-            if last_iter is not None and last_iter > m.start():
-                continue
-            index = window.count(b"\n", 0, m.start() + 1)
+        crashes, kills = tail_failures(self.source, scan, markers.CRASH, markers.ITERATION_LINE)
+        for n, line in crashes:
             self.crash = True
-            self.evidence.first("crash", scan.absolute_line(index - n_lines - 1), m.group(0)[1:])
-        for pos, kind, line in find_kill_lines(window):
-            index = window.count(b"\n", 0, pos + 1)
+            self.evidence.first("crash", n, line)
+        for n, kind, line in kills:
             self.killed = self.killed if self.killed == "walltime" else kind
-            self.evidence.first("killed", scan.absolute_line(index - n_lines - 1), line)
+            self.evidence.first("killed", n, line)
 
     def _geometry_failed(self) -> bool:
         return self.max_steps or self.hist_reset or (self.bfgs_end and not self.bfgs_converged)
@@ -475,4 +395,6 @@ class QeAnalyzer(Analyzer):
 
 def validate_qe(path: str | Path, *, full_scan: bool = False) -> ValidationReport:
     """Validate a pw.x stdout file or run directory."""
+    from hpcgate.codes.validation import validate_path  # it dispatches to this module
+
     return validate_path(path, "qe", full_scan=full_scan)

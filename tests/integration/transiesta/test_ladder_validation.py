@@ -16,7 +16,8 @@ import pytest
 
 from analyses.base import ExtractContext
 from analyses.siesta.transiesta_iv import REL_TOLERANCE, TransiestaIv, currents_agree
-from hpcgate.codes.validation import Verdict, validate_path
+from hpcgate.codes.report import Verdict
+from hpcgate.codes.validation import validate_path
 from tests.integration.transiesta.conftest import BIASES, Reference
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analyses.siesta.inputs import InputError, generate_inputs, parse_atom_selection
+from hpcgate.codes.siesta.fdf import InputError
+from hpcgate.codes.siesta.inputs import generate_inputs
+from hpcgate.codes.siesta.rotation import parse_atom_selection
 from tests.helpers.analyses_env import case
 from tests.helpers.ci import require_module
 

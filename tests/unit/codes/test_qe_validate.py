@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from hpcgate.codes import validation
+from hpcgate.codes import scan
 from hpcgate.codes.qe.validate import validate_qe
-from hpcgate.codes.validation import Verdict, validate_path
+from hpcgate.codes.report import Verdict
+from hpcgate.codes.validation import validate_path
 from tests.helpers.ci import missing
 
 PSEUDO_DIR = Path("/usr/share/espresso/pseudo")
@@ -251,9 +252,9 @@ def test_sampled_scan_agrees(
 ) -> None:
     stdout, _ = qe_runs[name]
     full = validate_path(stdout)
-    monkeypatch.setattr(validation, "FULL_SCAN_MAX_BYTES", 512)
-    monkeypatch.setattr(validation, "HEAD_CHUNK_BYTES", 1024)
-    monkeypatch.setattr(validation, "TAIL_INITIAL_BYTES", 1024)
+    monkeypatch.setattr(scan, "FULL_SCAN_MAX_BYTES", 512)
+    monkeypatch.setattr(scan, "HEAD_CHUNK_BYTES", 1024)
+    monkeypatch.setattr(scan, "TAIL_INITIAL_BYTES", 1024)
     sampled = validate_path(stdout)
     assert sampled.status is full.status
     n_lines = stdout.read_bytes().count(b"\n")
@@ -270,8 +271,8 @@ def test_tolerated_relax_reads_middle_when_input_allows_it(
 ) -> None:
     """The input says scf_must_converge=.false.: an early 'achieved' may be a lie."""
     stdout, _ = qe_runs["relax_tolerated"]
-    monkeypatch.setattr(validation, "FULL_SCAN_MAX_BYTES", 512)
-    monkeypatch.setattr(validation, "HEAD_CHUNK_BYTES", 1024)
+    monkeypatch.setattr(scan, "FULL_SCAN_MAX_BYTES", 512)
+    monkeypatch.setattr(scan, "HEAD_CHUNK_BYTES", 1024)
     report = validate_path(stdout)
     assert report.numbers["scan"] == "full"
     assert report.status is Verdict.SCF_NOT_CONVERGED

@@ -18,9 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hpcgate.codes import validation
+from hpcgate.codes import scan
+from hpcgate.codes.report import ValidationReport, Verdict
 from hpcgate.codes.siesta.validate import validate_siesta
-from hpcgate.codes.validation import ValidationReport, Verdict, validate_path
+from hpcgate.codes.validation import validate_path
 from tests.helpers.ci import missing
 from tests.helpers.fixtures_path import require_siesta_fixtures, siesta_fixtures_dir
 
@@ -146,9 +147,9 @@ def first_terminal_line(path: Path) -> tuple[int, int] | None:
 
 def small_sampling(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the head+tail sampling kick in on the (small) fixtures."""
-    monkeypatch.setattr(validation, "FULL_SCAN_MAX_BYTES", 1024)
-    monkeypatch.setattr(validation, "HEAD_CHUNK_BYTES", 4096)
-    monkeypatch.setattr(validation, "TAIL_INITIAL_BYTES", 8192)
+    monkeypatch.setattr(scan, "FULL_SCAN_MAX_BYTES", 1024)
+    monkeypatch.setattr(scan, "HEAD_CHUNK_BYTES", 4096)
+    monkeypatch.setattr(scan, "TAIL_INITIAL_BYTES", 8192)
 
 
 # --------------------------------------------------------------------------- verdicts
@@ -529,14 +530,14 @@ def _check_report(report: ValidationReport) -> None:
 )
 def test_arbitrary_bytes_never_crash(data: bytes, code: str | None, sampled: bool) -> None:
     saved = (
-        validation.FULL_SCAN_MAX_BYTES,
-        validation.HEAD_CHUNK_BYTES,
-        validation.TAIL_INITIAL_BYTES,
+        scan.FULL_SCAN_MAX_BYTES,
+        scan.HEAD_CHUNK_BYTES,
+        scan.TAIL_INITIAL_BYTES,
     )
     if sampled:
-        validation.FULL_SCAN_MAX_BYTES = 16
-        validation.HEAD_CHUNK_BYTES = 64
-        validation.TAIL_INITIAL_BYTES = 32
+        scan.FULL_SCAN_MAX_BYTES = 16
+        scan.HEAD_CHUNK_BYTES = 64
+        scan.TAIL_INITIAL_BYTES = 32
     try:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "RUN.out"
@@ -545,9 +546,9 @@ def test_arbitrary_bytes_never_crash(data: bytes, code: str | None, sampled: boo
             _check_report(validate_path(tmp, code))
     finally:
         (
-            validation.FULL_SCAN_MAX_BYTES,
-            validation.HEAD_CHUNK_BYTES,
-            validation.TAIL_INITIAL_BYTES,
+            scan.FULL_SCAN_MAX_BYTES,
+            scan.HEAD_CHUNK_BYTES,
+            scan.TAIL_INITIAL_BYTES,
         ) = saved
 
 
@@ -555,8 +556,8 @@ def test_overlong_line_is_capped_and_numbering_kept(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Binary junk without newlines must not grow memory nor shift line numbers."""
-    monkeypatch.setattr(validation, "STREAM_CHUNK_BYTES", 1 << 16)
-    monkeypatch.setattr(validation, "LINE_CAP_BYTES", 1 << 17)
+    monkeypatch.setattr(scan, "STREAM_CHUNK_BYTES", 1 << 16)
+    monkeypatch.setattr(scan, "LINE_CAP_BYTES", 1 << 17)
     path = tmp_path / "RUN.out"
     path.write_bytes(b"Siesta Version  : v4.1\n" + b"x" * (3 << 20) + b"\nJob completed\n")
     report = validate_path(path)

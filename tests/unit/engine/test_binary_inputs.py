@@ -12,13 +12,9 @@ from typing import Any
 
 import pytest
 
+from hpcgate.codes.plugin import check_binary_inputs, check_input_files, check_input_name
+from hpcgate.codes.registry import get_plugin
 from hpcgate.engine.blobs import BlobCache
-from hpcgate.engine.codes import (
-    check_binary_inputs,
-    check_input_files,
-    check_input_name,
-    get_plugin,
-)
 from hpcgate.engine.submission import stage_inputs
 from hpcgate.engine.work import StepWork
 from hpcgate.errors import InvalidInput

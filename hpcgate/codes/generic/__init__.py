@@ -1,0 +1,1 @@
+"""Any program run by its own command: parameters as data, no validation."""
