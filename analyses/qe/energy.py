@@ -11,9 +11,10 @@ from typing import ClassVar
 
 from analyses.base import Analysis, ExtractContext, ExtractionError
 from analyses.compute_inputs import ComputeInputs, step_axis
+from analyses.per_step import step_rows, step_series, step_table
 from analyses.qe.files import parsed_pw_stdout
 from analyses.qe.stdout import RY_EV
-from analyses.results import AnalysisOutput, Column, JSONDict, Scalar, Series, Table
+from analyses.results import AnalysisOutput, Column, JSONDict, Scalar
 
 __all__ = ["QeEnergy"]
 
@@ -46,23 +47,13 @@ class QeEnergy(Analysis):
     def compute(self, inputs: ComputeInputs) -> AnalysisOutput:
         found = inputs.steps_with(self.name)
         axis_name, axis = step_axis([s for s, _ in found])
-        rows: list[list[Scalar]] = []
+        rows = step_rows(
+            found, axis, ("total_eV", "fermi_eV", "homo_eV", "lumo_eV", "scf_converged")
+        )
+        notes: list[str] = []
         xs: list[float | None] = []
         ys: list[float | None] = []
-        notes: list[str] = []
         for (step, d), x in zip(found, axis, strict=True):
-            rows.append(
-                [
-                    step.index,
-                    step.display_label,
-                    x,
-                    d.get("total_eV"),
-                    d.get("fermi_eV"),
-                    d.get("homo_eV"),
-                    d.get("lumo_eV"),
-                    d.get("scf_converged"),
-                ]
-            )
             if d.get("scf_converged") is False:
                 notes.append(f"{step.display_label}: SCF not converged, energy not meaningful")
             elif isinstance(d.get("total_eV"), int | float):
@@ -72,44 +63,30 @@ class QeEnergy(Analysis):
         if len(xs) > 1:
             ref = min(y for y in ys if y is not None)
             series.append(
-                Series(
-                    graph="qe_energy",
-                    graph_title="Total energy per step",
-                    label="total",
-                    x=xs,
-                    y=[None if y is None else y - ref for y in ys],
+                step_series(
+                    "qe_energy",
+                    "Total energy per step",
+                    "total",
+                    xs,
+                    [None if y is None else y - ref for y in ys],
                     x_label=axis_name,
                     y_label="E - E_min",
                     y_unit="eV",
-                    kind="linepoints",
                 )
             )
         summary: dict[str, Scalar] = {"steps": len(found)}
         if len(found) == 1:
             d = found[0][1]
-            summary |= {
-                "total_eV": d.get("total_eV"),
-                "fermi_eV": d.get("fermi_eV"),
-                "homo_eV": d.get("homo_eV"),
-            }
+            summary |= {k: d.get(k) for k in ("total_eV", "fermi_eV", "homo_eV")}
+        columns = (
+            Column("total", "eV"),
+            Column("Fermi", "eV"),
+            Column("HOMO", "eV"),
+            Column("LUMO", "eV"),
+            Column("SCF converged"),
+        )
         return self.output(
-            tables=[
-                Table(
-                    name="qe_energy",
-                    title="Energies",
-                    columns=(
-                        Column("step"),
-                        Column("label"),
-                        Column(axis_name),
-                        Column("total", "eV"),
-                        Column("Fermi", "eV"),
-                        Column("HOMO", "eV"),
-                        Column("LUMO", "eV"),
-                        Column("SCF converged"),
-                    ),
-                    rows=rows,
-                )
-            ],
+            tables=[step_table("qe_energy", "Energies", axis_name, columns, rows)],
             series=series,
             summary=summary,
             notes=notes,

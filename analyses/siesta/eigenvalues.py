@@ -10,6 +10,7 @@ crosses the Fermi level), and the levels at the first k-point.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -17,7 +18,8 @@ import numpy as np
 
 from analyses.base import MAX_POINTS, Analysis, ExtractContext, ExtractionError
 from analyses.compute_inputs import ComputeInputs, step_axis
-from analyses.results import AnalysisOutput, Column, JSONDict, Scalar, Series, Table, rounded
+from analyses.per_step import step_rows, step_series, step_table
+from analyses.results import AnalysisOutput, Column, JSONDict, Scalar, Series, rounded
 from analyses.siesta.files import find_label_file
 
 __all__ = ["Eigenvalues", "band_edges"]
@@ -80,78 +82,63 @@ class Eigenvalues(Analysis):
     def compute(self, inputs: ComputeInputs) -> AnalysisOutput:
         found = inputs.steps_with(self.name)
         axis_name, axis = step_axis([s for s, _ in found])
-        rows: list[list[Scalar]] = [
-            [
-                step.index,
-                step.display_label,
-                x,
-                d.get("fermi_eV"),
-                d.get("homo_eV"),
-                d.get("lumo_eV"),
-                d.get("gap_eV"),
-                d.get("metallic"),
-                d.get("nk"),
-                d.get("nbands"),
-            ]
-            for (step, d), x in zip(found, axis, strict=True)
-        ]
+        keys = ("fermi_eV", "homo_eV", "lumo_eV", "gap_eV", "metallic", "nk", "nbands")
+        rows = step_rows(found, axis, keys)
         series: list[Series] = []
         if len(found) > 1:
+            gaps = [r[6] if isinstance(r[6], float) else None for r in rows]
             series.append(
-                Series(
-                    graph="gap",
-                    graph_title="Gap per step",
-                    label="gap",
-                    x=list(axis),
-                    y=[r[6] if isinstance(r[6], float) else None for r in rows],
+                step_series(
+                    "gap",
+                    "Gap per step",
+                    "gap",
+                    list(axis),
+                    gaps,
                     x_label=axis_name,
                     y_label="gap",
                     y_unit="eV",
-                    kind="linepoints",
                 )
             )
         elif found:
-            first = found[0][1]
-            fermi = float(first.get("fermi_eV") or 0.0)
-            bands = [float(b) for b in first.get("bands", [])]
-            levels_by_spin = list(first.get("first_k_eV", []))
-            for s, levels in enumerate(levels_by_spin):
-                series.append(
-                    Series(
-                        graph="levels",
-                        graph_title="Levels at the first k-point",
-                        label=f"spin {s + 1}" if len(levels_by_spin) > 1 else "levels",
-                        x=bands,
-                        y=[None if v is None else v - fermi for v in levels],
-                        x_label="band",
-                        y_label="E - E_F",
-                        y_unit="eV",
-                        kind="scatter",
-                    )
-                )
-        tables = [
-            Table(
-                name="eigenvalues",
-                title="Band edges",
-                columns=(
-                    Column("step"),
-                    Column("label"),
-                    Column(axis_name),
-                    Column("E_F", "eV"),
-                    Column("HOMO", "eV"),
-                    Column("LUMO", "eV"),
-                    Column("gap", "eV"),
-                    Column("metallic"),
-                    Column("k-points"),
-                    Column("bands"),
-                ),
-                rows=rows,
-            )
-        ]
+            series = _levels_series(found[0][1])
+        columns = (
+            Column("E_F", "eV"),
+            Column("HOMO", "eV"),
+            Column("LUMO", "eV"),
+            Column("gap", "eV"),
+            Column("metallic"),
+            Column("k-points"),
+            Column("bands"),
+        )
         summary: dict[str, Scalar] = {"steps": len(found)}
         if len(found) == 1:
             d: dict[str, Any] = dict(found[0][1])
             summary |= {
                 k: d.get(k) for k in ("fermi_eV", "homo_eV", "lumo_eV", "gap_eV", "metallic")
             }
-        return self.output(tables=tables, series=series, summary=summary)
+        return self.output(
+            tables=[step_table("eigenvalues", "Band edges", axis_name, columns, rows)],
+            series=series,
+            summary=summary,
+        )
+
+
+def _levels_series(data: Mapping[str, Any]) -> list[Series]:
+    """The levels at the first k-point of a single step, per spin, relative to E_F."""
+    fermi = float(data.get("fermi_eV") or 0.0)
+    bands = [float(b) for b in data.get("bands", [])]
+    levels_by_spin = list(data.get("first_k_eV", []))
+    return [
+        Series(
+            graph="levels",
+            graph_title="Levels at the first k-point",
+            label=f"spin {s + 1}" if len(levels_by_spin) > 1 else "levels",
+            x=bands,
+            y=[None if v is None else v - fermi for v in levels],
+            x_label="band",
+            y_label="E - E_F",
+            y_unit="eV",
+            kind="scatter",
+        )
+        for s, levels in enumerate(levels_by_spin)
+    ]

@@ -16,11 +16,13 @@ the 4 MiB relaxation). TranSIESTA's own ``ts:`` values are kept apart under
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from analyses.base import Analysis, ExtractContext, ExtractionError
-from analyses.compute_inputs import ComputeInputs, step_axis
+from analyses.compute_inputs import ComputeInputs, StepInput, step_axis
+from analyses.per_step import step_rows, step_series, step_table
 from analyses.results import AnalysisOutput, Column, JSONDict, Scalar, Series, Table
 from analyses.siesta.files import parsed_stdout
 
@@ -65,35 +67,19 @@ class Energy(Analysis):
     def compute(self, inputs: ComputeInputs) -> AnalysisOutput:
         found = inputs.steps_with(self.name)
         axis_name, axis = step_axis([s for s, _ in found])
-        rows: list[list[Scalar]] = []
-        xs: list[float | None] = []
-        totals: list[float | None] = []
-        frees: list[float | None] = []
-        notes: list[str] = []
-        converged_totals: list[tuple[int, float]] = []
-        for (step, data), x in zip(found, axis, strict=True):
-            total = data.get("total_eV")
-            ok = data.get("scf_converged")
-            rows.append(
-                [
-                    step.index,
-                    step.display_label,
-                    x,
-                    total,
-                    data.get("free_eV"),
-                    data.get("fermi_eV"),
-                    ok,
-                ]
-            )
-            if ok is False:
-                notes.append(f"{step.display_label}: SCF not converged, energy not meaningful")
-                continue
-            if isinstance(total, int | float):
-                converged_totals.append((step.index, float(total)))
-                xs.append(x)
-                totals.append(float(total))
-                free = data.get("free_eV")
-                frees.append(float(free) if isinstance(free, int | float) else None)
+        rows = step_rows(found, axis, ("total_eV", "free_eV", "fermi_eV", "scf_converged"))
+        notes = [
+            f"{step.display_label}: SCF not converged, energy not meaningful"
+            for step, data in found
+            if data.get("scf_converged") is False
+        ]
+        converged = [
+            (step, data, x)
+            for (step, data), x in zip(found, axis, strict=True)
+            if data.get("scf_converged") is not False
+            and isinstance(data.get("total_eV"), int | float)
+        ]
+        converged_totals = [(step.index, float(data["total_eV"])) for step, data, _ in converged]
         reference = min((t for _, t in converged_totals), default=None)
         for row in rows:
             total = row[3]
@@ -102,57 +88,76 @@ class Energy(Analysis):
                 if reference is not None and isinstance(total, int | float)
                 else None
             )
-        series: list[Series] = []
-        if len(xs) > 1:
-            for label, ys in (("total", totals), ("free", frees)):
-                series.append(
-                    Series(
-                        graph="energy",
-                        graph_title="Energy per step",
-                        label=label,
-                        x=xs,
-                        y=[None if y is None else y - (reference or 0.0) for y in ys],
-                        x_label=axis_name,
-                        y_label="E - E_min",
-                        y_unit="eV",
-                        kind="linepoints",
-                    )
-                )
-        summary: dict[str, Scalar] = {"steps": len(found)}
-        if len(found) == 1:
-            data = found[0][1]
-            summary |= {
-                "total_eV": data.get("total_eV"),
-                "free_eV": data.get("free_eV"),
-                "fermi_eV": data.get("fermi_eV"),
-                "scf_converged": data.get("scf_converged"),
-            }
-        elif converged_totals:
-            best = min(converged_totals, key=lambda p: p[1])
-            summary |= {
-                "min_total_eV": best[1],
-                "min_step": best[0],
-                "span_eV": max(t for _, t in converged_totals) - best[1],
-            }
         return self.output(
-            tables=[
-                Table(
-                    name="energy",
-                    title="Energies",
-                    columns=(
-                        Column("step"),
-                        Column("label"),
-                        Column(axis_name),
-                        Column("total", "eV"),
-                        Column("free", "eV"),
-                        Column("Fermi", "eV"),
-                        Column("SCF converged"),
-                        Column("total - min", "eV"),
-                    ),
-                    rows=rows,
-                )
-            ],
-            series=series,
-            summary=summary,
+            tables=[_energy_table(axis_name, rows)],
+            series=_energy_series(axis_name, converged, reference),
+            summary=_summary(found, converged_totals),
             notes=notes,
         )
+
+
+def _energy_series(
+    axis_name: str,
+    converged: list[tuple[StepInput, Mapping[str, Any], float]],
+    reference: float | None,
+) -> list[Series]:
+    """Total and free energy of the converged steps, relative to the lowest total."""
+    if len(converged) <= 1:
+        return []
+    xs: list[float | None] = [x for _, _, x in converged]
+    totals = [float(data["total_eV"]) for _, data, _ in converged]
+    frees = [
+        float(free) if isinstance(free := data.get("free_eV"), int | float) else None
+        for _, data, _ in converged
+    ]
+    return [
+        step_series(
+            "energy",
+            "Energy per step",
+            label,
+            xs,
+            [None if y is None else y - (reference or 0.0) for y in ys],
+            x_label=axis_name,
+            y_label="E - E_min",
+            y_unit="eV",
+        )
+        for label, ys in (("total", totals), ("free", frees))
+    ]
+
+
+def _summary(
+    found: list[tuple[StepInput, Mapping[str, Any]]], converged_totals: list[tuple[int, float]]
+) -> dict[str, Scalar]:
+    summary: dict[str, Scalar] = {"steps": len(found)}
+    if len(found) == 1:
+        data = found[0][1]
+        summary |= {
+            "total_eV": data.get("total_eV"),
+            "free_eV": data.get("free_eV"),
+            "fermi_eV": data.get("fermi_eV"),
+            "scf_converged": data.get("scf_converged"),
+        }
+    elif converged_totals:
+        best = min(converged_totals, key=lambda p: p[1])
+        summary |= {
+            "min_total_eV": best[1],
+            "min_step": best[0],
+            "span_eV": max(t for _, t in converged_totals) - best[1],
+        }
+    return summary
+
+
+def _energy_table(axis_name: str, rows: list[list[Scalar]]) -> Table:
+    return step_table(
+        "energy",
+        "Energies",
+        axis_name,
+        (
+            Column("total", "eV"),
+            Column("free", "eV"),
+            Column("Fermi", "eV"),
+            Column("SCF converged"),
+            Column("total - min", "eV"),
+        ),
+        rows,
+    )

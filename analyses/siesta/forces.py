@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from analyses.base import MAX_POINTS, Analysis, ExtractContext, ExtractionError
-from analyses.compute_inputs import ComputeInputs, step_axis
+from analyses.compute_inputs import ComputeInputs, StepInput, step_axis
+from analyses.per_step import step_row, step_series, step_table
 from analyses.results import AnalysisOutput, Column, JSONDict, Scalar, Series, Table, rounded
 from analyses.siesta.files import find_label_file, parsed_stdout
 from analyses.siesta.stdout import ForceBlock
@@ -117,85 +119,14 @@ class Forces(Analysis):
         series: list[Series] = []
         for (step, data), x in zip(found, axis, strict=True):
             history: list[list[Any]] = list(data.get("max_per_geometry_step", []))
-            rows.append(
-                [
-                    step.index,
-                    step.display_label,
-                    x,
-                    data.get("n_atoms"),
-                    data.get("max_norm_eV_Ang"),
-                    data.get("max_norm_atom"),
-                    data.get("max_component_eV_Ang"),
-                    data.get("residual_eV_Ang"),
-                    len(history),
-                ]
-            )
+            rows.append(_step_row(step, data, x, len(history)))
             if len(history) > 1:
-                series.append(
-                    Series(
-                        graph="max_force_history",
-                        graph_title="Maximum force per geometry step",
-                        label=step.display_label,
-                        x=[float(h[0]) for h in history],
-                        y=[float(h[1]) for h in history],
-                        x_label="geometry step",
-                        y_label="max force",
-                        y_unit="eV/Ang",
-                        kind="linepoints",
-                        y_scale="log",
-                    )
-                )
+                series.append(_history_series(step, history))
         if len(found) > 1:
-            series.append(
-                Series(
-                    graph="max_force",
-                    graph_title="Maximum force per step",
-                    label="max |F|",
-                    x=list(axis),
-                    y=[r[4] if isinstance(r[4], float) else None for r in rows],
-                    x_label=axis_name,
-                    y_label="max |F|",
-                    y_unit="eV/Ang",
-                    kind="linepoints",
-                )
-            )
-        tables = [
-            Table(
-                name="forces",
-                title="Forces",
-                columns=(
-                    Column("step"),
-                    Column("label"),
-                    Column(axis_name),
-                    Column("atoms"),
-                    Column("max |F|", "eV/Ang"),
-                    Column("atom of max"),
-                    Column("max component", "eV/Ang"),
-                    Column("residual", "eV/Ang"),
-                    Column("geometry steps"),
-                ),
-                rows=rows,
-            )
-        ]
+            series.append(_max_force_series(axis_name, axis, rows))
+        tables = [_forces_table(axis_name, rows)]
         if len(found) == 1 and found[0][1].get("per_atom"):
-            data = found[0][1]
-            atoms = list(data.get("atoms", []))[:_MAX_ATOM_ROWS]
-            vectors = list(data.get("forces_eV_Ang", []))
-            norms = list(data.get("norms_eV_Ang", []))
-            tables.append(
-                Table(
-                    name="forces_per_atom",
-                    title="Forces per atom (last geometry step)",
-                    columns=(
-                        Column("atom"),
-                        Column("Fx", "eV/Ang"),
-                        Column("Fy", "eV/Ang"),
-                        Column("Fz", "eV/Ang"),
-                        Column("|F|", "eV/Ang"),
-                    ),
-                    rows=[[a, *vectors[i], norms[i]] for i, a in enumerate(atoms)],
-                )
-            )
+            tables.append(_per_atom_table(found[0][1]))
         worst = max(
             (r for r in rows if isinstance(r[4], float)),
             key=lambda r: float(r[4] or 0),
@@ -210,3 +141,70 @@ class Forces(Analysis):
                 "max_norm_step": worst[0] if worst else None,
             },
         )
+
+
+def _step_row(
+    step: StepInput, data: Mapping[str, Any], x: float, geometry_steps: int
+) -> list[Scalar]:
+    keys = ("n_atoms", "max_norm_eV_Ang", "max_norm_atom", "max_component_eV_Ang")
+    return step_row(
+        step, x, (*(data.get(k) for k in keys), data.get("residual_eV_Ang"), geometry_steps)
+    )
+
+
+def _history_series(step: StepInput, history: list[list[Any]]) -> Series:
+    return Series(
+        graph="max_force_history",
+        graph_title="Maximum force per geometry step",
+        label=step.display_label,
+        x=[float(h[0]) for h in history],
+        y=[float(h[1]) for h in history],
+        x_label="geometry step",
+        y_label="max force",
+        y_unit="eV/Ang",
+        kind="linepoints",
+        y_scale="log",
+    )
+
+
+def _max_force_series(axis_name: str, axis: list[float], rows: list[list[Scalar]]) -> Series:
+    return step_series(
+        "max_force",
+        "Maximum force per step",
+        "max |F|",
+        list(axis),
+        [r[4] if isinstance(r[4], float) else None for r in rows],
+        x_label=axis_name,
+        y_label="max |F|",
+        y_unit="eV/Ang",
+    )
+
+
+def _forces_table(axis_name: str, rows: list[list[Scalar]]) -> Table:
+    columns = (
+        Column("atoms"),
+        Column("max |F|", "eV/Ang"),
+        Column("atom of max"),
+        Column("max component", "eV/Ang"),
+        Column("residual", "eV/Ang"),
+        Column("geometry steps"),
+    )
+    return step_table("forces", "Forces", axis_name, columns, rows)
+
+
+def _per_atom_table(data: Mapping[str, Any]) -> Table:
+    atoms = list(data.get("atoms", []))[:_MAX_ATOM_ROWS]
+    vectors = list(data.get("forces_eV_Ang", []))
+    norms = list(data.get("norms_eV_Ang", []))
+    return Table(
+        name="forces_per_atom",
+        title="Forces per atom (last geometry step)",
+        columns=(
+            Column("atom"),
+            Column("Fx", "eV/Ang"),
+            Column("Fy", "eV/Ang"),
+            Column("Fz", "eV/Ang"),
+            Column("|F|", "eV/Ang"),
+        ),
+        rows=[[a, *vectors[i], norms[i]] for i, a in enumerate(atoms)],
+    )

@@ -26,7 +26,7 @@ as points arrive. The ``data`` document is described in docs/siesta.md.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -36,6 +36,7 @@ from analyses.results import AnalysisOutput, Column, JSONDict, Scalar, Series, T
 from analyses.siesta.current import variant_bias
 from analyses.siesta.files import find_label_file, find_tbtrans_stdout
 from analyses.siesta.iv_curve import G0_SIEMENS
+from analyses.siesta.ladder_steps import LadderSteps
 from analyses.siesta.tbtrans import parse_tbtrans_stdout
 
 __all__ = ["ABS_TOLERANCE_A", "REL_TOLERANCE", "TransiestaIv", "currents_agree"]
@@ -50,8 +51,6 @@ ABS_TOLERANCE_A = 1e-15
 #: A TBtrans bias further than this (V) from the point's bias is flagged (TBtrans prints
 #: 0.999999E-01 for 0.1 V; a user's own TBT.Voltage would differ by far more).
 BIAS_TOLERANCE_V = 1e-4
-_SUCCESS = frozenset({"finished", "harvested", "cleaned"})
-_FAILED = frozenset({"failed", "invalid", "lost"})
 
 
 def currents_agree(a: float, b: float) -> tuple[bool, float]:
@@ -129,93 +128,9 @@ class TransiestaIv(Analysis):
         }
 
     def compute(self, inputs: ComputeInputs) -> AnalysisOutput:
-        ladder = _Ladder(inputs.steps)
-        points: list[JSONDict] = []
-        failed: list[JSONDict] = []
-        pending: list[JSONDict] = []
-        for bias in ladder.biases():
-            device = ladder.device.get(bias)
-            tbt = ladder.tbtrans.get(bias)
-            data = tbt.get(self.name) if tbt is not None else None
-            if data is not None and data.get("current_a") is not None and tbt is not None:
-                points.append(_point(bias, tbt, device, data))
-                continue
-            outcome = ladder.outcome(bias, self.name)
-            if outcome is None:
-                pending.append({"bias_v": bias, "state": ladder.point_state(bias)})
-            else:
-                failed.append({"bias_v": bias, **outcome})
+        points, failed, pending = _collect(LadderSteps(inputs.steps), self.name)
         disagreements = [p for p in points if p["agree"] is False]
         partial = bool(failed or pending)
-        notes = [
-            f"{_v(p['bias_v'])}: TBT.nc {p['current_a']:.6g} A and stdout "
-            f"{p['current_stdout_a']:.6g} A differ by {p['relative_difference']:.2e} "
-            f"(tolerance {REL_TOLERANCE:g})"
-            for p in disagreements
-        ]
-        notes += [
-            f"{_v(p['bias_v'])}: TBtrans ran at {p['tbtrans_bias_v']:.6g} V, not at the "
-            "point's bias"
-            for p in points
-            if p["bias_mismatch"]
-        ]
-        notes += [f"{_v(f['bias_v'])}: no current ({f['reason']})" for f in failed]
-        if pending:
-            notes.append(
-                f"{len(pending)} point(s) not finished yet: "
-                + ", ".join(_v(p["bias_v"]) for p in pending)
-            )
-        rows: list[list[Scalar]] = [
-            [
-                p["bias_v"],
-                p["current_a"],
-                p["current_stdout_a"],
-                p["relative_difference"],
-                p["conductance_g0"],
-                p["label"],
-            ]
-            for p in points
-        ]
-        series = []
-        if points:
-            series.append(
-                Series(
-                    graph="iv_curve",
-                    graph_title="I-V curve",
-                    label="I(V)",
-                    x=[p["bias_v"] for p in points],
-                    y=[p["current_a"] for p in points],
-                    x_label="bias",
-                    x_unit="V",
-                    y_label="current",
-                    y_unit="A",
-                    kind="linepoints",
-                )
-            )
-        tables = [
-            Table(
-                name="iv_points",
-                title="I-V points (ordered by bias)",
-                columns=(
-                    Column("bias", "V"),
-                    Column("current (TBT.nc)", "A"),
-                    Column("current (stdout)", "A"),
-                    Column("relative difference"),
-                    Column("I/V", "G0"),
-                    Column("step"),
-                ),
-                rows=rows,
-            )
-        ]
-        if failed:
-            tables.append(
-                Table(
-                    name="failed_points",
-                    title="Points without a current",
-                    columns=(Column("bias", "V"), Column("step"), Column("reason")),
-                    rows=[[f["bias_v"], f.get("label"), f["reason"]] for f in failed],
-                )
-            )
         summary: dict[str, Scalar] = {
             "points": len(points),
             "failed": len(failed),
@@ -227,10 +142,10 @@ class TransiestaIv(Analysis):
             "max_abs_current_A": max((abs(p["current_a"]) for p in points), default=None),
         }
         return self.output(
-            tables=tables,
-            series=series,
+            tables=_tables(points, failed),
+            series=_series(points),
             summary=summary,
-            notes=notes,
+            notes=_notes(points, failed, pending),
             data={
                 "partial": partial,
                 "points": points,
@@ -239,6 +154,109 @@ class TransiestaIv(Analysis):
                 "tolerance": REL_TOLERANCE,
             },
         )
+
+
+def _collect(
+    ladder: LadderSteps, name: str
+) -> tuple[list[JSONDict], list[JSONDict], list[JSONDict]]:
+    """(points with a current, points that will get none, points still to come)."""
+    points: list[JSONDict] = []
+    failed: list[JSONDict] = []
+    pending: list[JSONDict] = []
+    for bias in ladder.biases():
+        device = ladder.device.get(bias)
+        tbt = ladder.tbtrans.get(bias)
+        data = tbt.get(name) if tbt is not None else None
+        if data is not None and data.get("current_a") is not None and tbt is not None:
+            points.append(_point(bias, tbt, device, data))
+            continue
+        outcome = ladder.outcome(bias, name)
+        if outcome is None:
+            pending.append({"bias_v": bias, "state": ladder.point_state(bias)})
+        else:
+            failed.append({"bias_v": bias, **outcome})
+    return points, failed, pending
+
+
+def _notes(points: list[JSONDict], failed: list[JSONDict], pending: list[JSONDict]) -> list[str]:
+    notes = [
+        f"{_v(p['bias_v'])}: TBT.nc {p['current_a']:.6g} A and stdout "
+        f"{p['current_stdout_a']:.6g} A differ by {p['relative_difference']:.2e} "
+        f"(tolerance {REL_TOLERANCE:g})"
+        for p in points
+        if p["agree"] is False
+    ]
+    notes += [
+        f"{_v(p['bias_v'])}: TBtrans ran at {p['tbtrans_bias_v']:.6g} V, not at the "
+        "point's bias"
+        for p in points
+        if p["bias_mismatch"]
+    ]
+    notes += [f"{_v(f['bias_v'])}: no current ({f['reason']})" for f in failed]
+    if pending:
+        notes.append(
+            f"{len(pending)} point(s) not finished yet: "
+            + ", ".join(_v(p["bias_v"]) for p in pending)
+        )
+    return notes
+
+
+def _series(points: list[JSONDict]) -> list[Series]:
+    if not points:
+        return []
+    return [
+        Series(
+            graph="iv_curve",
+            graph_title="I-V curve",
+            label="I(V)",
+            x=[p["bias_v"] for p in points],
+            y=[p["current_a"] for p in points],
+            x_label="bias",
+            x_unit="V",
+            y_label="current",
+            y_unit="A",
+            kind="linepoints",
+        )
+    ]
+
+
+def _tables(points: list[JSONDict], failed: list[JSONDict]) -> list[Table]:
+    rows: list[list[Scalar]] = [
+        [
+            p["bias_v"],
+            p["current_a"],
+            p["current_stdout_a"],
+            p["relative_difference"],
+            p["conductance_g0"],
+            p["label"],
+        ]
+        for p in points
+    ]
+    tables = [
+        Table(
+            name="iv_points",
+            title="I-V points (ordered by bias)",
+            columns=(
+                Column("bias", "V"),
+                Column("current (TBT.nc)", "A"),
+                Column("current (stdout)", "A"),
+                Column("relative difference"),
+                Column("I/V", "G0"),
+                Column("step"),
+            ),
+            rows=rows,
+        )
+    ]
+    if failed:
+        tables.append(
+            Table(
+                name="failed_points",
+                title="Points without a current",
+                columns=(Column("bias", "V"), Column("step"), Column("reason")),
+                rows=[[f["bias_v"], f.get("label"), f["reason"]] for f in failed],
+            )
+        )
+    return tables
 
 
 def _v(bias: float) -> str:
@@ -265,88 +283,4 @@ def _point(
         "label": tbt.display_label,
         "device_step_id": device.step_id if device is not None else None,
         "device_step_index": device.index if device is not None else None,
-    }
-
-
-class _Ladder:
-    """The ladder's steps by role and bias, and why a point has no current."""
-
-    def __init__(self, steps: Sequence[StepInput]) -> None:
-        self.electrodes: list[StepInput] = []
-        self.device: dict[float, StepInput] = {}
-        self.tbtrans: dict[float, StepInput] = {}
-        for step in steps:
-            role = step.meta.get("role")
-            if role == "electrode":
-                self.electrodes.append(step)
-            elif role in ("device", "tbtrans") and step.meta.get("bias_v") is not None:
-                target = self.device if role == "device" else self.tbtrans
-                target[float(step.meta["bias_v"])] = step
-        if not self.device and not self.tbtrans:
-            # Not a ladder (a plain chain selected this analysis): every step is a point.
-            for step in steps:
-                bias = variant_bias(step.variant)
-                if bias is not None:
-                    self.tbtrans.setdefault(bias, step)
-
-    def biases(self) -> list[float]:
-        return sorted(set(self.device) | set(self.tbtrans))
-
-    def point_state(self, bias: float) -> str:
-        tbt = self.tbtrans.get(bias)
-        device = self.device.get(bias)
-        if device is not None and device.state not in _SUCCESS:
-            return device.state or "unknown"
-        return (tbt.state if tbt is not None else "") or "unknown"
-
-    def outcome(self, bias: float, name: str) -> JSONDict | None:
-        """``{"reason", "step_id", "label", "state"}`` of a point that will get no
-        current, or None while it may still get one."""
-        device = self.device.get(bias)
-        tbt = self.tbtrans.get(bias)
-        for step in (device, tbt):
-            if step is not None and step.state in _FAILED:
-                return _failure(step, step.reason or f"step {step.state}")
-        if device is not None and device.state == "cancelled":
-            return _failure(device, self._cause(device))
-        if tbt is None:
-            if device is not None and device.state in _SUCCESS:
-                return _failure(device, "no TBtrans step in this ladder ('tbtrans': false)")
-            return None
-        if tbt.state == "cancelled":
-            return _failure(tbt, self._cause(tbt))
-        if tbt.state in _SUCCESS:
-            why = tbt.errors.get(name) or "TBtrans finished but no current was extracted"
-            return _failure(tbt, why)
-        return None
-
-    def _cause(self, cancelled: StepInput) -> str:
-        """Why a cancelled step never ran: the failed step upstream of it, if any."""
-        bias = cancelled.meta.get("bias_v")
-        seen: set[float] = set()
-        while bias is not None and float(bias) not in seen:
-            seen.add(float(bias))
-            device = self.device.get(float(bias))
-            if device is None:
-                break
-            if device.state in _FAILED:
-                why = device.reason or device.state
-                return f"not run: {device.display_label} did not succeed ({why})"
-            bias = device.meta.get("previous_bias_v")
-        for electrode in self.electrodes:
-            if electrode.state in _FAILED:
-                return (
-                    f"not run: {electrode.display_label} did not succeed "
-                    f"({electrode.reason or electrode.state})"
-                )
-        return cancelled.reason or "cancelled"
-
-
-def _failure(step: StepInput, reason: str) -> JSONDict:
-    return {
-        "reason": reason,
-        "step_id": step.step_id,
-        "step_index": step.index,
-        "label": step.display_label,
-        "state": step.state,
     }
