@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -247,6 +247,16 @@ class TelemetrySettings(BaseModel):
     interval_s: float = Field(default=3600.0, ge=10, le=86400)  # how often the worker runs it
 
 
+class MetricsSettings(BaseModel):
+    """Prometheus metrics (``docs/observability.md``). The API's ``GET /metrics`` answers a
+    bearer ``token`` (for Prometheus) or a logged-in admin; the worker serves its own on
+    ``worker_port`` (0: none), bound to ``host``."""
+
+    token: SecretStr | None = None
+    host: str = "127.0.0.1"
+    worker_port: int = Field(default=0, ge=0, le=65535)
+
+
 class LogStreamSettings(BaseModel):
     """Bounds on ``GET /logs/stream`` (SSE): each stream costs a query per poll."""
 
@@ -290,6 +300,7 @@ class Settings(BaseSettings):
     log_stream: LogStreamSettings = Field(default_factory=LogStreamSettings)
     outputs: OutputSettings = Field(default_factory=OutputSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     inputs: InputSettings = Field(default_factory=InputSettings)
     local: LocalExecutorSettings = Field(default_factory=LocalExecutorSettings)
     cluster_accounts: ClusterAccountSettings = Field(default_factory=ClusterAccountSettings)

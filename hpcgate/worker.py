@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hpcgate.db.models import WorkerHeartbeat
 from hpcgate.db.session import session_scope
+from hpcgate.metrics.exporter import timed_tick
 from hpcgate.services.dispatch_loop import stop_all
 from hpcgate.settings import Settings
 
@@ -55,7 +56,8 @@ def record_worker_heartbeat(
 def _guarded(name: str, fn: Tick) -> Tick:
     def run() -> None:
         try:
-            fn()
+            with timed_tick("worker", name):  # hpcgate_tick_duration_seconds, ..._failures_total
+                fn()
         except Exception:
             log.exception("tick %s failed", name)
 

@@ -79,6 +79,7 @@ class Action(enum.StrEnum):
     NOTIFICATION_MANAGE = "notification.manage"  # the mail outbox: list, retry, test mail
     LOG_READ = "log.read"  # every log line (list and live tail)
     LOG_DELETE = "log.delete"
+    METRICS_READ = "metrics.read"  # Prometheus metrics (who runs how much where)
 
 
 class Scope(enum.StrEnum):
@@ -145,6 +146,7 @@ POLICY: Mapping[Action, Mapping[Role, Scope]] = {
     Action.NOTIFICATION_MANAGE: _ADMINS,
     Action.LOG_READ: _EVERYONE,
     Action.LOG_DELETE: _ADMINS,
+    Action.METRICS_READ: _ADMINS,
 }
 
 

@@ -68,6 +68,7 @@ EXPECTED: dict[str, list[str]] = {
         "notification.manage",
         "log.read",
         "log.delete",
+        "metrics.read",
     ],
 }
 # A route that needs exactly this permission (and nothing more), probed without side effects.
@@ -82,6 +83,7 @@ PROBES: dict[str, tuple[str, str, dict[str, Any] | None]] = {
     "prediction.write": ("POST", "/predictions", {}),
     "notification.manage": ("GET", "/notifications", None),
     "log.delete": ("DELETE", f"/logs?calculation_id={NO_ID}", None),
+    "metrics.read": ("GET", "/metrics", None),
 }
 
 

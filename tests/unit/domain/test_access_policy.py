@@ -45,6 +45,7 @@ EXPECTED: dict[Action, tuple[str, str, str]] = {
     A.NOTIFICATION_MANAGE: ("-", "-", "all"),
     A.LOG_READ: ("all", "all", "all"),
     A.LOG_DELETE: ("-", "-", "all"),
+    A.METRICS_READ: ("-", "-", "all"),
 }
 ROLES = (Role.USER, Role.MODERATOR, Role.ADMIN)
 ME = 7

@@ -1,0 +1,141 @@
+"""Gauges read from the database when Prometheus scrapes: calculation and step states, the
+dispatch backlog, each cluster's queue (all users, from its last heartbeat) and liveness.
+
+Computed at scrape time instead of kept in process memory, so every API process reports the
+same numbers and a restart loses nothing. Four GROUP BY queries on indexed columns, cached
+for ``ttl_s`` so several scrapers cost one round.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import REGISTRY, Collector
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+
+from hpcgate.db.session import session_scope
+
+_CALCULATIONS = text("SELECT state, count(*) FROM calculations GROUP BY state")
+_STEPS = text(
+    "SELECT s.cluster_id, c.name, s.state, count(*) FROM steps s "
+    "JOIN clusters c ON c.id = s.cluster_id "
+    "WHERE s.state IN ('submitting', 'queued', 'running', 'lost') "
+    "GROUP BY s.cluster_id, c.name, s.state"
+)
+_BACKLOG = text("SELECT min(updated_at) FROM calculations WHERE state = 'ready'")
+# The latest cluster-scope heartbeat per cluster: the whole queue, every user's jobs.
+_CLUSTERS = text(
+    "SELECT c.name, c.online, c.last_heartbeat_at, h.queue_depth, h.running_jobs, "
+    "h.cpus_allocated, h.cpus_total FROM clusters c LEFT JOIN LATERAL ("
+    " SELECT queue_depth, running_jobs, cpus_allocated, cpus_total FROM heartbeat_samples"
+    " WHERE cluster_id = c.id AND scope = 'cluster' ORDER BY ts DESC LIMIT 1) h ON true "
+    "WHERE c.enabled"
+)
+
+
+class DatabaseState(Collector):
+    def __init__(self, factory: sessionmaker[Session], ttl_s: float = 5.0) -> None:
+        self.factory = factory
+        self.ttl_s = ttl_s
+        self._lock = threading.Lock()
+        self._cached: tuple[float, list[GaugeMetricFamily]] | None = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        with self._lock:
+            if self._cached is None or time.monotonic() - self._cached[0] > self.ttl_s:
+                self._cached = (time.monotonic(), self._read())
+            families = self._cached[1]
+        yield from families
+
+    def _read(self) -> list[GaugeMetricFamily]:
+        with session_scope(self.factory) as session:
+            calcs = session.execute(_CALCULATIONS).all()
+            steps = session.execute(_STEPS).all()
+            oldest = session.scalar(_BACKLOG)
+            clusters = session.execute(_CLUSTERS).all()
+        return [
+            _calculations(calcs),
+            _steps(steps),
+            _backlog(oldest),
+            *_clusters(clusters),
+        ]
+
+
+def _calculations(rows: list) -> GaugeMetricFamily:  # type: ignore[type-arg]
+    family = GaugeMetricFamily("hpcgate_calculations", "Calculations by state.", labels=["state"])
+    for state, count in rows:
+        family.add_metric([str(state)], count)
+    return family
+
+
+def _steps(rows: list) -> GaugeMetricFamily:  # type: ignore[type-arg]
+    family = GaugeMetricFamily(
+        "hpcgate_active_steps",
+        "hpcgate's own steps on the scheduler (submitting, queued, running, lost), per cluster.",
+        labels=["cluster", "state"],
+    )
+    for _cid, name, state, count in rows:
+        family.add_metric([name, str(state)], count)
+    return family
+
+
+def _backlog(oldest: datetime | None) -> GaugeMetricFamily:
+    age = 0.0 if oldest is None else max(0.0, (datetime.now(UTC) - oldest).total_seconds())
+    return GaugeMetricFamily(
+        "hpcgate_dispatch_backlog_age_seconds",
+        "Age of the oldest calculation waiting to be dispatched (0: none waits).",
+        value=age,
+    )
+
+
+def _clusters(rows: list) -> list[GaugeMetricFamily]:  # type: ignore[type-arg]
+    online = GaugeMetricFamily("hpcgate_cluster_online", "1 if the cluster is heard from.",
+                               labels=["cluster"])  # fmt: skip
+    heard = GaugeMetricFamily(
+        "hpcgate_cluster_heartbeat_age_seconds", "Seconds since the cluster's last heartbeat.",
+        labels=["cluster"],
+    )  # fmt: skip
+    gauges = {
+        "queue_depth": GaugeMetricFamily(
+            "hpcgate_cluster_queue_depth", "Pending jobs of all users (last heartbeat).",
+            labels=["cluster"]),
+        "running_jobs": GaugeMetricFamily(
+            "hpcgate_cluster_running_jobs", "Running jobs of all users (last heartbeat).",
+            labels=["cluster"]),
+        "cpus_allocated": GaugeMetricFamily(
+            "hpcgate_cluster_cpus_allocated", "Allocated CPUs (last heartbeat).",
+            labels=["cluster"]),
+        "cpus_total": GaugeMetricFamily(
+            "hpcgate_cluster_cpus_total", "CPUs in the cluster (last heartbeat).",
+            labels=["cluster"]),
+    }  # fmt: skip
+    now = datetime.now(UTC)
+    for name, is_online, last, *values in rows:
+        online.add_metric([name], 1.0 if is_online else 0.0)
+        if last is not None:
+            heard.add_metric([name], max(0.0, (now - last).total_seconds()))
+        for family, value in zip(gauges.values(), values, strict=True):
+            if value is not None:
+                family.add_metric([name], value)
+    return [online, heard, *gauges.values()]
+
+
+_installed: DatabaseState | None = None
+_install_lock = threading.Lock()
+
+
+def install(factory: sessionmaker[Session]) -> DatabaseState:
+    """Register the collector once per process; a later app (tests) points it at its database."""
+    global _installed
+    with _install_lock:
+        if _installed is None:
+            _installed = DatabaseState(factory)
+            REGISTRY.register(_installed)
+        else:
+            _installed.factory, _installed._cached = factory, None
+        return _installed
