@@ -151,6 +151,9 @@ def worker() -> None:
     from hpcgate.services.logs import attach_database_logging
 
     attach_database_logging(factory, "worker")
+    from hpcgate.metrics.exporter import serve_metrics
+
+    serve_metrics(settings.metrics.host, settings.metrics.worker_port)
     scheduler = build_scheduler(settings, factory, worker_ticks(settings, factory))
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # systemd, Ctrl+C, a closed tty
