@@ -45,9 +45,11 @@ def agent(
     from hpcgate.agent.log_buffer import LogBuffer
     from hpcgate.agent.loop import Agent
     from hpcgate.logging import configure_logging
+    from hpcgate.metrics.exporter import serve_metrics
 
     configure_logging(json_output=True)
     runner = Agent(_load(config))
+    serve_metrics(runner.config.metrics_host, runner.config.metrics_port)
     # The agent's log lines reach the portal's log feed (buffered, shipped with heartbeats).
     runner.log_buffer = LogBuffer(runner.config.state_dir)
     logging.getLogger().addHandler(runner.log_buffer)

@@ -51,6 +51,9 @@ class AgentConfig(BaseModel):
     state_dir: Path = Field(default_factory=lambda: Path.home() / ".hpcgate-agent")
     verify_tls: bool | str = True
     timeout_s: float = Field(default=30.0, gt=0)
+    # Prometheus metrics of this agent (tick durations and failures) on loopback; 0: none.
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
     # Issue 15: jobs run as this account (``sudo -n -u job_user sbatch ...``), never as the
     # agent's own user, which can read the API key. A calculation whose owner an admin mapped
     # to a login name runs as that name instead. None: jobs run as the agent (not advised).
