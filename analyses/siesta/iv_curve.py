@@ -8,11 +8,12 @@ G = I / V, also in units of the conductance quantum G0 = 2e^2/h.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
 from analyses.base import Analysis, ExtractContext, ExtractionError
-from analyses.compute_inputs import ComputeInputs
+from analyses.compute_inputs import ComputeInputs, StepInput
 from analyses.results import AnalysisOutput, Column, JSONDict, Scalar, Series, Table
 from analyses.siesta.current import variant_bias
 from analyses.siesta.files import parsed_stdout
@@ -60,9 +61,46 @@ class IvCurve(Analysis):
         )
 
     def compute(self, inputs: ComputeInputs) -> AnalysisOutput:
+        points, notes = self._points(inputs.steps)
+        biases = [p[0] for p in points]
+        if len(set(biases)) != len(biases):
+            notes.append("several steps share a bias: each is still one point")
+        rows: list[list[Scalar]] = []
+        for bias, index, label, amps in points:
+            g = amps / bias if abs(bias) > _ZERO_BIAS_V else None
+            rows.append([index, label, bias, amps, g, None if g is None else g / G0_SIEMENS])
+        top = max(points, key=lambda p: abs(p[0]), default=None)
+        summary: dict[str, Scalar] = {
+            "points": len(points),
+            "bias_min_V": biases[0] if biases else None,
+            "bias_max_V": biases[-1] if biases else None,
+            "max_abs_current_A": max((abs(p[3]) for p in points), default=None),
+            "conductance_at_max_bias_G0": (
+                top[3] / top[0] / G0_SIEMENS if top and abs(top[0]) > _ZERO_BIAS_V else None
+            ),
+        }
+        columns = (
+            Column("step"),
+            Column("label"),
+            Column("bias", "V"),
+            Column("current", "A"),
+            Column("I/V", "S"),
+            Column("I/V", "G0"),
+        )
+        return self.output(
+            tables=[Table("iv_curve", "I-V points (ordered by bias)", columns, rows)],
+            series=iv_series(biases, [p[3] for p in points]),
+            summary=summary,
+            notes=notes,
+        )
+
+    def _points(
+        self, steps: Sequence[StepInput]
+    ) -> tuple[list[tuple[float, int, str, float]], list[str]]:
+        """(bias, step index, label, current) by bias, and why steps were left out."""
         points: list[tuple[float, int, str, float]] = []
         notes: list[str] = []
-        for step in inputs.steps:
+        for step in steps:
             current = step.get("current")
             if current is None or current.get("current_A") is None:
                 why = step.errors.get("current", "no current extracted")
@@ -77,56 +115,24 @@ class IvCurve(Analysis):
                 (float(bias), step.index, step.display_label, float(current["current_A"]))
             )
         points.sort()
-        biases = [p[0] for p in points]
-        if len(set(biases)) != len(biases):
-            notes.append("several steps share a bias: each is still one point")
-        rows: list[list[Scalar]] = []
-        for bias, index, label, amps in points:
-            g = amps / bias if abs(bias) > _ZERO_BIAS_V else None
-            rows.append([index, label, bias, amps, g, None if g is None else g / G0_SIEMENS])
-        series = []
-        if points:
-            series.append(
-                Series(
-                    graph="iv_curve",
-                    graph_title="I-V curve",
-                    label="I(V)",
-                    x=biases,
-                    y=[p[3] for p in points],
-                    x_label="bias",
-                    x_unit="V",
-                    y_label="current",
-                    y_unit="A",
-                    kind="linepoints",
-                )
-            )
-        top = max(points, key=lambda p: abs(p[0]), default=None)
-        summary: dict[str, Scalar] = {
-            "points": len(points),
-            "bias_min_V": biases[0] if biases else None,
-            "bias_max_V": biases[-1] if biases else None,
-            "max_abs_current_A": max((abs(p[3]) for p in points), default=None),
-            "conductance_at_max_bias_G0": (
-                top[3] / top[0] / G0_SIEMENS if top and abs(top[0]) > _ZERO_BIAS_V else None
-            ),
-        }
-        return self.output(
-            tables=[
-                Table(
-                    name="iv_curve",
-                    title="I-V points (ordered by bias)",
-                    columns=(
-                        Column("step"),
-                        Column("label"),
-                        Column("bias", "V"),
-                        Column("current", "A"),
-                        Column("I/V", "S"),
-                        Column("I/V", "G0"),
-                    ),
-                    rows=rows,
-                )
-            ],
-            series=series,
-            summary=summary,
-            notes=notes,
+        return points, notes
+
+
+def iv_series(biases: Sequence[float], currents: Sequence[float]) -> list[Series]:
+    """The I-V graph (none without points); the TranSIESTA ladder draws the same one."""
+    if not biases:
+        return []
+    return [
+        Series(
+            graph="iv_curve",
+            graph_title="I-V curve",
+            label="I(V)",
+            x=list(biases),
+            y=list(currents),
+            x_label="bias",
+            x_unit="V",
+            y_label="current",
+            y_unit="A",
+            kind="linepoints",
         )
+    ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -227,27 +228,7 @@ class RelaxedGeometry(Analysis):
             )
         ]
         if len(found) == 1:
-            d = found[0][1]
-            moved = d.get("displacements_Ang") or []
-            coords = list(zip(d.get("symbols", []), d.get("positions_Ang", []), strict=False))
-            tables.append(
-                Table(
-                    name="coordinates",
-                    title="Final coordinates",
-                    columns=(
-                        Column("atom"),
-                        Column("species"),
-                        Column("x", "Ang"),
-                        Column("y", "Ang"),
-                        Column("z", "Ang"),
-                        Column("displacement", "Ang"),
-                    ),
-                    rows=[
-                        [i + 1, sym, *xyz, moved[i] if i < len(moved) else None]
-                        for i, (sym, xyz) in enumerate(coords[:_MAX_ATOM_ROWS])
-                    ],
-                )
-            )
+            tables.append(_coordinates_table(found[0][1]))
         notes = [
             f"{s.display_label}: relaxation did not converge"
             for s, d in found
@@ -261,3 +242,25 @@ class RelaxedGeometry(Analysis):
             },
             notes=notes,
         )
+
+
+def _coordinates_table(data: Mapping[str, Any]) -> Table:
+    """The final coordinates of a single step, with each atom's displacement."""
+    moved = data.get("displacements_Ang") or []
+    coords = list(zip(data.get("symbols", []), data.get("positions_Ang", []), strict=False))
+    return Table(
+        name="coordinates",
+        title="Final coordinates",
+        columns=(
+            Column("atom"),
+            Column("species"),
+            Column("x", "Ang"),
+            Column("y", "Ang"),
+            Column("z", "Ang"),
+            Column("displacement", "Ang"),
+        ),
+        rows=[
+            [i + 1, sym, *xyz, moved[i] if i < len(moved) else None]
+            for i, (sym, xyz) in enumerate(coords[:_MAX_ATOM_ROWS])
+        ],
+    )

@@ -9,11 +9,12 @@ and ``ts-scf`` (the non-equilibrium one); both are kept and told apart by ``kind
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from analyses.base import MAX_POINTS, Analysis, ExtractContext, ExtractionError
-from analyses.compute_inputs import ComputeInputs
+from analyses.compute_inputs import ComputeInputs, StepInput
 from analyses.results import AnalysisOutput, Column, JSONDict, Scalar, Series, Table, rounded
 from analyses.siesta.files import parsed_stdout
 from analyses.siesta.stdout import ScfCycle
@@ -101,71 +102,13 @@ class ScfConvergence(Analysis):
         series: list[Series] = []
         for step, data in found:
             cycles: list[dict[str, Any]] = list(data.get("cycles", []))
-            last = cycles[-1] if cycles else {}
-            final = last.get("final") or {}
-            summary_rows.append(
-                [
-                    step.index,
-                    step.display_label,
-                    data.get("n_cycles"),
-                    data.get("n_geometry_steps"),
-                    data.get("total_iterations"),
-                    final.get("dDmax"),
-                    final.get("dHmax"),
-                    bool(data.get("all_converged")),
-                ]
-            )
-            for c in cycles:
-                f = c.get("final") or {}
-                cycle_rows.append(
-                    [
-                        step.index,
-                        c.get("geom_step"),
-                        c.get("kind"),
-                        c.get("iterations"),
-                        f.get("Etot"),
-                        f.get("dDmax"),
-                        f.get("dHmax"),
-                        bool(c.get("converged")),
-                    ]
-                )
+            summary_rows.append(_summary_row(step, data, cycles))
+            cycle_rows += [_cycle_row(step, c) for c in cycles]
             series.extend(_step_series(step.display_label, cycles, len(found) > 1))
-        tables = [
-            Table(
-                name="scf_summary",
-                title="SCF convergence per step",
-                columns=(
-                    Column("step"),
-                    Column("label"),
-                    Column("cycles"),
-                    Column("geometry steps"),
-                    Column("iterations"),
-                    Column("last dDmax"),
-                    Column("last dHmax", "eV"),
-                    Column("all converged"),
-                ),
-                rows=summary_rows,
-            )
-        ]
+        tables = [_summary_table(summary_rows)]
         notes: list[str] = []
         if len(cycle_rows) <= _MAX_CYCLE_ROWS:
-            tables.append(
-                Table(
-                    name="scf_cycles",
-                    title="SCF cycles",
-                    columns=(
-                        Column("step"),
-                        Column("geometry step"),
-                        Column("kind"),
-                        Column("iterations"),
-                        Column("final Etot", "eV"),
-                        Column("final dDmax"),
-                        Column("final dHmax", "eV"),
-                        Column("converged"),
-                    ),
-                    rows=cycle_rows,
-                )
-            )
+            tables.append(_cycles_table(cycle_rows))
         else:
             notes.append(f"{len(cycle_rows)} SCF cycles: the per-cycle table is left out.")
         not_conv = [r[1] for r in summary_rows if r[7] is False]
@@ -182,6 +125,72 @@ class ScfConvergence(Analysis):
             },
             notes=notes,
         )
+
+
+def _summary_row(
+    step: StepInput, data: Mapping[str, Any], cycles: list[dict[str, Any]]
+) -> list[Scalar]:
+    final = (cycles[-1] if cycles else {}).get("final") or {}
+    return [
+        step.index,
+        step.display_label,
+        data.get("n_cycles"),
+        data.get("n_geometry_steps"),
+        data.get("total_iterations"),
+        final.get("dDmax"),
+        final.get("dHmax"),
+        bool(data.get("all_converged")),
+    ]
+
+
+def _cycle_row(step: StepInput, cycle: Mapping[str, Any]) -> list[Scalar]:
+    final = cycle.get("final") or {}
+    return [
+        step.index,
+        cycle.get("geom_step"),
+        cycle.get("kind"),
+        cycle.get("iterations"),
+        final.get("Etot"),
+        final.get("dDmax"),
+        final.get("dHmax"),
+        bool(cycle.get("converged")),
+    ]
+
+
+def _summary_table(rows: list[list[Scalar]]) -> Table:
+    return Table(
+        name="scf_summary",
+        title="SCF convergence per step",
+        columns=(
+            Column("step"),
+            Column("label"),
+            Column("cycles"),
+            Column("geometry steps"),
+            Column("iterations"),
+            Column("last dDmax"),
+            Column("last dHmax", "eV"),
+            Column("all converged"),
+        ),
+        rows=rows,
+    )
+
+
+def _cycles_table(rows: list[list[Scalar]]) -> Table:
+    return Table(
+        name="scf_cycles",
+        title="SCF cycles",
+        columns=(
+            Column("step"),
+            Column("geometry step"),
+            Column("kind"),
+            Column("iterations"),
+            Column("final Etot", "eV"),
+            Column("final dDmax"),
+            Column("final dHmax", "eV"),
+            Column("converged"),
+        ),
+        rows=rows,
+    )
 
 
 def _cycles_with_history(cycles: list[ScfCycle], budget: int) -> set[int]:

@@ -32,10 +32,10 @@ from typing import Any, ClassVar
 
 from analyses.base import Analysis, ExtractContext, ExtractionError
 from analyses.compute_inputs import ComputeInputs, StepInput
-from analyses.results import AnalysisOutput, Column, JSONDict, Scalar, Series, Table
+from analyses.results import AnalysisOutput, Column, JSONDict, Scalar, Table
 from analyses.siesta.current import variant_bias
 from analyses.siesta.files import find_label_file, find_tbtrans_stdout
-from analyses.siesta.iv_curve import G0_SIEMENS
+from analyses.siesta.iv_curve import G0_SIEMENS, iv_series
 from analyses.siesta.ladder_steps import LadderSteps
 from analyses.siesta.tbtrans import parse_tbtrans_stdout
 
@@ -143,7 +143,7 @@ class TransiestaIv(Analysis):
         }
         return self.output(
             tables=_tables(points, failed),
-            series=_series(points),
+            series=iv_series([p["bias_v"] for p in points], [p["current_a"] for p in points]),
             summary=summary,
             notes=_notes(points, failed, pending),
             data={
@@ -199,25 +199,6 @@ def _notes(points: list[JSONDict], failed: list[JSONDict], pending: list[JSONDic
             + ", ".join(_v(p["bias_v"]) for p in pending)
         )
     return notes
-
-
-def _series(points: list[JSONDict]) -> list[Series]:
-    if not points:
-        return []
-    return [
-        Series(
-            graph="iv_curve",
-            graph_title="I-V curve",
-            label="I(V)",
-            x=[p["bias_v"] for p in points],
-            y=[p["current_a"] for p in points],
-            x_label="bias",
-            x_unit="V",
-            y_label="current",
-            y_unit="A",
-            kind="linepoints",
-        )
-    ]
 
 
 def _tables(points: list[JSONDict], failed: list[JSONDict]) -> list[Table]:
