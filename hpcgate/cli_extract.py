@@ -21,9 +21,12 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+
+if TYPE_CHECKING:
+    from analyses.base import ExtractContext
 
 __all__ = ["extract"]
 
@@ -90,7 +93,6 @@ def extract(
     ] = None,
 ) -> None:
     """Extract the selected analyses' small data from RUN_DIR into one JSON file."""
-    from analyses.base import ExtractContext
     from analyses.graph import InvalidSelection
     from analyses.pipeline import extract_run
     from analyses.registry import RegistryError
@@ -104,33 +106,50 @@ def extract(
     names = [n.strip() for n in analyses.split(",") if n.strip()]
     if not names:
         _fail("no analyses selected (--analyses a,b,c)", 2)
-    variant = _json_object(variant_json, "--variant")
-    files = _json_object(files_json, "--files")
-    options = _json_object(options_json, "--options")
-    ctx = ExtractContext(
-        code=code,
-        variant=variant,
-        step_index=step,
-        files={str(k): str(v) for k, v in files.items()},
-        options={str(k): v for k, v in options.items() if isinstance(v, dict)},
-    )
+    ctx = _context(code, variant_json, files_json, options_json, step)
     try:
         document = extract_run(run_dir, ctx, names)
     except InvalidSelection as exc:
         _fail(exc.message, 2)
     except RegistryError as exc:
         _fail(f"analysis registry: {exc}", 1)
-    target = out if out is not None else run_dir / DEFAULT_OUT
-    if str(target) == "-":
-        json.dump(document, sys.stdout, allow_nan=False, separators=(",", ":"))
-        sys.stdout.write("\n")
-    else:
-        try:
-            _write_atomic(target, document)
-        except OSError as exc:
-            _fail(f"cannot write {target}: {exc.strerror or exc}", 1)
+    _emit(document, out if out is not None else run_dir / DEFAULT_OUT)
     failed = {**document["errors"], **document["skipped"]}
     for name, why in failed.items():
         typer.echo(f"hpcgate: extract: {name}: {why}", err=True)
     if failed:
         raise typer.Exit(1)
+
+
+def _context(
+    code: str,
+    variant_json: str | None,
+    files_json: str | None,
+    options_json: str | None,
+    step: int,
+) -> ExtractContext:
+    """The extraction context from the command line's JSON options (exit 2 when bad)."""
+    from analyses.base import ExtractContext
+
+    variant = _json_object(variant_json, "--variant")
+    files = _json_object(files_json, "--files")
+    options = _json_object(options_json, "--options")
+    return ExtractContext(
+        code=code,
+        variant=variant,
+        step_index=step,
+        files={str(k): str(v) for k, v in files.items()},
+        options={str(k): v for k, v in options.items() if isinstance(v, dict)},
+    )
+
+
+def _emit(document: dict[str, Any], target: Path) -> None:
+    """Write the document to ``target`` atomically, or to stdout for ``-``."""
+    if str(target) == "-":
+        json.dump(document, sys.stdout, allow_nan=False, separators=(",", ":"))
+        sys.stdout.write("\n")
+        return
+    try:
+        _write_atomic(target, document)
+    except OSError as exc:
+        _fail(f"cannot write {target}: {exc.strerror or exc}", 1)

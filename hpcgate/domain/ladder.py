@@ -135,27 +135,10 @@ def _electrodes(raw: Any) -> dict[str, str]:
     return out
 
 
-def build_transiesta_plan(config: Mapping[str, Any]) -> Plan:
-    """Electrodes, 0 V, both branches of the ladder, one TBtrans step per point."""
-    unknown = sorted(set(config) - _KNOWN_KEYS)
-    if unknown:
-        raise PlanError(
-            f"unknown key(s) for a transiesta ladder: {', '.join(unknown)} "
-            f"(known: {', '.join(sorted(_KNOWN_KEYS - {'kind'}))})"
-        )
-    device = config.get("device")
-    if not isinstance(device, str) or not _FILE_RE.match(device):
-        raise PlanError("a transiesta ladder needs 'device': the file name of the device fdf")
-    electrodes = _electrodes(config.get("electrodes"))
-    if device in electrodes.values():
-        raise PlanError(f"{device!r} is both the device and an electrode input")
-    biases = _biases(config.get("biases_v"))
-    tbtrans = config.get("tbtrans", True)
-    if not isinstance(tbtrans, bool):
-        raise PlanError("'tbtrans' must be true or false")
-    common = _parameters(config.get("parameters"), "'parameters'")
+def _point_parameters(raw: Any, biases: list[float]) -> dict[float, dict[str, Any]]:
+    """``point_parameters``: {bias: parameters}, each bias one of the ladder's, once."""
     per_point: dict[float, dict[str, Any]] = {}
-    raw_points = config.get("point_parameters") or []
+    raw_points = raw or []
     if not isinstance(raw_points, list):
         raise PlanError("'point_parameters' must be a list of {bias_v, parameters}")
     for i, item in enumerate(raw_points):
@@ -168,51 +151,77 @@ def build_transiesta_plan(config: Mapping[str, Any]) -> Plan:
         if v in per_point:
             raise PlanError(f"{where}: {bias_label(v)} has parameters twice")
         per_point[v] = _parameters(item.get("parameters"), f"{where}.parameters")
+    return per_point
 
-    steps: list[PlannedStep] = []
-    # Electrodes: one step per distinct fdf, named after the electrodes that use it.
+
+def _device_name(config: Mapping[str, Any]) -> str:
+    unknown = sorted(set(config) - _KNOWN_KEYS)
+    if unknown:
+        raise PlanError(
+            f"unknown key(s) for a transiesta ladder: {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(_KNOWN_KEYS - {'kind'}))})"
+        )
+    device = config.get("device")
+    if not isinstance(device, str) or not _FILE_RE.match(device):
+        raise PlanError("a transiesta ladder needs 'device': the file name of the device fdf")
+    return device
+
+
+def _electrode_steps(electrodes: Mapping[str, str]) -> list[PlannedStep]:
+    """One step per distinct fdf, named after the electrodes that use it."""
     users: dict[str, list[str]] = {}
     for name, fdf in electrodes.items():
         users.setdefault(fdf, []).append(name)
-    electrode_steps: list[int] = []
-    for fdf, names in users.items():
-        index = len(steps)
-        electrode_steps.append(index)
-        steps.append(
-            PlannedStep(
-                index=index,
-                label=f"electrode {fdf}",
-                variant=Variant(f"electrode {fdf}", {}),
-                meta={"role": ROLE_ELECTRODE, "fdf": fdf, "electrodes": names},
-            )
+    return [
+        PlannedStep(
+            index=index,
+            label=f"electrode {fdf}",
+            variant=Variant(f"electrode {fdf}", {}),
+            meta={"role": ROLE_ELECTRODE, "fdf": fdf, "electrodes": names},
         )
-    electrode_edges = tuple((e, ("*.TSHS",)) for e in electrode_steps)
+        for index, (fdf, names) in enumerate(users.items())
+    ]
 
+
+def _ladder_order(biases: list[float]) -> tuple[list[float], dict[float, float]]:
+    """0 V, the positive branch climbing, the negative one descending; and each finite
+    bias's previous point on its branch."""
     positive = sorted(v for v in biases if v > 0)
     negative = sorted((v for v in biases if v < 0), reverse=True)
-    order = [0.0, *positive, *negative]
     previous = {
         **{v: ([0.0, *positive][i]) for i, v in enumerate(positive)},
         **{v: ([0.0, *negative][i]) for i, v in enumerate(negative)},
     }
+    return [0.0, *positive, *negative], previous
+
+
+def _device_steps(
+    steps: list[PlannedStep],
+    device: str,
+    biases: list[float],
+    point_params: Mapping[float, Mapping[str, Any]],
+) -> dict[float, int]:
+    """Append a device step per bias after the electrodes in ``steps``: {bias: index}."""
+    electrode_steps = tuple(s.index for s in steps)
+    electrode_edges = tuple((e, ("*.TSHS",)) for e in electrode_steps)
+    order, previous = _ladder_order(biases)
     device_step: dict[float, int] = {}
     for v in order:
         index = len(steps)
         device_step[v] = index
         before = previous.get(v)
-        parents = tuple(electrode_steps)
+        parents = electrode_steps
         edges = electrode_edges
         if before is not None:
             parents += (device_step[before],)
             edges += ((device_step[before], ("*.TSDE",)),)
-        params = {**common, **per_point.get(v, {}), "TS.Voltage": v}
         label = f"device {bias_label(v)}"
         steps.append(
             PlannedStep(
                 index=index,
                 label=label,
                 parents=parents,
-                variant=Variant(label, params),
+                variant=Variant(label, dict(point_params[v])),
                 edge_inherit=edges,
                 meta={
                     "role": ROLE_DEVICE,
@@ -223,8 +232,27 @@ def build_transiesta_plan(config: Mapping[str, Any]) -> Plan:
                 },
             )
         )
+    return device_step
+
+
+def build_transiesta_plan(config: Mapping[str, Any]) -> Plan:
+    """Electrodes, 0 V, both branches of the ladder, one TBtrans step per point."""
+    device = _device_name(config)
+    electrodes = _electrodes(config.get("electrodes"))
+    if device in electrodes.values():
+        raise PlanError(f"{device!r} is both the device and an electrode input")
+    biases = _biases(config.get("biases_v"))
+    tbtrans = config.get("tbtrans", True)
+    if not isinstance(tbtrans, bool):
+        raise PlanError("'tbtrans' must be true or false")
+    common = _parameters(config.get("parameters"), "'parameters'")
+    per_point = _point_parameters(config.get("point_parameters"), biases)
+    params = {v: {**common, **per_point.get(v, {}), "TS.Voltage": v} for v in biases}
+
+    steps = _electrode_steps(electrodes)
+    device_step = _device_steps(steps, device, biases, params)
     if tbtrans:
-        for v in order:
+        for v in device_step:  # in ladder order
             index = len(steps)
             label = f"tbtrans {bias_label(v)}"
             steps.append(
@@ -232,7 +260,7 @@ def build_transiesta_plan(config: Mapping[str, Any]) -> Plan:
                     index=index,
                     label=label,
                     parents=(device_step[v],),
-                    variant=Variant(label, {**common, **per_point.get(v, {}), "TS.Voltage": v}),
+                    variant=Variant(label, dict(params[v])),
                     edge_inherit=((device_step[v], ("*.TSHS",)),),
                     meta={"role": ROLE_TBTRANS, "fdf": device, "bias_v": v},
                 )

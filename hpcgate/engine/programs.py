@@ -15,13 +15,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from hpcgate.codes.registry import PLUGINS
+
 OPTION = "programs"
 MAX_PROGRAMS = 32
 MAX_PATH_LEN = 1024
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 _PATH_RE = re.compile(r"^/[A-Za-z0-9_./+-]*$")
-# The program a code's job runs when its step names none (the templates' defaults).
-DEFAULT_PROGRAM = {"siesta": "siesta", "qe": "pw.x"}
 
 
 def check_programs(value: Any) -> dict[str, str]:
@@ -65,10 +65,11 @@ def resolve_program(
 ) -> str | None:
     """The configured path of the program a step runs, or None to keep the template's.
 
-    The step's own ``program`` (e.g. ``tbtrans``) wins over the code's default; either is
-    looked up by name in the cluster's ``programs``.
+    The step's own ``program`` (e.g. ``tbtrans``) wins over the code's default (its
+    plugin's ``program``); either is looked up by name in the cluster's ``programs``.
     """
-    name = context.get("program") or DEFAULT_PROGRAM.get(code)
+    plugin = PLUGINS.get(code)
+    name = context.get("program") or (plugin.program if plugin is not None else None)
     if not isinstance(name, str):
         return None
     return programs.get(name)
