@@ -435,13 +435,25 @@ def results(
 @_one_line_errors
 def download(
     calc_id: CalcId,
+    files: Annotated[
+        list[str] | None,
+        typer.Argument(help="Raw output files of the step (paths inside its directory).")
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="html, pdf, csv (a zip) or json.")] = "html",
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Directory to write into.")
     ] = Path(),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    step: Annotated[int, typer.Option("--step", help="The step (raw outputs).", min=0)] = 0,
+    listing: Annotated[
+        bool, typer.Option("--list", help="List the step's run directory instead.")
+    ] = False,
 ) -> None:
-    """Download the calculation's report; prints the file written."""
+    """Download the calculation's report, or raw output FILES of a step; prints each file
+    written (--list: the step's files with their sizes)."""
+    if listing or files:
+        _raw_outputs(calc_id, step, files or [], output, force, listing)
+        return
     if fmt not in ("html", "pdf", "csv", "json"):
         _fail(f"--format {fmt!r}: choose html, pdf, csv or json", 2)
     if not output.is_dir():
@@ -453,6 +465,25 @@ def download(
         data = client.report(calc_id, fmt)  # type: ignore[arg-type]
     _write_atomically(target, data)
     typer.echo(str(target))
+
+
+def _raw_outputs(
+    calc_id: int, step: int, files: list[str], output: Path, force: bool, listing: bool
+) -> None:
+    """Raw outputs (issue 20), fetched from the cluster through the API, streamed to disk."""
+    with Client() as client:
+        if listing:
+            found = client.list_outputs(calc_id, step)
+            for e in found.entries:
+                typer.echo(f"{e.kind:4}  {e.size:>12}  {e.name}")
+            return
+        if not output.is_dir():
+            _fail(f"{output} is not a directory", 2)
+        for name in files:
+            target = output / Path(name).name
+            if target.exists() and not force:
+                _fail(f"{target} exists (use --force to overwrite)", 2)
+            typer.echo(str(client.download_output(calc_id, step, name, target)))
 
 
 @_one_line_errors

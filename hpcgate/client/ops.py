@@ -149,7 +149,13 @@ def list_outputs(calc_id: int, step: int, path: str = "") -> Op[OutputListing]:
 def output_file(calc_id: int, step: int, path: str) -> Op[bytes]:
     from urllib.parse import quote
 
-    return Op("GET", f"{_step_path(calc_id, step)}/outputs/{quote(path)}", raw_bytes)
+    # Dot segments percent-encoded: sent as given (the API refuses them), never resolved
+    # by the URL layer into another route.
+    quoted = "/".join(
+        quote(part, safe="").replace(".", "%2E") if part in (".", "..") else quote(part, safe="")
+        for part in path.split("/")
+    )
+    return Op("GET", f"{_step_path(calc_id, step)}/outputs/{quoted}", raw_bytes)
 
 
 def output_tail(

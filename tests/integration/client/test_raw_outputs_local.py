@@ -138,3 +138,45 @@ def test_reading_outputs_is_shared_across_the_lab_but_needs_a_login(
         f"{live.base}/calculations/{calc_id}/steps/7/outputs", headers=hg.auth.headers(True)
     )
     assert r.status_code == 404
+
+
+def test_hpcgate_download_lists_and_fetches_raw_outputs(live: Live, tmp_path: Path) -> None:
+    hg = _client(live)
+    calc_id, flag = _submit_ticker(hg, tmp_path)
+    flag.touch()
+    hg.wait(calc_id, poll_s=0.3, timeout_s=60)
+    res = live.cli("download", str(calc_id), "--list")
+    assert res.exit_code == 0, res.output
+    assert any(ln.split()[-1] == "data.bin" and "300000" in ln for ln in res.stdout.splitlines())
+    out = tmp_path / "out"
+    out.mkdir()
+    res = live.cli("download", str(calc_id), "data.bin", "-o", str(out))
+    assert res.exit_code == 0, res.output
+    assert res.stdout.strip() == str(out / "data.bin")
+    assert (out / "data.bin").stat().st_size == 300000
+    res = live.cli("download", str(calc_id), "data.bin", "-o", str(out))
+    assert res.exit_code == 2
+    assert "exists" in res.stderr
+    res = live.cli("download", str(calc_id), "../../etc/passwd", "-o", str(out))
+    assert res.exit_code == 2
+    assert "(HTTP 422)" in res.stderr
+
+
+def test_a_tail_counts_against_the_log_stream_limit(live: Live, tmp_path: Path) -> None:
+    hg = _client(live)
+    calc_id, flag = _submit_ticker(hg, tmp_path)
+    _wait_step(hg, calc_id, {"running"})
+    limit = live.settings.log_stream.max_per_user
+    live.settings.log_stream.max_per_user = 1
+    url = f"{live.base}/calculations/{calc_id}/steps/0/tail"
+    try:
+        with httpx.stream("GET", url, headers=hg.auth.headers(True), timeout=30) as first:
+            assert first.status_code == 200
+            assert first.headers["content-type"].startswith("text/event-stream")
+            second = httpx.get(url, headers=hg.auth.headers(True), timeout=30)
+            assert second.status_code == 429
+            assert "log streams" in second.json()["detail"]
+    finally:
+        live.settings.log_stream.max_per_user = limit
+        flag.touch()
+    hg.wait(calc_id, poll_s=0.3, timeout_s=60)
