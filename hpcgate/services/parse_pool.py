@@ -138,6 +138,32 @@ class ParsePool:
             raise cls(message, **details)
         raise RuntimeError(f"input preparation failed: {payload}")
 
+    def warm(self) -> threading.Thread:
+        """Start every worker now, in the background (the API calls it at startup): the
+        forkserver's start and the parsers' imports cost seconds of CPU, which otherwise land
+        on the first calculations created after a restart (issue 16's burst of POSTs)."""
+
+        def start() -> None:
+            with self._lock:
+                wanted = max(0, self.workers - self._started)
+                self._started += wanted
+            for _ in range(wanted):
+                try:
+                    worker = _Worker(self._ctx)
+                except BaseException:
+                    with self._lock:
+                        self._started -= 1
+                    log.warning("could not start an input-preparation worker", exc_info=True)
+                    continue
+                if self._closed:
+                    worker.kill()
+                    continue
+                self._idle.put(worker)
+
+        thread = threading.Thread(target=start, name="parse-pool-warm", daemon=True)
+        thread.start()
+        return thread
+
     def busy(self) -> int:
         """Workers running a call now (for health reports and tests)."""
         with self._lock:
