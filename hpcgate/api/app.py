@@ -46,6 +46,9 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
 
         gc.collect()
         gc.freeze()
+        from hpcgate.services.parse_pool import get_pool
+
+        get_pool(settings.parse_workers, settings.parse_timeout_s).warm()  # not on 1st POST
         yield
         from hpcgate.api.work_signal import close_work_signal
 
