@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import httpx
 
-from hpcgate.client import ops
-from hpcgate.client._core import USER_AGENT, AuthState, Op, SseParser, check, log_line
+from hpcgate.client import flows, ops
+from hpcgate.client._core import USER_AGENT, AuthState, Op, check
 from hpcgate.client.credentials import CredentialStore, Login
 from hpcgate.client.errors import ApiError, Unreachable
+from hpcgate.client.flows import EventStream, Flow
 from hpcgate.client.models import (
     AnalysisInfo,
     CalculationCreate,
@@ -32,7 +32,7 @@ from hpcgate.client.models import (
     Token,
     User,
 )
-from hpcgate.client.spec import Submission, clone_body, load_submission, pick_target
+from hpcgate.client.spec import Submission, load_submission
 
 T = TypeVar("T")
 
@@ -100,6 +100,38 @@ class AsyncClient:
         check(resp)
         return op.parse(resp)
 
+    async def _drive(self, flow: Flow[T]) -> T:
+        """Run a multi-request flow (``flows``), answering each of its operations."""
+        try:
+            op = next(flow)
+            while True:
+                op = flow.send(await self._run(op))
+        except StopIteration as done:
+            result: T = done.value
+            return result
+
+    async def _events(
+        self, op: Op[Any], stream: EventStream[T], what: str
+    ) -> AsyncIterator[T]:
+        """The items of an SSE stream until the server ends it."""
+        if self.auth.should_refresh():
+            await self.refresh()
+        resp = await self._send(op, stream=True)
+        try:
+            if resp.status_code >= 400:
+                await resp.aread()
+                check(resp)
+            async for line in resp.aiter_lines():
+                item = stream.feed(line)
+                if item is not None:
+                    yield item
+                elif stream.ended:
+                    return
+        except httpx.TransportError as exc:
+            raise Unreachable(f"{what} from {self.url} broke: {exc}") from None
+        finally:
+            await resp.aclose()
+
     # ------------------------------------------------------------------ login
 
     async def login(self, email: str, password: str) -> Token:
@@ -165,13 +197,12 @@ class AsyncClient:
         return await self._run(ops.upload(files))
 
     async def submission_body(self, submission: Submission) -> CalculationCreate:
-        cluster, queue = pick_target(await self.clusters(), submission.cluster, submission.queue)
-        return submission.body(cluster.id, queue)
+        return await self._drive(flows.submission_body(submission))
 
     async def submit(self, what: Submission | str | Path) -> CalculationDetail:
         """Create the calculation a directory or YAML spec describes (``spec.py``)."""
         sub = what if isinstance(what, Submission) else load_submission(Path(what))
-        return await self.create(await self.submission_body(sub), sub.binary or None)
+        return await self._drive(flows.submit(sub))
 
     async def calculations(
         self,
@@ -218,13 +249,10 @@ class AsyncClient:
         op = ops.output_file(calc_id, step, path)
         if dest is None:
             return await self._run(op)
-        target = Path(dest)
-        if target.is_dir():
-            target = target / PurePosixPath(path).name
+        target, part = flows.download_target(dest, path)
         if op.auth and self.auth.should_refresh():
             await self.refresh()
         resp = await self._send(op, stream=True)
-        part = target.with_name(f".{target.name}.part")
         try:
             if resp.status_code >= 400:
                 await resp.aread()
@@ -252,27 +280,8 @@ class AsyncClient:
         """A running step's output (stdout by default) line by line as it grows (SSE),
         until the step ends or the server ends the stream (``max_duration_s``)."""
         op = ops.output_tail(calc_id, step, file, offset, max_duration_s)
-        if self.auth.should_refresh():
-            await self.refresh()
-        resp = await self._send(op, stream=True)
-        try:
-            if resp.status_code >= 400:
-                await resp.aread()
-                check(resp)
-            parser = SseParser()
-            async for line in resp.aiter_lines():
-                event = parser.feed(line)
-                if event is None:
-                    continue
-                kind, data, _ = event
-                if kind == "line":
-                    yield data
-                elif kind in ("done", "end"):
-                    return
-        except httpx.TransportError as exc:
-            raise Unreachable(f"the output stream from {self.url} broke: {exc}") from None
-        finally:
-            await resp.aclose()
+        async for line in self._events(op, flows.output_lines(), "the output stream"):
+            yield line
 
     async def clone(
         self, calc_id: int, changes: Mapping[str, Any] | None = None
@@ -280,16 +289,7 @@ class AsyncClient:
         """Re-run a calculation with ``changes`` (``{"parameters.MeshCutoff": "200 Ry"}``,
         ``{"queue": "long"}``, ``{"cluster": "hpc1"}``); its inputs are fetched and re-sent,
         binary inputs are referenced by hash."""
-        detail = await self.calculation(calc_id)
-        names = list((detail.configuration.get("inputs") or {}).keys())
-        texts = {name: await self.input_text(calc_id, name) for name in names}
-        changes = dict(changes or {})
-        cluster = changes.pop("cluster", None)
-        body = clone_body(detail, texts, changes)
-        if cluster is not None:
-            chosen, queue = pick_target(await self.clusters(), cluster, body["logical_queue"])
-            body["cluster_id"], body["logical_queue"] = chosen.id, queue
-        return await self.create(CalculationCreate.model_validate(body))
+        return await self._drive(flows.clone(calc_id, changes))
 
     async def wait(
         self,
@@ -300,15 +300,13 @@ class AsyncClient:
         on_update: Callable[[CalculationDetail], None] | None = None,
     ) -> CalculationDetail:
         """Poll until the calculation reaches a final state (or ``timeout_s``: TimeoutError)."""
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        deadline = flows.wait_deadline(timeout_s)
         while True:
             detail = await self.calculation(calc_id)
             if on_update is not None:
                 on_update(detail)
-            if detail.finished:
+            if flows.wait_over(detail, calc_id, deadline):
                 return detail
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"calculation {calc_id} still {detail.state}")
             await asyncio.sleep(poll_s)
 
     # ------------------------------------------------------------------ logs
@@ -343,36 +341,6 @@ class AsyncClient:
     ) -> AsyncIterator[LogLine]:
         """New log lines as they are written (``GET /logs/stream``, SSE) until the server
         ends the stream (``max_duration_s``); call again with the last id to go on."""
-        op: Op[None] = Op(
-            "GET",
-            "/logs/stream",
-            lambda _: None,
-            params={
-                "calculation_id": calculation_id,
-                "level": level,
-                "after_id": after_id,
-                "max_duration_s": max_duration_s,
-                "heartbeat_s": 5,
-            },
-        )
-        if self.auth.should_refresh():
-            await self.refresh()
-        resp = await self._send(op, stream=True)
-        try:
-            if resp.status_code >= 400:
-                await resp.aread()
-                check(resp)
-            parser = SseParser()
-            async for line in resp.aiter_lines():
-                event = parser.feed(line)
-                if event is None:
-                    continue
-                kind, data, _ = event
-                if kind == "log":
-                    yield log_line(data)
-                elif kind == "end":
-                    return
-        except httpx.TransportError as exc:
-            raise Unreachable(f"the log stream from {self.url} broke: {exc}") from None
-        finally:
-            await resp.aclose()
+        op = flows.log_stream(calculation_id, level, after_id, max_duration_s)
+        async for line in self._events(op, flows.log_events(), "the log stream"):
+            yield line
