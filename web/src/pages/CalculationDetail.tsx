@@ -6,7 +6,9 @@ import { useQuery } from "../api/hooks";
 import { TimeSeriesChart } from "../components/Charts";
 import { IvCurveCard } from "../components/IvCurve";
 import { StepDag } from "../components/StepDag";
+import { LiveTail } from "../components/LiveTail";
 import { LogsView } from "../components/LogsView";
+import { OutputsPanel } from "../components/OutputsPanel";
 import { ReportView } from "../components/Report";
 import { Card, ErrorBox, JsonView, Loading, StateBadge } from "../components/ui";
 import { between, fmtDate } from "../lib/format";
@@ -70,7 +72,9 @@ export function CalculationDetailPage() {
           </button>
         ))}
       </div>
+      {tab === "overview" ? <LiveTail calc={c} /> : null}
       {tab === "overview" ? <Overview calc={c} /> : null}
+      {tab === "overview" ? <OutputsPanel calc={c} /> : null}
       {tab === "results" ? <ReportView calc={c} /> : null}
       {tab === "configuration" ? <Configuration calc={c} /> : null}
       {tab === "logs" ? (
