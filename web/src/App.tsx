@@ -1,11 +1,12 @@
 import { type ReactNode, useState } from "react";
 import { BrowserRouter, Navigate, NavLink, Route, Routes, useLocation, useNavigate } from "react-router";
 import { useServices, useSession } from "./api/context";
-import { atLeast, navFor, type Role } from "./lib/roles";
+import { type Permissions, useMe, usePermissions } from "./api/permissions";
+import { ErrorBox } from "./components/ui";
 import { AnalysesPage } from "./pages/Analyses";
 import { CalculationDetailPage } from "./pages/CalculationDetail";
 import { CalculationListPage } from "./pages/CalculationList";
-import { CalculationNewPage } from "./pages/CalculationNew";
+import { CalculationNewPage } from "./pages/calculation-new/CalculationNewPage";
 import { ClustersPage } from "./pages/Clusters";
 import { DashboardPage } from "./pages/Dashboard";
 import { LoginPage } from "./pages/Login";
@@ -14,6 +15,18 @@ import { ModelsPage } from "./pages/Models";
 import { MoleculesPage } from "./pages/Molecules";
 import { ProfilePage } from "./pages/Profile";
 import { UsersPage } from "./pages/Users";
+
+/** The sections, each shown to whoever holds the permission the server lists for it. */
+const NAV: { to: string; label: string; needs?: string }[] = [
+  { to: "/", label: "Dashboard" },
+  { to: "/calculations", label: "Calculations", needs: "calculation.read" },
+  { to: "/analyses", label: "Analyses", needs: "calculation.read" },
+  { to: "/molecules", label: "Molecules", needs: "calculation.read" },
+  { to: "/models", label: "Models", needs: "ml_model.read" },
+  { to: "/clusters", label: "Clusters", needs: "cluster.read" },
+  { to: "/logs", label: "Logs", needs: "log.read" },
+  { to: "/users", label: "Users", needs: "user.read" },
+];
 
 export function App() {
   return (
@@ -28,11 +41,16 @@ export function App() {
 
 function Authenticated() {
   const { user, restoring } = useSession();
+  const me = useMe();
   const location = useLocation();
   if (restoring) return <div className="boot">Loading hpcgate…</div>;
   if (!user) {
     const next = location.pathname + location.search;
     return <Navigate to={`/login${next !== "/" ? `?next=${encodeURIComponent(next)}` : ""}`} replace />;
+  }
+  // Navigation and buttons follow the server's permissions: wait for them.
+  if (!me.data) {
+    return me.error ? <ErrorBox error={me.error} /> : <div className="boot">Loading hpcgate…</div>;
   }
   return (
     <Shell>
@@ -48,7 +66,7 @@ function Authenticated() {
         <Route path="models" element={<ModelsPage />} />
         <Route path="clusters" element={<ClustersPage />} />
         <Route path="logs" element={<LogsPage />} />
-        <Route path="users" element={<RoleGate minimum="moderator"><UsersPage /></RoleGate>} />
+        <Route path="users" element={<Gate needs="user.read"><UsersPage /></Gate>} />
         <Route path="profile" element={<ProfilePage />} />
         <Route path="*" element={<NotFound />} />
       </Routes>
@@ -56,13 +74,13 @@ function Authenticated() {
   );
 }
 
-function RoleGate({ minimum, children }: { minimum: Role; children: ReactNode }) {
-  const { user } = useSession();
-  if (!atLeast(user?.role, minimum)) {
+function Gate({ needs, children }: { needs: string; children: ReactNode }) {
+  const can = usePermissions();
+  if (!can.may(needs)) {
     return (
       <div className="card" data-testid="forbidden">
         <h1>Not available</h1>
-        <p>This section needs the {minimum} role.</p>
+        <p>Your account may not open this section.</p>
       </div>
     );
   }
@@ -80,12 +98,16 @@ function NotFound() {
   );
 }
 
+function navFor(can: Permissions) {
+  return NAV.filter((item) => !item.needs || can.may(item.needs));
+}
+
 function Shell({ children }: { children: ReactNode }) {
-  const { auth, caps } = useServices();
+  const { auth } = useServices();
   const { user } = useSession();
+  const can = usePermissions();
   const navigate = useNavigate();
   const [busy, setBusy] = useState(false);
-  const items = navFor(user?.role, { models: caps.modelsPath !== null });
   return (
     <div className="shell">
       <nav className="sidebar" aria-label="sections">
@@ -93,7 +115,7 @@ function Shell({ children }: { children: ReactNode }) {
           <span className="logo">⬡</span> hpcgate
         </div>
         <ul data-testid="nav">
-          {items.map((item) => (
+          {navFor(can).map((item) => (
             <li key={item.to}>
               <NavLink to={item.to} end={item.to === "/"} data-nav={item.label}>
                 {item.label}

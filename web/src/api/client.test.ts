@@ -128,7 +128,7 @@ describe("ApiClient", () => {
     expect(err.message).toBe("Bad Gateway");
   });
 
-  it("uses the base URL for untyped optional routes", async () => {
+  it("uses the base URL for the untyped ML-API calls", async () => {
     const { calls, fetchImpl } = recorder([jsonResponse(200, [{ id: 1 }])]);
     const api = new ApiClient({ fetch: fetchImpl, baseUrl: "http://ml:8100" });
     await api.raw("post", "/models/{id}/run", { path: { id: 4 } });

@@ -59,6 +59,23 @@ export type ResponseOf<P extends keyof paths, M extends HttpMethod> =
       : JsonOf<R[Extract<keyof R, 200 | 201 | 202>]>
     : never;
 
+/** The query parameters of an operation (`QueryOf<"/calculations", "get">`). */
+export type QueryOf<P extends keyof paths, M extends HttpMethod> =
+  Operation<P, M> extends { parameters: { query?: infer Q } } ? NonNullable<Q> : never;
+
+/** The path parameters of an operation. */
+export type PathParamsOf<P extends keyof paths, M extends HttpMethod> =
+  Operation<P, M> extends { parameters: { path: infer X } } ? NonNullable<X> : never;
+
+/** Paths whose POST takes a multipart form (file uploads). */
+export type FormPaths = {
+  [P in PathsWith<"post">]: NonNullable<paths[P]["post"]> extends {
+    requestBody: { content: { "multipart/form-data": unknown } };
+  }
+    ? P
+    : never;
+}[PathsWith<"post">];
+
 // An options argument is required only when something in it is.
 type Args<P extends keyof paths, M extends HttpMethod> =
   object extends RequestOptions<P, M>
@@ -182,8 +199,8 @@ export class ApiClient {
   }
 
   /**
-   * Untyped escape hatch for routes that may or may not exist on this server (optional
-   * modules such as molecules or reports, detected at run time from /openapi.json).
+   * Untyped calls for another service that accepts the same token (the ML-API, `hpcgate
+   * ml-api`), whose routes are not part of this API's schema. Never for this API's routes.
    */
   raw<T = unknown>(
     method: HttpMethod,
@@ -199,20 +216,24 @@ export class ApiClient {
   }
 
   /** A multipart upload (binary input files): `form`'s fields and files, the JSON answer. */
-  async postForm<T = unknown>(path: string, form: FormData, signal?: AbortSignal): Promise<T> {
+  async postForm<P extends FormPaths>(
+    path: P,
+    form: FormData,
+    signal?: AbortSignal,
+  ): Promise<ResponseOf<P, "post">> {
     const response = await this.send("post", path, form, {}, signal);
     const text = await response.text();
-    return (text ? JSON.parse(text) : undefined) as T;
+    return (text ? JSON.parse(text) : undefined) as ResponseOf<P, "post">;
   }
 
   /** A binary download (reports): the body as a Blob plus its file name, if the server sent one. */
-  async download(
-    path: string,
-    query?: Record<string, unknown>,
+  async download<P extends PathsWith<"get">>(
+    path: P,
+    ...args: Args<P, "get">
   ): Promise<{ blob: Blob; filename: string | null }> {
-    const response = await this.send("get", path + buildQuery(query), undefined, {
-      Accept: "*/*",
-    });
+    const options = args[0] as { path?: Record<string, unknown>; query?: Record<string, unknown> } | undefined;
+    const url = fillPath(path, options?.path) + buildQuery(options?.query);
+    const response = await this.send("get", url, undefined, { Accept: "*/*" });
     const disposition = response.headers.get("Content-Disposition") ?? "";
     const match = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(disposition);
     return { blob: await response.blob(), filename: match ? decodeURIComponent(match[1]) : null };

@@ -1,22 +1,39 @@
-/** The app-wide objects: API client, login session and server capabilities. */
-import { createContext, useContext, useSyncExternalStore } from "react";
+/** The app-wide objects: API client, login session and the server-state cache. */
+import { type QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { createContext, type ReactNode, useContext, useSyncExternalStore } from "react";
 import { AuthSession, type SessionState, type User } from "./auth";
 import { ApiClient } from "./client";
-import { type Capabilities, NO_CAPABILITIES } from "./capabilities";
+import { createQueryClient } from "./queryClient";
 
 export interface AppServices {
   api: ApiClient;
   auth: AuthSession;
-  caps: Capabilities;
+  queries: QueryClient;
 }
 
-export function createServices(caps: Capabilities = NO_CAPABILITIES): AppServices {
+export function createServices(): AppServices {
   const auth = new AuthSession();
   const api = new ApiClient({ getToken: auth.getToken, onUnauthorized: () => auth.refresh() });
-  return { api, auth, caps };
+  const queries = createQueryClient();
+  // What one user may see is not another's: a different (or no) user starts from an empty cache.
+  let userId: number | null = null;
+  auth.subscribe(({ user }) => {
+    const next = user?.id ?? null;
+    if (next !== userId) queries.clear();
+    userId = next;
+  });
+  return { api, auth, queries };
 }
 
 export const ServicesContext = createContext<AppServices | null>(null);
+
+export function ServicesProvider({ services, children }: { services: AppServices; children: ReactNode }) {
+  return (
+    <ServicesContext.Provider value={services}>
+      <QueryClientProvider client={services.queries}>{children}</QueryClientProvider>
+    </ServicesContext.Provider>
+  );
+}
 
 export function useServices(): AppServices {
   const services = useContext(ServicesContext);

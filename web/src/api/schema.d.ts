@@ -100,7 +100,7 @@ export interface paths {
         };
         /**
          * Read Me
-         * @description The caller's own account.
+         * @description The caller's own account and permissions (``hpcgate.domain.access``).
          */
         get: operations["auth-read_me"];
         put?: never;
@@ -982,6 +982,67 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/calculations/{calc_id}/steps/{step_index}/outputs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Outputs
+         * @description The files of a step's run directory (name, kind, size, mtime), read on the cluster.
+         */
+        get: operations["outputs-list_outputs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/calculations/{calc_id}/steps/{step_index}/outputs/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download Output
+         * @description One file, streamed; 413 above ``outputs.max_download_mb``.
+         */
+        get: operations["outputs-download_output"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/calculations/{calc_id}/steps/{step_index}/tail": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Tail Output
+         * @description The step's output file as it grows (see ``services/output_follow.py`` for the events);
+         *     ends when the step ends. Counts against the log streams' per-user limit (429).
+         */
+        get: operations["outputs-tail_output"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/agent/pull": {
         parameters: {
             query?: never;
@@ -1186,6 +1247,46 @@ export interface paths {
          */
         get: operations["agent-get_blob"];
         put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agent/output-requests/{request_id}/result": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Answer Output Request
+         * @description The agent's answer to a listing, or its refusal of any request.
+         */
+        post: operations["agent-answer_output_request"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agent/output-requests/{request_id}/content": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Upload Output Chunk
+         * @description The bytes the agent read (at most the request's length) and the file's size then.
+         */
+        put: operations["agent-upload_output_chunk"];
         post?: never;
         delete?: never;
         options?: never;
@@ -1571,6 +1672,7 @@ export interface components {
         };
         /**
          * ApiKeyOwner
+         * @description Who an API key belongs to (database enum ``api_key_owner``).
          * @enum {string}
          */
         ApiKeyOwner: "cluster" | "ml_api";
@@ -2107,6 +2209,38 @@ export interface components {
             deleted: number;
         };
         /**
+         * MeOut
+         * @description The caller's own account and what they may do (``GET /auth/me``): the portal shows
+         *     what the permissions allow, the API enforces the same table (``hpcgate.domain.access``).
+         */
+        MeOut: {
+            /** Id */
+            id: number;
+            /** Email */
+            email: string;
+            /** Full Name */
+            full_name: string;
+            role: components["schemas"]["Role"];
+            notify_level: components["schemas"]["NotifyLevel"];
+            /** Blocked */
+            blocked: boolean;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Permissions
+             * @description Actions the caller may perform: `<action>` on any resource, `<action>:own` only on their own (e.g. `calculation.cancel:own`), `<action>:lower_role` only on accounts whose role ranks below theirs (e.g. `user.manage:lower_role`).
+             * @example [
+             *       "calculation.read",
+             *       "calculation.create",
+             *       "calculation.cancel:own"
+             *     ]
+             */
+            readonly permissions: string[];
+        };
+        /**
          * MeUpdate
          * @description What anyone may change on their own account; a new password needs the current one.
          */
@@ -2325,6 +2459,7 @@ export interface components {
         };
         /**
          * NotifyLevel
+         * @description Which e-mails a user wants (database enum ``notify_level``).
          * @enum {string}
          */
         NotifyLevel: "info" | "error";
@@ -2403,6 +2538,46 @@ export interface components {
             scf_iterations: number | null;
             /** Energy Total Ev */
             energy_total_ev: number | null;
+        };
+        /** OutputEntryOut */
+        OutputEntryOut: {
+            /** Name */
+            name: string;
+            /**
+             * Kind
+             * @description file, dir, link or other
+             */
+            kind: string;
+            /** Size */
+            size: number;
+            /**
+             * Mtime
+             * @description seconds since the epoch
+             */
+            mtime: number;
+        };
+        /** OutputListing */
+        OutputListing: {
+            /** Calculation Id */
+            calculation_id: number;
+            /** Step Index */
+            step_index: number;
+            /**
+             * Path
+             * @description the listed directory, relative to the step's directory
+             */
+            path: string;
+            /** State */
+            state: string;
+            /**
+             * Stdout
+             * @description the file the live tail follows by default
+             */
+            stdout: string;
+            /** Entries */
+            entries: components["schemas"]["OutputEntryOut"][];
+            /** Truncated */
+            truncated: boolean;
         };
         /**
          * PasswordSet
@@ -2551,6 +2726,13 @@ export interface components {
             active_steps?: {
                 [key: string]: unknown;
             }[];
+            /**
+             * Output Requests
+             * @description Raw-output fetches to answer now (list or read a file of a step's directory): POST /agent/output-requests/{id}/result or PUT .../content.
+             */
+            output_requests?: {
+                [key: string]: unknown;
+            }[];
         };
         /**
          * QueueCreate
@@ -2620,6 +2802,23 @@ export interface components {
              */
             reason?: string;
         };
+        /**
+         * RelayResult
+         * @description A listing (``entries``, ``truncated``) or a refusal (``error``, ``code``).
+         */
+        RelayResult: {
+            /** Entries */
+            entries?: components["schemas"]["OutputEntryOut"][] | null;
+            /**
+             * Truncated
+             * @default false
+             */
+            truncated?: boolean;
+            /** Error */
+            error?: string | null;
+            /** Code */
+            code?: string | null;
+        };
         /** ResultOut */
         ResultOut: {
             /** Step Id */
@@ -2644,6 +2843,7 @@ export interface components {
         };
         /**
          * Role
+         * @description A user's role; the database enum ``user_role`` has exactly these values.
          * @enum {string}
          */
         Role: "user" | "moderator" | "admin";
@@ -3053,7 +3253,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["UserOut"];
+                    "application/json": components["schemas"]["MeOut"];
                 };
             };
         };
@@ -3079,7 +3279,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["UserOut"];
+                    "application/json": components["schemas"]["MeOut"];
                 };
             };
             /** @description Validation Error */
@@ -4919,6 +5119,113 @@ export interface operations {
             };
         };
     };
+    "outputs-list_outputs": {
+        parameters: {
+            query?: {
+                /** @description a sub-directory */
+                path?: string;
+            };
+            header?: never;
+            path: {
+                calc_id: number;
+                step_index: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OutputListing"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "outputs-download_output": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                calc_id: number;
+                step_index: number;
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the file */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "outputs-tail_output": {
+        parameters: {
+            query?: {
+                /** @description default: stdout */
+                file?: string | null;
+                offset?: number | null;
+                max_duration_s?: number;
+            };
+            header?: {
+                "last-event-id"?: string | null;
+            };
+            path: {
+                calc_id: number;
+                step_index: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description SSE stream */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     "agent-pull": {
         parameters: {
             query?: {
@@ -5289,6 +5596,79 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "agent-answer_output_request": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                request_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RelayResult"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: boolean;
+                    };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "agent-upload_output_chunk": {
+        parameters: {
+            query: {
+                size: number;
+                mtime?: number;
+            };
+            header?: never;
+            path: {
+                request_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: boolean;
+                    };
+                };
             };
             /** @description Validation Error */
             422: {

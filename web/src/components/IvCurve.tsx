@@ -6,8 +6,7 @@
  * step changes state.
  */
 import type { Schemas } from "../api/client";
-import { useApi } from "../api/context";
-import { useQuery } from "../api/hooks";
+import { useCalculationResults } from "../api/queries/calculations";
 import { biasLabel } from "../lib/dag";
 import { fmtCurrent, type IvCurve as Curve, ivFromResults, ivSeries, pendingFromSteps } from "../lib/iv";
 import { XYChart } from "./Charts";
@@ -16,12 +15,7 @@ import { Card, ErrorBox, Loading, StateBadge } from "./ui";
 type Calc = Schemas["CalculationDetail"];
 
 export function IvCurveCard({ calc }: { calc: Calc }) {
-  const api = useApi();
-  const progress = calc.steps.map((s) => `${s.id}:${s.state}`).join(",");
-  const results = useQuery(
-    (signal) => api.get("/calculations/{calc_id}/results", { path: { calc_id: calc.id }, signal }),
-    [calc.id, calc.state, progress],
-  );
+  const results = useCalculationResults(calc);
   const found = ivFromResults(results.data as { analyses?: Record<string, unknown>[] } | undefined);
   const curve: Curve | null = found?.curve ?? (results.data ? pendingFromSteps(calc.steps) : null);
   return (

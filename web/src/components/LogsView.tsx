@@ -1,13 +1,14 @@
 /** Log lines with filters: the newest page, then a live SSE tail; admins delete lines. */
-import { useEffect, useRef, useState } from "react";
+import { useEffect, useMemo, useState } from "react";
 import { Link } from "react-router";
 import type { Schemas } from "../api/client";
 import { buildQuery } from "../api/client";
-import { useApi, useSession } from "../api/context";
-import { useDebounced } from "../api/hooks";
+import { useApi } from "../api/context";
+import { usePermissions } from "../api/permissions";
+import { useDeleteLogs, useLogPages } from "../api/queries/logs";
 import { openEventStream } from "../api/sse";
 import { fmtDate } from "../lib/format";
-import { can } from "../lib/roles";
+import { useDebounced } from "../lib/useDebounced";
 import { ErrorBox } from "./ui";
 
 type Line = Schemas["LogLineOut"];
@@ -22,6 +23,15 @@ export interface LogFilter {
   cluster_id: string;
 }
 
+function query(f: LogFilter) {
+  return {
+    level: f.level || undefined,
+    source: f.source.trim() || undefined,
+    calculation_id: f.calculation_id ? Number(f.calculation_id) : undefined,
+    cluster_id: f.cluster_id ? Number(f.cluster_id) : undefined,
+  };
+}
+
 export function LogsView({
   fixed,
   compact,
@@ -31,7 +41,7 @@ export function LogsView({
   compact?: boolean;
 }) {
   const api = useApi();
-  const { user } = useSession();
+  const can = usePermissions();
   const [filter, setFilter] = useState<LogFilter>({
     level: "",
     source: "",
@@ -40,88 +50,51 @@ export function LogsView({
     ...fixed,
   });
   const settled = useDebounced(filter, 400);
-  const [lines, setLines] = useState<Line[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
+  const [tail, setTail] = useState<Line[]>([]);
   const [live, setLive] = useState(true);
   const [status, setStatus] = useState("connecting");
-  const [error, setError] = useState<unknown>(null);
   const [deleted, setDeleted] = useState<string | null>(null);
-  const [generation, setGeneration] = useState(0);
-  const newest = useRef<number | null>(null);
+  const q = query(settled);
+  const pages = useLogPages({ ...q, limit: 100 });
+  const removal = useDeleteLogs();
+  const first = pages.data?.pages[0];
+  const loaded = useMemo(() => pages.data?.pages.flatMap((p) => p.items) ?? [], [pages.data]);
+  const lines = useMemo(() => {
+    const seen = new Set(loaded.map((l) => l.id));
+    return [...tail.filter((l) => !seen.has(l.id)), ...loaded].slice(0, KEEP * 2);
+  }, [tail, loaded]);
 
-  const query = (f: LogFilter) => ({
-    level: f.level || undefined,
-    source: f.source.trim() || undefined,
-    calculation_id: f.calculation_id ? Number(f.calculation_id) : undefined,
-    cluster_id: f.cluster_id ? Number(f.cluster_id) : undefined,
-  });
-
-  // The newest page for these filters.
+  // The live tail, from the newest line of the first page (again whenever that page is re-read).
   useEffect(() => {
-    const controller = new AbortController();
-    setError(null);
-    api
-      .get("/logs", { query: { ...query(settled), limit: 100 }, signal: controller.signal })
-      .then((page) => {
-        setLines(page.items);
-        setCursor(page.next_cursor);
-        newest.current = page.items[0]?.id ?? 0;
-        setGeneration((g) => g + 1);
-      })
-      .catch((e: unknown) => {
-        if (!controller.signal.aborted) setError(e);
-      });
-    return () => controller.abort();
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [api, settled]);
-
-  // Then the live tail, from the newest line loaded.
-  useEffect(() => {
-    if (!live || generation === 0) {
+    setTail([]);
+    if (!live || !first) {
       setStatus(live ? "connecting" : "paused");
       return;
     }
-    const url = "/logs/stream" + buildQuery({ ...query(settled), poll_s: 1, after_id: newest.current ?? undefined });
+    let newest = first.items[0]?.id ?? 0;
+    const url = "/logs/stream" + buildQuery({ ...q, poll_s: 1, after_id: newest });
     const handle = openEventStream(api, url, {
       onEvent: (ev) => {
         if (ev.event !== "log") return;
         const line = JSON.parse(ev.data) as Line;
-        newest.current = Math.max(newest.current ?? 0, line.id);
-        setLines((cur) => (cur.some((l) => l.id === line.id) ? cur : [line, ...cur].slice(0, KEEP)));
+        newest = Math.max(newest, line.id);
+        setTail((cur) => (cur.some((l) => l.id === line.id) ? cur : [line, ...cur].slice(0, KEEP)));
       },
       onStatus: (s) => setStatus(s),
     });
     return () => handle.close();
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [api, live, generation]);
+  }, [api, live, first]);
 
-  const older = async () => {
-    if (!cursor) return;
-    try {
-      const page = await api.get("/logs", { query: { ...query(settled), limit: 100, cursor } });
-      setLines((cur) => [...cur, ...page.items].slice(0, KEEP * 2));
-      setCursor(page.next_cursor);
-    } catch (e) {
-      setError(e);
-    }
-  };
-
-  const remove = async () => {
-    const q = query(settled);
+  const remove = () => {
     const filtered = Object.values(q).some((v) => v !== undefined);
     const what = filtered ? "every log line matching these filters" : "EVERY log line";
     if (!window.confirm(`Delete ${what}? This cannot be undone.`)) return;
-    try {
-      const r = await api.delete("/logs", {
-        query: { ...q, before: new Date().toISOString(), all: filtered ? undefined : true },
-      });
-      setDeleted(`${r.deleted} line(s) deleted`);
-      setLines([]);
-      setGeneration(0);
-      setFilter((f) => ({ ...f }));
-    } catch (e) {
-      setError(e);
-    }
+    setDeleted(null);
+    removal.mutate(
+      { ...q, before: new Date().toISOString(), all: filtered ? undefined : true },
+      { onSuccess: (r) => setDeleted(`${r.deleted} line(s) deleted`) },
+    );
   };
 
   const set = (changes: Partial<LogFilter>) => setFilter((f) => ({ ...f, ...changes }));
@@ -169,13 +142,13 @@ export function LogsView({
         <span className={`live-status ${status}`} data-testid="live-status">
           {live ? status : "paused"}
         </span>
-        {can(user?.role, "logs.delete") && !compact ? (
-          <button type="button" className="danger" onClick={() => void remove()} data-testid="delete-logs">
+        {can.may("log.delete") && !compact ? (
+          <button type="button" className="danger" onClick={remove} data-testid="delete-logs">
             Delete matching…
           </button>
         ) : null}
       </div>
-      <ErrorBox error={error} />
+      <ErrorBox error={pages.error ?? removal.error} />
       {deleted ? <p className="note">{deleted}</p> : null}
       <div className="scroll log-lines">
         <table>
@@ -216,8 +189,8 @@ export function LogsView({
           </tbody>
         </table>
       </div>
-      {cursor ? (
-        <button type="button" className="secondary" onClick={() => void older()}>
+      {pages.hasNextPage ? (
+        <button type="button" className="secondary" disabled={pages.isFetchingNextPage} onClick={() => void pages.fetchNextPage()}>
           Load older lines
         </button>
       ) : null}

@@ -1,8 +1,8 @@
 /** A calculation's results: central analysis outputs (graphs, tables) and per-step data. */
 import { useState } from "react";
-import type { Schemas } from "../api/client";
-import { useApi, useServices } from "../api/context";
-import { useQuery } from "../api/hooks";
+import type { PathParamsOf, Schemas } from "../api/client";
+import { useApi } from "../api/context";
+import { useCalculationPredictions, useCalculationResults } from "../api/queries/calculations";
 import { fmtNumber } from "../lib/format";
 import {
   type AnalysisOutputDoc,
@@ -28,13 +28,10 @@ function saveBlob(blob: Blob, filename: string) {
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
-const FORMAT_LABELS: Record<string, string> = { html: "HTML", pdf: "PDF", csv: "CSV (zip)", json: "JSON" };
-const FORMAT_ORDER = ["html", "pdf", "csv", "json"];
-
-function orderFormats(values: string[]): string[] {
-  const rank = (f: string) => (FORMAT_ORDER.includes(f) ? FORMAT_ORDER.indexOf(f) : FORMAT_ORDER.length);
-  return [...values].sort((a, b) => rank(a) - rank(b));
-}
+type Format = PathParamsOf<"/calculations/{calc_id}/report.{fmt}", "get">["fmt"];
+// Every `fmt` the route has (tsc flags one added or removed), in the order of the buttons.
+const LABELS: Record<Format, string> = { html: "HTML", pdf: "PDF", csv: "CSV (zip)", json: "JSON" };
+const FORMATS = Object.keys(LABELS) as Format[];
 
 /**
  * The server's report in each format. A plain link would not carry the access token (it
@@ -43,21 +40,16 @@ function orderFormats(values: string[]): string[] {
  */
 export function ReportDownloads({ calc }: { calc: Calc }) {
   const api = useApi();
-  const { caps } = useServices();
   const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState<string | null>(null);
-  const routes = caps.reportPaths;
-  const get = async (path: string, fmt: string | null, where: "path" | "query" | null, param: string) => {
-    const key = `${path}:${fmt}`;
-    setBusy(key);
+  const [busy, setBusy] = useState<Format | null>(null);
+  const get = async (fmt: Format) => {
+    setBusy(fmt);
     setError(null);
     try {
-      const idParam = /\{([^}]*id)\}/.exec(path)?.[1] ?? "calc_id";
-      const pathParams: Record<string, unknown> = { [idParam]: calc.id };
-      if (fmt && where === "path") pathParams[param] = fmt;
-      const url = path.replace(/\{([^}]+)\}/g, (_, n: string) => encodeURIComponent(String(pathParams[n])));
-      const { blob, filename } = await api.download(url, fmt && where === "query" ? { [param]: fmt } : undefined);
-      saveBlob(blob, filename ?? `calculation-${calc.id}-report${fmt ? `.${fmt}` : ""}`);
+      const { blob, filename } = await api.download("/calculations/{calc_id}/report.{fmt}", {
+        path: { calc_id: calc.id, fmt },
+      });
+      saveBlob(blob, filename ?? `calculation-${calc.id}-report.${fmt}`);
     } catch (e) {
       setError(e);
     } finally {
@@ -66,50 +58,26 @@ export function ReportDownloads({ calc }: { calc: Calc }) {
   };
   return (
     <div className="row downloads" data-testid="report-downloads">
-      {routes.length === 0 ? (
-        <span className="muted" data-testid="no-report-endpoint">
-          HTML/PDF/CSV reports: this server has no report endpoint yet.
-        </span>
-      ) : (
-        routes.flatMap((r) =>
-          r.formatParam
-            ? orderFormats(r.formatParam.values).map((fmt) => (
-                <button
-                  key={`${r.path}-${fmt}`}
-                  type="button"
-                  className="secondary"
-                  disabled={busy !== null}
-                  data-testid={`download-${fmt}`}
-                  title={`the report as ${FORMAT_LABELS[fmt] ?? fmt}, downloaded with your access token`}
-                  onClick={() => void get(r.path, fmt, r.formatParam!.in, r.formatParam!.name)}
-                >
-                  {busy === `${r.path}:${fmt}` ? "Preparing…" : `Download ${FORMAT_LABELS[fmt] ?? fmt.toUpperCase()}`}
-                </button>
-              ))
-            : [
-                <button
-                  key={r.path}
-                  type="button"
-                  className="secondary"
-                  disabled={busy !== null}
-                  onClick={() => void get(r.path, null, null, "")}
-                >
-                  Download report
-                </button>,
-              ],
-        )
-      )}
+      {FORMATS.map((fmt) => (
+        <button
+          key={fmt}
+          type="button"
+          className="secondary"
+          disabled={busy !== null}
+          data-testid={`download-${fmt}`}
+          title={`the report as ${LABELS[fmt]}, downloaded with your access token`}
+          onClick={() => void get(fmt)}
+        >
+          {busy === fmt ? "Preparing…" : `Download ${LABELS[fmt]}`}
+        </button>
+      ))}
       <ErrorBox error={error} />
     </div>
   );
 }
 
 export function ReportView({ calc }: { calc: Calc }) {
-  const api = useApi();
-  const results = useQuery(
-    (signal) => api.get("/calculations/{calc_id}/results", { path: { calc_id: calc.id }, signal }),
-    [calc.id, calc.state],
-  );
+  const results = useCalculationResults(calc);
   if (results.error) return <ErrorBox error={results.error} />;
   if (!results.data) return <Loading />;
   const labels = Object.fromEntries(calc.steps.map((s) => [s.index, s.label]));
@@ -162,15 +130,8 @@ export function ReportView({ calc }: { calc: Calc }) {
 
 /** ML predictions made for this calculation, next to what really happened. */
 function Predictions({ calc }: { calc: Calc }) {
-  const api = useApi();
-  const { caps } = useServices();
-  const enabled = caps.paths.has("/calculations/{calc_id}/predictions");
-  const data = useQuery(
-    (signal) => api.get("/calculations/{calc_id}/predictions", { path: { calc_id: calc.id }, signal }),
-    [calc.id, calc.state],
-    { enabled },
-  );
-  if (!enabled || !data.data || data.data.predictions.length === 0) return null;
+  const data = useCalculationPredictions(calc);
+  if (!data.data || data.data.predictions.length === 0) return null;
   return (
     <Card title="ML predictions vs outcome" testId="predictions">
       <table>

@@ -6,15 +6,10 @@
  * (transitive) requirements too and says so; a requirement stays ticked — and its checkbox
  * locked with "required by …" — while an analysis that needs it is selected.
  */
+import type { Schemas } from "../api/client";
 
-export interface AnalysisInfo {
-  name: string;
-  title: string;
-  codes: string[];
-  requires: string[];
-  description?: string;
-  version?: number;
-}
+/** An entry of `GET /analyses` (the generated schema's type). */
+export type AnalysisInfo = Schemas["AnalysisInfo"];
 
 export type Catalogue = readonly AnalysisInfo[];
 

@@ -7,23 +7,10 @@
  *   uses this: nothing else is saved);
  * - `POST /calculations/upload` creates a calculation with its files in one request and
  *   one transaction: a refused calculation stores none of them.
- *
- * A server without these routes (capabilities) gets no binary picker.
  */
 import type { ApiClient, Schemas } from "../api/client";
 
 export const BINARY_SUFFIXES = [".TSHS", ".DM", ".TSDE", ".psml", ".ion.nc", ".ion.xml", ".HSX", ".nc"];
-
-export interface StoredInput {
-  name: string;
-  sha256: string;
-  size: number;
-  new?: boolean;
-}
-
-export function hasUploads(paths: Set<string>): boolean {
-  return paths.has("/inputs") && paths.has("/calculations/upload");
-}
 
 function formOf(files: readonly File[], fields: Record<string, string> = {}): FormData {
   const form = new FormData();
@@ -35,7 +22,7 @@ function formOf(files: readonly File[], fields: Record<string, string> = {}): Fo
 /** Store the files by content; `{name: sha256}` for `configuration.binary_inputs`. */
 export async function uploadInputs(api: ApiClient, files: readonly File[]): Promise<Record<string, string>> {
   if (!files.length) return {};
-  const answer = await api.postForm<{ files: StoredInput[] }>("/inputs", formOf(files));
+  const answer = await api.postForm("/inputs", formOf(files));
   return Object.fromEntries(answer.files.map((f) => [f.name, f.sha256]));
 }
 
@@ -46,7 +33,7 @@ export function createWithFiles(
   files: readonly File[],
 ): Promise<Schemas["CalculationDetail"]> {
   const form = formOf(files, { calculation: JSON.stringify(body) });
-  return api.postForm<Schemas["CalculationDetail"]>("/calculations/upload", form);
+  return api.postForm("/calculations/upload", form);
 }
 
 /** A configuration with these references added to its `binary_inputs`. */

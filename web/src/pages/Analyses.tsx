@@ -1,27 +1,18 @@
 import { Link, useNavigate, useParams } from "react-router";
-import { loadCatalogue } from "../api/catalogue";
-import { useApi, useServices } from "../api/context";
-import { useQuery } from "../api/hooks";
+import { useCatalogue } from "../api/queries/analyses";
+import { useCalculation, useCalculations } from "../api/queries/calculations";
+import { CalculationsTable } from "../components/CalculationsTable";
 import { ReportView } from "../components/Report";
-import { Card, Empty, ErrorBox, Loading, StateBadge } from "../components/ui";
+import { Card, ErrorBox, Loading, StateBadge } from "../components/ui";
 import { fmtDate } from "../lib/format";
 
 export function AnalysesPage() {
   const { id } = useParams();
-  const api = useApi();
-  const { caps } = useServices();
   const navigate = useNavigate();
   const calcId = id ? Number(id) : null;
-  const catalogue = useQuery((signal) => loadCatalogue(api, caps, signal), []);
-  const done = useQuery(
-    (signal) => api.get("/calculations", { query: { state: "completed", limit: 50 }, signal }),
-    [],
-  );
-  const calc = useQuery(
-    (signal) => api.get("/calculations/{calc_id}", { path: { calc_id: calcId ?? 0 }, signal }),
-    [calcId],
-    { enabled: calcId !== null },
-  );
+  const catalogue = useCatalogue();
+  const done = useCalculations({ state: "completed", limit: 50 });
+  const calc = useCalculation(calcId ?? 0, { enabled: calcId !== null });
 
   return (
     <div className="page" data-testid="page-analyses">
@@ -62,27 +53,16 @@ export function AnalysesPage() {
         <div className="grid two">
           <Card title="Completed calculations" testId="completed-calculations">
             <ErrorBox error={done.error} />
-            {done.data && done.data.items.length === 0 ? <Empty>No completed calculation yet.</Empty> : null}
-            <table>
-              <tbody>
-                {done.data?.items.map((c) => (
-                  <tr key={c.id}>
-                    <td>#{c.id}</td>
-                    <td>
-                      <Link to={`/analyses/${c.id}`}>{c.name}</Link>
-                    </td>
-                    <td>{c.kind}</td>
-                    <td>{c.code}</td>
-                    <td>{fmtDate(c.finished_at)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
+            <CalculationsTable
+              rows={done.data?.items}
+              columns={["id", "name", "kind", "code", "finished"]}
+              empty="No completed calculation yet."
+              linkTo={(c) => `/analyses/${c.id}`}
+            />
           </Card>
           <Card
             title="Catalogue"
             testId="catalogue"
-            actions={catalogue.data ? <span className="muted">{catalogue.data.source}</span> : null}
           >
             <ErrorBox error={catalogue.error} />
             <table>
@@ -95,7 +75,7 @@ export function AnalysesPage() {
                 </tr>
               </thead>
               <tbody>
-                {catalogue.data?.items.map((a) => (
+                {catalogue.data?.map((a) => (
                   <tr key={a.name}>
                     <td>
                       <b>{a.title}</b>

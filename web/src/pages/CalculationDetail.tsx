@@ -1,8 +1,14 @@
 import { useState } from "react";
 import { Link, useParams, useSearchParams } from "react-router";
 import type { Schemas } from "../api/client";
-import { useApi, useSession } from "../api/context";
-import { useQuery } from "../api/hooks";
+import { usePermissions } from "../api/permissions";
+import {
+  useCalculation,
+  useCalculationAction,
+  useCalculationEvents,
+  useInputFile,
+} from "../api/queries/calculations";
+import { useStep, useStepSamples } from "../api/queries/steps";
 import { TimeSeriesChart } from "../components/Charts";
 import { IvCurveCard } from "../components/IvCurve";
 import { StepDag } from "../components/StepDag";
@@ -12,7 +18,6 @@ import { OutputsPanel } from "../components/OutputsPanel";
 import { ReportView } from "../components/Report";
 import { Card, ErrorBox, JsonView, Loading, StateBadge } from "../components/ui";
 import { between, fmtDate } from "../lib/format";
-import { can } from "../lib/roles";
 
 type Calc = Schemas["CalculationDetail"];
 type Step = Schemas["StepOut"];
@@ -24,16 +29,11 @@ type Tab = (typeof TABS)[number];
 export function CalculationDetailPage() {
   const { id } = useParams();
   const calcId = Number(id);
-  const api = useApi();
   const [params, setParams] = useSearchParams();
   const tab = (TABS as readonly string[]).includes(params.get("tab") ?? "")
     ? (params.get("tab") as Tab)
     : "overview";
-  const calc = useQuery(
-    (signal) => api.get("/calculations/{calc_id}", { path: { calc_id: calcId }, signal }),
-    [calcId],
-    { pollMs: 3000 },
-  );
+  const calc = useCalculation(calcId, { pollMs: 3000 });
   if (!Number.isInteger(calcId) || calcId < 1) return <ErrorBox error="not a calculation id" />;
   if (calc.error && !calc.data) return <ErrorBox error={calc.error} />;
   if (!calc.data) return <Loading />;
@@ -55,7 +55,7 @@ export function CalculationDetailPage() {
             </p>
           ) : null}
         </div>
-        <Actions calc={c} onChange={calc.reload} />
+        <Actions calc={c} />
       </header>
       {c.description ? <p className="description">{c.description}</p> : null}
       <div className="tabs" role="tablist">
@@ -86,33 +86,23 @@ export function CalculationDetailPage() {
   );
 }
 
-function Actions({ calc, onChange }: { calc: Calc; onChange: () => void }) {
-  const api = useApi();
-  const { user } = useSession();
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
+function Actions({ calc }: { calc: Calc }) {
+  const can = usePermissions();
+  const act = useCalculationAction(calc.id);
   const [priority, setPriority] = useState(String(calc.priority));
   const [reason, setReason] = useState("");
-  const run = async (fn: () => Promise<unknown>) => {
-    setBusy(true);
-    setError(null);
-    try {
-      await fn();
-      onChange();
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
-    }
-  };
-  const path = { calc_id: calc.id };
-  const mine = user?.id === calc.owner_id;
-  const moderator = can(user?.role, "calculation.approve");
+  const busy = act.isPending;
+  const approver = can.may("calculation.approve");
   return (
     <div className="actions-box" data-testid="calc-actions">
-      {calc.state === "pending_approval" && moderator ? (
+      {can.may("calculation.create") ? (
+        <Link to={`/calculations/new?start_from=${calc.id}`} data-testid="start-from-this">
+          New calculation from this one's outputs
+        </Link>
+      ) : null}
+      {calc.state === "pending_approval" && approver ? (
         <div className="row">
-          <button type="button" disabled={busy} data-testid="approve" onClick={() => void run(() => api.post("/calculations/{calc_id}/approve", { path }))}>
+          <button type="button" disabled={busy} data-testid="approve" onClick={() => act.mutate({ action: "approve" })}>
             Approve
           </button>
           <input placeholder="reason" aria-label="reject reason" value={reason} onChange={(e) => setReason(e.target.value)} />
@@ -121,16 +111,16 @@ function Actions({ calc, onChange }: { calc: Calc; onChange: () => void }) {
             className="danger"
             disabled={busy}
             data-testid="reject"
-            onClick={() => void run(() => api.post("/calculations/{calc_id}/reject", { path, body: { reason } }))}
+            onClick={() => act.mutate({ action: "reject", reason })}
           >
             Reject
           </button>
         </div>
       ) : null}
-      {calc.state === "pending_approval" && !moderator ? (
+      {calc.state === "pending_approval" && !approver ? (
         <p className="note">Waiting for a moderator's approval.</p>
       ) : null}
-      {can(user?.role, "calculation.priority") && !FINAL.has(calc.state) ? (
+      {can.may("calculation.prioritize") && !FINAL.has(calc.state) ? (
         <div className="row">
           <label className="inline">
             priority
@@ -149,15 +139,13 @@ function Actions({ calc, onChange }: { calc: Calc; onChange: () => void }) {
             className="secondary"
             disabled={busy}
             data-testid="set-priority"
-            onClick={() =>
-              void run(() => api.put("/calculations/{calc_id}/priority", { path, body: { priority: Number(priority) } }))
-            }
+            onClick={() => act.mutate({ action: "priority", priority: Number(priority) })}
           >
             Set
           </button>
         </div>
       ) : null}
-      {!FINAL.has(calc.state) && (mine || moderator) ? (
+      {!FINAL.has(calc.state) && can.may("calculation.cancel", calc) ? (
         <button
           type="button"
           className="danger"
@@ -165,14 +153,14 @@ function Actions({ calc, onChange }: { calc: Calc; onChange: () => void }) {
           data-testid="cancel"
           onClick={() => {
             if (window.confirm(`Cancel calculation #${calc.id}? Its jobs are cancelled on the cluster.`)) {
-              void run(() => api.post("/calculations/{calc_id}/cancel", { path }));
+              act.mutate({ action: "cancel" });
             }
           }}
         >
           Cancel calculation
         </button>
       ) : null}
-      <ErrorBox error={error} />
+      <ErrorBox error={act.error} />
     </div>
   );
 }
@@ -199,12 +187,8 @@ function timeline(calc: Calc, logs: Schemas["LogLineOut"][]): TimelineEvent[] {
 }
 
 function Overview({ calc }: { calc: Calc }) {
-  const api = useApi();
   const [open, setOpen] = useState<number | null>(null);
-  const events = useQuery(
-    (signal) => api.get("/logs", { query: { calculation_id: calc.id, source: "engine", limit: 200 }, signal }),
-    [calc.id, calc.state],
-  );
+  const events = useCalculationEvents(calc);
   const items = timeline(calc, events.data?.items ?? []);
   const ladder = calc.kind === "transiesta" || calc.analyses.includes("transiesta_iv");
   return (
@@ -292,14 +276,9 @@ function StepRow({ step, all, open, onToggle }: { step: Step; all: Step[]; open:
 }
 
 function StepDetail({ step }: { step: Step }) {
-  const api = useApi();
   const live = !FINAL.has(step.state) && !["harvested", "cleaned", "invalid", "finished"].includes(step.state);
-  const detail = useQuery((signal) => api.get("/steps/{step_id}", { path: { step_id: step.id }, signal }), [step.id, step.state]);
-  const samples = useQuery(
-    (signal) => api.get("/steps/{step_id}/samples", { path: { step_id: step.id }, query: { points: 200 }, signal }),
-    [step.id],
-    { pollMs: live ? 5000 : undefined },
-  );
+  const detail = useStep(step);
+  const samples = useStepSamples(step, live);
   const pts = samples.data?.points ?? [];
   const t0 = step.started_at ?? step.submitted_at;
   const xMin = t0 ? new Date(t0).getTime() - 5000 : undefined;
@@ -390,19 +369,9 @@ function StepDetail({ step }: { step: Step }) {
 }
 
 function Configuration({ calc }: { calc: Calc }) {
-  const api = useApi();
-  const [file, setFile] = useState<{ name: string; text: string } | null>(null);
-  const [error, setError] = useState<unknown>(null);
+  const [shown, setShown] = useState<string | null>(null);
+  const file = useInputFile(calc.id, shown);
   const inputs = (calc.configuration.inputs ?? {}) as Record<string, { bytes: number }>;
-  const show = async (name: string) => {
-    setError(null);
-    try {
-      const r = await api.get("/calculations/{calc_id}/inputs/{file_name}", { path: { calc_id: calc.id, file_name: name } });
-      setFile({ name: r.name, text: r.text });
-    } catch (e) {
-      setError(e);
-    }
-  };
   return (
     <div className="grid two">
       <Card title="Configuration" testId="configuration">
@@ -417,18 +386,18 @@ function Configuration({ calc }: { calc: Calc }) {
         <ul className="files">
           {Object.entries(inputs).map(([name, info]) => (
             <li key={name}>
-              <button type="button" className="link" onClick={() => void show(name)}>
+              <button type="button" className="link" onClick={() => setShown(name)}>
                 {name}
               </button>{" "}
               <span className="muted">({info.bytes.toLocaleString()} bytes)</span>
             </li>
           ))}
         </ul>
-        <ErrorBox error={error} />
-        {file ? (
+        <ErrorBox error={file.error} />
+        {file.data ? (
           <>
-            <h3>{file.name}</h3>
-            <pre className="script">{file.text}</pre>
+            <h3>{file.data.name}</h3>
+            <pre className="script">{file.data.text}</pre>
           </>
         ) : null}
       </Card>

@@ -1,10 +1,11 @@
 import { useEffect, useState } from "react";
 import { Link, useSearchParams } from "react-router";
 import type { Schemas } from "../api/client";
-import { useApi } from "../api/context";
-import { useDebounced, useQuery } from "../api/hooks";
-import { Empty, ErrorBox, Loading, Pager, StateBadge } from "../components/ui";
-import { fmtDate } from "../lib/format";
+import { useCalculations } from "../api/queries/calculations";
+import { useClusters } from "../api/queries/clusters";
+import { CalculationsTable, LIST_COLUMNS } from "../components/CalculationsTable";
+import { ErrorBox, Loading, Pager } from "../components/ui";
+import { useDebounced } from "../lib/useDebounced";
 
 export const CALCULATION_STATES: Schemas["CalculationState"][] = [
   "pending_approval",
@@ -21,7 +22,6 @@ export const CALCULATION_STATES: Schemas["CalculationState"][] = [
 const LIMIT = 25;
 
 export function CalculationListPage() {
-  const api = useApi();
   const [params, setParams] = useSearchParams();
   const state = params.get("state") ?? "";
   const clusterId = params.get("cluster_id") ?? "";
@@ -45,21 +45,16 @@ export function CalculationListPage() {
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [q]);
 
-  const clusters = useQuery((signal) => api.get("/clusters", { signal }), []);
-  const page = useQuery(
-    (signal) =>
-      api.get("/calculations", {
-        query: {
-          state: (state || undefined) as Schemas["CalculationState"] | undefined,
-          cluster_id: clusterId ? Number(clusterId) : undefined,
-          owner: owner === "me" ? "me" : undefined,
-          q: params.get("q") || undefined,
-          limit: LIMIT,
-          offset,
-        },
-        signal,
-      }),
-    [state, clusterId, owner, params.get("q"), offset],
+  const clusters = useClusters();
+  const page = useCalculations(
+    {
+      state: (state || undefined) as Schemas["CalculationState"] | undefined,
+      cluster_id: clusterId ? Number(clusterId) : undefined,
+      owner: owner === "me" ? "me" : undefined,
+      q: params.get("q") || undefined,
+      limit: LIMIT,
+      offset,
+    },
     { pollMs: 10000 },
   );
 
@@ -113,58 +108,19 @@ export function CalculationListPage() {
         </select>
       </div>
       <ErrorBox error={page.error} />
-      {page.loading && !page.data ? <Loading /> : null}
+      {page.isLoading ? <Loading /> : null}
       {page.data ? (
-        page.data.items.length === 0 ? (
-          <Empty>No calculation matches.</Empty>
-        ) : (
-          <div className="card">
-            <table data-testid="calculations-table">
-              <thead>
-                <tr>
-                  <th>#</th>
-                  <th>name</th>
-                  <th>state</th>
-                  <th>kind</th>
-                  <th>code</th>
-                  <th>cluster / queue</th>
-                  <th>steps</th>
-                  <th>owner</th>
-                  <th>priority</th>
-                  <th>created</th>
-                </tr>
-              </thead>
-              <tbody>
-                {page.data.items.map((c) => (
-                  <tr key={c.id}>
-                    <td>{c.id}</td>
-                    <td>
-                      <Link to={`/calculations/${c.id}`}>{c.name}</Link>
-                    </td>
-                    <td>
-                      <StateBadge state={c.state} />
-                    </td>
-                    <td>{c.kind}</td>
-                    <td>{c.code}</td>
-                    <td>
-                      {c.cluster_name} / {c.logical_queue}
-                    </td>
-                    <td>{c.step_count}</td>
-                    <td>{c.owner_email}</td>
-                    <td>{c.priority}</td>
-                    <td>{fmtDate(c.created_at)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-            <Pager
-              total={page.data.total}
-              limit={LIMIT}
-              offset={offset}
-              onChange={(o) => update({ offset: String(o) })}
-            />
-          </div>
-        )
+        <div className="card">
+          <CalculationsTable
+            rows={page.data.items}
+            columns={LIST_COLUMNS}
+            empty="No calculation matches."
+            testId="calculations-table"
+          />
+          {page.data.items.length ? (
+            <Pager total={page.data.total} limit={LIMIT} offset={offset} onChange={(o) => update({ offset: String(o) })} />
+          ) : null}
+        </div>
       ) : null}
     </div>
   );

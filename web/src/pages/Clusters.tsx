@@ -1,10 +1,17 @@
 import { type FormEvent, useState } from "react";
 import type { Schemas } from "../api/client";
-import { useApi, useSession } from "../api/context";
-import { useQuery } from "../api/hooks";
+import { usePermissions } from "../api/permissions";
+import {
+  type ApiKeyChange,
+  useApiKeyChange,
+  useApiKeys,
+  useClusterChange,
+  useClusterConfig,
+  useClusters,
+  useSaveCluster,
+} from "../api/queries/clusters";
 import { Card, Empty, ErrorBox, Loading, SecretOnce, StateBadge } from "../components/ui";
 import { ago, fmtDate } from "../lib/format";
-import { can } from "../lib/roles";
 
 type Cluster = Schemas["ClusterOut"];
 type AdminCluster = Schemas["ClusterAdminOut"];
@@ -12,12 +19,12 @@ type AccessMode = Schemas["AccessMode"];
 type Scheduler = NonNullable<Schemas["ClusterCreate"]["scheduler"]>;
 
 export function ClustersPage() {
-  const api = useApi();
-  const { user } = useSession();
-  const admin = can(user?.role, "clusters.manage");
+  const can = usePermissions();
+  const admin = can.may("cluster.manage");
+  const keyAdmin = can.may("api_key.manage");
   const [adding, setAdding] = useState(false);
   const [selected, setSelected] = useState<number | null>(null);
-  const clusters = useQuery((signal) => api.get("/clusters", { signal }), [], { pollMs: 15000 });
+  const clusters = useClusters({ pollMs: 15000 });
   const current = clusters.data?.find((c) => c.id === selected) ?? null;
   return (
     <div className="page" data-testid="page-clusters">
@@ -34,12 +41,11 @@ export function ClustersPage() {
           onSaved={(c) => {
             setAdding(false);
             setSelected(c.id);
-            clusters.reload();
           }}
         />
       ) : null}
       <ErrorBox error={clusters.error} />
-      {clusters.loading && !clusters.data ? <Loading /> : null}
+      {clusters.isLoading ? <Loading /> : null}
       {clusters.data?.length === 0 ? <Empty>No cluster yet.</Empty> : null}
       <div className="card">
         <table data-testid="clusters-table">
@@ -82,39 +88,19 @@ export function ClustersPage() {
           </tbody>
         </table>
       </div>
-      {current ? <ClusterPanel key={current.id} cluster={current} admin={admin} onChange={clusters.reload} /> : null}
+      {current ? <ClusterPanel key={current.id} cluster={current} admin={admin} keyAdmin={keyAdmin} /> : null}
     </div>
   );
 }
 
-function ClusterPanel({ cluster, admin, onChange }: { cluster: Cluster; admin: boolean; onChange: () => void }) {
-  const api = useApi();
-  const [error, setError] = useState<unknown>(null);
+function ClusterPanel({ cluster, admin, keyAdmin }: { cluster: Cluster; admin: boolean; keyAdmin: boolean }) {
   const [editing, setEditing] = useState(false);
-  const config = useQuery(
-    (signal) => api.get("/clusters/{cluster_id}/config", { path: { cluster_id: cluster.id }, signal }),
-    [cluster.id, cluster.updated_at],
-    { enabled: admin },
-  );
-  const path = { cluster_id: cluster.id };
-  const toggle = async () => {
-    setError(null);
-    try {
-      if (cluster.enabled) await api.post("/clusters/{cluster_id}/disable", { path });
-      else await api.post("/clusters/{cluster_id}/enable", { path });
-      onChange();
-    } catch (e) {
-      setError(e);
-    }
-  };
-  const remove = async () => {
+  const config = useClusterConfig(cluster.id, { enabled: admin });
+  const change = useClusterChange(cluster.id);
+  const toggle = () => change.mutate({ action: cluster.enabled ? "disable" : "enable" });
+  const remove = () => {
     if (!window.confirm(`Delete cluster ${cluster.name}? (Only possible if it never ran a calculation.)`)) return;
-    try {
-      await api.delete("/clusters/{cluster_id}", { path });
-      onChange();
-    } catch (e) {
-      setError(e);
-    }
+    change.mutate({ action: "delete" });
   };
   return (
     <div data-testid={`cluster-panel-${cluster.name}`}>
@@ -126,17 +112,17 @@ function ClusterPanel({ cluster, admin, onChange }: { cluster: Cluster; admin: b
               <button type="button" className="secondary" onClick={() => setEditing((e) => !e)}>
                 {editing ? "Close editor" : "Edit"}
               </button>
-              <button type="button" className="secondary" data-testid="toggle-enabled" onClick={() => void toggle()}>
+              <button type="button" className="secondary" data-testid="toggle-enabled" onClick={toggle}>
                 {cluster.enabled ? "Disable (maintenance)" : "Enable"}
               </button>
-              <button type="button" className="danger" onClick={() => void remove()}>
+              <button type="button" className="danger" onClick={remove}>
                 Delete
               </button>
             </>
           ) : null
         }
       >
-        <ErrorBox error={error} />
+        <ErrorBox error={change.error} />
         <table className="kv">
           <tbody>
             <tr>
@@ -162,23 +148,17 @@ function ClusterPanel({ cluster, admin, onChange }: { cluster: Cluster; admin: b
           </tbody>
         </table>
         {editing && config.data ? (
-          <ClusterForm
-            existing={config.data}
-            onSaved={() => {
-              setEditing(false);
-              onChange();
-            }}
-          />
+          <ClusterForm existing={config.data} onSaved={() => setEditing(false)} />
         ) : null}
       </Card>
-      <Queues cluster={cluster} admin={admin} onChange={onChange} />
-      {admin ? <ApiKeys cluster={cluster} /> : null}
+      <Queues cluster={cluster} admin={admin} />
+      {keyAdmin ? <ApiKeys cluster={cluster} /> : null}
     </div>
   );
 }
 
 function ClusterForm({ existing, onSaved }: { existing?: AdminCluster; onSaved: (c: AdminCluster) => void }) {
-  const api = useApi();
+  const save = useSaveCluster();
   const [v, setV] = useState({
     name: existing?.name ?? "",
     description: existing?.description ?? "",
@@ -216,8 +196,9 @@ function ClusterForm({ existing, onSaved }: { existing?: AdminCluster; onSaved: 
         cleanup_policy: cleanup,
       };
       const saved = existing
-        ? await api.patch("/clusters/{cluster_id}", { path: { cluster_id: existing.id }, body: common })
-        : await api.post("/clusters", {
+        ? await save.mutateAsync({ id: existing.id, body: common })
+        : await save.mutateAsync({
+            id: null,
             body: {
               ...common,
               queues: v.queue.trim()
@@ -326,19 +307,17 @@ function ClusterForm({ existing, onSaved }: { existing?: AdminCluster; onSaved: 
   );
 }
 
-function Queues({ cluster, admin, onChange }: { cluster: Cluster; admin: boolean; onChange: () => void }) {
-  const api = useApi();
-  const [error, setError] = useState<unknown>(null);
+function Queues({ cluster, admin }: { cluster: Cluster; admin: boolean }) {
+  const change = useClusterChange(cluster.id);
   const empty = { logical_queue: "", partition: "", qos: "", account: "", max_walltime_s: "", max_nodes: "", max_cpus: "" };
   const [q, setQ] = useState(empty);
   const num = (s: string) => (s.trim() ? Number(s) : null);
-  const add = async (e: FormEvent) => {
+  const add = (e: FormEvent) => {
     e.preventDefault();
-    setError(null);
-    try {
-      await api.post("/clusters/{cluster_id}/queues", {
-        path: { cluster_id: cluster.id },
-        body: {
+    change.mutate(
+      {
+        action: "map-queue",
+        queue: {
           logical_queue: q.logical_queue.trim(),
           partition: q.partition.trim(),
           qos: q.qos.trim() || null,
@@ -347,24 +326,11 @@ function Queues({ cluster, admin, onChange }: { cluster: Cluster; admin: boolean
           max_nodes: num(q.max_nodes),
           max_cpus: num(q.max_cpus),
         },
-      });
-      setQ(empty);
-      onChange();
-    } catch (err) {
-      setError(err);
-    }
+      },
+      { onSuccess: () => setQ(empty) },
+    );
   };
-  const remove = async (name: string) => {
-    setError(null);
-    try {
-      await api.delete("/clusters/{cluster_id}/queues/{logical_queue}", {
-        path: { cluster_id: cluster.id, logical_queue: name },
-      });
-      onChange();
-    } catch (err) {
-      setError(err);
-    }
-  };
+  const remove = (name: string) => change.mutate({ action: "unmap-queue", logicalQueue: name });
   return (
     <Card title="Queue mapping" testId="queues">
       <table>
@@ -394,7 +360,7 @@ function Queues({ cluster, admin, onChange }: { cluster: Cluster; admin: boolean
               <td>{x.max_cpus ?? "—"}</td>
               {admin ? (
                 <td>
-                  <button type="button" className="link" onClick={() => void remove(x.logical_queue)}>
+                  <button type="button" className="link" onClick={() => remove(x.logical_queue)}>
                     remove
                   </button>
                 </td>
@@ -420,29 +386,23 @@ function Queues({ cluster, admin, onChange }: { cluster: Cluster; admin: boolean
           <button type="submit">Map queue</button>
         </form>
       ) : null}
-      <ErrorBox error={error} />
+      <ErrorBox error={change.error} />
     </Card>
   );
 }
 
 function ApiKeys({ cluster }: { cluster: Cluster }) {
-  const api = useApi();
   const [name, setName] = useState("agent");
   const [secret, setSecret] = useState<string | null>(null);
   const [grace, setGrace] = useState("0");
-  const [error, setError] = useState<unknown>(null);
-  const path = { cluster_id: cluster.id };
-  const keys = useQuery((signal) => api.get("/clusters/{cluster_id}/api-keys", { path, signal }), [cluster.id]);
-  const run = async (fn: () => Promise<{ key?: string } | unknown>) => {
-    setError(null);
-    try {
-      const r = (await fn()) as { key?: string } | undefined;
-      if (r && typeof r === "object" && r.key) setSecret(r.key);
-      keys.reload();
-    } catch (e) {
-      setError(e);
-    }
-  };
+  const keys = useApiKeys(cluster.id);
+  const change = useApiKeyChange(cluster.id);
+  const run = (c: ApiKeyChange) =>
+    change.mutate(c, {
+      onSuccess: (key) => {
+        if (key) setSecret(key);
+      },
+    });
   return (
     <Card title="Agent API keys" testId="api-keys">
       <p className="muted">
@@ -478,27 +438,14 @@ function ApiKeys({ cluster }: { cluster: Cluster }) {
                       type="button"
                       className="secondary"
                       data-testid={`rotate-${k.prefix}`}
-                      onClick={() =>
-                        void run(() =>
-                          api.post("/clusters/{cluster_id}/api-keys/{key_id}/rotate", {
-                            path: { cluster_id: cluster.id, key_id: k.id },
-                            body: { grace_seconds: Number(grace) || 0 },
-                          }),
-                        )
-                      }
+                      onClick={() => run({ action: "rotate", keyId: k.id, graceSeconds: Number(grace) || 0 })}
                     >
                       Rotate
                     </button>
                     <button
                       type="button"
                       className="danger"
-                      onClick={() =>
-                        void run(() =>
-                          api.delete("/clusters/{cluster_id}/api-keys/{key_id}", {
-                            path: { cluster_id: cluster.id, key_id: k.id },
-                          }),
-                        )
-                      }
+                      onClick={() => run({ action: "revoke", keyId: k.id })}
                     >
                       Revoke
                     </button>
@@ -515,7 +462,7 @@ function ApiKeys({ cluster }: { cluster: Cluster }) {
         <button
           type="button"
           data-testid="generate-key"
-          onClick={() => void run(() => api.post("/clusters/{cluster_id}/api-keys", { path, body: { name } }))}
+          onClick={() => run({ action: "generate", name })}
         >
           Generate key
         </button>
@@ -525,7 +472,7 @@ function ApiKeys({ cluster }: { cluster: Cluster }) {
           s after a rotation
         </label>
       </div>
-      <ErrorBox error={error} />
+      <ErrorBox error={change.error} />
     </Card>
   );
 }

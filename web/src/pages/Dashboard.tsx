@@ -1,12 +1,13 @@
 import { useState } from "react";
 import { Link } from "react-router";
 import type { Schemas } from "../api/client";
-import { useApi, useSession } from "../api/context";
-import { useQuery } from "../api/hooks";
+import { usePermissions } from "../api/permissions";
+import { useCalculations } from "../api/queries/calculations";
+import { useClusters, useHeartbeats } from "../api/queries/clusters";
+import { CalculationsTable } from "../components/CalculationsTable";
 import { TimeSeriesChart } from "../components/Charts";
 import { Card, Empty, ErrorBox, Loading, StateBadge } from "../components/ui";
-import { ago, between, fmtDate, fmtNumber } from "../lib/format";
-import { atLeast } from "../lib/roles";
+import { ago, fmtNumber } from "../lib/format";
 
 type Cluster = Schemas["ClusterOut"];
 type Series = Schemas["SeriesOut"];
@@ -15,30 +16,14 @@ const WINDOWS = { "1 h": 1, "24 h": 24, "7 d": 24 * 7 } as const;
 type WindowName = keyof typeof WINDOWS;
 
 export function DashboardPage() {
-  const api = useApi();
-  const { user } = useSession();
+  const can = usePermissions();
+  const approver = can.may("calculation.approve");
   const [win, setWin] = useState<WindowName>("1 h");
-  const clusters = useQuery((signal) => api.get("/clusters", { signal }), [], { pollMs: 15000 });
-  const running = useQuery(
-    (signal) => api.get("/calculations", { query: { state: "running", limit: 10 }, signal }),
-    [],
-    { pollMs: 10000 },
-  );
-  const queued = useQuery(
-    (signal) => api.get("/calculations", { query: { state: "submitted", limit: 1 }, signal }),
-    [],
-    { pollMs: 10000 },
-  );
-  const failed = useQuery(
-    (signal) => api.get("/calculations", { query: { state: "failed", limit: 8 }, signal }),
-    [],
-    { pollMs: 15000 },
-  );
-  const pending = useQuery(
-    (signal) => api.get("/calculations", { query: { state: "pending_approval", limit: 5 }, signal }),
-    [],
-    { pollMs: 15000, enabled: atLeast(user?.role, "moderator") },
-  );
+  const clusters = useClusters({ pollMs: 15000 });
+  const running = useCalculations({ state: "running", limit: 10 }, { pollMs: 10000 });
+  const queued = useCalculations({ state: "submitted", limit: 1 }, { pollMs: 10000 });
+  const failed = useCalculations({ state: "failed", limit: 8 }, { pollMs: 15000 });
+  const pending = useCalculations({ state: "pending_approval", limit: 5 }, { pollMs: 15000, enabled: approver });
 
   return (
     <div className="page" data-testid="page-dashboard">
@@ -66,7 +51,7 @@ export function DashboardPage() {
         <Stat label="running" value={running.data?.total} to="/calculations?state=running" />
         <Stat label="submitted" value={queued.data?.total} to="/calculations?state=submitted" />
         <Stat label="failed" value={failed.data?.total} to="/calculations?state=failed" />
-        {atLeast(user?.role, "moderator") ? (
+        {approver ? (
           <Stat
             label="awaiting approval"
             value={pending.data?.total}
@@ -86,7 +71,7 @@ export function DashboardPage() {
 
       <h2 className="section-title">Clusters</h2>
       <ErrorBox error={clusters.error} />
-      {clusters.loading && !clusters.data ? <Loading /> : null}
+      {clusters.isLoading ? <Loading /> : null}
       {clusters.data && clusters.data.length === 0 ? (
         <Empty>No cluster yet. An admin adds one under Clusters.</Empty>
       ) : null}
@@ -99,11 +84,19 @@ export function DashboardPage() {
       <div className="grid two">
         <Card title="Running calculations" testId="running-calculations">
           <ErrorBox error={running.error} />
-          <CalcTable rows={running.data?.items} empty="Nothing is running." showDuration />
+          <CalculationsTable
+            rows={running.data?.items}
+            columns={["id", "name", "cluster", "running_for", "owner"]}
+            empty="Nothing is running."
+          />
         </Card>
         <Card title="Recent failures" testId="recent-failures">
           <ErrorBox error={failed.error} />
-          <CalcTable rows={failed.data?.items} empty="No failures." showReason />
+          <CalculationsTable
+            rows={failed.data?.items}
+            columns={["id", "name", "cluster", "reason", "finished"]}
+            empty="No failures."
+          />
         </Card>
       </div>
     </div>
@@ -127,32 +120,16 @@ export function seriesOf(data: Series | undefined, metric: string, scale = 1) {
 }
 
 function ClusterCard({ cluster, hours }: { cluster: Cluster; hours: number }) {
-  const api = useApi();
-  const [until, setUntil] = useState(() => Date.now());
-  const beats = useQuery(
-    (signal) => {
-      const now = Date.now();
-      setUntil(now);
-      return api.get("/clusters/{cluster_id}/heartbeats", {
-        path: { cluster_id: cluster.id },
-        query: {
-          since: new Date(now - hours * 3600_000).toISOString(),
-          until: new Date(now).toISOString(),
-          points: 120,
-        },
-        signal,
-      });
-    },
-    [cluster.id, hours],
-    { pollMs: 30000 },
-  );
+  const beats = useHeartbeats(cluster.id, hours);
+  const series = beats.data?.series;
+  const until = beats.data?.until ?? Date.now();
   const since = until - hours * 3600_000;
   // The newest bucket is an average over a few heartbeats: counts are shown rounded.
-  const lastValues = beats.data?.points.at(-1)?.values ?? {};
+  const lastValues = series?.points.at(-1)?.values ?? {};
   const last = Object.fromEntries(
     Object.entries(lastValues).map(([k, v]) => [k, v == null ? null : k === "cpu_load" ? v : Math.round(v)]),
   );
-  const memUsed = (beats.data?.points ?? []).map((p) => {
+  const memUsed = (series?.points ?? []).map((p) => {
     const total = p.values.memory_total_mb;
     const free = p.values.memory_free_mb;
     return {
@@ -199,9 +176,9 @@ function ClusterCard({ cluster, hours }: { cluster: Cluster; hours: number }) {
             testId={`cpu-chart-${cluster.name}`}
             yLabel="CPUs"
             series={[
-              { label: "load", points: seriesOf(beats.data, "cpu_load") },
-              { label: "allocated", points: seriesOf(beats.data, "cpus_allocated") },
-              { label: "total", points: seriesOf(beats.data, "cpus_total"), color: "#9ca3af" },
+              { label: "load", points: seriesOf(series, "cpu_load") },
+              { label: "allocated", points: seriesOf(series, "cpus_allocated") },
+              { label: "total", points: seriesOf(series, "cpus_total"), color: "#9ca3af" },
             ]}
           />
         </div>
@@ -216,7 +193,7 @@ function ClusterCard({ cluster, hours }: { cluster: Cluster; hours: number }) {
               { label: "used", points: memUsed, fill: true },
               {
                 label: "total",
-                points: seriesOf(beats.data, "memory_total_mb", 1 / 1024),
+                points: seriesOf(series, "memory_total_mb", 1 / 1024),
                 color: "#9ca3af",
               },
             ]}
@@ -230,55 +207,12 @@ function ClusterCard({ cluster, hours }: { cluster: Cluster; hours: number }) {
             testId={`queue-chart-${cluster.name}`}
             yLabel="jobs"
             series={[
-              { label: "queued", points: seriesOf(beats.data, "queue_depth") },
-              { label: "running", points: seriesOf(beats.data, "running_jobs") },
+              { label: "queued", points: seriesOf(series, "queue_depth") },
+              { label: "running", points: seriesOf(series, "running_jobs") },
             ]}
           />
         </div>
       </div>
     </Card>
-  );
-}
-
-function CalcTable({
-  rows,
-  empty,
-  showReason,
-  showDuration,
-}: {
-  rows: Schemas["CalculationSummary"][] | undefined;
-  empty: string;
-  showReason?: boolean;
-  showDuration?: boolean;
-}) {
-  if (!rows) return <Loading />;
-  if (!rows.length) return <Empty>{empty}</Empty>;
-  return (
-    <table>
-      <thead>
-        <tr>
-          <th>#</th>
-          <th>name</th>
-          <th>cluster</th>
-          <th>{showReason ? "reason" : showDuration ? "running for" : "state"}</th>
-          <th>{showReason ? "finished" : "owner"}</th>
-        </tr>
-      </thead>
-      <tbody>
-        {rows.map((c) => (
-          <tr key={c.id}>
-            <td>{c.id}</td>
-            <td>
-              <Link to={`/calculations/${c.id}`}>{c.name}</Link>
-            </td>
-            <td>{c.cluster_name}</td>
-            <td className={showReason ? "reason" : ""}>
-              {showReason ? c.state_reason || "—" : showDuration ? between(c.submitted_at, null) : <StateBadge state={c.state} />}
-            </td>
-            <td>{showReason ? fmtDate(c.finished_at) : c.owner_email}</td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
   );
 }

@@ -1,36 +1,16 @@
 import { type FormEvent, useMemo, useState } from "react";
 import { ApiClient, type Schemas } from "../api/client";
-import { useApi, useServices, useSession } from "../api/context";
-import { useQuery } from "../api/hooks";
+import { useServices } from "../api/context";
+import { usePermissions } from "../api/permissions";
+import { keys } from "../api/queries/keys";
+import { useModels, useRegisterModel } from "../api/queries/models";
+import { useApiMutation } from "../api/queries/mutation";
 import { Card, Empty, ErrorBox, JsonView, Loading, StateBadge } from "../components/ui";
 import { ago } from "../lib/format";
-import { can } from "../lib/roles";
 
 type Model = Schemas["MlModelOut"];
 const ML_URL_KEY = "hpcgate.mlApiUrl";
 const ACTIVE = new Set(["starting", "running", "restarting"]);
-
-/**
- * ML models. The registry (state, health, restarts, last error) comes from the main API
- * (`/ml/models`); running, stopping and predictions are the ML-API's job (a separate service,
- * `hpcgate ml-api`), which accepts the same access token. Its address is set here once and
- * kept in this browser; the ML-API must allow this page's origin (CORS) or sit behind the
- * same reverse proxy.
- */
-export function ModelsPage() {
-  const { caps } = useServices();
-  if (!caps.modelsPath) {
-    return (
-      <div className="page" data-testid="page-models">
-        <h1>Models</h1>
-        <Card title="Not available on this server">
-          <p>This hpcgate API does not list ML models.</p>
-        </Card>
-      </div>
-    );
-  }
-  return <ModelRegistry />;
-}
 
 function useMlApi(url: string): ApiClient | null {
   const { auth } = useServices();
@@ -43,34 +23,44 @@ function useMlApi(url: string): ApiClient | null {
   );
 }
 
-function ModelRegistry() {
-  const api = useApi();
-  const { user } = useSession();
-  const admin = can(user?.role, "clusters.manage");
+/**
+ * ML models. The registry (state, health, restarts, last error) comes from the main API
+ * (`/ml/models`); running, stopping and predictions are the ML-API's job (a separate service,
+ * `hpcgate ml-api`), which accepts the same access token. Its address is set here once and
+ * kept in this browser; the ML-API must allow this page's origin (CORS) or sit behind the
+ * same reverse proxy.
+ */
+export function ModelsPage() {
+  const can = usePermissions();
+  const admin = can.may("ml_model.manage");
   const [mlUrl, setMlUrl] = useState(() => localStorage.getItem(ML_URL_KEY) ?? "");
   const [draftUrl, setDraftUrl] = useState(mlUrl);
   const ml = useMlApi(mlUrl);
   const [selected, setSelected] = useState<Model | null>(null);
-  const [error, setError] = useState<unknown>(null);
   const [adding, setAdding] = useState(false);
-  const models = useQuery((signal) => api.get("/ml/models", { signal }), [], { pollMs: 10000 });
-
-  const act = async (model: Model, action: "run" | "stop" | "delete") => {
-    setError(null);
-    try {
-      if (action === "delete") {
-        if (!window.confirm(`Delete model ${model.name} ${model.version}? Its predictions go too.`)) return;
-        // the ML-API removes the containers only; the registration is the main API's
-        if (ml) await ml.raw("delete", `/models/${model.id}`);
-        await api.delete("/ml/models/{model_id}", { path: { model_id: model.id } });
-      } else {
-        if (!ml) throw new Error("set the ML-API address first");
-        await ml.raw("post", `/models/${model.id}/${action}`);
+  const models = useModels();
+  const act = useApiMutation(
+    async (api, { model, action }: { model: Model; action: "run" | "stop" | "delete" }) => {
+      try {
+        if (action === "delete") {
+          // the ML-API removes the containers only; the registration is the main API's
+          if (ml) await ml.raw("delete", `/models/${model.id}`);
+          await api.delete("/ml/models/{model_id}", { path: { model_id: model.id } });
+        } else {
+          if (!ml) throw new Error("set the ML-API address first");
+          await ml.raw("post", `/models/${model.id}/${action}`);
+        }
+      } catch (e) {
+        throw e instanceof TypeError
+          ? new Error(`the ML-API at ${mlUrl} did not answer (down, or it does not allow this origin): ${e.message}`)
+          : e;
       }
-      models.reload();
-    } catch (e) {
-      setError(e instanceof TypeError ? new Error(`the ML-API at ${mlUrl} did not answer (down, or it does not allow this origin): ${e.message}`) : e);
-    }
+    },
+    () => [keys.models.all],
+  );
+  const run = (model: Model, action: "run" | "stop" | "delete") => {
+    if (action === "delete" && !window.confirm(`Delete model ${model.name} ${model.version}? Its predictions go too.`)) return;
+    act.mutate({ model, action });
   };
 
   return (
@@ -84,12 +74,7 @@ function ModelRegistry() {
         ) : null}
       </header>
       {adding ? (
-        <RegisterModel
-          onDone={() => {
-            setAdding(false);
-            models.reload();
-          }}
-        />
+        <RegisterModel onDone={() => setAdding(false)} />
       ) : null}
       <Card title="ML-API">
         <form
@@ -114,8 +99,8 @@ function ModelRegistry() {
           </span>
         </form>
       </Card>
-      <ErrorBox error={models.error || error} />
-      {models.loading && !models.data ? <Loading /> : null}
+      <ErrorBox error={models.error || act.error} />
+      {models.isLoading ? <Loading /> : null}
       <Card title="Registered models" testId="models">
         {models.data && models.data.length === 0 ? <Empty>No model registered.</Empty> : null}
         {models.data?.length ? (
@@ -150,17 +135,17 @@ function ModelRegistry() {
                   <td>{ago(m.last_reported_at)}</td>
                   <td className="row wrap">
                     {admin && !ACTIVE.has(m.state) ? (
-                      <button type="button" disabled={!ml} onClick={() => void act(m, "run")}>
+                      <button type="button" disabled={!ml} onClick={() => run(m, "run")}>
                         Run
                       </button>
                     ) : null}
                     {admin && ACTIVE.has(m.state) ? (
-                      <button type="button" className="secondary" disabled={!ml} onClick={() => void act(m, "stop")}>
+                      <button type="button" className="secondary" disabled={!ml} onClick={() => run(m, "stop")}>
                         Stop
                       </button>
                     ) : null}
                     {admin ? (
-                      <button type="button" className="danger" onClick={() => void act(m, "delete")}>
+                      <button type="button" className="danger" onClick={() => run(m, "delete")}>
                         Delete
                       </button>
                     ) : null}
@@ -180,19 +165,23 @@ function ModelRegistry() {
 }
 
 function RegisterModel({ onDone }: { onDone: () => void }) {
-  const api = useApi();
+  const register = useRegisterModel();
   const [v, setV] = useState({ name: "", version: "1.0.0", image: "", description: "", environment: "{}" });
   const [error, setError] = useState<unknown>(null);
-  const submit = async (e: FormEvent) => {
+  const submit = (e: FormEvent) => {
     e.preventDefault();
     setError(null);
+    let environment: Record<string, string>;
     try {
-      const environment = JSON.parse(v.environment || "{}") as Record<string, string>;
-      await api.post("/ml/models", { body: { name: v.name, version: v.version, image: v.image, description: v.description, environment } });
-      onDone();
+      environment = JSON.parse(v.environment || "{}") as Record<string, string>;
     } catch (err) {
       setError(err);
+      return;
     }
+    register.mutate(
+      { name: v.name, version: v.version, image: v.image, description: v.description, environment },
+      { onSuccess: onDone },
+    );
   };
   return (
     <Card title="Register a model">
@@ -208,8 +197,10 @@ function RegisterModel({ onDone }: { onDone: () => void }) {
           <textarea className="mono" rows={2} value={v.environment} onChange={(e) => setV({ ...v, environment: e.target.value })} />
         </label>
         <div className="wide">
-          <ErrorBox error={error} />
-          <button type="submit">Register</button>
+          <ErrorBox error={error || register.error} />
+          <button type="submit" disabled={register.isPending}>
+            Register
+          </button>
         </div>
       </form>
     </Card>

@@ -1,13 +1,14 @@
 import { type ChangeEvent, type FormEvent, lazy, Suspense, useMemo, useState } from "react";
 import { Link, useNavigate, useParams } from "react-router";
-import { loadCatalogue } from "../api/catalogue";
-import { useApi, useServices } from "../api/context";
-import { useQuery } from "../api/hooks";
+import { useCatalogue } from "../api/queries/analyses";
+import { useCalculations } from "../api/queries/calculations";
+import { useComparison, useMolecule, useMolecules, useRegisterMolecule } from "../api/queries/molecules";
+import { CalculationsTable } from "../components/CalculationsTable";
 import { XYChart } from "../components/Charts";
 import { Card, Empty, ErrorBox, Loading, StateBadge } from "../components/ui";
 import { fmtDate, fmtNumber } from "../lib/format";
 import { normalizeAtoms } from "../lib/molecule";
-import { type AnalysisOutputDoc, groupGraphs, type OutputSeries } from "../lib/report";
+import { groupGraphs, type OutputSeries } from "../lib/report";
 
 // 3Dmol.js is only loaded on a molecule's page (its own chunk, see MoleculeViewer.tsx).
 const MoleculeViewer = lazy(() => import("../components/MoleculeViewer").then((m) => ({ default: m.MoleculeViewer })));
@@ -15,43 +16,28 @@ const MoleculeViewer = lazy(() => import("../components/MoleculeViewer").then((m
 /**
  * Molecules: the list (formula, calculation counts), registering one from an xyz or fdf
  * geometry, and a molecule's page (3D structure, its calculations, one analysis compared
- * across them). Servers without molecule routes get a note and a lookup by molecule id.
+ * across them).
  */
 export function MoleculesPage() {
-  const { caps } = useServices();
   const { id } = useParams();
-  if (caps.molecules && id) return <MoleculeDetail id={Number(id)} />;
+  if (id) return <MoleculeDetail id={Number(id)} />;
   return (
     <div className="page" data-testid="page-molecules">
       <header className="page-head">
         <h1>Molecules</h1>
       </header>
-      {caps.molecules ? (
-        <MoleculeIndex />
-      ) : (
-        <>
-          <Card title="Not available on this server" testId="molecules-placeholder">
-            <p>
-              This hpcgate API has no molecule endpoints (<code>GET /molecules</code>), so there is no molecule list,
-              3D structure view or side-by-side comparison to show. They appear here once the server offers them;
-              nothing needs rebuilding.
-            </p>
-          </Card>
-          <ByMolecule />
-        </>
-      )}
+      <MoleculeIndex />
     </div>
   );
 }
 
 function MoleculeIndex() {
-  const api = useApi();
-  const list = useQuery((signal) => api.get("/molecules", { query: { limit: 500 }, signal }), []);
+  const list = useMolecules();
   return (
     <div className="grid two">
       <Card title={`Molecules${list.data ? ` (${list.data.length})` : ""}`} testId="molecule-list">
         <ErrorBox error={list.error} />
-        {list.loading && !list.data ? <Loading /> : null}
+        {list.isLoading ? <Loading /> : null}
         {list.data && list.data.length === 0 ? <Empty>No molecule registered yet.</Empty> : null}
         {list.data && list.data.length ? (
           <table>
@@ -82,7 +68,7 @@ function MoleculeIndex() {
           </table>
         ) : null}
       </Card>
-      <RegisterMolecule onDone={list.reload} />
+      <RegisterMolecule />
     </div>
   );
 }
@@ -102,14 +88,12 @@ function guessFormat(filename: string, text: string): "xyz" | "fdf" {
   return "xyz";
 }
 
-function RegisterMolecule({ onDone }: { onDone: () => void }) {
-  const api = useApi();
+function RegisterMolecule() {
+  const register = useRegisterMolecule();
   const navigate = useNavigate();
   const [name, setName] = useState("");
   const [format, setFormat] = useState<"xyz" | "fdf">("xyz");
   const [text, setText] = useState("");
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
 
   const onFile = async (e: ChangeEvent<HTMLInputElement>) => {
     const file = e.target.files?.[0];
@@ -120,24 +104,14 @@ function RegisterMolecule({ onDone }: { onDone: () => void }) {
     if (!name.trim()) setName(file.name.replace(/\.(xyz|fdf)$/i, ""));
   };
 
-  const submit = async (e: FormEvent) => {
+  const submit = (e: FormEvent) => {
     e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      const m = await api.post("/molecules", { body: { name: name.trim(), format, text } });
-      onDone();
-      navigate(`/molecules/${m.id}`);
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
+    register.mutate({ name: name.trim(), format, text }, { onSuccess: (m) => navigate(`/molecules/${m.id}`) });
   };
 
   return (
     <Card title="Register a molecule" testId="register-molecule">
-      <form onSubmit={(e) => void submit(e)} aria-label="register molecule" className="form-grid">
+      <form onSubmit={submit} aria-label="register molecule" className="form-grid">
         <label>
           Name
           <input name="molecule_name" required maxLength={200} value={name} onChange={(e) => setName(e.target.value)} />
@@ -166,9 +140,9 @@ function RegisterMolecule({ onDone }: { onDone: () => void }) {
           <input type="file" name="molecule_file" accept=".xyz,.fdf,text/plain" onChange={(e) => void onFile(e)} />
         </label>
         <div className="wide">
-          <ErrorBox error={error} title="Refused" />
-          <button type="submit" disabled={busy || !name.trim() || !text.trim()} data-testid="register">
-            {busy ? "Registering…" : "Register"}
+          <ErrorBox error={register.error} title="Refused" />
+          <button type="submit" disabled={register.isPending || !name.trim() || !text.trim()} data-testid="register">
+            {register.isPending ? "Registering…" : "Register"}
           </button>
         </div>
       </form>
@@ -177,20 +151,12 @@ function RegisterMolecule({ onDone }: { onDone: () => void }) {
 }
 
 function MoleculeDetail({ id }: { id: number }) {
-  const api = useApi();
-  const molecule = useQuery(
-    (signal) => api.get("/molecules/{molecule_id}", { path: { molecule_id: id }, signal }),
-    [id],
-    { enabled: Number.isInteger(id) && id > 0 },
-  );
-  const calcs = useQuery(
-    (signal) => api.get("/calculations", { query: { molecule_id: id, limit: 100 }, signal }),
-    [id],
-    { enabled: Number.isInteger(id) && id > 0 },
-  );
+  const valid = Number.isInteger(id) && id > 0;
+  const molecule = useMolecule(id);
+  const calcs = useCalculations({ molecule_id: id, limit: 100 }, { enabled: valid });
   const m = molecule.data;
   const atoms = useMemo(() => normalizeAtoms(m?.atoms), [m]);
-  if (!Number.isInteger(id) || id < 1) return <ErrorBox error="not a molecule id" />;
+  if (!valid) return <ErrorBox error="not a molecule id" />;
   if (molecule.error && !m) return <ErrorBox error={molecule.error} />;
   if (!m) return <Loading />;
   return (
@@ -251,40 +217,12 @@ function MoleculeDetail({ id }: { id: number }) {
       </div>
       <Card title={`Calculations (${m.calculation_count ?? 0})`} testId="molecule-calculations">
         <ErrorBox error={calcs.error} />
-        {calcs.data && calcs.data.items.length === 0 ? <Empty>No calculation of this molecule yet.</Empty> : null}
-        {calcs.data && calcs.data.items.length ? (
-          <table>
-            <thead>
-              <tr>
-                <th>#</th>
-                <th>name</th>
-                <th>state</th>
-                <th>code</th>
-                <th>kind</th>
-                <th>created</th>
-                <th />
-              </tr>
-            </thead>
-            <tbody>
-              {calcs.data.items.map((c) => (
-                <tr key={c.id}>
-                  <td>#{c.id}</td>
-                  <td>
-                    <Link to={`/calculations/${c.id}`}>{c.name}</Link>
-                  </td>
-                  <td>
-                    <StateBadge state={c.state} />
-                  </td>
-                  <td>{c.code}</td>
-                  <td>{c.kind}</td>
-                  <td>{fmtDate(c.created_at)}</td>
-                  <td>
-                    <Link to={`/analyses/${c.id}`}>report</Link>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+        {calcs.data ? (
+          <CalculationsTable
+            rows={calcs.data.items}
+            columns={["id", "name", "state", "code", "kind", "created", "report"]}
+            empty="No calculation of this molecule yet."
+          />
         ) : null}
       </Card>
       <Comparison moleculeId={m.id} codes={[...new Set(calcs.data?.items.map((c) => c.code) ?? [])]} />
@@ -292,38 +230,17 @@ function MoleculeDetail({ id }: { id: number }) {
   );
 }
 
-interface CompareRow {
-  calculation_id: number;
-  name: string;
-  state: string;
-  kind?: string;
-  variants?: Record<string, unknown>[];
-  status?: string;
-  output?: AnalysisOutputDoc | null;
-}
-
 function isScalar(v: unknown): v is string | number | boolean {
   return typeof v === "number" || typeof v === "string" || typeof v === "boolean";
 }
 
 function Comparison({ moleculeId, codes }: { moleculeId: number; codes: string[] }) {
-  const api = useApi();
-  const { caps } = useServices();
   const [analysis, setAnalysis] = useState("");
-  const catalogue = useQuery((signal) => loadCatalogue(api, caps, signal), []);
-  const offered = (catalogue.data?.items ?? []).filter(
+  const catalogue = useCatalogue();
+  const offered = (catalogue.data ?? []).filter(
     (a) => codes.length === 0 || a.codes.length === 0 || a.codes.some((c) => codes.includes(c)) || codes.includes("generic"),
   );
-  const compare = useQuery(
-    async (signal) =>
-      (await api.get("/molecules/{molecule_id}/compare", {
-        path: { molecule_id: moleculeId },
-        query: { analysis },
-        signal,
-      })) as unknown as CompareRow[],
-    [moleculeId, analysis],
-    { enabled: analysis !== "" },
-  );
+  const compare = useComparison(moleculeId, analysis);
   const rows = compare.data ?? [];
 
   // Every calculation's series on shared axes: one chart per graph key, series labelled by calculation.
@@ -363,7 +280,7 @@ function Comparison({ moleculeId, codes }: { moleculeId: number; codes: string[]
     >
       <ErrorBox error={catalogue.error ?? compare.error} />
       {analysis === "" ? <p className="muted">Choose an analysis to see each calculation's result side by side.</p> : null}
-      {analysis !== "" && compare.loading && !compare.data ? <Loading /> : null}
+      {compare.isLoading ? <Loading /> : null}
       {analysis !== "" && compare.data && rows.length === 0 ? (
         <Empty>No calculation of this molecule has a result for {analysis} yet.</Empty>
       ) : null}
@@ -423,48 +340,6 @@ function Comparison({ moleculeId, codes }: { moleculeId: number; codes: string[]
             </tbody>
           </table>
         </>
-      ) : null}
-    </Card>
-  );
-}
-
-function ByMolecule() {
-  const api = useApi();
-  const [id, setId] = useState("");
-  const n = Number(id);
-  const calcs = useQuery(
-    (signal) => api.get("/calculations", { query: { molecule_id: n, limit: 50 }, signal }),
-    [n],
-    { enabled: Number.isInteger(n) && n > 0 },
-  );
-  return (
-    <Card title="Calculations of a molecule">
-      <label className="inline">
-        molecule id{" "}
-        <input type="number" min={1} className="narrow" value={id} onChange={(e) => setId(e.target.value)} />
-      </label>
-      <ErrorBox error={calcs.error} />
-      {n > 0 && calcs.data ? (
-        calcs.data.items.length ? (
-          <table>
-            <tbody>
-              {calcs.data.items.map((c) => (
-                <tr key={c.id}>
-                  <td>#{c.id}</td>
-                  <td>
-                    <Link to={`/calculations/${c.id}`}>{c.name}</Link>
-                  </td>
-                  <td>
-                    <StateBadge state={c.state} />
-                  </td>
-                  <td>{fmtDate(c.created_at)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        ) : (
-          <Empty>No calculation of molecule {n}.</Empty>
-        )
       ) : null}
     </Card>
   );

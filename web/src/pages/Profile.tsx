@@ -1,32 +1,35 @@
 import { type FormEvent, useState } from "react";
 import type { Schemas } from "../api/client";
-import { useApi, useServices, useUser } from "../api/context";
+import { useServices, useUser } from "../api/context";
+import { keys } from "../api/queries/keys";
+import { useApiMutation } from "../api/queries/mutation";
 import { Card, ErrorBox } from "../components/ui";
 import { fmtDate } from "../lib/format";
 
 export function ProfilePage() {
-  const api = useApi();
   const { auth } = useServices();
+  const update = useApiMutation(
+    (api, body: Schemas["MeUpdate"]) => api.patch("/auth/me", { body }),
+    () => [keys.me],
+  );
   const me = useUser();
   const [name, setName] = useState(me.full_name);
   const [level, setLevel] = useState<Schemas["NotifyLevel"]>(me.notify_level);
   const [current, setCurrent] = useState("");
   const [next, setNext] = useState("");
-  const [error, setError] = useState<unknown>(null);
   const [saved, setSaved] = useState<string | null>(null);
 
-  const save = async (e: FormEvent, body: Schemas["MeUpdate"], message: string) => {
+  const save = (e: FormEvent, body: Schemas["MeUpdate"], message: string) => {
     e.preventDefault();
-    setError(null);
     setSaved(null);
-    try {
-      auth.updateUser(await api.patch("/auth/me", { body }));
-      setSaved(message);
-      setCurrent("");
-      setNext("");
-    } catch (err) {
-      setError(err);
-    }
+    update.mutate(body, {
+      onSuccess: (user) => {
+        auth.updateUser(user);
+        setSaved(message);
+        setCurrent("");
+        setNext("");
+      },
+    });
   };
 
   return (
@@ -34,7 +37,7 @@ export function ProfilePage() {
       <h1>Your profile</h1>
       <div className="grid two">
         <Card title="Account">
-          <form className="form-grid" onSubmit={(e) => void save(e, { full_name: name, notify_level: level }, "profile saved")}>
+          <form className="form-grid" onSubmit={(e) => save(e, { full_name: name, notify_level: level }, "profile saved")}>
             <label>
               E-mail
               <input value={me.email} disabled />
@@ -61,7 +64,7 @@ export function ProfilePage() {
         <Card title="Password">
           <form
             className="form-grid"
-            onSubmit={(e) => void save(e, { current_password: current, new_password: next }, "password changed; your other sessions were logged out")}
+            onSubmit={(e) => save(e, { current_password: current, new_password: next }, "password changed; your other sessions were logged out")}
           >
             <label>
               Current password
@@ -75,7 +78,7 @@ export function ProfilePage() {
           </form>
         </Card>
       </div>
-      <ErrorBox error={error} />
+      <ErrorBox error={update.error} />
       {saved ? (
         <p className="note" role="status">
           {saved}

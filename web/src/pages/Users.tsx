@@ -1,55 +1,43 @@
 import { type FormEvent, useState } from "react";
 import type { Schemas } from "../api/client";
-import { useApi, useSession } from "../api/context";
-import { useDebounced, useQuery } from "../api/hooks";
+import { useSession } from "../api/context";
+import { type Permissions, usePermissions } from "../api/permissions";
+import { type UserChange, useCreateUser, useUserChange, useUsers } from "../api/queries/users";
 import { Card, ErrorBox, Pager, StateBadge } from "../components/ui";
 import { fmtDate } from "../lib/format";
-import { can, canManage } from "../lib/roles";
+import { useDebounced } from "../lib/useDebounced";
 
 type User = Schemas["UserOut"];
 type Role = Schemas["Role"];
 const LIMIT = 50;
 
 export function UsersPage() {
-  const api = useApi();
-  const { user: me } = useSession();
+  const can = usePermissions();
   const [search, setSearch] = useState("");
   const q = useDebounced(search, 300);
   const [role, setRole] = useState<Role | "">("");
   const [blocked, setBlocked] = useState<"" | "true" | "false">("");
   const [offset, setOffset] = useState(0);
   const [creating, setCreating] = useState(false);
-  const users = useQuery(
-    (signal) =>
-      api.get("/users", {
-        query: {
-          q: q || undefined,
-          role: role || undefined,
-          blocked: blocked === "" ? undefined : blocked === "true",
-          limit: LIMIT,
-          offset,
-        },
-        signal,
-      }),
-    [q, role, blocked, offset],
-  );
+  const users = useUsers({
+    q: q || undefined,
+    role: role || undefined,
+    blocked: blocked === "" ? undefined : blocked === "true",
+    limit: LIMIT,
+    offset,
+  });
   return (
     <div className="page" data-testid="page-users">
       <header className="page-head">
         <h1>Users</h1>
-        {can(me?.role, "users.create") ? (
+        {can.may("user.administer") ? (
           <button type="button" data-testid="add-user" onClick={() => setCreating((c) => !c)}>
             {creating ? "Close" : "Add user"}
           </button>
         ) : null}
       </header>
       {creating ? (
-        <CreateUser
-          onDone={() => {
-            setCreating(false);
-            users.reload();
-          }}
-        />
+        <CreateUser onDone={() => setCreating(false)} />
       ) : null}
       <div className="filters card">
         <input type="search" aria-label="search users" placeholder="e-mail or name" value={search} onChange={(e) => { setSearch(e.target.value); setOffset(0); }} />
@@ -81,7 +69,7 @@ export function UsersPage() {
           </thead>
           <tbody>
             {users.data?.items.map((u) => (
-              <UserRow key={u.id} user={u} me={me} onChange={users.reload} />
+              <UserRow key={u.id} user={u} can={can} />
             ))}
           </tbody>
         </table>
@@ -91,36 +79,33 @@ export function UsersPage() {
   );
 }
 
-function UserRow({ user, me, onChange }: { user: User; me: User | null; onChange: () => void }) {
-  const api = useApi();
-  const [error, setError] = useState<unknown>(null);
+function UserRow({ user, can }: { user: User; can: Permissions }) {
+  const { user: me } = useSession();
+  const change = useUserChange(user.id);
   const [password, setPassword] = useState<string | null>(null);
   const [done, setDone] = useState<string | null>(null);
-  const manage = canManage(me, user);
-  const admin = can(me?.role, "users.role");
-  const path = { user_id: user.id };
-  const run = async (fn: () => Promise<unknown>, message: string) => {
-    setError(null);
+  const manage = can.may("user.manage", user);
+  const admin = can.may("user.administer", user);
+  const run = (c: UserChange, message: string, then?: () => void) => {
     setDone(null);
-    try {
-      await fn();
-      setDone(message);
-      onChange();
-    } catch (e) {
-      setError(e);
-    }
+    change.mutate(c, {
+      onSuccess: () => {
+        setDone(message);
+        then?.();
+      },
+    });
   };
   return (
     <tr data-user={user.email}>
       <td>{user.email}</td>
       <td>{user.full_name}</td>
       <td>
-        {admin && manage ? (
+        {admin ? (
           <select
             aria-label={`role of ${user.email}`}
             value={user.role}
             onChange={(e) =>
-              void run(() => api.patch("/users/{user_id}", { path, body: { role: e.target.value as Role } }), "role changed")
+              run({ action: "role", role: e.target.value as Role }, "role changed")
             }
           >
             <option value="user">user</option>
@@ -137,10 +122,10 @@ function UserRow({ user, me, onChange }: { user: User; me: User | null; onChange
       </td>
       <td>{fmtDate(user.created_at)}</td>
       <td>
-        {manage ? (
+        {manage || admin ? (
           <div className="row wrap">
             {user.blocked ? (
-              <button type="button" className="secondary" data-testid="unblock" onClick={() => void run(() => api.post("/users/{user_id}/unblock", { path }), "unblocked")}>
+              <button type="button" className="secondary" data-testid="unblock" onClick={() => run({ action: "unblock" }, "unblocked")}>
                 Unblock
               </button>
             ) : (
@@ -150,7 +135,7 @@ function UserRow({ user, me, onChange }: { user: User; me: User | null; onChange
                 data-testid="block"
                 onClick={() => {
                   if (window.confirm(`Block ${user.email}? They are logged out everywhere.`)) {
-                    void run(() => api.post("/users/{user_id}/block", { path }), "blocked");
+                    run({ action: "block" }, "blocked");
                   }
                 }}
               >
@@ -166,9 +151,7 @@ function UserRow({ user, me, onChange }: { user: User; me: User | null; onChange
                 className="row"
                 onSubmit={(e: FormEvent) => {
                   e.preventDefault();
-                  void run(() => api.put("/users/{user_id}/password", { path, body: { password } }), "password set").then(() =>
-                    setPassword(null),
-                  );
+                  run({ action: "password", password }, "password set", () => setPassword(null));
                 }}
               >
                 <input
@@ -185,14 +168,14 @@ function UserRow({ user, me, onChange }: { user: User; me: User | null; onChange
             )}
             {admin ? (
               <>
-                <button type="button" className="secondary" onClick={() => void run(() => api.post("/users/{user_id}/revoke-sessions", { path }), "logged out everywhere")}>
+                <button type="button" className="secondary" onClick={() => run({ action: "revoke-sessions" }, "logged out everywhere")}>
                   Log out everywhere
                 </button>
                 <button
                   type="button"
                   className="danger"
                   onClick={() => {
-                    if (window.confirm(`Delete ${user.email}?`)) void run(() => api.delete("/users/{user_id}", { path }), "deleted");
+                    if (window.confirm(`Delete ${user.email}?`)) run({ action: "delete" }, "deleted");
                   }}
                 >
                   Delete
@@ -204,25 +187,18 @@ function UserRow({ user, me, onChange }: { user: User; me: User | null; onChange
           <span className="muted small">{me?.id === user.id ? "you (see your profile)" : "—"}</span>
         )}
         {done ? <span className="note small"> {done}</span> : null}
-        <ErrorBox error={error} />
+        <ErrorBox error={change.error} />
       </td>
     </tr>
   );
 }
 
 function CreateUser({ onDone }: { onDone: () => void }) {
-  const api = useApi();
+  const create = useCreateUser();
   const [v, setV] = useState({ email: "", full_name: "", password: "", role: "user" as Role, notify_level: "error" as Schemas["NotifyLevel"] });
-  const [error, setError] = useState<unknown>(null);
-  const submit = async (e: FormEvent) => {
+  const submit = (e: FormEvent) => {
     e.preventDefault();
-    setError(null);
-    try {
-      await api.post("/users", { body: v });
-      onDone();
-    } catch (err) {
-      setError(err);
-    }
+    create.mutate(v, { onSuccess: onDone });
   };
   return (
     <Card title="Add user">
@@ -255,8 +231,10 @@ function CreateUser({ onDone }: { onDone: () => void }) {
           </select>
         </label>
         <div className="wide">
-          <ErrorBox error={error} />
-          <button type="submit">Create</button>
+          <ErrorBox error={create.error} />
+          <button type="submit" disabled={create.isPending}>
+            Create
+          </button>
         </div>
       </form>
     </Card>

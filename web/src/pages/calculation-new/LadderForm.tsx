@@ -3,23 +3,20 @@
  * name (read from the device's TS.Elecs block), the biases, TBtrans on/off and binary
  * inputs. State and configuration rules live in `lib/ladderConfig.ts`.
  */
-import { type ChangeEvent, useEffect } from "react";
-import { biasLabel } from "../lib/dag";
-import { electrodeRows, type LadderState, parseBiases } from "../lib/ladderConfig";
-import { BINARY_SUFFIXES } from "../lib/uploads";
+import { useEffect } from "react";
+import { biasLabel } from "../../lib/dag";
+import { electrodeRows, type LadderState, parseBiases } from "../../lib/ladderConfig";
+import { BinaryUploads } from "./BinaryUploads";
 
 export function LadderForm({
   state,
   onChange,
   inputs,
-  uploads,
 }: {
   state: LadderState;
   onChange: (next: LadderState) => void;
   /** the text inputs uploaded so far (name -> content) */
   inputs: Record<string, string>;
-  /** whether this server takes binary uploads */
-  uploads: boolean;
 }) {
   const fdfs = Object.keys(inputs).filter((n) => n.toLowerCase().endsWith(".fdf"));
   const set = (changes: Partial<LadderState>) => onChange({ ...state, ...changes });
@@ -51,13 +48,6 @@ export function LadderForm({
 
   const setRow = (i: number, changes: Partial<{ name: string; fdf: string }>) =>
     set({ electrodes: state.electrodes.map((r, j) => (j === i ? { ...r, ...changes } : r)) });
-
-  const onBinaries = (e: ChangeEvent<HTMLInputElement>) => {
-    const added = Array.from(e.target.files ?? []);
-    const names = new Set(added.map((f) => f.name));
-    set({ binaries: [...state.binaries.filter((f) => !names.has(f.name)), ...added] });
-    e.target.value = "";
-  };
 
   return (
     <fieldset className="wide ladder" data-testid="ladder-form">
@@ -161,36 +151,7 @@ export function LadderForm({
       {deviceText && !state.electrodes.length ? (
         <p className="warn small">The device fdf has no %block TS.Elecs: add its electrodes by hand.</p>
       ) : null}
-      <div className="binary-inputs">
-        {uploads ? (
-          <>
-            <label className="file">
-              Binary inputs ({BINARY_SUFFIXES.slice(0, 5).join(", ")}, …)
-              <input type="file" multiple name="binary_files" onChange={onBinaries} />
-            </label>
-            {state.binaries.length ? (
-              <ul className="files" data-testid="binary-files">
-                {state.binaries.map((f) => (
-                  <li key={f.name}>
-                    <code>{f.name}</code> ({f.size.toLocaleString()} bytes, sent as is){" "}
-                    <button
-                      type="button"
-                      className="link"
-                      onClick={() => set({ binaries: state.binaries.filter((x) => x !== f) })}
-                    >
-                      remove
-                    </button>
-                  </li>
-                ))}
-              </ul>
-            ) : null}
-          </>
-        ) : (
-          <p className="muted small" data-testid="no-binary-uploads">
-            This server takes no binary uploads (no <code>POST /inputs</code>): inputs are text files only.
-          </p>
-        )}
-      </div>
+      <BinaryUploads files={state.binaries} onChange={(binaries) => set({ binaries })} />
     </fieldset>
   );
 }
