@@ -94,6 +94,10 @@ RBAC: dict[tuple[str, str], str] = {
     ("GET", "/calculations/{calc_id}/results"): USER,
     ("GET", "/steps/{step_id}"): USER,
     ("GET", "/steps/{step_id}/samples"): USER,
+    # raw outputs (read like the calculation: shared across the lab)
+    ("GET", "/calculations/{calc_id}/steps/{step_index}/outputs"): USER,
+    ("GET", "/calculations/{calc_id}/steps/{step_index}/outputs/{path:path}"): USER,
+    ("GET", "/calculations/{calc_id}/steps/{step_index}/tail"): USER,
     # ML models and predictions
     ("GET", "/ml/models"): USER,
     ("POST", "/ml/models"): ADMIN,
@@ -121,6 +125,8 @@ RBAC: dict[tuple[str, str], str] = {
     ("POST", "/agent/heartbeats"): AGENT,
     ("GET", "/agent/cleanup"): AGENT,
     ("POST", "/agent/cleanup"): AGENT,
+    ("POST", "/agent/output-requests/{request_id}/result"): AGENT,
+    ("PUT", "/agent/output-requests/{request_id}/content"): AGENT,
 }
 
 # The callers every route is probed with.

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from hpcgate.api.routes.analyses import AnalysisInfo as ApiAnalysisInfo
 from hpcgate.api.routes.inputs import StoredInput as ApiStoredInput
-from hpcgate.api.schemas import auth, calculations, clusters, logs, users
+from hpcgate.api.schemas import auth, calculations, clusters, logs, outputs, users
 from hpcgate.client import models
 
 PAIRS: list[tuple[type[BaseModel], type[BaseModel]]] = [
@@ -35,6 +35,8 @@ PAIRS: list[tuple[type[BaseModel], type[BaseModel]]] = [
     (models.Preview, calculations.PreviewOut),
     (models.StoredInput, ApiStoredInput),
     (models.CalculationCreate, calculations.CalculationCreate),
+    (models.OutputEntry, outputs.OutputEntryOut),
+    (models.OutputListing, outputs.OutputListing),
 ]
 
 
