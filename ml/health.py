@@ -1,6 +1,6 @@
 """The ``GET /ping`` watchdog: probes, the start-up wait, and the thread that drives them.
 
-Policy (carried out by ``ModelManager.tick``, see ``ml/manager.py`` and docs/ml-api.md):
+Policy (carried out by ``Supervisor.tick``, see ``ml/supervisor.py`` and docs/ml-api.md):
 
 * every ``ping_interval_s`` each running model gets ``GET /ping`` with ``ping_timeout_s``;
 * a container that exited, or ``failures_before_restart`` consecutive pings that did not

@@ -29,17 +29,21 @@ import httpx
 
 from hpcgate.domain.access import Role
 from hpcgate.errors import Forbidden, HpcgateError, Unauthorized
-from ml.manager import ServiceUnavailable
+from ml.errors import ServiceUnavailable
 
 MAX_ENTRIES = 10_000
 
 
 @dataclass(frozen=True)
 class CallerIdentity:
-    """The caller as the main API sees them now."""
+    """The caller as the main API sees them now (an ``Actor`` of ``hpcgate.domain.access``)."""
 
     user_id: int
     role: Role
+
+    @property
+    def id(self) -> int:
+        return self.user_id
 
 
 class IdentityLookup:

@@ -229,12 +229,13 @@ def ml_api_endpoints() -> dict[tuple[str, str], Endpoint]:
 
 def ml_declared_minimum(route: Endpoint) -> str:
     """What the ML-API route's dependencies enforce, in the table's vocabulary."""
-    from ml import api as ml_api
+    from ml import deps as ml_deps
 
     calls = _dependency_calls(route)
-    if ml_api._admin in calls:
-        return table.ADMIN
-    if ml_api._caller in calls:
+    roles = [_lowest_role(a) for a in Action if ml_deps.permitted(a) in calls]
+    if roles:
+        return max(roles, key=lambda r: r.rank).value
+    if ml_deps.get_caller in calls:
         return table.USER
     return table.PUBLIC
 

@@ -17,8 +17,8 @@ import pytest
 
 from hpcgate.domain.access import Role
 from hpcgate.errors import Forbidden, Unauthorized
+from ml.errors import ServiceUnavailable
 from ml.identity import CallerIdentity, IdentityLookup
-from ml.manager import ServiceUnavailable
 from tests.helpers.api import access_token, new_user
 from tests.helpers.live_api import free_port
 from tests.integration.ml.ml_env import MainApi

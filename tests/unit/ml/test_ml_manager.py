@@ -13,10 +13,12 @@ from typing import Any
 
 import pytest
 
-import ml.manager as manager_mod
+import ml.containers as containers_mod
+import ml.supervisor as supervisor_mod
 from ml.engine import ContainerInfo, ContainerSpec
+from ml.errors import ModelFailed
 from ml.health import PingResult
-from ml.manager import ModelFailed, ModelManager
+from ml.manager import ModelManager
 from ml.reporting import MainApiError, StateReporter
 from ml.settings import MlApiConfig
 
@@ -135,8 +137,8 @@ def pings(monkeypatch: pytest.MonkeyPatch) -> dict[int, str]:
             return PingResult(False, "no answer (connection refused)", kw["deadline_s"])
         return PingResult(True, "HTTP 200", 0.0)
 
-    monkeypatch.setattr(manager_mod, "probe", probe)
-    monkeypatch.setattr(manager_mod, "wait_for_ping", wait_for_ping)
+    monkeypatch.setattr(supervisor_mod, "probe", probe)
+    monkeypatch.setattr(containers_mod, "wait_for_ping", wait_for_ping)
     return answers
 
 
@@ -493,7 +495,7 @@ def test_a_ping_refused_by_an_exiting_model_reports_the_exit(
 
     monkeypatch.setattr(engine, "inspect", inspect)
     monkeypatch.setattr(
-        manager_mod,
+        supervisor_mod,
         "probe",
         lambda *a, **k: PingResult(False, "no answer (connection reset by peer)", 0.0),
     )
@@ -509,7 +511,7 @@ def test_a_hung_model_is_blamed_on_its_ping_without_waiting(
     mgr.run(1)
     rt = mgr.models[1]
     monkeypatch.setattr(
-        manager_mod, "probe", lambda *a, **k: PingResult(False, "no answer within 2 s", 2.0)
+        supervisor_mod, "probe", lambda *a, **k: PingResult(False, "no answer within 2 s", 2.0)
     )
     mgr.tick()  # would block for a minute if a timed-out ping waited for an exit
     assert rt.state == "restarting"
