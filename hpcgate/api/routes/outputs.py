@@ -18,7 +18,7 @@ from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.concurrency import run_in_threadpool
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from hpcgate.api.deps import AgentCluster, CurrentUser, SessionDep, SettingsDep, get_current_user
 from hpcgate.api.middleware import admission_released
@@ -118,8 +118,15 @@ async def download_output(
     async with admission_released(request.scope):
         dl = await run_in_threadpool(work)
     quoted = urllib.parse.quote(dl.name, safe="")
+
+    async def body() -> Any:
+        # Without the admission slot while the file streams (a slow client, a big file).
+        async with admission_released(request.scope):
+            async for chunk in iterate_in_threadpool(dl.chunks):
+                yield chunk
+
     return StreamingResponse(
-        dl.chunks,
+        body(),
         media_type="application/octet-stream",
         headers={
             "Content-Length": str(dl.size),
