@@ -20,8 +20,8 @@ from pathlib import Path, PurePosixPath
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hpcgate.db.models.clusters import AccessMode
-from hpcgate.domain.states import CalculationState
-from hpcgate.engine.harvest import observe
+from hpcgate.domain.states import CalculationState, StepState
+from hpcgate.engine.observe import observe
 from hpcgate.engine.work import ActiveStep
 from hpcgate.services.cluster_ticks import harvest_tick
 from hpcgate.services.connections import ClusterConnections
@@ -100,7 +100,7 @@ def calls_per_tick(counts: list[int], tmp: Path) -> None:
                                  check=True).stdout.strip()
             ids.append(out.split(";")[0])
         steps = [ActiveStep(step_id=i, calculation_id=1, scheduler_job_id=j,
-                            workdir=str(PurePosixPath(tmp) / "w"), state="queued")
+                            workdir=str(PurePosixPath(tmp) / "w"), state=StepState.QUEUED)
                  for i, j in enumerate(ids)]
         runner.calls.clear()
         t0 = time.monotonic()

@@ -21,10 +21,11 @@ from hpcgate.agent.outputs import OutputResponder
 from hpcgate.engine.blobs import BlobCache
 from hpcgate.engine.cleanup import CleanupPolicy, clean_directory
 from hpcgate.engine.end_spool import EndSpool
-from hpcgate.engine.harvest import observe
 from hpcgate.engine.heartbeat import collect_sample
+from hpcgate.engine.observe import observe
 from hpcgate.engine.submission import submit_calculation
 from hpcgate.engine.work import ActiveStep, CalculationWork, for_dispatcher
+from hpcgate.metrics.exporter import timed, timed_tick
 from scheduler_adapters.base import SchedulerAdapter
 from scheduler_adapters.environment import command_environment
 from scheduler_adapters.errors import CommandFailed, SchedulerError
@@ -109,7 +110,8 @@ class Agent:
     def pull_and_submit(self, wait: float = 0.0) -> int:
         """``wait`` > 0: long-poll, the API answers as soon as work for this cluster arrives."""
         reply = (
-            self.client.pull(self.agent_name, wait=wait) if wait > 0
+            self.client.pull(self.agent_name, wait=wait)
+            if wait > 0
             else self.client.pull(self.agent_name)
         )
         self._long_poll = bool(reply.get("long_poll"))
@@ -153,9 +155,7 @@ class Agent:
             cancels = self.client.report_observations(observations) if observations else []
             job_of_step = {s.step_id: s.scheduler_job_id for s in steps or ()}
             self._active_jobs = {
-                job_of_step.get(o.step_id, "")
-                for o in observations
-                if o.state in ("queued", "running", "unknown")
+                job_of_step.get(o.step_id, "") for o in observations if o.still_active
             }
             self._cancel(cancels)
             return len(observations)
@@ -236,9 +236,9 @@ class Agent:
         iv = self.config.intervals
         schedule: list[tuple[str, float, Callable[[], int]]] = [
             ("pull", iv.pull_s, self.pull_and_submit),
-            ("harvest", iv.harvest_s, self.harvest),
-            ("heartbeat", iv.heartbeat_s, self.heartbeat),
-            ("cleanup", iv.cleanup_s, self.cleanup),
+            ("harvest", iv.harvest_s, timed("agent", "harvest", self.harvest)),
+            ("heartbeat", iv.heartbeat_s, timed("agent", "heartbeat", self.heartbeat)),
+            ("cleanup", iv.cleanup_s, timed("agent", "cleanup", self.cleanup)),
         ]
         due = {name: 0.0 for name, _, _ in schedule}
         log.info("agent %s started for cluster %s", self.agent_name, self.config.cluster)
@@ -261,7 +261,8 @@ class Agent:
                         others = min(d for n, d in due.items() if n != "pull")
                         wait = min(iv.pull_wait_s, max(0.0, others - time.monotonic()))
                         wait = wait if wait >= 1.0 else 0.0
-                        brought = self.pull_and_submit(wait)
+                        with timed_tick("agent", "pull"):  # includes the long-poll's wait
+                            brought = self.pull_and_submit(wait)
                         if brought or (iv.pull_wait_s > 0 and (not wait or self._long_poll)):
                             due[name] = time.monotonic()
                         continue

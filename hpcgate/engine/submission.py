@@ -88,75 +88,106 @@ def stage_inputs(adapter: SchedulerAdapter, step: StepWork, blobs: BlobCache | N
             adapter.runner.write_bytes(target, fh)
 
 
+@dataclass
+class _Progress:
+    """What one ``submit_calculation`` call has done so far (reported whatever happens)."""
+
+    job_ids: dict[int, str]  # step id -> scheduler id, including earlier attempts'
+    submitted: int = 0
+    recovered: int = 0
+
+    def outcome(
+        self, calculation_id: int, *, failed: str | None = None, deferred: str | None = None
+    ) -> SubmissionOutcome:
+        return SubmissionOutcome(
+            calculation_id,
+            self.job_ids,
+            self.submitted,
+            self.recovered,
+            failed=failed,
+            deferred=deferred,
+        )
+
+
 def submit_calculation(
     work: CalculationWork,
     adapter: SchedulerAdapter,
     store: StepStore,
     blobs: BlobCache | None = None,
 ) -> SubmissionOutcome:
-    job_ids: dict[int, str] = {
-        s.step_id: s.scheduler_job_id for s in work.steps if s.scheduler_job_id
-    }
+    progress = _Progress({s.step_id: s.scheduler_job_id for s in work.steps if s.scheduler_job_id})
     is_chain = len(work.steps) > 1
-    heads = [s for s in work.steps if not s.parents]
-    submitted = recovered = 0
     try:
         for step in work.steps:  # already in topological order
-            if step.step_id in job_ids:
+            if step.step_id in progress.job_ids:
                 continue
-            missing = [p for p in step.parents if p not in job_ids]
-            if missing:
-                raise SchedulerError(
-                    f"step {step.index} depends on steps without a job id: {missing}",
-                    transient=False,
-                )
-            fresh = store.mark_submitting(work.calculation_id, step)
-            crash_point("after_mark_submitting")
-            # Every sbatch follows a durable mark, so a step this call moved out of PLANNED
-            # cannot have a job yet: the search (a squeue and a sacct) is only for steps an
-            # earlier attempt had already marked, i.e. that may have been submitted (issue 16).
-            # Remote runners keep it: it is also the first round trip, and a dead SSH peer is
-            # noticed there in ~5 s, where SFTP staging retries once (measured 10.5 s).
-            skip = fresh and isinstance(adapter.runner, LocalRunner)
-            found = [] if skip else adapter.find_by_name(step.job_name)
-            if found:
-                jid = found[0]
-                log.warning("recovered job %s for %s after a restart", jid, step.job_name)
-                recovered += 1
-                store.record_job_id(work.calculation_id, step, jid.value, recovered=True)
-            else:
-                stage_inputs(adapter, step, blobs)
-                parents = [JobId(job_ids[p]) for p in step.parents]
-                jid = adapter.submit(
-                    step.job_spec(), after_ok=parents, hold=is_chain and not step.parents
-                )
-                submitted += 1
-                crash_point("after_submit")
-                store.record_job_id(work.calculation_id, step, jid.value, recovered=False)
-            job_ids[step.step_id] = jid.value
+            progress.job_ids[step.step_id] = _submit_step(
+                work.calculation_id, step, adapter, store, blobs, progress, is_chain=is_chain
+            )
             crash_point("after_record")
         if is_chain:
             crash_point("before_release")
-            for head in heads:
-                _release(adapter, JobId(job_ids[head.step_id]))
+            for head in (s for s in work.steps if not s.parents):
+                _release(adapter, JobId(progress.job_ids[head.step_id]))
         store.mark_submitted(work.calculation_id)
     except SchedulerError as exc:
         if exc.transient:
             log.warning("submission of calculation %s deferred: %s", work.calculation_id, exc)
-            return SubmissionOutcome(
-                work.calculation_id, job_ids, submitted, recovered, deferred=exc.message
-            )
-        queued = [JobId(j) for j in job_ids.values()]
-        if queued:
-            try:
-                adapter.cancel(queued)
-            except SchedulerError:
-                log.exception("could not cancel jobs %s after a failed submission", queued)
+            return progress.outcome(work.calculation_id, deferred=exc.message)
+        _cancel_queued(adapter, progress.job_ids)
         store.mark_failed(work.calculation_id, exc.message)
-        return SubmissionOutcome(
-            work.calculation_id, job_ids, submitted, recovered, failed=exc.message
+        return progress.outcome(work.calculation_id, failed=exc.message)
+    return progress.outcome(work.calculation_id)
+
+
+def _submit_step(
+    calculation_id: int,
+    step: StepWork,
+    adapter: SchedulerAdapter,
+    store: StepStore,
+    blobs: BlobCache | None,
+    progress: _Progress,
+    *,
+    is_chain: bool,
+) -> str:
+    """Mark, look for a job of a crashed attempt, else stage and submit; the job's id."""
+    missing = [p for p in step.parents if p not in progress.job_ids]
+    if missing:
+        raise SchedulerError(
+            f"step {step.index} depends on steps without a job id: {missing}", transient=False
         )
-    return SubmissionOutcome(work.calculation_id, job_ids, submitted, recovered)
+    fresh = store.mark_submitting(calculation_id, step)
+    crash_point("after_mark_submitting")
+    # Every sbatch follows a durable mark, so a step this call moved out of PLANNED
+    # cannot have a job yet: the search (a squeue and a sacct) is only for steps an
+    # earlier attempt had already marked, i.e. that may have been submitted (issue 16).
+    # Remote runners keep it: it is also the first round trip, and a dead SSH peer is
+    # noticed there in ~5 s, where SFTP staging retries once (measured 10.5 s).
+    skip = fresh and isinstance(adapter.runner, LocalRunner)
+    found = [] if skip else adapter.find_by_name(step.job_name)
+    if found:
+        jid = found[0]
+        log.warning("recovered job %s for %s after a restart", jid, step.job_name)
+        progress.recovered += 1
+        store.record_job_id(calculation_id, step, jid.value, recovered=True)
+        return jid.value
+    stage_inputs(adapter, step, blobs)
+    parents = [JobId(progress.job_ids[p]) for p in step.parents]
+    jid = adapter.submit(step.job_spec(), after_ok=parents, hold=is_chain and not step.parents)
+    progress.submitted += 1
+    crash_point("after_submit")
+    store.record_job_id(calculation_id, step, jid.value, recovered=False)
+    return jid.value
+
+
+def _cancel_queued(adapter: SchedulerAdapter, job_ids: dict[int, str]) -> None:
+    """A permanent failure takes back what this calculation already queued."""
+    queued = [JobId(j) for j in job_ids.values()]
+    if queued:
+        try:
+            adapter.cancel(queued)
+        except SchedulerError:
+            log.exception("could not cancel jobs %s after a failed submission", queued)
 
 
 def _release(adapter: SchedulerAdapter, job_id: JobId) -> None:

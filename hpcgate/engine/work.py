@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
+from hpcgate.domain.states import StepState
 from scheduler_adapters.types import ArraySpec, JobSpec, Resources
 
 
@@ -20,7 +21,7 @@ class StepWork:
     workdir: str
     parents: tuple[int, ...] = ()  # step ids
     scheduler_job_id: str | None = None
-    state: str = "planned"
+    state: StepState = StepState.PLANNED
     resources: dict[str, Any] = field(default_factory=dict)
     queue: str | None = None
     account: str | None = None
@@ -55,6 +56,7 @@ class StepWork:
     def from_dict(cls, data: dict[str, Any]) -> StepWork:
         data = dict(data)
         data["parents"] = tuple(data.get("parents", ()))
+        data["state"] = StepState(data.get("state", StepState.PLANNED))
         return cls(**data)
 
 
@@ -89,29 +91,66 @@ class ActiveStep:
     calculation_id: int
     scheduler_job_id: str
     workdir: str
-    state: str
+    state: StepState
     array_size: int | None = None
     unknown_ticks: int = 0
     # Array tasks already settled in the database: (task index, state). The harvester
     # skips them, so a tick costs what changed, not the size of the array.
-    settled_tasks: tuple[tuple[int, str], ...] = ()
+    settled_tasks: tuple[tuple[int, StepState], ...] = ()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ActiveStep:
         data = dict(data)
-        data["settled_tasks"] = tuple((int(i), str(st)) for i, st in data.get("settled_tasks", ()))
+        data["state"] = StepState(data["state"])
+        data["settled_tasks"] = tuple(
+            (int(i), StepState(st)) for i, st in data.get("settled_tasks", ())
+        )
         return cls(**data)
+
+
+# What a harvest can see of a step: the scheduler's view mapped onto our states. A step
+# seen nowhere this tick has no state (``None``); on the wire that is ``"unknown"``.
+OBSERVABLE_STATES = frozenset(
+    {
+        StepState.QUEUED,
+        StepState.RUNNING,
+        StepState.FINISHED,
+        StepState.INVALID,
+        StepState.FAILED,
+        StepState.CANCELLED,
+    }
+)
+UNSEEN = "unknown"
+
+
+def state_to_wire(state: StepState | None) -> str:
+    return UNSEEN if state is None else state.value
+
+
+def state_from_wire(text: str) -> StepState | None:
+    """The typed state of a reported observation; anything not observable is refused."""
+    if text == UNSEEN:
+        return None
+    state = StepState(text)
+    if state not in OBSERVABLE_STATES:
+        raise ValueError(f"{text!r} is not an observable step state")
+    return state
 
 
 @dataclass(frozen=True)
 class TaskObservation:
     task_index: int
-    state: str
+    state: StepState | None  # None: seen nowhere this tick
     native_state: str | None = None
     exit_code: int | None = None
     reason: str | None = None
     validation: dict[str, Any] | None = None
     extracted: dict[str, Any] | None = None
+
+    @property
+    def still_active(self) -> bool:
+        """The scheduler may still hold it: queued, running or not seen this tick."""
+        return self.state in (None, StepState.QUEUED, StepState.RUNNING)
 
 
 @dataclass(frozen=True)
@@ -119,7 +158,7 @@ class StepObservation:
     """What one harvest tick learned about one step (applied by the service)."""
 
     step_id: int
-    state: str  # a StepState value, or "unknown" (not seen anywhere this tick)
+    state: StepState | None  # None: seen nowhere this tick (repeated, the step is LOST)
     native_state: str | None = None
     exit_code: int | None = None
     reason: str | None = None
@@ -130,13 +169,26 @@ class StepObservation:
     extracted: dict[str, Any] | None = None
     tasks: tuple[TaskObservation, ...] = ()
 
+    @property
+    def still_active(self) -> bool:
+        """The scheduler may still hold it: queued, running or not seen this tick."""
+        return self.state in (None, StepState.QUEUED, StepState.RUNNING)
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["state"] = state_to_wire(self.state)
+        for task, obs in zip(data["tasks"], self.tasks, strict=True):
+            task["state"] = state_to_wire(obs.state)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StepObservation:
         data = dict(data)
-        data["tasks"] = tuple(TaskObservation(**t) for t in data.get("tasks", ()))
+        data["state"] = state_from_wire(data["state"])
+        data["tasks"] = tuple(
+            TaskObservation(**{**t, "state": state_from_wire(t["state"])})
+            for t in data.get("tasks", ())
+        )
         return cls(**data)
 
 

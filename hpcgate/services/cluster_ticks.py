@@ -1,15 +1,15 @@
-"""The worker's periodic work for clusters it drives itself (SSH and local).
+"""The worker's periodic harvest and heartbeat of the clusters it drives itself (SSH, local).
 
 Per cluster and tick: cancel what must be cancelled, one harvest (``squeue`` + ``sacct``),
-one heartbeat, then cleanup. Each cluster is guarded by an advisory lock, so two workers
-never poll the same cluster in the same tick. A scheduler/SSH failure marks the cluster
-unhealthy in the log and leaves every job as it was.
+one heartbeat (scratch cleanup is ``scratch_cleanup``'s). Each cluster is guarded by an
+advisory lock, so two workers never poll the same cluster in the same tick. A scheduler/SSH
+failure marks the cluster unhealthy in the log and leaves every job as it was.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,22 +17,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from hpcgate.db.models import Calculation, Cluster, ClusterAccount, Step
 from hpcgate.db.models.clusters import AccessMode
 from hpcgate.db.session import session_scope
-from hpcgate.domain.states import StepState
-from hpcgate.engine.cleanup import CleanupPolicy, clean_directory
-from hpcgate.engine.harvest import observe
 from hpcgate.engine.heartbeat import collect_sample
+from hpcgate.engine.observe import observe
 from hpcgate.engine.work import ActiveStep
 from hpcgate.logging import bind_context
+from hpcgate.services.cluster_health import mark_heard, record_cluster_sample
 from hpcgate.services.connections import ClusterConnections
 from hpcgate.services.dispatch import acknowledge_cancellations, pending_cancellations
-from hpcgate.services.harvest import (
-    apply_observations,
-    mark_heard,
-    record_cluster_sample,
-    watched_steps,
-)
+from hpcgate.services.harvest import apply_observations, watched_steps
 from hpcgate.services.job_identity import account_for
-from hpcgate.services.locks import NS_CLUSTER_CLEANUP, NS_CLUSTER_HARVEST, try_advisory_lock
+from hpcgate.services.locks import NS_CLUSTER_HARVEST, try_advisory_lock
 from hpcgate.settings import Settings
 from scheduler_adapters.base import SchedulerAdapter
 from scheduler_adapters.errors import SchedulerError
@@ -41,7 +35,8 @@ from scheduler_adapters.types import JobId
 log = logging.getLogger(__name__)
 
 
-def _driven_clusters(factory: sessionmaker[Session]) -> list[int]:
+def driven_clusters(factory: sessionmaker[Session]) -> list[int]:
+    """The clusters the worker itself talks to; agents look after the others."""
     with session_scope(factory) as s:
         return list(
             s.scalars(
@@ -58,7 +53,7 @@ def harvest_tick(
     connections: ClusterConnections,
     settings: Settings,
 ) -> None:
-    for cluster_id in _driven_clusters(factory):
+    for cluster_id in driven_clusters(factory):
         with try_advisory_lock(engine, NS_CLUSTER_HARVEST, cluster_id) as got:
             if got:
                 harvest_cluster(factory, connections, settings, cluster_id)
@@ -154,7 +149,8 @@ def _cancel_as_owners(
             return
         for step_id, job in cancels:
             owner = s.scalar(
-                select(Calculation.owner_id).join(Step, Step.calculation_id == Calculation.id)
+                select(Calculation.owner_id)
+                .join(Step, Step.calculation_id == Calculation.id)
                 .where(Step.id == step_id)
             )
             account = account_for(s, cluster_id, owner)
@@ -167,7 +163,7 @@ def _cancel_as_owners(
 
 
 def heartbeat_tick(factory: sessionmaker[Session], connections: ClusterConnections) -> None:
-    for cluster_id in _driven_clusters(factory):
+    for cluster_id in driven_clusters(factory):
         with session_scope(factory) as s:
             cluster = s.get(Cluster, cluster_id)
             if cluster is None:
@@ -183,68 +179,3 @@ def heartbeat_tick(factory: sessionmaker[Session], connections: ClusterConnectio
             if s.get(Cluster, cluster_id) is not None:
                 record_cluster_sample(s, cluster_id, sample)
                 mark_heard(s, cluster_id, datetime.fromisoformat(sample.ts))
-
-
-def cleanup_tick(
-    engine: Engine, factory: sessionmaker[Session], connections: ClusterConnections
-) -> None:
-    for cluster_id in _driven_clusters(factory):
-        with try_advisory_lock(engine, NS_CLUSTER_CLEANUP, cluster_id) as got:
-            if got:
-                cleanup_cluster(factory, connections, cluster_id)
-
-
-CLEANABLE = (StepState.HARVESTED, StepState.INVALID, StepState.FAILED, StepState.CANCELLED)
-
-
-def cleanup_cluster(
-    factory: sessionmaker[Session], connections: ClusterConnections, cluster_id: int
-) -> int:
-    """Apply the cluster's policy to settled steps; returns the bytes freed."""
-    with session_scope(factory) as s:
-        cluster = s.get(Cluster, cluster_id)
-        if cluster is None or not cluster.cleanup_policy:
-            return 0
-        policy = CleanupPolicy.from_dict(cluster.cleanup_policy)
-        rows = s.execute(
-            select(Step.id, Step.workdir, Step.finished_at, Calculation.owner_id)
-            .join(Calculation, Calculation.id == Step.calculation_id)
-            .where(
-                Step.cluster_id == cluster_id,
-                Step.state.in_(CLEANABLE),
-                Step.cleaned_at.is_(None),
-                Step.workdir.is_not(None),
-            )
-        ).all()
-        # Each directory is cleaned through its owner's account (issue 15): on an SSH
-        # cluster a mapped user's directories are private to their login.
-        runners: dict[int | None, SchedulerAdapter] = {}
-        steps = []
-        for step_id, workdir, finished_at, owner in rows:
-            if owner not in runners:
-                runners[owner] = connections.adapter_for(
-                    cluster, account_for(s, cluster_id, owner)
-                )
-            steps.append((step_id, workdir, finished_at, runners[owner]))
-    freed = 0
-    now = datetime.now(UTC)
-    for step_id, workdir, finished_at, adapter in steps:
-        expired = bool(
-            policy.keep_days is not None
-            and finished_at is not None
-            and now - finished_at > timedelta(days=policy.keep_days)
-        )
-        try:
-            report = clean_directory(adapter.runner, workdir or "", policy, expired=expired)
-        except SchedulerError as exc:
-            log.warning("cleanup of %s failed: %s", workdir, exc.message)
-            continue
-        freed += report.freed_bytes
-        if expired and not policy.dry_run:
-            with session_scope(factory) as s:
-                st = s.get(Step, step_id)
-                if st is not None:
-                    st.cleaned_at = now
-                    if st.state is not StepState.CLEANED:
-                        st.state = StepState.CLEANED
-    return freed

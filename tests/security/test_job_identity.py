@@ -501,7 +501,7 @@ def test_ssh_mapped_user_logs_in_with_their_own_encrypted_key(world: World) -> N
     assert "alice-over-ssh" not in probe
     assert "Permission denied" in probe
     # Cleanup reaches the private directory through the owner's own login.
-    from hpcgate.services.cluster_ticks import cleanup_cluster
+    from hpcgate.services.scratch_cleanup import cleanup_cluster
 
     with stack.api("admin") as api:
         r = api.patch(f"/clusters/{cluster}",

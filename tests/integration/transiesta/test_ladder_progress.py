@@ -22,7 +22,7 @@ from hpcgate.db.models import AnalysisResult, Calculation, Step
 from hpcgate.db.models.clusters import AccessMode
 from hpcgate.db.session import session_scope
 from hpcgate.domain.states import CalculationState, StepState
-from hpcgate.engine.harvest import classify
+from hpcgate.engine.observe import classify
 from hpcgate.engine.work import StepObservation
 from hpcgate.services.harvest import apply_observations
 from scheduler_adapters.types import JobState
@@ -104,7 +104,7 @@ def test_the_curve_grows_as_points_arrive_and_turns_partial(
                 ["transiesta_iv"],
             )
         return StepObservation(
-            ids[label], "finished", exit_code=0, validation=verdict, extracted=extracted
+            ids[label], StepState.FINISHED, exit_code=0, validation=verdict, extracted=extracted
         )
 
     point = reference.points

@@ -1,9 +1,10 @@
 """Observe a cluster's active steps with a constant number of scheduler calls per tick.
 
 One ``status`` call (the live queue) plus at most one ``accounting`` call (for everything
-not in the queue or already final there), whatever the number of jobs. A job seen in
-neither is reported ``unknown`` — never completed; the service turns repeated ``unknown``
-into LOST. A poll that fails raises (the cluster is unhealthy), it never fails the jobs.
+not in the queue or already final there), whatever the number of jobs. Observations are
+typed (``StepState``): a job seen in neither is observed without a state (``None``,
+"unknown" on the wire) — never completed; the service turns repeated ones into LOST. A
+poll that fails raises (the cluster is unhealthy), it never fails the jobs.
 
 For a finished step the small files written by the job itself are read back: the exit
 code file, ``validation.json`` (from ``hpcgate validate``) and ``extract.json`` (from
@@ -15,11 +16,13 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
 from hpcgate.domain.plan import array_task_dirname
+from hpcgate.domain.states import StepState
 from hpcgate.engine.work import ActiveStep, StepObservation, TaskObservation
 from scheduler_adapters.base import SchedulerAdapter
 from scheduler_adapters.types import AccountingRecord, JobId, JobState, JobStatus
@@ -30,12 +33,35 @@ VALIDATION_FILE = ".hpcgate/validation.json"
 EXTRACT_FILE = ".hpcgate/extract.json"
 MAX_RESULT_BYTES = 4 << 20
 
-_RUNNING = {JobState.RUNNING, JobState.COMPLETING}
-_WAITING = {JobState.PENDING, JobState.HELD}
+# A job the scheduler still holds is queued or running. One it lists under a state it
+# cannot name (JobState.UNKNOWN, e.g. PBS "M": moved to another server) waits as QUEUED:
+# it is never settled on a guess.
+LIVE_STATES: Mapping[JobState, StepState] = {
+    JobState.PENDING: StepState.QUEUED,
+    JobState.HELD: StepState.QUEUED,
+    JobState.UNKNOWN: StepState.QUEUED,
+    JobState.RUNNING: StepState.RUNNING,
+    JobState.COMPLETING: StepState.RUNNING,
+}
+_ENDED = frozenset({StepState.FINISHED, StepState.INVALID, StepState.FAILED, StepState.CANCELLED})
 
 
 def _base(job_id: str) -> str:
     return JobId.parse(job_id).value
+
+
+def live_state(state: JobState) -> StepState:
+    """Our state for a job the scheduler has not finished (see ``LIVE_STATES``)."""
+    return LIVE_STATES[state]
+
+
+def step_state(
+    state: JobState, native: str | None, exit_code: int | None, validation: dict[str, Any] | None
+) -> tuple[StepState, str | None]:
+    """Exactly one step state (and a reason) for any scheduler state and the job's files."""
+    if not state.is_final:
+        return live_state(state), None
+    return classify(state, native, exit_code, validation)
 
 
 def observe(adapter: SchedulerAdapter, steps: Sequence[ActiveStep]) -> list[StepObservation]:
@@ -70,6 +96,21 @@ def observe(adapter: SchedulerAdapter, steps: Sequence[ActiveStep]) -> list[Step
     ]
 
 
+@dataclass(frozen=True)
+class _Usage:
+    """What accounting says a job consumed (None: not reported)."""
+
+    cpu_time_s: float | None = None
+    max_rss_kb: int | None = None
+    elapsed_s: int | None = None
+
+    @classmethod
+    def of(cls, record: AccountingRecord | None) -> _Usage:
+        if record is None:
+            return cls()
+        return cls(record.cpu_time_s, record.max_rss_kb, record.elapsed_s)
+
+
 def _observe_step(
     adapter: SchedulerAdapter,
     step: ActiveStep,
@@ -80,28 +121,42 @@ def _observe_step(
         return _observe_array(adapter, step, live, acct)
     record = next((r for r in acct if r.job_id.task is None), acct[0] if acct else None)
     status = live[0] if live else None
-    cpu = record.cpu_time_s if record else None
-    rss = record.max_rss_kb if record else None
-    elapsed = record.elapsed_s if record else None
+    use = _Usage.of(record)
     if status is not None and not status.state.is_final:
-        state = "running" if status.state in _RUNNING else "queued"
         return StepObservation(
             step.step_id,
-            state,
+            live_state(status.state),
             status.native_state,
             reason=status.reason,
-            cpu_time_s=cpu,
-            max_rss_kb=rss,
-            elapsed_s=elapsed,
+            cpu_time_s=use.cpu_time_s,
+            max_rss_kb=use.max_rss_kb,
+            elapsed_s=use.elapsed_s,
         )
     final_state = (record.state if record else None) or (status.state if status else None)
     native = (record.native_state if record else None) or (status.native_state if status else None)
     if final_state is None:
-        return StepObservation(step.step_id, "unknown")
+        return StepObservation(step.step_id, None)  # seen nowhere
     if not final_state.is_final:
         # Accounting lags the queue a little: still pending/running there.
-        state = "running" if final_state in _RUNNING else "queued"
-        return StepObservation(step.step_id, state, native, cpu_time_s=cpu, max_rss_kb=rss)
+        return StepObservation(
+            step.step_id,
+            live_state(final_state),
+            native,
+            cpu_time_s=use.cpu_time_s,
+            max_rss_kb=use.max_rss_kb,
+        )
+    return _observe_ended(adapter, step, final_state, native, record, use)
+
+
+def _observe_ended(
+    adapter: SchedulerAdapter,
+    step: ActiveStep,
+    final_state: JobState,
+    native: str | None,
+    record: AccountingRecord | None,
+    use: _Usage,
+) -> StepObservation:
+    """A job the scheduler has finished: its own files decide how it went."""
     workdir = PurePosixPath(step.workdir)
     exit_code = _own_exit_code(adapter, workdir, step.scheduler_job_id)
     if exit_code is None and record is not None:
@@ -115,9 +170,9 @@ def _observe_step(
         native,
         exit_code=exit_code,
         reason=reason,
-        cpu_time_s=cpu,
-        max_rss_kb=rss,
-        elapsed_s=elapsed,
+        cpu_time_s=use.cpu_time_s,
+        max_rss_kb=use.max_rss_kb,
+        elapsed_s=use.elapsed_s,
         validation=validation,
         extracted=extracted,
     )
@@ -126,53 +181,12 @@ def _observe_step(
 def _observe_array(
     adapter: SchedulerAdapter, step: ActiveStep, live: list[JobStatus], acct: list[AccountingRecord]
 ) -> StepObservation:
-    size = step.array_size or 0
-    task_live: dict[int, JobStatus] = {}
-    pending_meta = False
-    for entry in live:
-        if entry.job_id.task is not None:
-            task_live[entry.job_id.task] = entry
-        elif not entry.state.is_final:
-            pending_meta = True  # e.g. "123_[4-9]" still pending as one record
+    task_live, pending_meta = _live_tasks(live)
     task_acct = {r.job_id.task: r for r in acct if r.job_id.task is not None}
-    workdir = PurePosixPath(step.workdir)
-    tasks: list[TaskObservation] = []
-    for i in range(size):
-        st = task_live.get(i)
-        rec = task_acct.get(i)
-        if st is not None and not st.state.is_final:
-            tasks.append(
-                TaskObservation(i, "running" if st.state in _RUNNING else "queued", st.native_state)
-            )
-            continue
-        final = rec.state if rec else (st.state if st else None)
-        if final is None or not final.is_final:
-            tasks.append(
-                TaskObservation(
-                    i,
-                    "queued" if (pending_meta or final) else "unknown",
-                    rec.native_state if rec else None,
-                )
-            )
-            continue
-        tdir = workdir / array_task_dirname(i)
-        code = _own_exit_code(adapter, workdir, f"{_base(step.scheduler_job_id)}_{i}")
-        if code is None and rec is not None:
-            code = rec.exit_code
-        validation = _read_json(adapter, tdir / VALIDATION_FILE)
-        state, reason = classify(final, rec.native_state if rec else None, code, validation)
-        native = rec.native_state if rec else (st.native_state if st else None)
-        tasks.append(
-            TaskObservation(
-                i,
-                state,
-                native,
-                exit_code=code,
-                reason=reason,
-                validation=validation,
-                extracted=_read_json(adapter, tdir / EXTRACT_FILE),
-            )
-        )
+    tasks = [
+        _observe_task(adapter, step, i, task_live.get(i), task_acct.get(i), pending_meta)
+        for i in range(step.array_size or 0)
+    ]
     cpu = sum(r.cpu_time_s or 0.0 for r in acct) or None
     rss = max((r.max_rss_kb or 0 for r in acct), default=0) or None
     return StepObservation(
@@ -186,28 +200,77 @@ def _observe_array(
     )
 
 
-def aggregate(states: Iterable[str]) -> str:
-    """An array step's state from its tasks: it is settled only when every task is."""
+def _live_tasks(live: list[JobStatus]) -> tuple[dict[int, JobStatus], bool]:
+    """The queue's entry per task, and whether a not-yet-split part of the array waits."""
+    task_live: dict[int, JobStatus] = {}
+    pending_meta = False
+    for entry in live:
+        if entry.job_id.task is not None:
+            task_live[entry.job_id.task] = entry
+        elif not entry.state.is_final:
+            pending_meta = True  # e.g. "123_[4-9]" still pending as one record
+    return task_live, pending_meta
+
+
+def _observe_task(
+    adapter: SchedulerAdapter,
+    step: ActiveStep,
+    index: int,
+    status: JobStatus | None,
+    record: AccountingRecord | None,
+    pending_meta: bool,
+) -> TaskObservation:
+    if status is not None and not status.state.is_final:
+        return TaskObservation(index, live_state(status.state), status.native_state)
+    final = record.state if record else (status.state if status else None)
+    if final is None or not final.is_final:
+        return TaskObservation(
+            index,
+            StepState.QUEUED if (pending_meta or final) else None,
+            record.native_state if record else None,
+        )
+    workdir = PurePosixPath(step.workdir)
+    tdir = workdir / array_task_dirname(index)
+    code = _own_exit_code(adapter, workdir, f"{_base(step.scheduler_job_id)}_{index}")
+    if code is None and record is not None:
+        code = record.exit_code
+    validation = _read_json(adapter, tdir / VALIDATION_FILE)
+    state, reason = classify(final, record.native_state if record else None, code, validation)
+    return TaskObservation(
+        index,
+        state,
+        record.native_state if record else (status.native_state if status else None),
+        exit_code=code,
+        reason=reason,
+        validation=validation,
+        extracted=_read_json(adapter, tdir / EXTRACT_FILE),
+    )
+
+
+def aggregate(states: Iterable[StepState | None]) -> StepState | None:
+    """An array step's state from its tasks: it is settled only when every task is.
+
+    ``None`` (a task seen nowhere) stays ``None`` only when no task was seen at all."""
     states = list(states)
     if not states:
-        return "unknown"
-    if any(s in ("queued", "running", "unknown") for s in states):
-        if any(s == "running" for s in states) or any(
-            s in ("finished", "invalid", "failed", "cancelled") for s in states
-        ):
-            return "running"
-        return "unknown" if all(s == "unknown" for s in states) else "queued"
-    if all(s == "finished" for s in states):
-        return "finished"
-    if all(s in ("finished", "cancelled") for s in states):
-        return "cancelled"
-    if any(s == "failed" for s in states):
-        return "failed"
-    return "invalid"
+        return None
+    if any(s in (StepState.QUEUED, StepState.RUNNING, None) for s in states):
+        if any(s is StepState.RUNNING or s in _ENDED for s in states):
+            return StepState.RUNNING
+        return None if all(s is None for s in states) else StepState.QUEUED
+    if all(s is StepState.FINISHED for s in states):
+        return StepState.FINISHED
+    if all(s in (StepState.FINISHED, StepState.CANCELLED) for s in states):
+        return StepState.CANCELLED
+    if any(s is StepState.FAILED for s in states):
+        return StepState.FAILED
+    return StepState.INVALID
 
 
 def _array_reason(tasks: Sequence[TaskObservation]) -> str | None:
-    bad = [t for t in tasks if t.state in ("failed", "invalid", "cancelled")]
+    bad = [
+        t for t in tasks if t.state in (StepState.FAILED, StepState.INVALID, StepState.CANCELLED)
+    ]
     if not bad:
         return None
     first = bad[0]
@@ -218,26 +281,27 @@ def _array_reason(tasks: Sequence[TaskObservation]) -> str | None:
 
 def classify(
     final: JobState, native: str | None, exit_code: int | None, validation: dict[str, Any] | None
-) -> tuple[str, str | None]:
+) -> tuple[StepState, str | None]:
     """Map a final scheduler state + the job's own files onto a step state and a reason."""
     verdict = validation.get("status") if validation else None
     if final is JobState.COMPLETED and (exit_code in (0, None)):
         if verdict not in (None, "converged"):
-            return "invalid", f"validation: {verdict}" + _evidence(validation or {})
-        return "finished", None
+            return StepState.INVALID, f"validation: {verdict}" + _evidence(validation or {})
+        return StepState.FINISHED, None
     if verdict is not None and verdict != "converged":
-        return "invalid", f"validation: {verdict}" + _evidence(validation or {})
+        return StepState.INVALID, f"validation: {verdict}" + _evidence(validation or {})
     if final is JobState.CANCELLED:
-        return "cancelled", f"cancelled ({native})" if native else "cancelled"
+        return StepState.CANCELLED, f"cancelled ({native})" if native else "cancelled"
     if final is JobState.DEPENDENCY_NEVER_SATISFIED:
-        return "cancelled", "a step it depends on did not succeed"
+        return StepState.CANCELLED, "a step it depends on did not succeed"
     if final is JobState.TIMEOUT:
-        return "failed", "walltime exceeded (TIMEOUT)"
+        return StepState.FAILED, "walltime exceeded (TIMEOUT)"
     if final is JobState.OUT_OF_MEMORY:
-        return "failed", "out of memory"
+        return StepState.FAILED, "out of memory"
     if final is JobState.NODE_FAIL:
-        return "failed", "node failure"
-    return "failed", f"exit code {exit_code}" if exit_code is not None else (native or "failed")
+        return StepState.FAILED, "node failure"
+    failed = f"exit code {exit_code}" if exit_code is not None else (native or "failed")
+    return StepState.FAILED, failed
 
 
 def _evidence(validation: dict[str, Any]) -> str:
