@@ -42,7 +42,7 @@ from hpcgate.engine.work import ClusterSample, StepObservation
 from hpcgate.errors import Conflict, InvalidInput, NotFound
 from hpcgate.services import output_relay
 from hpcgate.services.api_keys import AgentIdentity
-from hpcgate.services.cluster_ticks import CLEANABLE
+from hpcgate.services.cluster_health import mark_heard, record_cluster_sample
 from hpcgate.services.dispatch import (
     acknowledge_cancellations,
     apply_job_id,
@@ -52,13 +52,9 @@ from hpcgate.services.dispatch import (
     pending_cancellations,
     renew_claim,
 )
-from hpcgate.services.harvest import (
-    apply_observations,
-    mark_heard,
-    record_cluster_sample,
-    watched_steps,
-)
+from hpcgate.services.harvest import apply_observations, watched_steps
 from hpcgate.services.input_blobs import agent_may_read, blob_size, read_chunks
+from hpcgate.services.scratch_cleanup import CLEANABLE
 from hpcgate.services.work_items import build_work
 
 router = APIRouter(prefix="/agent", tags=["agent"])
