@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import BigInteger, Engine, all_, and_, any_, bindparam, or_, select, update
@@ -226,15 +226,7 @@ def dispatch_tick(
     """
     sched = settings.scheduler
     batch = limit or sched.dispatch_batch
-    with session_scope(factory) as s:
-        cluster_ids = set(
-            s.scalars(
-                select(Cluster.id).where(
-                    Cluster.access_mode.in_([AccessMode.SSH, AccessMode.LOCAL]),
-                    Cluster.enabled.is_(True),
-                )
-            )
-        )
+    cluster_ids = _dispatched_clusters(factory)
     if not cluster_ids:
         return []
     per_cluster = sched.submit_concurrency
@@ -251,33 +243,66 @@ def dispatch_tick(
     workers = min(per_cluster * len(cluster_ids), 32)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="submit") as pool:
         while cluster_ids and not (stopping and stopping()):
-            with session_scope(factory) as s:
-                ids = claim_calculations(s, sorted(cluster_ids), batch, claimed_by, sorted(seen))
-                rows = s.execute(
-                    select(Calculation.id, Calculation.cluster_id).where(Calculation.id.in_(ids))
-                ).all()
-                where = {int(r[0]): int(r[1]) for r in rows}
-            if not ids:
+            claimed = _claim_batch(factory, cluster_ids, batch, claimed_by, seen)
+            if not claimed:
                 break
-            seen.update(ids)
             futures = [
-                (where[cid], pool.submit(submit_locked, cid, where[cid]))
-                for cid in ids
-                if cid in where
+                (cluster_id, pool.submit(submit_locked, calc_id, cluster_id))
+                for calc_id, cluster_id in claimed.items()
             ]
-            for cluster_id, future in futures:
-                try:
-                    outcome = future.result()
-                except Exception:
-                    log.exception("submission failed unexpectedly; the next drain resumes it")
-                    cluster_ids.discard(cluster_id)
-                    continue
-                if outcome is None:
-                    continue
-                outcomes.append(outcome)
-                if outcome.deferred:
-                    cluster_ids.discard(cluster_id)
+            _collect(futures, outcomes, cluster_ids)
     return outcomes
+
+
+def _dispatched_clusters(factory: sessionmaker[Session]) -> set[int]:
+    """Enabled clusters this worker submits to (agents submit to their own)."""
+    with session_scope(factory) as s:
+        return set(
+            s.scalars(
+                select(Cluster.id).where(
+                    Cluster.access_mode.in_([AccessMode.SSH, AccessMode.LOCAL]),
+                    Cluster.enabled.is_(True),
+                )
+            )
+        )
+
+
+def _claim_batch(
+    factory: sessionmaker[Session], cluster_ids: set[int], batch: int, claimed_by: str,
+    seen: set[int],
+) -> dict[int, int]:
+    """Claim up to ``batch`` calculations not handled yet in this drain (added to ``seen``):
+    id -> cluster id."""
+    with session_scope(factory) as s:
+        ids = claim_calculations(s, sorted(cluster_ids), batch, claimed_by, sorted(seen))
+        seen.update(ids)
+        if not ids:
+            return {}
+        rows = s.execute(
+            select(Calculation.id, Calculation.cluster_id).where(Calculation.id.in_(ids))
+        ).all()
+    where = {int(r[0]): int(r[1]) for r in rows}
+    return {cid: where[cid] for cid in ids if cid in where}
+
+
+def _collect(
+    futures: list[tuple[int, Future[SubmissionOutcome | None]]],
+    outcomes: list[SubmissionOutcome],
+    cluster_ids: set[int],
+) -> None:
+    """Wait for a batch; a cluster that deferred or failed gets no more work this drain."""
+    for cluster_id, future in futures:
+        try:
+            outcome = future.result()
+        except Exception:
+            log.exception("submission failed unexpectedly; the next drain resumes it")
+            cluster_ids.discard(cluster_id)
+            continue
+        if outcome is None:
+            continue
+        outcomes.append(outcome)
+        if outcome.deferred:
+            cluster_ids.discard(cluster_id)
 
 
 def submit_one(

@@ -95,8 +95,13 @@ def _until(what: str, check: Callable[[], bool], timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
+_SUBMITTED = (CalculationState.SUBMITTED, CalculationState.RUNNING, CalculationState.COMPLETED)
+
+
 def _submitted(env: EngineEnv, calc_id: int) -> bool:
-    return env.calc(calc_id).state is not CalculationState.READY and all(
+    """Every step has its job id and the calculation says so (the step's id is recorded
+    first, the calculation's state right after, in its own transaction)."""
+    return env.calc(calc_id).state in _SUBMITTED and all(
         s.scheduler_job_id for s in env.steps(calc_id)
     )
 
