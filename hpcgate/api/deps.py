@@ -19,7 +19,8 @@ declare what they need with these aliases and never compare roles themselves:
   (``Authorization: Bearer hpcg_...`` or ``X-API-Key: hpcg_...``);
 - ``MlApiKey``: the ``ApiKey`` of the ML-API (same two headers);
 - ``PredictionWriter``: the ML-API's key or a user who may ``prediction.write``
-  (``POST /predictions``).
+  (``POST /predictions``);
+- ``MetricsReader``: the Prometheus scrape token or a user who may ``metrics.read``.
 
 Owner-scoped rules (rename or cancel a calculation) need the resource, so the service asks
 ``may`` with it. Failures: no or invalid credentials -> 401 (``Unauthorized``); valid
@@ -32,6 +33,7 @@ The role claim inside the token is informational; the database is the authority 
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from functools import cache
@@ -231,3 +233,18 @@ def get_prediction_writer(
 
 
 PredictionWriter = Annotated[PredictionAuthor, Depends(get_prediction_writer)]
+
+
+def get_metrics_reader(
+    session: SessionDep, settings: SettingsDep, credentials: BearerCredentials
+) -> None:
+    """The Prometheus scrape token (``metrics.token``), or a user who may ``metrics.read``:
+    the numbers say who runs how much where, so they are not public."""
+    token = settings.metrics.token
+    presented = credentials.credentials if credentials else ""
+    if token and hmac.compare_digest(presented, token.get_secret_value()):
+        return
+    require(Action.METRICS_READ, get_current_user(session, settings, credentials))
+
+
+MetricsReader = Annotated[None, Depends(get_metrics_reader)]

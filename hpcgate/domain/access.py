@@ -58,28 +58,29 @@ class ApiKeyOwner(enum.StrEnum):
 
 
 class Action(enum.StrEnum):
-    """Everything a user may or may not do; the values are the permission names."""
+    """Everything a user may or may not do; the values are the permission names
+    (``DESCRIPTIONS`` says what each covers)."""
 
-    CALCULATION_READ = "calculation.read"  # list, view, results, reports, inputs, steps
-    CALCULATION_CREATE = "calculation.create"  # create (at the default priority), preview
-    CALCULATION_UPDATE = "calculation.update"  # rename
+    CALCULATION_READ = "calculation.read"
+    CALCULATION_CREATE = "calculation.create"
+    CALCULATION_UPDATE = "calculation.update"
     CALCULATION_CANCEL = "calculation.cancel"
-    CALCULATION_APPROVE = "calculation.approve"  # approve or reject a pending calculation
-    CALCULATION_PRIORITIZE = "calculation.prioritize"  # set a priority (also at creation)
-    USER_READ = "user.read"  # list and view accounts
-    USER_MANAGE = "user.manage"  # set a password, block, unblock
-    USER_ADMINISTER = "user.administer"  # create, delete, edit (role), revoke sessions
-    CLUSTER_READ = "cluster.read"  # clusters, queues, heartbeats
-    CLUSTER_MANAGE = "cluster.manage"  # clusters, their config, queues, cluster accounts
-    API_KEY_MANAGE = "api_key.manage"  # agent keys and ML-API keys
-    ML_MODEL_READ = "ml_model.read"  # registered models and their live state
-    ML_MODEL_INVOKE = "ml_model.invoke"  # call a model (ML-API invocations)
-    ML_MODEL_MANAGE = "ml_model.manage"  # register, edit, delete, run, stop, container logs
-    PREDICTION_WRITE = "prediction.write"  # store a prediction by hand (the ML-API's key too)
-    NOTIFICATION_MANAGE = "notification.manage"  # the mail outbox: list, retry, test mail
-    LOG_READ = "log.read"  # every log line (list and live tail)
+    CALCULATION_APPROVE = "calculation.approve"
+    CALCULATION_PRIORITIZE = "calculation.prioritize"
+    USER_READ = "user.read"
+    USER_MANAGE = "user.manage"
+    USER_ADMINISTER = "user.administer"
+    CLUSTER_READ = "cluster.read"
+    CLUSTER_MANAGE = "cluster.manage"
+    API_KEY_MANAGE = "api_key.manage"
+    ML_MODEL_READ = "ml_model.read"
+    ML_MODEL_INVOKE = "ml_model.invoke"
+    ML_MODEL_MANAGE = "ml_model.manage"
+    PREDICTION_WRITE = "prediction.write"
+    NOTIFICATION_MANAGE = "notification.manage"
+    LOG_READ = "log.read"
     LOG_DELETE = "log.delete"
-    METRICS_READ = "metrics.read"  # Prometheus metrics (who runs how much where)
+    METRICS_READ = "metrics.read"
 
 
 class Scope(enum.StrEnum):
@@ -150,6 +151,31 @@ POLICY: Mapping[Action, Mapping[Role, Scope]] = {
 }
 
 
+# What each permission means, in words (docs/rbac.md, the portal's tooltips).
+DESCRIPTIONS: Mapping[Action, str] = {
+    Action.CALCULATION_READ: "view calculations: steps, inputs, results, reports, predictions",
+    Action.CALCULATION_CREATE: "create calculations (at the default priority) and preview them",
+    Action.CALCULATION_UPDATE: "rename or re-describe a calculation",
+    Action.CALCULATION_CANCEL: "cancel a calculation",
+    Action.CALCULATION_APPROVE: "approve or reject a calculation that waits for approval",
+    Action.CALCULATION_PRIORITIZE: "set a calculation's priority (also when creating it)",
+    Action.USER_READ: "list and view user accounts",
+    Action.USER_MANAGE: "set another account's password, block and unblock it",
+    Action.USER_ADMINISTER: "create and delete accounts, change their role, revoke their sessions",
+    Action.CLUSTER_READ: "list and view clusters, their queues and heartbeats",
+    Action.CLUSTER_MANAGE: "create, change, disable, delete clusters; queues, cluster accounts",
+    Action.API_KEY_MANAGE: "create, rotate and revoke agent keys and ML-API keys",
+    Action.ML_MODEL_READ: "list and view registered ML models and their live state",
+    Action.ML_MODEL_INVOKE: "call a model through the ML-API",
+    Action.ML_MODEL_MANAGE: "register, change, delete models; run and stop them; container logs",
+    Action.PREDICTION_WRITE: "store a prediction by hand (the ML-API's key does it for users)",
+    Action.NOTIFICATION_MANAGE: "the mail outbox: list, retry, send a test mail",
+    Action.LOG_READ: "read every log line (list and live tail)",
+    Action.LOG_DELETE: "delete log lines",
+    Action.METRICS_READ: "read the Prometheus metrics (they say who runs how much where)",
+}
+
+
 def scope_of(action: Action, role: Role | str) -> Scope | None:
     """The scope ``role`` has for ``action``, or None when it may not do it at all."""
     return POLICY[action].get(Role(role))
@@ -211,6 +237,7 @@ def permissions_of(role: Role | str) -> list[str]:
 
 
 __all__ = [
+    "DESCRIPTIONS",
     "POLICY",
     "Action",
     "Actor",

@@ -120,6 +120,8 @@ def declared_minimum(route: Endpoint) -> str:
     calls = _dependency_calls(route)
     if deps.get_prediction_writer in calls:
         return table.ML_API_OR_ADMIN
+    if deps.get_metrics_reader in calls:
+        return table.METRICS
     roles = [_lowest_role(a) for a in Action if deps.permitted(a) in calls]
     if deps.get_managed_user in calls:
         roles.append(_lowest_role(Action.USER_MANAGE))
@@ -156,7 +158,8 @@ def test_routes_enforce_the_table_through_deps(app: FastAPI) -> None:
             wrong.append(f"{key[0]} {key[1]}: table says {expected}, dependencies say {declared}")
     assert not wrong, (
         "Use the hpcgate.api.deps aliases (CurrentUser, May..., ManagedUser, AgentCluster, "
-        "MlApiKey) so the route enforces what rbac_table.py says:\n" + "\n".join(wrong)
+        "MlApiKey, PredictionWriter, MetricsReader) so the route enforces what rbac_table.py "
+        "says:\n" + "\n".join(wrong)
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from hpcgate.domain.access import (
+    DESCRIPTIONS,
     POLICY,
     Action,
     Owned,
@@ -53,7 +54,7 @@ OTHER = 8
 
 
 def test_every_action_is_written_out() -> None:
-    assert set(EXPECTED) == set(Action) == set(POLICY)
+    assert set(EXPECTED) == set(Action) == set(POLICY) == set(DESCRIPTIONS)
 
 
 def test_action_values_are_dotted_names() -> None:
