@@ -1,25 +1,13 @@
 /**
  * A step's raw outputs: its run directory, read on the cluster (local, SSH or through the
  * agent), browsable, each file downloadable (fetched with the session's token, then saved).
- * Untyped on purpose (own small interfaces): the routes are `/calculations/{id}/steps/{i}/outputs`.
+ * The listing is a cached query (`api/queries/outputs.ts`), downloads go through the typed client.
  */
-import { useCallback, useEffect, useState } from "react";
+import { useState } from "react";
 import { useApi } from "../api/context";
+import { useStepOutputs } from "../api/queries/outputs";
 import { Card, ErrorBox } from "./ui";
 
-interface Entry {
-  name: string;
-  kind: string;
-  size: number;
-  mtime: number;
-}
-interface Listing {
-  path: string;
-  state: string;
-  stdout: string;
-  entries: Entry[];
-  truncated: boolean;
-}
 export interface StepRef {
   index: number;
   label: string;
@@ -40,46 +28,25 @@ export function defaultStep(steps: StepRef[]): StepRef | undefined {
   return started.find((s) => s.state === "running") ?? started[started.length - 1];
 }
 
-function encodePath(path: string): string {
-  return path.split("/").map(encodeURIComponent).join("/");
-}
-
 export function OutputsPanel({ calc }: { calc: { id: number; steps: StepRef[] } }) {
   const api = useApi();
   const started = calc.steps.filter((s) => !NOT_STARTED.has(s.state));
   const [stepIndex, setStepIndex] = useState<number | null>(null);
   const step = started.find((s) => s.index === stepIndex) ?? defaultStep(calc.steps);
   const [path, setPath] = useState("");
-  const [listing, setListing] = useState<Listing | null>(null);
   const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
-  const base = step ? `/calculations/${calc.id}/steps/${step.index}` : null;
-
-  const load = useCallback(async () => {
-    if (!base) return;
-    setBusy(true);
-    try {
-      const query = path ? `?path=${encodeURIComponent(path)}` : "";
-      const response = await api.send("get", `${base}/outputs${query}`);
-      setListing((await response.json()) as Listing);
-      setError(null);
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
-    }
-  }, [api, base, path]);
-
-  useEffect(() => {
-    void load();
-  }, [load, step?.state]);
+  const outputs = useStepOutputs(calc.id, step?.index, path, step?.state);
+  const listing = outputs.data;
 
   const download = async (name: string) => {
-    if (!base) return;
+    if (!step) return;
     const rel = path ? `${path}/${name}` : name;
+    setError(null);
     try {
-      const response = await api.send("get", `${base}/outputs/${encodePath(rel)}`, undefined, { Accept: "*/*" });
-      const url = URL.createObjectURL(await response.blob());
+      const { blob } = await api.download("/calculations/{calc_id}/steps/{step_index}/outputs/{path}", {
+        path: { calc_id: calc.id, step_index: step.index, path: rel },
+      });
+      const url = URL.createObjectURL(blob);
       const a = document.createElement("a");
       a.href = url;
       a.download = name;
@@ -113,7 +80,7 @@ export function OutputsPanel({ calc }: { calc: { id: number; steps: StepRef[] } 
               </option>
             ))}
           </select>
-          <button type="button" className="secondary" onClick={() => void load()} disabled={busy}>
+          <button type="button" className="secondary" onClick={() => void outputs.refetch()} disabled={outputs.isFetching}>
             Refresh
           </button>
         </>
@@ -127,7 +94,7 @@ export function OutputsPanel({ calc }: { calc: { id: number; steps: StepRef[] } 
         ) : null}{" "}
         /{path}
       </p>
-      {error ? <ErrorBox error={error} /> : null}
+      {error || outputs.error ? <ErrorBox error={error ?? outputs.error} /> : null}
       {listing ? (
         <table className="table" data-testid="outputs-table">
           <thead>

@@ -19,6 +19,8 @@ export const keys = {
     results: (id: number) => ["calculations", id, "results"] as const,
     predictions: (id: number) => ["calculations", id, "predictions"] as const,
     inputFile: (id: number, name: string) => ["calculations", id, "inputs", name] as const,
+    outputs: (id: number, step: number | undefined, path: string) =>
+      ["calculations", id, "outputs", step ?? null, path] as const,
   },
   steps: {
     detail: (id: number) => ["steps", id] as const,
