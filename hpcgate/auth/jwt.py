@@ -12,7 +12,7 @@ same ``HPCGATE_AUTH__SECRET_KEY``; it never issues tokens):
 
 Verification here is stateless. The API additionally loads the user on every request (one
 primary-key lookup) so that a blocked user, a changed role or "revoke all sessions" takes
-effect at once rather than when the token expires; see ``hpcgate/api/deps_auth.py``.
+effect at once rather than when the token expires; see ``hpcgate/api/deps.py``.
 """
 
 from __future__ import annotations
