@@ -127,3 +127,34 @@ def test_markers_match_the_lines_they_name() -> None:
     assert qe_markers.JOB_DONE.match("   JOB DONE.")
     with pytest.raises(ValueError, match="share a name"):
         marker_types.MarkerTable(m.SCF, m.SCF)
+
+
+def _flat(table: marker_types.MarkerTable) -> re.Pattern[bytes]:
+    """The plain alternation the factored pattern must agree with."""
+    alternatives = [
+        f"(?P<{m.name}>{' ++' if m.indented else ''}(?:{m.text}))" for m in table.markers
+    ]
+    return re.compile((r"\n(?:" + "|".join(alternatives) + r")[^\n]*+").encode())
+
+
+_TABLES = [siesta_markers.MARKERS, siesta_markers.TBTRANS_MARKERS, qe_markers.MARKERS]
+
+
+@pytest.mark.parametrize("table", _TABLES, ids=["siesta", "tbtrans", "qe"])
+def test_factored_pattern_matches_like_the_plain_alternation(
+    table: marker_types.MarkerTable,
+) -> None:
+    # Every marker's own line, its neighbours' prefixes, and lines that almost match.
+    lines = []
+    for m in table.markers:
+        sample = re.sub(r"\\(.)", r"\1", re.sub(r"\(\?[=!][^)]*\)|[*+?]+|\[[^\]]*\]", "", m.text))
+        lines += [sample + " 1.0", " " + sample + " 2", "   " + sample[:-1], sample[:3]]
+    text = ("\n" + "\n".join(lines) + "\n").encode()
+    fixtures = Path(__file__).parents[3].parent / "shared" / "fixtures" / "siesta"
+    for path in sorted(fixtures.glob("*/*.out"))[:6]:
+        text += b"\n" + path.read_bytes()
+    factored = [(m.start(), m.group(0), m.lastgroup) for m in table.pattern.finditer(text)]
+    plain = [(m.start(), m.group(0), m.lastgroup) for m in _flat(table).finditer(text)]
+    assert factored == plain
+    seen = {k for _, _, k in factored}
+    assert len(seen) >= 0.8 * len(table.markers), seen  # the samples do reach the markers
