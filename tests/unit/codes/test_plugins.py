@@ -21,6 +21,7 @@ from hpcgate.codes.siesta import markers as siesta_markers
 from hpcgate.codes.siesta import validate as siesta_validate
 from hpcgate.codes.validation import detect_code, known_codes, resolve_code
 from hpcgate.errors import InvalidInput
+from tests.helpers.fixtures_path import siesta_fixtures_dir
 
 _PROTOCOL_MEMBERS = [
     name
@@ -150,8 +151,7 @@ def test_factored_pattern_matches_like_the_plain_alternation(
         sample = re.sub(r"\\(.)", r"\1", re.sub(r"\(\?[=!][^)]*\)|[*+?]+|\[[^\]]*\]", "", m.text))
         lines += [sample + " 1.0", " " + sample + " 2", "   " + sample[:-1], sample[:3]]
     text = ("\n" + "\n".join(lines) + "\n").encode()
-    fixtures = Path(__file__).parents[3].parent / "shared" / "fixtures" / "siesta"
-    for path in sorted(fixtures.glob("*/*.out"))[:6]:
+    for path in sorted(siesta_fixtures_dir().glob("*/*.out"))[:6]:  # none: synthetic only
         text += b"\n" + path.read_bytes()
     factored = [(m.start(), m.group(0), m.lastgroup) for m in table.pattern.finditer(text)]
     plain = [(m.start(), m.group(0), m.lastgroup) for m in _flat(table).finditer(text)]
