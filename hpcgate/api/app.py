@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -13,9 +12,11 @@ from sqlalchemy import Engine
 from hpcgate import __version__
 from hpcgate.api.errors import install_error_handlers
 from hpcgate.api.middleware import AdmissionLimit, ServerTiming
-from hpcgate.api.routes import health
+from hpcgate.api.routes import ROUTERS
 from hpcgate.api.unhandled import UnhandledErrors
 from hpcgate.db.session import make_engine, make_sessionmaker
+from hpcgate.metrics.asgi import RequestMetrics
+from hpcgate.services.metrics_state import install as install_state_collector
 from hpcgate.settings import Settings
 
 
@@ -70,9 +71,11 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(UnhandledErrors)  # innermost: a 500 that keeps the connection
     app.add_middleware(AdmissionLimit, **_admission_pools(capacity, settings))
-    app.add_middleware(ServerTiming)  # added last = outermost: it also times admission
-    app.include_router(health.router)
-    _mount_extensions(app, settings)
+    app.add_middleware(ServerTiming)  # it also times admission
+    app.add_middleware(RequestMetrics)  # added last = outermost: latency as clients see it
+    install_state_collector(app.state.sessionmaker)  # the database-wide gauges of /metrics
+    for router in ROUTERS:
+        app.include_router(router)
     from hpcgate.api.portal import mount_portal
 
     mount_portal(app)
@@ -97,13 +100,3 @@ def _pool_capacity(engine: Engine) -> int:
     if callable(size):
         return max(4, int(size()) + max(int(overflow), 0))
     return 40
-
-
-def _mount_extensions(app: FastAPI, settings: Settings) -> None:
-    """Each layer lists its routers in its own module, so layers evolve independently."""
-    from hpcgate.api.routes.engine_routers import ENGINE_ROUTERS
-    from hpcgate.api.routes.security_routers import SECURITY_ROUTERS
-
-    routers: list[Any] = [*SECURITY_ROUTERS, *ENGINE_ROUTERS]
-    for router in routers:
-        app.include_router(router)

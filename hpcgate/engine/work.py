@@ -1,8 +1,12 @@
-"""Work items: what the service hands to a dispatcher (worker or agent), as plain JSON data."""
+"""What the service and a dispatcher (worker or agent) exchange, as plain JSON data.
+
+Work items go out; typed observations and heartbeat samples come back. States are
+``StepState`` members here, their string values only on the wire.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -212,8 +216,6 @@ def for_dispatcher(
     queue_overrides: dict[str, dict[str, str | None]] | None = None,
 ) -> CalculationWork:
     """Fill in what only the dispatcher knows: how to call ``hpcgate`` inside jobs, local queues."""
-    from dataclasses import replace
-
     steps = []
     for step in work.steps:
         ctx = {**step.context, "hpcgate_command": list(hpcgate_command)}

@@ -8,35 +8,28 @@ transaction — bad input never leaves anything half-written.
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import PurePosixPath
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hpcgate.codes.plugin import PreparedInputs, check_binary_inputs, check_input_files
+from hpcgate.codes.registry import get_plugin
 from hpcgate.db.models import (
-    ArrayTask,
     Calculation,
     Cluster,
     Molecule,
     QueueMapping,
-    Step,
-    StepEdge,
 )
 from hpcgate.db.models.users import User
 from hpcgate.domain.access import Action, Owned, may
 from hpcgate.domain.plan import (
     Plan,
     PlanError,
-    array_task_dirname,
     build_plan,
-    calculation_dirname,
-    job_name,
-    step_dirname,
 )
 from hpcgate.domain.states import (
     CalculationState,
@@ -44,15 +37,10 @@ from hpcgate.domain.states import (
     transition_calculation,
     transition_step,
 )
-from hpcgate.engine.codes import (
-    PreparedInputs,
-    check_binary_inputs,
-    check_input_files,
-    get_plugin,
-)
 from hpcgate.errors import Conflict, Forbidden, InvalidInput, NotFound
 from hpcgate.services.input_blobs import link_inputs, resolve_binary_inputs
 from hpcgate.services.parse_pool import get_pool
+from hpcgate.services.planned_steps import StepsCommon, insert_edges, insert_steps
 from hpcgate.services.start_from import check_start_from
 from hpcgate.services.wakeup import notify_work
 from hpcgate.settings import Settings
@@ -138,7 +126,7 @@ def _prepare_all(
     if not isinstance(base, Mapping):
         raise InvalidInput("'parameters' must be an object")
     if plan.kind == "transiesta":  # electrode, device and TBtrans steps from their own fdfs
-        from hpcgate.engine.transiesta import prepare_ladder
+        from hpcgate.codes.siesta.ladder import prepare_ladder
 
         return prepare_ladder(plan, code, config, binary=binary)
     prepared: dict[int, list[PreparedInputs]] = {}
@@ -165,23 +153,10 @@ def _prepare_all(
 def create_calculation(
     session: Session, owner: User, new: NewCalculation, settings: Settings
 ) -> Calculation:
-    name = new.name.strip()
-    if not name or len(name) > 200:
-        raise InvalidInput("name must be 1 to 200 characters")
-    if new.priority != 0 and not may(Action.CALCULATION_PRIORITIZE, owner):
-        # A priority is a moderator's decision (docs/rbac.md); a user's own would jump the queue.
-        raise Forbidden(
-            "only moderators may set a calculation's priority; leave 'priority' out (0)"
-        )
-    cluster = session.get(Cluster, new.cluster_id)
-    if cluster is None:
-        raise NotFound(f"cluster {new.cluster_id} does not exist")
-    queue = next((q for q in cluster.queues if q.logical_queue == new.logical_queue), None)
-    if queue is None:
-        known = ", ".join(sorted(q.logical_queue for q in cluster.queues)) or "none"
-        raise InvalidInput(
-            f"cluster {cluster.name} has no queue {new.logical_queue!r} (known: {known})"
-        )
+    """Check everything, then write the calculation, its steps, edges and array tasks."""
+    name = _checked_name(new.name)
+    _check_priority(owner, new.priority)
+    cluster, queue = _cluster_and_queue(session, new.cluster_id, new.logical_queue)
     if new.molecule_id is not None and session.get(Molecule, new.molecule_id) is None:
         raise NotFound(f"molecule {new.molecule_id} does not exist")
     config = dict(new.configuration)
@@ -201,13 +176,71 @@ def create_calculation(
     pool = get_pool(settings.parse_workers, settings.parse_timeout_s)
     prepared = pool.run(_prepare_all, plan, new.code, config)
     if plan.kind == "transiesta":
-        from hpcgate.engine.transiesta import ladder_analyses, step_analyses
+        from hpcgate.codes.siesta.ladder import ladder_analyses
 
         analyses = ladder_analyses(analyses)
     blob_refs = resolve_binary_inputs(session, config, settings)
-    plugin = get_plugin(new.code)
-    inherit_default = list(plugin.default_inherit)
+    calc = _insert_calculation(session, owner, new, name, cluster, config, analyses, settings)
+    shared = StepsCommon(
+        plan_kind=plan.kind,
+        resources=resources,
+        queue=queue,
+        command=list(config.get("command") or []),
+        analyses=analyses,
+        blob_refs=blob_refs,
+        plugin=get_plugin(new.code),
+    )
+    steps = insert_steps(session, calc, cluster, plan, prepared, shared)
+    insert_edges(session, plan, steps)
+    link_inputs(session, calc.id, blob_refs)
+    session.flush()
+    if calc.state is CalculationState.READY:
+        notify_work(session, cluster.id)  # delivered at commit: the dispatcher wakes at once
+    log.info("calculation %s created with %d step(s)", calc.id, len(plan.steps))
+    return calc
 
+
+def _checked_name(raw: str) -> str:
+    name = raw.strip()
+    if not name or len(name) > 200:
+        raise InvalidInput("name must be 1 to 200 characters")
+    return name
+
+
+def _check_priority(owner: User, priority: int) -> None:
+    if priority != 0 and not may(Action.CALCULATION_PRIORITIZE, owner):
+        # A priority is a moderator's decision (docs/rbac.md); a user's own would jump the queue.
+        raise Forbidden(
+            "only moderators may set a calculation's priority; leave 'priority' out (0)"
+        )
+
+
+def _cluster_and_queue(
+    session: Session, cluster_id: int, logical_queue: str
+) -> tuple[Cluster, QueueMapping]:
+    cluster = session.get(Cluster, cluster_id)
+    if cluster is None:
+        raise NotFound(f"cluster {cluster_id} does not exist")
+    queue = next((q for q in cluster.queues if q.logical_queue == logical_queue), None)
+    if queue is None:
+        known = ", ".join(sorted(q.logical_queue for q in cluster.queues)) or "none"
+        raise InvalidInput(
+            f"cluster {cluster.name} has no queue {logical_queue!r} (known: {known})"
+        )
+    return cluster, queue
+
+
+def _insert_calculation(
+    session: Session,
+    owner: User,
+    new: NewCalculation,
+    name: str,
+    cluster: Cluster,
+    config: dict[str, Any],
+    analyses: list[str],
+    settings: Settings,
+) -> Calculation:
+    """The calculation row: ready at once, or waiting for a moderator where approval is on."""
     needs_approval = settings.scheduler.require_approval or cluster.require_approval
     calc = Calculation(
         name=name,
@@ -215,7 +248,7 @@ def create_calculation(
         owner_id=owner.id,
         molecule_id=new.molecule_id,
         cluster_id=cluster.id,
-        logical_queue=queue.logical_queue,
+        logical_queue=new.logical_queue,
         code=new.code,
         configuration=config,
         analyses=analyses,
@@ -225,88 +258,6 @@ def create_calculation(
     )
     session.add(calc)
     session.flush()
-    token = secrets.token_hex(4)
-    calc_dir = PurePosixPath(cluster.scratch_root) / "hpcgate" / calculation_dirname(calc.id, name)
-    steps_by_index: dict[int, Step] = {}
-    for planned in plan.steps:
-        workdir = calc_dir / step_dirname(planned)
-        inputs = prepared[planned.index]
-        if planned.is_array:
-            files = {
-                f"{array_task_dirname(i)}/{fname}": text
-                for i, p in enumerate(inputs)
-                for fname, text in p.files.items()
-            }
-            context = dict(inputs[0].context) if inputs else {}
-            blobs = {
-                f"{array_task_dirname(i)}/{ref.name}": ref.sha256
-                for i in range(len(inputs))
-                for ref in blob_refs
-            }
-        else:
-            files = dict(inputs[0].files) if inputs else {}
-            context = dict(inputs[0].context) if inputs else {}
-            blobs = {ref.name: ref.sha256 for ref in blob_refs}
-        inherit = list(planned.inherit) or (
-            inherit_default if planned.parents and not planned.edge_inherit else []
-        )
-        template = str(context.pop("template", plugin.template))
-        spec = {
-            "resources": resources,
-            "queue": queue.partition,
-            "account": queue.account,
-            "qos": queue.qos,
-            "max_concurrent": planned.max_concurrent,
-            "files": files,
-            "blobs": blobs,
-            "context": context,
-            "inherit": inherit,
-            "command": list(config.get("command") or []),
-            "analyses": (
-                step_analyses(planned, analyses) if plan.kind == "transiesta" else analyses
-            ),
-            "variant": dict(planned.variant.parameters) if planned.variant else {},
-        }
-        if planned.meta:
-            spec["ladder"] = dict(planned.meta)
-        step = Step(
-            calculation_id=calc.id,
-            cluster_id=cluster.id,
-            index=planned.index,
-            label=planned.label[:200],
-            template=template,
-            spec=spec,
-            state=StepState.PLANNED,
-            job_name=job_name(calc.id, token, planned.index, 1),
-            attempt=1,
-            array_size=len(planned.array) if planned.is_array else None,
-            workdir=str(workdir),
-        )
-        if planned.is_array:
-            step.tasks = [
-                ArrayTask(task_index=i, label=v.label[:200], variant=dict(v.parameters))
-                for i, v in enumerate(planned.array)
-            ]
-        session.add(step)
-        steps_by_index[planned.index] = step
-    session.flush()
-    for planned in plan.steps:
-        for parent in planned.parents:
-            session.add(
-                StepEdge(
-                    parent_id=steps_by_index[parent].id,
-                    child_id=steps_by_index[planned.index].id,
-                    kind="afterok",
-                    inherit=list(planned.inherit_from(parent))
-                    if planned.edge_inherit
-                    else list(steps_by_index[planned.index].spec["inherit"]),
-                )
-            )
-    link_inputs(session, calc.id, blob_refs)
-    session.flush()
-    if calc.state is CalculationState.READY:
-        notify_work(session, cluster.id)  # delivered at commit: the dispatcher wakes at once
-    log.info("calculation %s created with %d step(s)", calc.id, len(plan.steps))
     return calc
 
 
@@ -327,6 +278,20 @@ def ensure_may_change(calc: Calculation, user: User, action: Action) -> None:
             f"calculation {calc.id} belongs to another user; "
             "only its owner or a moderator may change it"
         )
+
+
+def update_calculation(
+    session: Session, calc_id: int, user: User, *, name: str | None, description: str | None
+) -> Calculation:
+    """Rename or re-describe (owner or moderator); a blank name keeps the old one."""
+    calc = get_calculation(session, calc_id)
+    ensure_may_change(calc, user, Action.CALCULATION_UPDATE)
+    if name is not None:
+        calc.name = name.strip() or calc.name
+    if description is not None:
+        calc.description = description
+    session.flush()
+    return calc
 
 
 def approve(session: Session, calc_id: int, moderator: User) -> Calculation:

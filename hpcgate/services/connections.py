@@ -12,6 +12,7 @@ import os
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,10 @@ class ClusterConnections:
             if cached:
                 cached[1].runner.close()
             adapter = build_adapter(
-                cluster, self._template_overrides, job_user=job_user, account=account,
+                cluster,
+                self._template_overrides,
+                job_user=job_user,
+                account=account,
                 settings=self._settings,
             )
             self._cache[(cluster.id, login)] = (key, adapter)
@@ -93,6 +97,33 @@ def _job_can_run(account: str, path: str) -> bool:
     return can_execute(account, path)
 
 
+@dataclass(frozen=True)
+class _AdapterOptions:
+    """A cluster's ``options`` sorted by who uses them: the runner or the adapter."""
+
+    runner: dict[str, Any]  # what is left: key_filename, known_hosts...
+    pass_names: list[str]
+    shared_read: bool
+    ssh_options: dict[str, Any]
+    template_dirs: list[str]
+    adapter: dict[str, Any]
+
+    @classmethod
+    def of(cls, cluster: Cluster, template_overrides: Sequence[Path]) -> _AdapterOptions:
+        opts = dict(cluster.options or {})
+        opts.pop("hpcgate_command", None)  # used by the dispatcher, not by the adapter
+        opts.pop("launcher", None)
+        opts.pop("job_environment", None)  # rendered into the job script by the dispatcher
+        opts.pop("job_user", None)
+        pass_names = list(opts.pop("pass_environment", None) or [])
+        shared_read = bool(opts.pop("shared_read", False))
+        ssh_options = opts.pop("ssh_options", None) or {}
+        template_dirs = [*opts.pop("template_dirs", []), *map(str, template_overrides)]
+        adapter_opts = dict(opts.pop("adapter_options", {}) or {})
+        adapter_opts["pass_environment"] = pass_names
+        return cls(opts, pass_names, shared_read, ssh_options, template_dirs, adapter_opts)
+
+
 def build_adapter(
     cluster: Cluster,
     template_overrides: Sequence[Path] = (),
@@ -104,75 +135,90 @@ def build_adapter(
     """``job_user``: the cluster's job account (local access, as root); ``account``: the
     calculation owner's mapped login, which wins. Either way the service's own identity and
     environment never reach a job."""
-    opts = dict(cluster.options or {})
-    opts.pop("hpcgate_command", None)  # used by the dispatcher, not by the adapter
-    opts.pop("launcher", None)
-    opts.pop("job_environment", None)  # rendered into the job script by the dispatcher
-    opts.pop("job_user", None)
-    pass_names = list(opts.pop("pass_environment", None) or [])
-    shared_read = bool(opts.pop("shared_read", False))
-    ssh_options = opts.pop("ssh_options", None)
-    template_dirs = [*opts.pop("template_dirs", []), *map(str, template_overrides)]
-    adapter_opts = dict(opts.pop("adapter_options", {}) or {})
-    adapter_opts["pass_environment"] = pass_names
+    opts = _AdapterOptions.of(cluster, template_overrides)
+    runner: Any
     if cluster.access_mode is AccessMode.LOCAL:
-        run_as = account.login_name if account is not None else job_user
-        if account is not None and job_user is None:
-            raise ConfigurationError(
-                f"cluster {cluster.name}: jobs of this user must run as {run_as!r}, which "
-                "needs the service started as root (and local.job_user set)"
-            )
-        scratch = Path(cluster.scratch_root)
-        if not scratch.exists():
-            scratch.mkdir(parents=True, mode=0o711 if run_as else 0o777)
-        runner: Any = LocalRunner(
-            cluster.scratch_root,
-            env=command_environment(os.environ, pass_names),
-            job_user=run_as,
-            shared_read=shared_read,
-        )
-        adapter_opts["run_as"] = run_as
-        command = (cluster.options or {}).get("hpcgate_command") or default_hpcgate_command()
-        if run_as and command and not _job_can_run(run_as, str(command[0])):
-            log.warning(
-                "cluster %s: jobs run as %r, which cannot execute %s (hpcgate validate/extract "
-                "in job scripts will fail with rc 126): install hpcgate where that account can "
-                "run it and set options.hpcgate_command", cluster.name, run_as, command[0],
-            )
+        runner, run_as = _local_runner(cluster, opts, job_user, account)
+        opts.adapter["run_as"] = run_as
     elif cluster.access_mode is AccessMode.SSH:
-        from scheduler_adapters.runners.ssh import SshRunner
-
-        if not cluster.host or not cluster.login_user:
-            raise InvalidInput(f"cluster {cluster.name}: SSH access needs host and login user")
-        if not opts.get("key_filename") or not opts.get("known_hosts"):
-            raise InvalidInput(
-                f"cluster {cluster.name}: SSH access needs options.key_filename and "
-                "options.known_hosts (host keys are always verified)"
-            )
-        login = cluster.login_user
-        key: dict[str, Any] = {"key_filename": str(opts["key_filename"])}
-        if account is not None:
-            # A mapped user logs in with their own key: the job is theirs on the cluster.
-            from hpcgate.services.cluster_accounts import ssh_pkey
-
-            if settings is None or account.ssh_key_encrypted is None:
-                raise ConfigurationError(
-                    f"cluster {cluster.name}: {account.login_name!r} has no stored SSH key"
-                )
-            login, key = account.login_name, {"pkey": ssh_pkey(account, settings)}
-            key["private_dirs"] = not shared_read
-        runner = SshRunner(
-            cluster.host,
-            cluster.port,
-            login,
-            known_hosts=str(opts["known_hosts"]),
-            scratch_root=cluster.scratch_root,
-            **key,
-            **_ssh_options(ssh_options or {}),
-        )
+        runner = _ssh_runner(cluster, opts, account, settings)
     else:
         raise InvalidInput(f"cluster {cluster.name} is reached by its agent, not from the service")
-    return get_adapter(cluster.scheduler, runner, template_dirs=template_dirs, **adapter_opts)
+    return get_adapter(cluster.scheduler, runner, template_dirs=opts.template_dirs, **opts.adapter)
+
+
+def _local_runner(
+    cluster: Cluster,
+    opts: _AdapterOptions,
+    job_user: str | None,
+    account: ClusterAccount | None,
+) -> tuple[LocalRunner, str | None]:
+    """A runner on this machine, and the account jobs run as (None: this process's user)."""
+    run_as = account.login_name if account is not None else job_user
+    if account is not None and job_user is None:
+        raise ConfigurationError(
+            f"cluster {cluster.name}: jobs of this user must run as {run_as!r}, which "
+            "needs the service started as root (and local.job_user set)"
+        )
+    scratch = Path(cluster.scratch_root)
+    if not scratch.exists():
+        scratch.mkdir(parents=True, mode=0o711 if run_as else 0o777)
+    runner = LocalRunner(
+        cluster.scratch_root,
+        env=command_environment(os.environ, opts.pass_names),
+        job_user=run_as,
+        shared_read=opts.shared_read,
+    )
+    command = (cluster.options or {}).get("hpcgate_command") or default_hpcgate_command()
+    if run_as and command and not _job_can_run(run_as, str(command[0])):
+        log.warning(
+            "cluster %s: jobs run as %r, which cannot execute %s (hpcgate validate/extract "
+            "in job scripts will fail with rc 126): install hpcgate where that account can "
+            "run it and set options.hpcgate_command",
+            cluster.name,
+            run_as,
+            command[0],
+        )
+    return runner, run_as
+
+
+def _ssh_runner(
+    cluster: Cluster,
+    opts: _AdapterOptions,
+    account: ClusterAccount | None,
+    settings: Settings | None,
+) -> Any:
+    """One SSH connection to the login node: as the cluster's login user, or as the mapped
+    user with their own key (the job is then theirs on the cluster)."""
+    from scheduler_adapters.runners.ssh import SshRunner
+
+    if not cluster.host or not cluster.login_user:
+        raise InvalidInput(f"cluster {cluster.name}: SSH access needs host and login user")
+    if not opts.runner.get("key_filename") or not opts.runner.get("known_hosts"):
+        raise InvalidInput(
+            f"cluster {cluster.name}: SSH access needs options.key_filename and "
+            "options.known_hosts (host keys are always verified)"
+        )
+    login = cluster.login_user
+    key: dict[str, Any] = {"key_filename": str(opts.runner["key_filename"])}
+    if account is not None:
+        from hpcgate.services.cluster_accounts import ssh_pkey
+
+        if settings is None or account.ssh_key_encrypted is None:
+            raise ConfigurationError(
+                f"cluster {cluster.name}: {account.login_name!r} has no stored SSH key"
+            )
+        login, key = account.login_name, {"pkey": ssh_pkey(account, settings)}
+        key["private_dirs"] = not opts.shared_read
+    return SshRunner(
+        cluster.host,
+        cluster.port,
+        login,
+        known_hosts=str(opts.runner["known_hosts"]),
+        scratch_root=cluster.scratch_root,
+        **key,
+        **_ssh_options(opts.ssh_options),
+    )
 
 
 _SSH_OPTIONS = {

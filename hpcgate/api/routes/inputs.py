@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from hpcgate.api.deps import CurrentUser, SessionDep, SettingsDep
-from hpcgate.api.routes.calculations import _detail, _new
+from hpcgate.api.routes.calculations import calculation_detail, new_calculation
 from hpcgate.api.schemas.calculations import CalculationCreate, CalculationDetail
 from hpcgate.api.uploads import ReceivedUpload, Upload
 from hpcgate.db.models import CalculationInput, InputBlob, User
@@ -150,9 +150,9 @@ def _create(
     if user is None:  # deleted while uploading
         raise InvalidInput("your account no longer exists")
     _store_all(session, upload, user_id)
-    calc = svc.create_calculation(session, user, _new(body), settings)
+    calc = svc.create_calculation(session, user, new_calculation(body), settings)
     session.refresh(calc)
-    return _detail(calc, session)
+    return calculation_detail(calc, session)
 
 
 @router.post(

@@ -28,14 +28,10 @@ needs the ``Authorization`` header, so browsers use a fetch-based SSE client.
 
 from __future__ import annotations
 
-import json
 import threading
-import time
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
-import anyio
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
@@ -60,6 +56,7 @@ from hpcgate.api.schemas.logs import (
 )
 from hpcgate.api.stream_slots import SlotStreamingResponse, StreamSlots
 from hpcgate.errors import HpcgateError, InvalidInput, RateLimited
+from hpcgate.services import log_stream
 from hpcgate.services import logs as svc
 from hpcgate.settings import Settings
 
@@ -73,7 +70,6 @@ Source = Annotated[
 MinLevel = Annotated[Level | None, Query(description="this level and above")]
 CalculationId = Annotated[int | None, Query(ge=1, le=2**63 - 1)]
 ClusterId = Annotated[int | None, Query(ge=1, le=2**63 - 1)]
-_STREAM_BATCH = 500
 
 
 def _filter(
@@ -157,7 +153,7 @@ def _fetch(
             get_current_user(session=session, settings=settings, credentials=credentials)
         except HpcgateError:
             return None
-        rows = svc.logs_after(session, flt, after_id, limit=_STREAM_BATCH)
+        rows = svc.logs_after(session, flt, after_id, limit=log_stream.BATCH)
         return [LogLineOut.model_validate(r).model_dump(mode="json") for r in rows]
 
 
@@ -188,19 +184,19 @@ def stream_logs(
     429 when the caller already has ``log_stream.max_per_user`` streams open.
     """
     bounds = settings.log_stream
-    if poll_s < bounds.min_poll_s:
-        raise InvalidInput(f"poll_s: at least {bounds.min_poll_s:g} s")
-    max_duration_s = min(max_duration_s, bounds.max_duration_s)
+    plan = log_stream.plan_stream(
+        session,
+        bounds,
+        after_id=after_id,
+        last_event_id=last_event_id,
+        poll_s=poll_s,
+        heartbeat_s=heartbeat_s,
+        max_duration_s=max_duration_s,
+    )
     flt = _filter(source, level, calculation_id, cluster_id)
+    session.commit()  # release the connection now; polls use their own short sessions
     scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
     credentials = HTTPAuthorizationCredentials(scheme=scheme, credentials=token.strip())
-    if after_id is not None:
-        start = after_id
-    elif last_event_id and last_event_id.isascii() and last_event_id.isdigit():
-        start = int(last_event_id)
-    else:
-        start = svc.latest_log_id(session)
-    session.commit()  # release the connection now; polls use their own short sessions
     factory: sessionmaker[Session] = request.app.state.sessionmaker
     slot = _stream_slots(request).acquire(user.id, bounds.max_per_user)
     if slot is None:
@@ -209,39 +205,11 @@ def stream_logs(
             retry_after=5,
         )
 
-    def end(last: int, reason: str) -> str:
-        return f"event: end\ndata: {json.dumps({'last_id': last, 'reason': reason})}\n\n"
-
-    async def events() -> AsyncIterator[str]:
-        last = start
-        yield "retry: 3000\n\n"
-        started = time.monotonic()
-        next_beat = started + heartbeat_s
-        while True:
-            if await request.is_disconnected():
-                return
-            rows = await run_in_threadpool(_fetch, factory, settings, credentials, flt, last)
-            if rows is None:
-                yield end(last, "unauthorized")
-                return
-            for row in rows:
-                last = row["id"]
-                yield f"id: {last}\nevent: log\ndata: {json.dumps(row)}\n\n"
-            if len(rows) == _STREAM_BATCH:
-                continue  # a backlog: keep reading before sleeping
-            now = time.monotonic()
-            if now - started >= max_duration_s:
-                yield end(last, "max_duration")
-                return
-            if rows:
-                next_beat = now + heartbeat_s
-            elif now >= next_beat:
-                yield ": keepalive\n\n"
-                next_beat = now + heartbeat_s
-            await anyio.sleep(min(poll_s, max(started + max_duration_s - now, 0.0)))
+    async def fetch(after: int) -> list[dict[str, Any]] | None:
+        return await run_in_threadpool(_fetch, factory, settings, credentials, flt, after)
 
     return SlotStreamingResponse(
-        events(),
+        log_stream.sse_events(plan, fetch, request.is_disconnected),
         slot,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},

@@ -173,21 +173,52 @@ async def tail_output(
         loc, source, rel = await run_in_threadpool(prepare)
     if offset is None and last_event_id and last_event_id.isascii() and last_event_id.isdigit():
         offset = int(last_event_id)
+    slot = _stream_slot(request, user.id, settings)
+    tail = _tail_bounds(settings, source, max_duration_s)
+    poll = _poller(request, settings, loc, source, rel)
+
+    async def events() -> Any:
+        async with admission_released(request.scope):
+            async for text in follow(poll, tail, offset, request.is_disconnected):
+                yield text
+
+    return SlotStreamingResponse(
+        events(),
+        slot,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _stream_slot(request: Request, user_id: int, settings: Settings) -> Any:
+    """A tail counts against the log streams' per-user limit (429 past it)."""
     bounds = settings.log_stream
-    slot = _stream_slots(request).acquire(user.id, bounds.max_per_user)
+    slot = _stream_slots(request).acquire(user_id, bounds.max_per_user)
     if slot is None:
         raise RateLimited(
             f"at most {bounds.max_per_user} log streams per user at once; close one first",
             retry_after=5,
         )
+    return slot
+
+
+def _tail_bounds(settings: Settings, source: Any, max_duration_s: float) -> TailBounds:
+    """Agents answer through the relay, so their tail polls more slowly."""
     out = settings.outputs
     agent = isinstance(source, svc.RelaySource)
-    tail = TailBounds(
+    return TailBounds(
         poll_s=out.tail_agent_poll_s if agent else out.tail_poll_s,
         max_bytes=min(out.tail_max_bytes, out.relay_chunk_kb << 10),
         max_line=out.tail_max_line,
-        max_duration_s=min(max_duration_s, bounds.max_duration_s),
+        max_duration_s=min(max_duration_s, settings.log_stream.max_duration_s),
     )
+
+
+def _poller(
+    request: Request, settings: Settings, loc: svc.StepLocation, source: Any, rel: str
+) -> Any:
+    """One poll of the tail: re-checks the caller's token (a revoked session ends the
+    stream), reads the step's state and the next chunk of the file."""
     factory: sessionmaker[Session] = request.app.state.sessionmaker
     scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
     credentials = HTTPAuthorizationCredentials(scheme=scheme, credentials=token.strip())
@@ -209,17 +240,7 @@ async def tail_output(
             raise TailStopped(exc.message) from None
         return state, chunk
 
-    async def events() -> Any:
-        async with admission_released(request.scope):
-            async for text in follow(poll, tail, offset, request.is_disconnected):
-                yield text
-
-    return SlotStreamingResponse(
-        events(),
-        slot,
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return poll
 
 
 # ---------------------------------------------------------------- the agent's answers

@@ -10,16 +10,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
-from sqlalchemy import func, or_, select
 
 from hpcgate.api.deps import ManagedUser, MayAdministerUsers, MayReadUsers, SessionDep
 from hpcgate.api.schemas.users import PasswordSet, UserCreate, UserOut, UserPage, UserUpdate
-from hpcgate.auth.passwords import hash_password
 from hpcgate.auth.refresh import revoke_all_sessions
-from hpcgate.db.models import Calculation, User
+from hpcgate.db.models import User
 from hpcgate.domain.access import Role
-from hpcgate.errors import Conflict, NotFound
-from hpcgate.services.users import check_password, create_user
+from hpcgate.services import users as svc
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -37,28 +34,16 @@ def list_users(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> dict[str, Any]:
     """Accounts, by e-mail (moderators need the list to find whom to block)."""
-    stmt = select(User)
-    if q:
-        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        stmt = stmt.where(
-            or_(
-                User.email.ilike(pattern, escape="\\"),
-                User.full_name.ilike(pattern, escape="\\"),
-            )
-        )
-    if role is not None:
-        stmt = stmt.where(User.role == role)
-    if blocked is not None:
-        stmt = stmt.where(User.blocked.is_(blocked))
-    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    items = list(session.scalars(stmt.order_by(User.email).limit(limit).offset(offset)))
+    items, total = svc.list_users(
+        session, text=q, role=role, blocked=blocked, limit=limit, offset=offset
+    )
     return {"items": items, "total": total}
 
 
 @router.post("", response_model=UserOut, status_code=201)
 def create_user_route(body: UserCreate, _: MayAdministerUsers, session: SessionDep) -> User:
     """Create an account (admin)."""
-    user = create_user(
+    user = svc.create_user(
         session,
         email=body.email,
         password=body.password,
@@ -73,10 +58,7 @@ def create_user_route(body: UserCreate, _: MayAdministerUsers, session: SessionD
 @router.get("/{user_id}", response_model=UserOut)
 def get_user(_: MayReadUsers, user_id: UserId, session: SessionDep) -> User:
     """One account (moderator+)."""
-    user = session.get(User, user_id)
-    if user is None:
-        raise NotFound(f"user {user_id} not found")
-    return user
+    return svc.get_user(session, user_id)
 
 
 @router.patch("/{user_id}", response_model=UserOut)
@@ -84,14 +66,13 @@ def update_user(
     body: UserUpdate, _: MayAdministerUsers, target: ManagedUser, session: SessionDep
 ) -> User:
     """Change another account's role, name or notification level (admin)."""
-    if body.role is not None and body.role != target.role:
-        target.role = body.role
-        # A demoted user's tokens must not keep the old role's reach in other processes.
-        revoke_all_sessions(session, target)
-    if body.full_name is not None:
-        target.full_name = body.full_name.strip()
-    if body.notify_level is not None:
-        target.notify_level = body.notify_level
+    svc.update_user(
+        session,
+        target,
+        role=body.role,
+        full_name=body.full_name,
+        notify_level=body.notify_level,
+    )
     session.commit()
     return target
 
@@ -99,12 +80,7 @@ def update_user(
 @router.delete("/{user_id}", status_code=204)
 def delete_user(_: MayAdministerUsers, target: ManagedUser, session: SessionDep) -> Response:
     """Delete an account (admin). Accounts owning calculations are blocked instead."""
-    owned = session.scalar(
-        select(func.count()).select_from(Calculation).where(Calculation.owner_id == target.id)
-    )
-    if owned:
-        raise Conflict(f"user owns {owned} calculation(s); block the account instead")
-    session.delete(target)
+    svc.delete_user(session, target)
     session.commit()
     return Response(status_code=204)
 
@@ -112,9 +88,7 @@ def delete_user(_: MayAdministerUsers, target: ManagedUser, session: SessionDep)
 @router.put("/{user_id}/password", response_model=UserOut)
 def set_password(body: PasswordSet, target: ManagedUser, session: SessionDep) -> User:
     """Set another user's password (moderator+); their sessions are revoked."""
-    check_password(body.password)
-    target.password_hash = hash_password(body.password)
-    revoke_all_sessions(session, target)
+    svc.set_password(session, target, body.password)
     session.commit()
     return target
 
@@ -122,8 +96,7 @@ def set_password(body: PasswordSet, target: ManagedUser, session: SessionDep) ->
 @router.post("/{user_id}/block", response_model=UserOut)
 def block_user(target: ManagedUser, session: SessionDep) -> User:
     """Block an account (moderator+): no login, refresh or request from it any more."""
-    target.blocked = True
-    revoke_all_sessions(session, target)
+    svc.block_user(session, target)
     session.commit()
     return target
 
@@ -132,9 +105,7 @@ def block_user(target: ManagedUser, session: SessionDep) -> User:
 def unblock_user(target: ManagedUser, session: SessionDep) -> User:
     """Unblock an account (moderator+); the user logs in again. Also lifts a login lockout
     (``hpcgate/auth/lockout.py``), so a user kept locked by someone guessing can get back in."""
-    target.blocked = False
-    target.failed_logins = 0
-    target.locked_until = None
+    svc.unblock_user(target)
     session.commit()
     return target
 

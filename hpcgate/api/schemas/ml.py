@@ -17,7 +17,6 @@ from hpcgate.api.schemas import DbId, JsonObject, SafeStr
 
 MODEL_STATES = ("registered", "starting", "running", "restarting", "stopped", "failed")
 HEALTH_STATES = ("unknown", "healthy", "unhealthy")
-ACTIVE_MODEL_STATES = frozenset({"starting", "running", "restarting"})
 
 ModelName = Annotated[
     str,

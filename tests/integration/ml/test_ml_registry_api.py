@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from hpcgate.api.routes.ml_models import compare_prediction
 from hpcgate.api.schemas.ml import OutcomeOut
 from hpcgate.db.models import ArrayTask, Calculation, ExtractedResult, Step
 from hpcgate.domain.access import Role
 from hpcgate.domain.states import CalculationState, StepState
+from hpcgate.services.predictions import compare_prediction
 from hpcgate.settings import Settings
 from tests.helpers.api import api_client, auth_headers, new_api_key, new_cluster, new_user
 
