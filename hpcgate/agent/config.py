@@ -62,6 +62,8 @@ class AgentConfig(BaseModel):
     pass_environment: list[str] = Field(default_factory=list)
     # Job directories readable by every account (default: private to the job's account).
     shared_read: bool = False
+    # Calculations of one pull submitted at once (issue 16: sbatch calls in flight, bounded).
+    submit_concurrency: int = Field(default=4, ge=1, le=32)
 
     @field_validator("api_url")
     @classmethod

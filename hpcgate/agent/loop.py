@@ -12,6 +12,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hpcgate.agent.client import AgentClient, ApiUnavailable, HttpStepStore
@@ -124,21 +125,33 @@ class Agent:
         if "active_steps" in reply:  # absent from servers older than this agent
             self._pulled_steps = [ActiveStep.from_dict(d) for d in reply["active_steps"]]
         self._cancel(list(reply.get("cancel", [])))
-        done = 0
-        for raw in reply.get("calculations", []):
-            work = for_dispatcher(
+        pulled = [
+            for_dispatcher(
                 CalculationWork.from_dict(raw),
                 self.config.hpcgate_command,
                 self.config.queue_overrides(),
             )
-            adapter = self.adapter_for(work.run_as)
-            outcome = submit_calculation(work, adapter, self.store, self.blobs)
-            if outcome.deferred:
-                log.warning("calculation %s deferred: %s", work.calculation_id, outcome.deferred)
-            done += 1
-        if done:
+            for raw in reply.get("calculations", [])
+        ]
+        for work in pulled:  # built here, not in the submitting threads
+            self.adapter_for(work.run_as)
+        # Up to submit_concurrency sbatch calls in flight (issue 16); each calculation keeps
+        # its durable step store, so the crash guarantees are those of one at a time.
+        with ThreadPoolExecutor(
+            max_workers=max(1, min(self.config.submit_concurrency, len(pulled))),
+            thread_name_prefix="agent-submit",
+        ) as pool:
+            futures = [pool.submit(self._submit_one, work) for work in pulled]
+        for future in futures:
+            future.result()  # the first failure is raised, after every submission ran
+        if pulled:
             self._pulled_steps = None  # it predates these submissions: ask afresh next time
-        return done
+        return len(pulled)
+
+    def _submit_one(self, work: CalculationWork) -> None:
+        outcome = submit_calculation(work, self.adapter_for(work.run_as), self.store, self.blobs)
+        if outcome.deferred:
+            log.warning("calculation %s deferred: %s", work.calculation_id, outcome.deferred)
 
     def harvest(self) -> int:
         """Observe the active steps and report what changed.

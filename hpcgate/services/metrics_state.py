@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
@@ -66,14 +67,14 @@ class DatabaseState(Collector):
         ]
 
 
-def _calculations(rows: list) -> GaugeMetricFamily:  # type: ignore[type-arg]
+def _calculations(rows: Sequence[Any]) -> GaugeMetricFamily:
     family = GaugeMetricFamily("hpcgate_calculations", "Calculations by state.", labels=["state"])
     for state, count in rows:
         family.add_metric([str(state)], count)
     return family
 
 
-def _steps(rows: list) -> GaugeMetricFamily:  # type: ignore[type-arg]
+def _steps(rows: Sequence[Any]) -> GaugeMetricFamily:
     family = GaugeMetricFamily(
         "hpcgate_active_steps",
         "hpcgate's own steps on the scheduler (submitting, queued, running, lost), per cluster.",
@@ -93,7 +94,7 @@ def _backlog(oldest: datetime | None) -> GaugeMetricFamily:
     )
 
 
-def _clusters(rows: list) -> list[GaugeMetricFamily]:  # type: ignore[type-arg]
+def _clusters(rows: Sequence[Any]) -> list[GaugeMetricFamily]:
     online = GaugeMetricFamily("hpcgate_cluster_online", "1 if the cluster is heard from.",
                                labels=["cluster"])  # fmt: skip
     heard = GaugeMetricFamily(

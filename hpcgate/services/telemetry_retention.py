@@ -119,4 +119,4 @@ def _drop_expired(
                  "make_interval(secs => bucket_s) <= :expiry"),
             {"expiry": expiry},
         )  # fmt: skip
-        return result.rowcount or 0
+        return getattr(result, "rowcount", 0) or 0

@@ -67,8 +67,9 @@ def _cluster_ticks(
 ) -> Ticks:
     """The periodic harvest (the events' safety net), cluster liveness and cleanup."""
     from hpcgate.db.session import session_scope
-    from hpcgate.services.cluster_ticks import cleanup_tick, harvest_tick, heartbeat_tick
-    from hpcgate.services.harvest import mark_offline_clusters
+    from hpcgate.services.cluster_health import mark_offline_clusters
+    from hpcgate.services.cluster_ticks import harvest_tick, heartbeat_tick
+    from hpcgate.services.scratch_cleanup import cleanup_tick
 
     sched = settings.scheduler
 
@@ -94,17 +95,22 @@ def _cluster_ticks(
 
 
 def _housekeeping_ticks(factory: sessionmaker[Session], settings: Settings) -> Ticks:
-    """Unused uploads and the notification outbox (services/mail.py)."""
+    """Unused uploads, telemetry retention and the notification outbox (services/mail.py)."""
     from hpcgate.services.input_blobs import prune_unused_blobs
     from hpcgate.services.mail import DEFAULT_INTERVAL_S, send_due_mail
+    from hpcgate.services.telemetry_retention import roll_up
 
     def unused_inputs() -> None:
         prune_unused_blobs(factory, settings.inputs.keep_unused_days)
+
+    def telemetry_retention() -> None:
+        roll_up(factory, settings.telemetry)
 
     def send_mail() -> None:
         send_due_mail(factory, settings)
 
     return {
         "unused_inputs": (3600.0, unused_inputs),
+        "telemetry_retention": (settings.telemetry.interval_s, telemetry_retention),
         "send_mail": (DEFAULT_INTERVAL_S, send_mail),
     }

