@@ -186,62 +186,21 @@ def run_demo(settings: Settings, *, port: int) -> None:
     from hpcgate.cli import _prepare_database
     from hpcgate.db.session import make_engine, make_sessionmaker
     from hpcgate.logging import configure_logging
+    from hpcgate.services.job_identity import secure_data_dir
     from hpcgate.services.ticks import worker_ticks
     from hpcgate.worker import build_scheduler
 
     configure_logging(json_output=False)
-    from hpcgate.services.job_identity import secure_data_dir
-
     secure_data_dir(settings)
     url = _prepare_database(settings, auto_migrate=True)
     engine = make_engine(settings, url)
     factory = make_sessionmaker(engine)
-    email, password = seed(factory, settings)
-    demo_calc = seed_demo_calculation(factory, settings)
-    from hpcgate.demo_siesta import seed_siesta_calculation
-
-    siesta_calc = seed_siesta_calculation(
-        factory, settings, owner_email=DEMO_ADMIN_EMAIL, cluster_name=LOCAL_CLUSTER
-    )
-    from hpcgate.demo_transiesta import seed_transiesta_calculation, siesta_banner
-
-    ladder_calc = seed_transiesta_calculation(
-        factory, settings, owner_email=DEMO_ADMIN_EMAIL, cluster_name=LOCAL_CLUSTER
-    )
+    base = f"http://127.0.0.1:{port}"
+    banner = _seed_all(settings, factory, base)
     scheduler = build_scheduler(settings, factory, worker_ticks(settings, factory))
     scheduler.start()
-    base = f"http://127.0.0.1:{port}"
-    siesta_line = siesta_banner(base, siesta_calc, ladder_calc)
-    banner = (
-        "\n"
-        "  hpcgate demo is running\n"
-        f"    portal:   {base}/\n"
-        f"    API docs: {base}/docs\n"
-        f"    health:   {base}/health\n"
-        f"    login:    {email}\n"
-        f"    password: {password}\n"
-        f"    demo:     {base}/calculations/{demo_calc} (a 3-step chain running now)\n"
-        f"{siesta_line}"
-        f"    data:     {settings.paths.data_dir}\n"
-        "  Press Ctrl+C to stop.\n"
-    )
-    def announce() -> None:
-        """Print the banner once the server answers (uvicorn gives no simpler signal)."""
-        import time
-        import urllib.request
-
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=1):  # noqa: S310
-                    break
-            except OSError:
-                time.sleep(0.1)
-        print(banner, flush=True)
-
-    threading.Thread(target=announce, daemon=True).start()
+    threading.Thread(target=_announce, args=(base, banner), daemon=True).start()
     api = create_app(settings, engine=engine)
-
     try:
         uvicorn.run(api, host="127.0.0.1", port=port, log_config=None, log_level="warning")
     finally:
@@ -251,3 +210,46 @@ def run_demo(settings: Settings, *, port: int) -> None:
             from hpcgate.db.embedded import stop_embedded
 
             stop_embedded()
+
+
+def _seed_all(settings: Settings, factory: sessionmaker[Session], base: str) -> str:
+    """Seed the users, cluster and demo calculations; the banner that tells where they are."""
+    from hpcgate.demo_siesta import seed_siesta_calculation
+    from hpcgate.demo_transiesta import seed_transiesta_calculation, siesta_banner
+
+    email, password = seed(factory, settings)
+    demo_calc = seed_demo_calculation(factory, settings)
+    siesta_calc = seed_siesta_calculation(
+        factory, settings, owner_email=DEMO_ADMIN_EMAIL, cluster_name=LOCAL_CLUSTER
+    )
+    ladder_calc = seed_transiesta_calculation(
+        factory, settings, owner_email=DEMO_ADMIN_EMAIL, cluster_name=LOCAL_CLUSTER
+    )
+    return (
+        "\n"
+        "  hpcgate demo is running\n"
+        f"    portal:   {base}/\n"
+        f"    API docs: {base}/docs\n"
+        f"    health:   {base}/health\n"
+        f"    login:    {email}\n"
+        f"    password: {password}\n"
+        f"    demo:     {base}/calculations/{demo_calc} (a 3-step chain running now)\n"
+        f"{siesta_banner(base, siesta_calc, ladder_calc)}"
+        f"    data:     {settings.paths.data_dir}\n"
+        "  Press Ctrl+C to stop.\n"
+    )
+
+
+def _announce(base: str, banner: str) -> None:
+    """Print the banner once the server answers (uvicorn gives no simpler signal)."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{base}/health", timeout=1):  # noqa: S310
+                break
+        except OSError:
+            time.sleep(0.1)
+    print(banner, flush=True)

@@ -118,24 +118,20 @@ def predict_iterations(scaler: StandardScaler, coef: np.ndarray, b: float, x: np
     return np.exp(scaler.transform(x) @ coef + b)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, default=HERE / "data" / "qe_scf_runs.csv")
-    ap.add_argument("--out", type=Path, default=HERE / "model.json")
-    args = ap.parse_args(argv)
-
-    rows, skipped = load(args.data)
+def dataset(rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(features, 1 = did NOT converge, system names, SCF iterations) per row."""
     x = np.array([vectorize({k: r.get(k) for k in DESCRIPTORS}) for r in rows])
-    y = np.array([0 if r["converged"] else 1 for r in rows])  # 1 = did NOT converge
+    y = np.array([0 if r["converged"] else 1 for r in rows])
     systems = np.array([r["system"] for r in rows])
     iters = np.array([float(r["scf_iterations"] or 0) for r in rows])
-    statuses: dict[str, int] = {}
-    for r in rows:
-        statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+    return x, y, systems, iters
 
-    c = choose_c(x, y)
-    idx = np.arange(len(rows))
-    tr, te = train_test_split(idx, test_size=0.25, stratify=y, random_state=SEED)
+
+def holdout_metrics(
+    x: np.ndarray, y: np.ndarray, c: float, tr: np.ndarray, te: np.ndarray
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The risk head on the split, against the baseline, log_maxstep alone and a
+    non-linear reference: (split metrics, reference metrics)."""
     scaler, clf = fit_classifier(x[tr], y[tr], c)
     p = clf.predict_proba(scaler.transform(x[te]))[:, 1]
     majority = max(float(np.mean(y[te])), 1 - float(np.mean(y[te])))
@@ -160,14 +156,19 @@ def main(argv: list[str] | None = None) -> int:
         "accuracy": round(float(accuracy_score(y[te], pg >= 0.5)), 4),
         "roc_auc": round(float(roc_auc_score(y[te], pg)), 4),
     }
+    return split, reference
 
-    # iterations head: converged runs of the same split
+
+def iterations_metrics(
+    x: np.ndarray, y: np.ndarray, iters: np.ndarray, tr: np.ndarray, te: np.ndarray
+) -> dict[str, Any]:
+    """The iterations head on the converged runs of the same split."""
     conv_tr = tr[y[tr] == 0]
     conv_te = te[y[te] == 0]
     isc, icoef, ib = fit_iterations(x[conv_tr], iters[conv_tr])
     pred_it = predict_iterations(isc, icoef, ib, x[conv_te])
     err = np.abs(pred_it - iters[conv_te])
-    iter_metrics = {
+    return {
         "test_rows": len(conv_te),
         "mae_iterations": round(float(np.mean(err)), 2),
         "median_abs_error_iterations": round(float(np.median(err)), 2),
@@ -175,7 +176,10 @@ def main(argv: list[str] | None = None) -> int:
         "mean_iterations_in_test": round(float(np.mean(iters[conv_te])), 2),
     }
 
-    # leave one system out
+
+def leave_one_system_out(
+    x: np.ndarray, y: np.ndarray, systems: np.ndarray, c: float
+) -> dict[str, Any]:
     per_system: dict[str, dict[str, Any]] = {}
     hits = 0
     for name in sorted(set(systems)):
@@ -189,14 +193,18 @@ def main(argv: list[str] | None = None) -> int:
             "not_converged": int(y[hold].sum()),
             "accuracy": round(correct / int(hold.sum()), 4),
         }
-    loso = {"accuracy": round(hits / len(rows), 4), "per_system": per_system}
+    return {"accuracy": round(hits / len(y), 4), "per_system": per_system}
 
-    # final model on everything
+
+def export(
+    x: np.ndarray, y: np.ndarray, iters: np.ndarray, c: float, metrics: dict[str, Any]
+) -> dict[str, Any]:
+    """The model document, both heads refitted on every row (``training`` added by main)."""
     scaler_all, clf_all = fit_classifier(x, y, c)
     conv = y == 0
     isc_all, icoef_all, ib_all = fit_iterations(x[conv], iters[conv])
     weights = sorted(zip(FEATURES, clf_all.coef_[0], strict=True), key=lambda t: -abs(float(t[1])))
-    doc: dict[str, Any] = {
+    return {
         "name": NAME,
         "version": VERSION,
         "task": "P(pw.x SCF does not converge within electron_maxstep) and expected SCF iterations",
@@ -213,30 +221,50 @@ def main(argv: list[str] | None = None) -> int:
             **_linear_export(isc_all, icoef_all, ib_all),
         },
         "risk_bands": {"low": 0.2, "high": 0.6},
-        "metrics": {
-            "holdout_split": split,
-            "leave_one_system_out": loso,
-            "iterations_holdout": iter_metrics,
-            "nonlinear_reference": reference,
-        },
+        "metrics": metrics,
         "top_weights": [[f, round(float(w), 3)] for f, w in weights[:8]],
-        "training": {
-            "rows": len(rows),
-            "skipped": skipped,
-            "statuses": statuses,
-            "systems": sorted(set(systems.tolist())),
-            "not_converged_fraction": round(float(np.mean(y)), 4),
-            "data_sha256": hashlib.sha256(args.data.read_bytes()).hexdigest(),
-            "sklearn": sklearn.__version__,
-            "source": "pw.x (Quantum ESPRESSO 6.7, Debian) runs judged by hpcgate.codes.validation",
-        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, default=HERE / "data" / "qe_scf_runs.csv")
+    ap.add_argument("--out", type=Path, default=HERE / "model.json")
+    args = ap.parse_args(argv)
+
+    rows, skipped = load(args.data)
+    x, y, systems, iters = dataset(rows)
+    statuses: dict[str, int] = {}
+    for r in rows:
+        statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+
+    c = choose_c(x, y)
+    idx = np.arange(len(rows))
+    tr, te = train_test_split(idx, test_size=0.25, stratify=y, random_state=SEED)
+    split, reference = holdout_metrics(x, y, c, tr, te)
+    metrics = {
+        "holdout_split": split,
+        "leave_one_system_out": leave_one_system_out(x, y, systems, c),
+        "iterations_holdout": iterations_metrics(x, y, iters, tr, te),
+        "nonlinear_reference": reference,
+    }
+    doc = export(x, y, iters, c, metrics)
+    doc["training"] = {
+        "rows": len(rows),
+        "skipped": skipped,
+        "statuses": statuses,
+        "systems": sorted(set(systems.tolist())),
+        "not_converged_fraction": round(float(np.mean(y)), 4),
+        "data_sha256": hashlib.sha256(args.data.read_bytes()).hexdigest(),
+        "sklearn": sklearn.__version__,
+        "source": "pw.x (Quantum ESPRESSO 6.7, Debian) runs judged by hpcgate.codes.validation",
     }
     args.out.write_text(json.dumps(doc, indent=1) + "\n")
     print(json.dumps(doc["metrics"], indent=1))
     print("top weights:", doc["top_weights"])
     print(f"rows {len(rows)} (skipped {skipped}), statuses {statuses}, C={c}")
     print(f"wrote {args.out}")
-    assert all(math.isfinite(v) for v in clf_all.coef_[0])
+    assert all(math.isfinite(v) for v in doc["classifier"]["coef"])
     return 0
 
 
