@@ -9,7 +9,7 @@ declare const process: { env: Record<string, string | undefined> };
 const api = process.env.HPCGATE_API ?? "http://127.0.0.1:8000";
 const apiPrefixes = [
   "/auth", "/users", "/clusters", "/calculations", "/steps", "/logs", "/agent",
-  "/notifications", "/ml-api-keys", "/analyses", "/molecules", "/models", "/reports",
+  "/notifications", "/ml", "/analyses", "/molecules", "/inputs", "/predictions", "/metrics",
   "/health", "/openapi.json", "/docs",
 ];
 

@@ -12,23 +12,19 @@ import { AnalysesSection } from "./AnalysesSection";
 import { BasicsSection } from "./BasicsSection";
 import { ClusterSection } from "./ClusterSection";
 import { ConfigurationSection } from "./ConfigurationSection";
-import { binariesOf, initialState, reducer, requestOf } from "./formState";
+import type { AnalysisInfo } from "../../lib/analysisDeps";
+import { binariesOf, type FormState, initialState, reducer, requestOf } from "./formState";
 import { ReviewSection } from "./ReviewSection";
 import { StartFromChip } from "./StartFromChip";
 
 export function CalculationNewPage() {
-  const navigate = useNavigate();
   const [params, setParams] = useSearchParams();
   const [state, dispatch] = useReducer(reducer, params.get("molecule") ?? "", initialState);
-  const [problem, setProblem] = useState<Error | null>(null);
-  const [last, setLast] = useState<"preview" | "create" | null>(null);
-
   const clusters = useClusters();
   const catalogue = useCatalogue();
   const startFromId = Number(params.get("start_from") ?? 0);
   const source = useCalculation(startFromId, { enabled: startFromId > 0 });
-  const preview = usePreviewCalculation();
-  const create = useCreateCalculation();
+  const send = useSubmission(state, catalogue.data);
 
   useEffect(() => {
     if (clusters.data) dispatch({ type: "clusters-loaded", clusters: clusters.data });
@@ -39,38 +35,14 @@ export function CalculationNewPage() {
     // once per source calculation, not on every poll of it
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [sourceId]);
-
-  /** The request, or null after showing why it cannot be sent. */
-  const request = () => {
-    const r = requestOf(state, catalogue.data ?? []);
-    if ("problem" in r) {
-      setProblem(new Error(r.problem));
-      return null;
-    }
-    setProblem(null);
-    return r.body;
-  };
-  const runPreview = () => {
-    setLast("preview");
-    const body = request();
-    if (body) preview.mutate({ body, files: binariesOf(state), revision: state.revision });
-  };
-  const submit = (e: FormEvent) => {
-    e.preventDefault();
-    setLast("create");
-    const body = request();
-    if (body) create.mutate({ body, files: binariesOf(state) }, { onSuccess: (calc) => navigate(`/calculations/${calc.id}`) });
-  };
   const removeStartFrom = () => {
     const next = new URLSearchParams(params);
     next.delete("start_from");
     setParams(next, { replace: true });
   };
 
-  const error = problem ?? (last === "preview" ? preview.error : last === "create" ? create.error : null);
-  const planned = preview.data && preview.variables?.revision === state.revision ? preview.data : null;
   return (
-    <form className="page" onSubmit={submit} data-testid="page-new-calculation">
+    <form className="page" onSubmit={send.create} data-testid="page-new-calculation">
       <header className="page-head">
         <h1>New calculation</h1>
         <Link to="/calculations">Back to the list</Link>
@@ -88,12 +60,45 @@ export function CalculationNewPage() {
         error={catalogue.error}
       />
       <ReviewSection
-        error={error}
-        busy={preview.isPending ? "preview" : create.isPending ? "create" : null}
+        error={send.error}
+        busy={send.busy}
         canCreate={state.name.trim() !== ""}
-        onPreview={runPreview}
-        preview={planned}
+        onPreview={send.preview}
+        preview={send.planned}
       />
     </form>
   );
+}
+
+/** Preview and create: the request checked here first, then the server's answer. */
+function useSubmission(state: FormState, catalogue: readonly AnalysisInfo[] | undefined) {
+  const navigate = useNavigate();
+  const [problem, setProblem] = useState<Error | null>(null);
+  const [last, setLast] = useState<"preview" | "create" | null>(null);
+  const preview = usePreviewCalculation();
+  const create = useCreateCalculation();
+
+  /** The request, or null after showing why it cannot be sent. */
+  const request = () => {
+    const r = requestOf(state, catalogue ?? []);
+    setProblem("problem" in r ? new Error(r.problem) : null);
+    return "body" in r ? r.body : null;
+  };
+  return {
+    preview: () => {
+      setLast("preview");
+      const body = request();
+      if (body) preview.mutate({ body, files: binariesOf(state), revision: state.revision });
+    },
+    create: (e: FormEvent) => {
+      e.preventDefault();
+      setLast("create");
+      const body = request();
+      if (body) create.mutate({ body, files: binariesOf(state) }, { onSuccess: (c) => navigate(`/calculations/${c.id}`) });
+    },
+    error: problem ?? (last === "preview" ? preview.error : last === "create" ? create.error : null),
+    busy: preview.isPending ? ("preview" as const) : create.isPending ? ("create" as const) : null,
+    /** the planned steps of the form as it is now */
+    planned: preview.data && preview.variables?.revision === state.revision ? preview.data : null,
+  };
 }

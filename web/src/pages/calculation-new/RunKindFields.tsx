@@ -10,64 +10,78 @@ const KINDS: { kind: Kind; label: string }[] = [
 ];
 
 export function RunKindFields({ state, dispatch }: SectionProps) {
-  const { builder, code } = state;
-  const ladder = code === "siesta" ? state.ladder : null;
-  const setB = (changes: Partial<typeof builder>) => dispatch({ type: "builder", changes });
+  const ladder = state.code === "siesta" ? state.ladder : null;
   return (
     <>
-      <fieldset className="wide kind">
-        <legend>Kind</legend>
-        {KINDS.map(({ kind, label }) => (
-          <label key={kind} className="inline">
-            <input
-              type="radio"
-              name="kind"
-              value={kind}
-              checked={!ladder && builder.kind === kind}
-              onChange={() => dispatch({ type: "kind", kind })}
-            />
-            {label}
-          </label>
-        ))}
-        {code === "siesta" ? (
-          <label className="inline">
-            <input
-              type="radio"
-              name="kind"
-              value="transiesta"
-              checked={!!ladder}
-              onChange={() => dispatch({ type: "kind", kind: "transiesta" })}
-            />
-            TranSIESTA bias ladder (electrodes, 0 V, bias branches, TBtrans per point)
-          </label>
-        ) : null}
-      </fieldset>
+      <KindChoice state={state} dispatch={dispatch} />
       {ladder ? (
         <LadderForm state={ladder} onChange={(next) => dispatch({ type: "ladder", ladder: next })} inputs={state.inputs} />
+      ) : (
+        <VariedFields state={state} dispatch={dispatch} />
+      )}
+    </>
+  );
+}
+
+function KindChoice({ state, dispatch }: SectionProps) {
+  const ladder = state.code === "siesta" ? state.ladder : null;
+  return (
+    <fieldset className="wide kind">
+      <legend>Kind</legend>
+      {KINDS.map(({ kind, label }) => (
+        <label key={kind} className="inline">
+          <input
+            type="radio"
+            name="kind"
+            value={kind}
+            checked={!ladder && state.builder.kind === kind}
+            onChange={() => dispatch({ type: "kind", kind })}
+          />
+          {label}
+        </label>
+      ))}
+      {state.code === "siesta" ? (
+        <label className="inline">
+          <input
+            type="radio"
+            name="kind"
+            value="transiesta"
+            checked={!!ladder}
+            onChange={() => dispatch({ type: "kind", kind: "transiesta" })}
+          />
+          TranSIESTA bias ladder (electrodes, 0 V, bias branches, TBtrans per point)
+        </label>
       ) : null}
-      {!ladder && builder.kind !== "single" ? (
-        <>
-          <label>
-            Varied parameter
-            <input
-              name="parameter"
-              placeholder={code === "siesta" ? "TS.Voltage" : code === "qe" ? "system.ecutwfc" : "x"}
-              value={builder.parameter}
-              onChange={(e) => setB({ parameter: e.target.value })}
-            />
-          </label>
-          <label>
-            Values
-            <input
-              name="values"
-              placeholder="0, 0.1, 0.2   or   0:1:0.25"
-              value={builder.values}
-              onChange={(e) => setB({ values: e.target.value })}
-            />
-          </label>
-        </>
-      ) : null}
-      {!ladder && builder.kind === "chain" ? (
+    </fieldset>
+  );
+}
+
+/** A chain or sweep: the varied parameter and its values, and what each kind adds. */
+function VariedFields({ state, dispatch }: SectionProps) {
+  const { builder, code } = state;
+  const setB = (changes: Partial<typeof builder>) => dispatch({ type: "builder", changes });
+  if (builder.kind === "single") return null;
+  return (
+    <>
+      <label>
+        Varied parameter
+        <input
+          name="parameter"
+          placeholder={code === "siesta" ? "TS.Voltage" : code === "qe" ? "system.ecutwfc" : "x"}
+          value={builder.parameter}
+          onChange={(e) => setB({ parameter: e.target.value })}
+        />
+      </label>
+      <label>
+        Values
+        <input
+          name="values"
+          placeholder="0, 0.1, 0.2   or   0:1:0.25"
+          value={builder.values}
+          onChange={(e) => setB({ values: e.target.value })}
+        />
+      </label>
+      {builder.kind === "chain" ? (
         <label>
           Files a step takes from the previous one
           <input
@@ -77,8 +91,7 @@ export function RunKindFields({ state, dispatch }: SectionProps) {
             onChange={(e) => setB({ inherit: e.target.value })}
           />
         </label>
-      ) : null}
-      {!ladder && builder.kind === "sweep" ? (
+      ) : (
         <label>
           At most this many at once
           <input
@@ -89,7 +102,7 @@ export function RunKindFields({ state, dispatch }: SectionProps) {
             onChange={(e) => setB({ maxConcurrent: e.target.value })}
           />
         </label>
-      ) : null}
+      )}
     </>
   );
 }
