@@ -4,7 +4,7 @@ from hpcgate.db.models.accounts import ClusterAccount
 from hpcgate.db.models.calculations import ArrayTask, Calculation, Molecule, Step, StepEdge
 from hpcgate.db.models.clusters import Cluster, QueueMapping
 from hpcgate.db.models.inputs import CalculationInput, InputBlob
-from hpcgate.db.models.ml import MlModel, Prediction
+from hpcgate.db.models.ml import MlModel, Prediction, PredictionValue
 from hpcgate.db.models.notifications import NotificationOutbox
 from hpcgate.db.models.outputs import OutputRequest
 from hpcgate.db.models.results import AnalysisResult, ExtractedResult
@@ -33,6 +33,7 @@ __all__ = [
     "NotificationOutbox",
     "OutputRequest",
     "Prediction",
+    "PredictionValue",
     "QueueMapping",
     "RefreshToken",
     "ServiceLog",

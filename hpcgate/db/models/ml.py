@@ -1,11 +1,26 @@
-"""ML models (containers run by the ML-API) and predictions stored against calculations."""
+"""ML models (containers run by the ML-API) and predictions stored against calculations.
+
+A prediction keeps the model's answer as it came (``response``) and, per predicted instance,
+the numbers of the properties hpcgate knows how to check against DFT (``PredictionValue``,
+``hpcgate/domain/dft_properties.py``): what ``GET /ml/models/{id}/accuracy`` pairs with the
+calculation's extracted results.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -43,3 +58,21 @@ class Prediction(TimestampMixin, Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     request: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, nullable=False)
     response: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, nullable=False)
+
+
+class PredictionValue(Base):
+    """One predicted number of one instance of a prediction, for one known property."""
+
+    __tablename__ = "prediction_values"
+    __table_args__ = (UniqueConstraint("prediction_id", "property", "instance_index"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    prediction_id: Mapped[int] = mapped_column(
+        ForeignKey("predictions.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    property: Mapped[str] = mapped_column(String(64), index=True, nullable=False)
+    # Position of the instance in the answer, and how many instances it had: together they
+    # say which step the value is about (one per step when the counts match, else the last).
+    instance_index: Mapped[int] = mapped_column(Integer, nullable=False)
+    instances: Mapped[int] = mapped_column(Integer, nullable=False)
+    value: Mapped[float] = mapped_column(Float, nullable=False)
