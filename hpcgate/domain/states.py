@@ -53,8 +53,9 @@ CALCULATION_TRANSITIONS: Mapping[CalculationState, frozenset[CalculationState]] 
     _C.PENDING_APPROVAL: frozenset({_C.READY, _C.REJECTED, _C.CANCELLED}),
     _C.READY: frozenset({_C.SUBMITTING, _C.CANCELLED}),
     _C.SUBMITTING: frozenset({_C.SUBMITTED, _C.READY, _C.FAILED, _C.CANCELLED}),
-    _C.SUBMITTED: frozenset({_C.RUNNING, _C.COMPLETED, _C.FAILED, _C.CANCELLED}),
-    _C.RUNNING: frozenset({_C.COMPLETED, _C.FAILED, _C.CANCELLED}),
+    # -> SUBMITTING: a step's retry (recovery ladder) is waiting to be submitted.
+    _C.SUBMITTED: frozenset({_C.RUNNING, _C.COMPLETED, _C.FAILED, _C.CANCELLED, _C.SUBMITTING}),
+    _C.RUNNING: frozenset({_C.COMPLETED, _C.FAILED, _C.CANCELLED, _C.SUBMITTING}),
     _C.COMPLETED: frozenset(),
     _C.FAILED: frozenset(),
     _C.CANCELLED: frozenset(),
@@ -65,13 +66,17 @@ STEP_TRANSITIONS: Mapping[StepState, frozenset[StepState]] = {
     _S.PLANNED: frozenset({_S.SUBMITTING, _S.CANCELLED}),
     # SUBMITTING -> PLANNED: the submit failed transiently and nothing reached the scheduler.
     _S.SUBMITTING: frozenset({_S.QUEUED, _S.PLANNED, _S.FAILED, _S.CANCELLED}),
-    _S.QUEUED: frozenset({_S.RUNNING, _S.FINISHED, _S.INVALID, _S.FAILED, _S.CANCELLED, _S.LOST}),
+    # QUEUED -> PLANNED: a dependent withdrawn to wait for its parent's next attempt.
+    _S.QUEUED: frozenset(
+        {_S.RUNNING, _S.FINISHED, _S.INVALID, _S.FAILED, _S.CANCELLED, _S.LOST, _S.PLANNED}
+    ),
     _S.RUNNING: frozenset({_S.FINISHED, _S.INVALID, _S.FAILED, _S.CANCELLED, _S.LOST}),
     _S.FINISHED: frozenset({_S.HARVESTED, _S.FAILED}),
     _S.HARVESTED: frozenset({_S.CLEANED}),
     _S.CLEANED: frozenset(),
-    _S.INVALID: frozenset({_S.CLEANED}),
-    _S.FAILED: frozenset({_S.CLEANED}),
+    # -> PLANNED: a new attempt of the step (the recovery ladder, services/recovery.py).
+    _S.INVALID: frozenset({_S.CLEANED, _S.PLANNED}),
+    _S.FAILED: frozenset({_S.CLEANED, _S.PLANNED}),
     _S.CANCELLED: frozenset({_S.CLEANED}),
     # A LOST job can reappear (e.g. slurmctld was restarted and accounting caught up).
     _S.LOST: frozenset({_S.RUNNING, _S.FINISHED, _S.INVALID, _S.FAILED, _S.CANCELLED}),

@@ -8,6 +8,7 @@ from hpcgate.db.models.ml import MlModel, Prediction, PredictionValue
 from hpcgate.db.models.notifications import NotificationOutbox
 from hpcgate.db.models.outputs import OutputRequest
 from hpcgate.db.models.results import AnalysisResult, ExtractedResult
+from hpcgate.db.models.step_attempts import StepAttempt
 from hpcgate.db.models.telemetry import (
     HeartbeatRollup,
     HeartbeatSample,
@@ -38,6 +39,7 @@ __all__ = [
     "RefreshToken",
     "ServiceLog",
     "Step",
+    "StepAttempt",
     "StepEdge",
     "User",
     "WorkerHeartbeat",

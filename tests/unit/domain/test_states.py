@@ -37,6 +37,9 @@ EXPECTED_CALC_ALLOWED = {
     (C.RUNNING, C.COMPLETED),
     (C.RUNNING, C.FAILED),
     (C.RUNNING, C.CANCELLED),
+    # A step's retry (recovery ladder) waits to be submitted.
+    (C.SUBMITTED, C.SUBMITTING),
+    (C.RUNNING, C.SUBMITTING),
 }
 
 EXPECTED_STEP_ALLOWED = {
@@ -55,6 +58,10 @@ EXPECTED_STEP_ALLOWED = {
     (S.FAILED, S.CLEANED),
     (S.CANCELLED, S.CLEANED),
     *((S.LOST, t) for t in (S.RUNNING, S.FINISHED, S.INVALID, S.FAILED, S.CANCELLED)),
+    # The recovery ladder: a new attempt, and a dependent withdrawn until it is submitted.
+    (S.INVALID, S.PLANNED),
+    (S.FAILED, S.PLANNED),
+    (S.QUEUED, S.PLANNED),
 }
 
 
