@@ -200,6 +200,11 @@ class AccountingRecord:
     end: datetime | None = None
     name: str | None = None
     raw_id: str | None = None
+    # Core-hour accounting (docs/accounting.md): CPUs allocated, their seconds (sacct
+    # CPUTimeRAW = Elapsed x AllocCPUS; PBS walltime x ncpus) and the memory asked for.
+    alloc_cpus: int | None = None
+    core_seconds: float | None = None
+    req_mem_kb: int | None = None
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ code file, ``validation.json`` (from ``hpcgate validate``) and ``extract.json`` 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections import defaultdict
@@ -103,12 +104,46 @@ class _Usage:
     cpu_time_s: float | None = None
     max_rss_kb: int | None = None
     elapsed_s: int | None = None
+    alloc_cpus: int | None = None
+    core_seconds: float | None = None
+    req_mem_kb: int | None = None
 
     @classmethod
     def of(cls, record: AccountingRecord | None) -> _Usage:
         if record is None:
             return cls()
-        return cls(record.cpu_time_s, record.max_rss_kb, record.elapsed_s)
+        return cls(
+            record.cpu_time_s,
+            record.max_rss_kb,
+            record.elapsed_s,
+            record.alloc_cpus,
+            record.core_seconds,
+            record.req_mem_kb,
+        )
+
+    @classmethod
+    def of_tasks(cls, records: Sequence[AccountingRecord]) -> _Usage:
+        """An array's: sums over its tasks (elapsed: task-seconds), maxima for sizes."""
+
+        def total(values: Iterable[float | int | None]) -> float | None:
+            seen = [v for v in values if v is not None]
+            return sum(seen) if seen else None
+
+        def top(values: Iterable[int | None]) -> int | None:
+            return max((v for v in values if v is not None), default=None) or None
+
+        elapsed = total(r.elapsed_s for r in records)
+        return cls(
+            total(r.cpu_time_s for r in records),
+            top(r.max_rss_kb for r in records),
+            None if elapsed is None else int(elapsed),
+            top(r.alloc_cpus for r in records),
+            total(r.core_seconds for r in records),
+            top(r.req_mem_kb for r in records),
+        )
+
+    def fields(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 def _observe_step(
@@ -170,11 +205,9 @@ def _observe_ended(
         native,
         exit_code=exit_code,
         reason=reason,
-        cpu_time_s=use.cpu_time_s,
-        max_rss_kb=use.max_rss_kb,
-        elapsed_s=use.elapsed_s,
         validation=validation,
         extracted=extracted,
+        **use.fields(),
     )
 
 
@@ -187,16 +220,13 @@ def _observe_array(
         _observe_task(adapter, step, i, task_live.get(i), task_acct.get(i), pending_meta)
         for i in range(step.array_size or 0)
     ]
-    cpu = sum(r.cpu_time_s or 0.0 for r in acct) or None
-    rss = max((r.max_rss_kb or 0 for r in acct), default=0) or None
     return StepObservation(
         step.step_id,
         aggregate([t.state for t in tasks]),
         None,
         reason=_array_reason(tasks),
-        cpu_time_s=cpu,
-        max_rss_kb=rss,
         tasks=tuple(tasks),
+        **_Usage.of_tasks([r for r in acct if r.job_id.task is not None] or acct).fields(),
     )
 
 

@@ -169,6 +169,11 @@ class StepObservation:
     cpu_time_s: float | None = None
     max_rss_kb: int | None = None
     elapsed_s: int | None = None
+    # Core-hour accounting (services/usage.py): the allocation's CPUs, core-seconds and
+    # requested memory, from the same accounting call (absent from older agents: None).
+    alloc_cpus: int | None = None
+    core_seconds: float | None = None
+    req_mem_kb: int | None = None
     validation: dict[str, Any] | None = None
     extracted: dict[str, Any] | None = None
     tasks: tuple[TaskObservation, ...] = ()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from scheduler_adapters.pbs.commands import Flavor
 from scheduler_adapters.pbs.qstat import PbsJob
 from scheduler_adapters.pbs.states import FINAL_STATES, classify
+from scheduler_adapters.pbs.usage import usage_of
 from scheduler_adapters.pbs.values import optional, parse_duration, parse_pbs_time, parse_size_kb
 from scheduler_adapters.types import AccountingRecord, JobStatus
 
@@ -73,4 +74,5 @@ def to_accounting(job: PbsJob, flavor: Flavor, *, slurm_wrappers: bool = False) 
         end=end,
         name=job.name,
         raw_id=job.native_id,
+        **usage_of(job.get, walltime),
     )

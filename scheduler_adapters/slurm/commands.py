@@ -21,10 +21,13 @@ SEP = "\x1f"
 SQUEUE_FIELDS: tuple[str, ...] = ("%i", "%A", "%F", "%K", "%T", "%r", "%j")
 SQUEUE_FORMAT = SEP.join(SQUEUE_FIELDS)
 
-SACCT_FIELDS: tuple[str, ...] = (
+# The first eleven are what older captures hold; the usage columns come last
+# (scheduler_adapters/slurm/usage.py, docs/accounting.md).
+SACCT_BASE_FIELDS: tuple[str, ...] = (
     "JobIDRaw", "JobID", "JobName", "State", "ExitCode", "Elapsed",
     "TotalCPU", "MaxRSS", "NodeList", "Start", "End",
 )
+SACCT_FIELDS: tuple[str, ...] = (*SACCT_BASE_FIELDS, "CPUTimeRAW", "AllocCPUS", "ReqMem")
 
 # sinfo -O long names (man sinfo, 22.05). ":0<SEP>" = no padding, SEP as suffix.
 SINFO_FIELDS: tuple[str, ...] = (

@@ -32,7 +32,14 @@ from datetime import datetime
 
 from scheduler_adapters.errors import OutputParseError
 from scheduler_adapters.rendering import parse_walltime
-from scheduler_adapters.slurm.commands import SACCT_FIELDS, SEP, SINFO_FIELDS, SQUEUE_FIELDS
+from scheduler_adapters.slurm.commands import (
+    SACCT_BASE_FIELDS,
+    SACCT_FIELDS,
+    SEP,
+    SINFO_FIELDS,
+    SQUEUE_FIELDS,
+)
+from scheduler_adapters.slurm.usage import usage_of
 from scheduler_adapters.types import AccountingRecord, JobId, JobState, JobStatus, NodeMetrics
 
 log = logging.getLogger("scheduler_adapters.slurm")
@@ -244,6 +251,9 @@ def _split_sacct(lines: Iterable[str], fields: Sequence[str], delim: str) -> lis
             k = fields.index("JobName")
             extra = len(parts) - n
             parts = [*parts[:k], "|".join(parts[k : k + extra + 1]), *parts[k + extra + 1 :]]
+        if len(parts) == len(SACCT_BASE_FIELDS) and fields == SACCT_FIELDS:
+            rows.append(dict(zip(SACCT_BASE_FIELDS, parts, strict=True)))  # before usage
+            continue
         if len(parts) != n:
             raise OutputParseError(f"sacct line has {len(parts)} fields, expected {n}", raw=line)
         rows.append(dict(zip(fields, parts, strict=True)))
@@ -305,6 +315,7 @@ def _sacct_records(
         parse_exit_code(row["ExitCode"]) if _opt(row.get("ExitCode", "")) else (None, None)
     )
     elapsed = _duration(row.get("Elapsed", ""))
+    usage = usage_of(row)
     return [
         AccountingRecord(
             job_id=job_id,
@@ -320,6 +331,7 @@ def _sacct_records(
             end=_datetime(row.get("End", "")),
             name=row.get("JobName") or None,
             raw_id=_opt(row.get("JobIDRaw", "")),
+            **usage,
         )
         for job_id in expand_job_id(alloc)
     ]
