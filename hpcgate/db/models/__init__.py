@@ -2,6 +2,7 @@
 
 from hpcgate.db.models.accounts import ClusterAccount
 from hpcgate.db.models.calculations import ArrayTask, Calculation, Molecule, Step, StepEdge
+from hpcgate.db.models.cluster_telemetry import ClusterNode, PartitionSample
 from hpcgate.db.models.clusters import Cluster, QueueMapping
 from hpcgate.db.models.inputs import CalculationInput, InputBlob
 from hpcgate.db.models.ml import MlModel, Prediction, PredictionValue
@@ -25,6 +26,7 @@ __all__ = [
     "CalculationInput",
     "Cluster",
     "ClusterAccount",
+    "ClusterNode",
     "ExtractedResult",
     "HeartbeatRollup",
     "HeartbeatSample",
@@ -33,6 +35,7 @@ __all__ = [
     "Molecule",
     "NotificationOutbox",
     "OutputRequest",
+    "PartitionSample",
     "Prediction",
     "PredictionValue",
     "QueueMapping",

@@ -80,6 +80,8 @@ class Calculation(TimestampMixin, Base):
     processed: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     claimed_by: Mapped[str | None] = mapped_column(String(200))
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When it became dispatchable (created approved, or approved): the dispatch lag's start.
+    ready_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
