@@ -5,6 +5,7 @@ from hpcgate.db.models.calculations import ArrayTask, Calculation, Molecule, Ste
 from hpcgate.db.models.cluster_telemetry import ClusterNode, PartitionSample
 from hpcgate.db.models.clusters import Cluster, QueueMapping
 from hpcgate.db.models.inputs import CalculationInput, InputBlob
+from hpcgate.db.models.liveness import StepLiveness
 from hpcgate.db.models.ml import MlModel, Prediction, PredictionValue
 from hpcgate.db.models.notifications import NotificationOutbox
 from hpcgate.db.models.outputs import OutputRequest
@@ -16,6 +17,7 @@ from hpcgate.db.models.telemetry import (
     ServiceLog,
     WorkerHeartbeat,
 )
+from hpcgate.db.models.usage import StepUsage, UsageQuota
 from hpcgate.db.models.users import ApiKey, RefreshToken, User
 
 __all__ = [
@@ -41,9 +43,12 @@ __all__ = [
     "QueueMapping",
     "RefreshToken",
     "ServiceLog",
+    "StepLiveness",
     "Step",
     "StepAttempt",
     "StepEdge",
+    "StepUsage",
+    "UsageQuota",
     "User",
     "WorkerHeartbeat",
 ]

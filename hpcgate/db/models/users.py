@@ -46,6 +46,8 @@ class User(TimestampMixin, Base):
         Integer, default=0, server_default="0", nullable=False
     )
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The research group or project the user's core-hours count towards (docs/accounting.md).
+    project: Mapped[str | None] = mapped_column(String(64))
 
 
 class RefreshToken(Base):
