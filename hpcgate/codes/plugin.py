@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from hpcgate.errors import InvalidInput, TooLarge
 
 if TYPE_CHECKING:
+    from hpcgate.codes.recovery import CodeRecovery
     from hpcgate.codes.scan import Analyzer
 
 __all__ = [
@@ -107,6 +108,10 @@ class CodePlugin(Protocol):
     def prepare(self) -> Prepare:
         """Build one variant's staged files and template context (see :class:`Prepare`)."""
 
+    @property
+    def recovery(self) -> CodeRecovery | None:
+        """The recovery ladder's rungs and defaults (``codes/recovery.py``); None: no retry."""
+
     def banner_at(self, head: bytes) -> int | None:
         """Where this code's banner starts in the first bytes of a stdout, or None."""
 
@@ -139,6 +144,7 @@ class Plugin:
     analyzer_factory: Callable[[Path], Analyzer] | None = None
     find_banner: Callable[[bytes], int | None] = _no_banner
     main_program: Callable[[bytes], bool] = _always_main
+    recovery: CodeRecovery | None = None
 
     @property
     def validates(self) -> bool:

@@ -10,9 +10,11 @@ from hpcgate.codes.generic.prepare import prepare_generic
 from hpcgate.codes.plugin import CodePlugin, Plugin
 from hpcgate.codes.qe import markers as qe_markers
 from hpcgate.codes.qe.prepare import prepare_qe
+from hpcgate.codes.qe.recovery import QE_RECOVERY
 from hpcgate.codes.qe.validate import QeAnalyzer
 from hpcgate.codes.siesta import markers as siesta_markers
 from hpcgate.codes.siesta.prepare import prepare_siesta
+from hpcgate.codes.siesta.recovery import SIESTA_RECOVERY
 from hpcgate.codes.siesta.validate import SiestaAnalyzer
 from hpcgate.errors import InvalidInput
 
@@ -32,6 +34,7 @@ PLUGINS: dict[str, CodePlugin] = {
             analyzer_factory=SiestaAnalyzer,
             find_banner=siesta_markers.banner_at,
             main_program=siesta_markers.is_main_program,
+            recovery=SIESTA_RECOVERY,
         ),
         Plugin(
             name="qe",
@@ -43,6 +46,7 @@ PLUGINS: dict[str, CodePlugin] = {
             aliases=("espresso", "quantum-espresso", "pw", "pw.x"),
             analyzer_factory=QeAnalyzer,
             find_banner=qe_markers.banner_at,
+            recovery=QE_RECOVERY,
         ),
         Plugin(
             name="generic",
