@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hpcgate.domain.plan import MAX_STEPS, Plan, PlanError, PlannedStep, Variant
+from hpcgate.domain.refine import parse_refine
 
 __all__ = [
     "BIAS_DECIMALS",
@@ -63,6 +64,7 @@ _KNOWN_KEYS = frozenset(
         "tbtrans",
         "parameters",
         "point_parameters",
+        "refine",
     }
 )
 
@@ -245,6 +247,8 @@ def build_transiesta_plan(config: Mapping[str, Any]) -> Plan:
     tbtrans = config.get("tbtrans", True)
     if not isinstance(tbtrans, bool):
         raise PlanError("'tbtrans' must be true or false")
+    if parse_refine(config.get("refine")) is not None and not tbtrans:
+        raise PlanError("'refine' needs the currents: it cannot be used with 'tbtrans': false")
     common = _parameters(config.get("parameters"), "'parameters'")
     per_point = _point_parameters(config.get("point_parameters"), biases)
     params = {v: {**common, **per_point.get(v, {}), "TS.Voltage": v} for v in biases}
