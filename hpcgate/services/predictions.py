@@ -14,7 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hpcgate.db.models import Calculation, ExtractedResult, Step, User
-from hpcgate.db.models.ml import MlModel, Prediction
+from hpcgate.db.models.ml import MlModel, Prediction, PredictionValue
+from hpcgate.domain.dft_properties import predicted_values
 from hpcgate.errors import NotFound
 from hpcgate.services.ml_models import get_model
 
@@ -76,7 +77,8 @@ def store_prediction(
     request: dict[str, Any],
     response: dict[str, Any],
 ) -> Prediction:
-    """Store a prediction; every id it names must exist."""
+    """Store a prediction; every id it names must exist. The numbers it predicts for known
+    properties are recorded too (``PredictionValue``: what accuracy against DFT reads)."""
     get_model(session, model_id)
     if calculation_id is not None and session.get(Calculation, calculation_id) is None:
         raise NotFound(f"calculation {calculation_id} not found")
@@ -90,6 +92,17 @@ def store_prediction(
         response=response,
     )
     session.add(prediction)
+    session.flush()
+    session.add_all(
+        PredictionValue(
+            prediction_id=prediction.id,
+            property=prop,
+            instance_index=index,
+            instances=instances,
+            value=value,
+        )
+        for prop, index, instances, value in predicted_values(response)
+    )
     session.flush()
     session.refresh(prediction)
     return prediction

@@ -17,6 +17,7 @@ from hpcgate.api.routes import (
     logs,
     metrics,
     ml_models,
+    model_accuracy,
     notifications,
     outputs,
     series,
@@ -50,4 +51,5 @@ ROUTERS: list[APIRouter] = [
     ml_models.router,
     ml_models.ml_api_router,
     ml_models.predictions_router,
+    model_accuracy.router,
 ]

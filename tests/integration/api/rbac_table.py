@@ -119,6 +119,7 @@ RBAC: dict[tuple[str, str], str] = {
     ("PATCH", "/ml/models/{model_id}"): ADMIN,
     ("DELETE", "/ml/models/{model_id}"): ADMIN,
     ("GET", "/ml/models/{model_id}/config"): ADMIN,
+    ("GET", "/ml/models/{model_id}/accuracy"): USER,
     ("POST", "/predictions"): ML_API_OR_ADMIN,
     ("GET", "/calculations/{calc_id}/predictions"): USER,
     # the ML-API process
