@@ -12,6 +12,8 @@ Contract (every adapter, checked by ``tests/integration/test_adapter_contract.py
   from the live queue is simply absent from the result: callers ask
   ``accounting`` next, and a job found in neither is UNKNOWN, never COMPLETED.
 * ``accounting`` makes **one** call for all the given jobs.
+* ``queue_summary`` makes **one** call and counts *every user's* pending and running
+  jobs per partition (``scheduler_adapters/queue_summary.py``).
 * ``find_by_name`` lets a restarted service recover a job submitted just
   before a crash (job names are deterministic), so nothing is submitted twice.
 * Failures of the scheduler commands raise ``SchedulerError`` with ``transient``
@@ -23,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
+from scheduler_adapters.queue_summary import PartitionLoad
 from scheduler_adapters.runners.base import Runner
 from scheduler_adapters.types import AccountingRecord, JobId, JobSpec, JobStatus, NodeMetrics
 
@@ -49,3 +52,5 @@ class SchedulerAdapter(Protocol):
     def find_by_name(self, name: str) -> list[JobId]: ...
 
     def node_metrics(self) -> list[NodeMetrics]: ...
+
+    def queue_summary(self) -> list[PartitionLoad]: ...

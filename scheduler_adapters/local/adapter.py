@@ -57,6 +57,7 @@ from scheduler_adapters.environment import allowed_environment
 from scheduler_adapters.errors import JobNotFound, UnsupportedFeature
 from scheduler_adapters.local.files import live_pid, pid_record, read_text, write_atomic
 from scheduler_adapters.local.store import STATE_DIRNAME, Store, TaskView, task_keys
+from scheduler_adapters.queue_summary import PartitionLoad
 from scheduler_adapters.runners.base import Runner
 from scheduler_adapters.runners.local import LocalRunner
 from scheduler_adapters.types import (
@@ -251,6 +252,16 @@ class LocalAdapter(CliAdapter):
                 partitions=("local",),
             )
         ]
+
+    def queue_summary(self) -> list[PartitionLoad]:
+        """This machine is one partition, ``local``; its jobs are everyone's."""
+        pending = running = 0
+        for v in self._views(None):
+            if v.state in (JobState.PENDING, JobState.HELD):
+                pending += 1
+            elif v.state in (JobState.RUNNING, JobState.COMPLETING):
+                running += 1
+        return [PartitionLoad("local", pending, running)]
 
     def submit_argv(
         self, script: PurePosixPath, spec: JobSpec, *, after_ok: Sequence[JobId], hold: bool

@@ -10,6 +10,7 @@ accounting     one ``qstat -f -F json -x [-t] <ids>`` (PBS Pro history) /
 find_by_name   the same qstat for all jobs (``-u user`` if configured), filtered
                on ``Job_Name``
 node_metrics   ``pbsnodes -a -F json`` / ``pbsnodes -a``
+queue_summary  ``qstat -Q`` (every user; the Slurm wrappers: ``qstat -f`` counted)
 =============  ===================================================================
 
 ``flavor`` ("pbspro" | "torque") picks the array option, the dependency
@@ -35,8 +36,9 @@ from typing import Any, ClassVar, Literal
 
 from scheduler_adapters.cli_base import COMMON_TRANSIENT_ERRORS, CliAdapter
 from scheduler_adapters.errors import CommandFailed
-from scheduler_adapters.pbs import commands, pbsnodes, qstat, qsub, records, values
+from scheduler_adapters.pbs import commands, pbsnodes, qstat, qsub, queues, records, values
 from scheduler_adapters.pbs.commands import Flavor
+from scheduler_adapters.queue_summary import PartitionLoad
 from scheduler_adapters.rendering import format_mem_mb
 from scheduler_adapters.runners.base import Runner
 from scheduler_adapters.types import (
@@ -275,6 +277,16 @@ class PbsAdapter(CliAdapter):
         return pbsnodes.parse_pbsnodes_text(
             self._run(commands.pbsnodes(json=False), as_self=True).stdout
         )
+
+    def queue_summary(self) -> list[PartitionLoad]:
+        """Every user's jobs per queue: ``qstat -Q``; the Slurm wrappers print ``?`` there, so
+        with them one all-users ``qstat -f`` is counted instead."""
+        if not self.slurm_wrappers:
+            loads = queues.parse_qstat_queues(self._run(queues.qstat_queues(), as_self=True).stdout)
+            if loads is not None:
+                return loads
+        argv = commands.qstat_full(None, json=False)
+        return queues.count_jobs(qstat.parse_qstat_text(self._run_tolerant(argv).stdout))
 
     # ------------------------------------------------------------- helpers
     def _qstat(self, job_ids: Sequence[JobId] | None, *, finished: bool) -> list[qstat.PbsJob]:

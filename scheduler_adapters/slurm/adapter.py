@@ -11,6 +11,7 @@ status         one ``squeue --array --states=all --format=<0x1f separated>`` cal
 accounting     one ``sacct --parsable2 --noheader --delimiter=0x1f`` call
 find_by_name   ``squeue --name`` (live) + ``sacct --name --starttime=now-7days``
 node_metrics   ``sinfo --Node --Format=<long names>``, deduplicated per node
+queue_summary  ``squeue --all --array --format=%P<0x1f>%T`` (every user)
 =============  ==============================================================
 
 Semantics: ``status`` reports what squeue knows (including finished jobs for
@@ -27,8 +28,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
 from scheduler_adapters.cli_base import COMMON_TRANSIENT_ERRORS, CliAdapter
+from scheduler_adapters.queue_summary import PartitionLoad
 from scheduler_adapters.runners.base import Runner
-from scheduler_adapters.slurm import commands, parse
+from scheduler_adapters.slurm import commands, parse, queue
 from scheduler_adapters.types import (
     AccountingRecord,
     CommandResult,
@@ -171,6 +173,10 @@ class SlurmAdapter(CliAdapter):
         return parse.parse_sinfo_nodes(
             self._run(commands.sinfo_nodes(nodes), as_self=True).stdout
         )
+
+    def queue_summary(self) -> list[PartitionLoad]:
+        """Every user's pending and running jobs per partition: one ``squeue --all``."""
+        return queue.parse_queue_summary(self._run(queue.squeue_all(), as_self=True).stdout)
 
     def test_only(self, spec: JobSpec) -> CommandResult:
         """``sbatch --test-only``: slurmctld validates the script without queueing it."""

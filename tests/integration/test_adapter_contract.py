@@ -388,6 +388,19 @@ def test_node_metrics(contract: Contract) -> None:
         assert node.memory_total_mb > 0
 
 
+def test_queue_summary(contract: Contract) -> None:
+    """Every user's queue per partition: a job of ours running (or waiting) is counted in
+    its partition; partitions are unique and counts never negative."""
+    spec = contract.spec("queued", ["sleep", "30"])
+    job_id = contract.submit(spec)
+    contract.wait_status([job_id], lambda s: s.state in (JobState.PENDING, JobState.RUNNING))
+    loads = contract.adapter.queue_summary()
+    assert len({x.partition for x in loads}) == len(loads)
+    assert all(x.pending >= 0 and x.running >= 0 for x in loads)
+    assert sum(x.pending + x.running for x in loads) >= 1
+    contract.adapter.cancel([job_id])
+
+
 def test_metacharacters_never_execute(contract: Contract) -> None:
     contract.require("submit", "final_state")
     marker = f"/tmp/hpcgate-pwned-{uuid.uuid4().hex[:8]}"
