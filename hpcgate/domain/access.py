@@ -81,6 +81,8 @@ class Action(enum.StrEnum):
     LOG_READ = "log.read"
     LOG_DELETE = "log.delete"
     METRICS_READ = "metrics.read"
+    USAGE_READ = "usage.read"
+    QUOTA_MANAGE = "quota.manage"
 
 
 class Scope(enum.StrEnum):
@@ -148,6 +150,9 @@ POLICY: Mapping[Action, Mapping[Role, Scope]] = {
     Action.LOG_READ: _EVERYONE,
     Action.LOG_DELETE: _ADMINS,
     Action.METRICS_READ: _ADMINS,
+    # Who ran how much: one's own core-hours; moderators approve with everyone's in view.
+    Action.USAGE_READ: _OWN_OR_MODERATOR,
+    Action.QUOTA_MANAGE: _ADMINS,
 }
 
 
@@ -173,6 +178,8 @@ DESCRIPTIONS: Mapping[Action, str] = {
     Action.LOG_READ: "read every log line (list and live tail)",
     Action.LOG_DELETE: "delete log lines",
     Action.METRICS_READ: "read the Prometheus metrics (they say who runs how much where)",
+    Action.USAGE_READ: "core-hour usage and efficiency (reports, CSV, per calculation)",
+    Action.QUOTA_MANAGE: "set and remove users' monthly core-hour quotas per cluster",
 }
 
 

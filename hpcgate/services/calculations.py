@@ -38,6 +38,7 @@ from hpcgate.domain.states import (
     transition_step,
 )
 from hpcgate.errors import Conflict, Forbidden, InvalidInput, NotFound
+from hpcgate.services import quotas
 from hpcgate.services.input_blobs import link_inputs, resolve_binary_inputs
 from hpcgate.services.parse_pool import get_pool
 from hpcgate.services.planned_steps import StepsCommon, insert_edges, insert_steps
@@ -157,6 +158,7 @@ def create_calculation(
     name = _checked_name(new.name)
     _check_priority(owner, new.priority)
     cluster, queue = _cluster_and_queue(session, new.cluster_id, new.logical_queue)
+    quota = quotas.enforce(session, owner, cluster)  # the hard quota refuses (docs/accounting.md)
     if new.molecule_id is not None and session.get(Molecule, new.molecule_id) is None:
         raise NotFound(f"molecule {new.molecule_id} does not exist")
     config = dict(new.configuration)
@@ -194,6 +196,7 @@ def create_calculation(
     insert_edges(session, plan, steps)
     link_inputs(session, calc.id, blob_refs)
     session.flush()
+    quotas.notify_soft(session, calc, quota, settings)
     if calc.state is CalculationState.READY:
         notify_work(session, cluster.id)  # delivered at commit: the dispatcher wakes at once
     log.info("calculation %s created with %d step(s)", calc.id, len(plan.steps))

@@ -34,6 +34,7 @@ from hpcgate.services.analysis_results import (
     store_task_results,
 )
 from hpcgate.services.events import calculation_event
+from hpcgate.services.usage import record_step_usage
 from hpcgate.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -171,6 +172,7 @@ def _apply_seen(
     if ended:
         step.finished_at = now
         store_step_results(s, step.id, obs)
+        record_step_usage(s, step, obs, target)
     if not can_transition_step(step.state, target):
         # e.g. QUEUED seen while LOST: stay LOST until a real outcome is seen.
         if not (step.state is StepState.LOST and target is StepState.QUEUED):

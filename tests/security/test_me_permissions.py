@@ -33,6 +33,7 @@ EXPECTED: dict[str, list[str]] = {
         "ml_model.read",
         "ml_model.invoke",
         "log.read",
+        "usage.read:own",
     ],
     "moderator": [
         "calculation.read",
@@ -47,6 +48,7 @@ EXPECTED: dict[str, list[str]] = {
         "ml_model.read",
         "ml_model.invoke",
         "log.read",
+        "usage.read",
     ],
     "admin": [
         "calculation.read",
@@ -69,6 +71,8 @@ EXPECTED: dict[str, list[str]] = {
         "log.read",
         "log.delete",
         "metrics.read",
+        "usage.read",
+        "quota.manage",
     ],
 }
 # A route that needs exactly this permission (and nothing more), probed without side effects.
@@ -84,6 +88,7 @@ PROBES: dict[str, tuple[str, str, dict[str, Any] | None]] = {
     "notification.manage": ("GET", "/notifications", None),
     "log.delete": ("DELETE", f"/logs?calculation_id={NO_ID}", None),
     "metrics.read": ("GET", "/metrics", None),
+    "quota.manage": ("GET", f"/clusters/{NO_ID}/quotas", None),
 }
 
 

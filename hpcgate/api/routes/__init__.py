@@ -22,6 +22,7 @@ from hpcgate.api.routes import (
     outputs,
     series,
     steps,
+    usage,
     users,
 )
 
@@ -40,6 +41,7 @@ ROUTERS: list[APIRouter] = [
     # the calculation engine: calculations, steps, inputs, agents, results, ML
     calculations.router,
     steps.router,
+    usage.router,
     series.router,
     inputs.router,
     outputs.router,

@@ -41,6 +41,7 @@ from hpcgate.domain.states import CalculationState
 from hpcgate.services import calculation_queries as queries
 from hpcgate.services import calculations as svc
 from hpcgate.services.previews import preview_calculation as preview
+from hpcgate.services.quotas import creation_warnings
 
 router = APIRouter(prefix="/calculations", tags=["calculations"])
 
@@ -68,6 +69,13 @@ def _detail(view: queries.CalculationView) -> CalculationDetail:
 def calculation_detail(calc: Calculation, session: Session) -> CalculationDetail:
     """A calculation just loaded or changed, as every calculation route answers it."""
     return _detail(queries.view_of(session, calc))
+
+
+def created_detail(calc: Calculation, session: Session) -> CalculationDetail:
+    """A creation's answer: the detail, plus quota warnings for the owner."""
+    detail = calculation_detail(calc, session)
+    detail.warnings = creation_warnings(session, calc.owner_id, calc.cluster_id)
+    return detail
 
 
 def _public_configuration(config: dict[str, Any]) -> dict[str, Any]:
@@ -100,7 +108,7 @@ def create_calculation(
 ) -> CalculationDetail:
     calc = svc.create_calculation(session, user, new_calculation(body), settings)
     session.refresh(calc)
-    return calculation_detail(calc, session)
+    return created_detail(calc, session)
 
 
 @router.post("/preview", response_model=PreviewOut)

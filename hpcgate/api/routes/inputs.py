@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from hpcgate.api.deps import CurrentUser, SessionDep, SettingsDep
-from hpcgate.api.routes.calculations import calculation_detail, new_calculation
+from hpcgate.api.routes.calculations import created_detail, new_calculation
 from hpcgate.api.schemas.calculations import CalculationCreate, CalculationDetail
 from hpcgate.api.uploads import ReceivedUpload, Upload
 from hpcgate.db.models import CalculationInput, InputBlob, User
@@ -152,7 +152,7 @@ def _create(
     _store_all(session, upload, user_id)
     calc = svc.create_calculation(session, user, new_calculation(body), settings)
     session.refresh(calc)
-    return calculation_detail(calc, session)
+    return created_detail(calc, session)
 
 
 @router.post(

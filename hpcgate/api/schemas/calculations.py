@@ -113,6 +113,8 @@ class CalculationDetail(CalculationSummary):
     configuration: dict[str, Any]
     analyses: list[str]
     steps: list[StepOut]
+    # Only in a creation answer: e.g. a soft core-hour quota reached (docs/accounting.md).
+    warnings: list[str] = Field(default_factory=list)
 
 
 class CalculationPage(BaseModel):

@@ -50,9 +50,11 @@ def upgrade() -> None:
         sa.Column("state", sa.String(length=32), nullable=False),
         sa.Column("native_state", sa.String(length=64), nullable=True),
         sa.Column(
-            "recorded_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
+            "recorded_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
             nullable=False,
-        ),  # fmt: skip
+        ),
         _fk("step_usage", "step_id", "steps"),
         _fk("step_usage", "calculation_id", "calculations"),
         _fk("step_usage", "cluster_id", "clusters"),

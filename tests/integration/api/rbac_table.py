@@ -95,6 +95,7 @@ RBAC: dict[tuple[str, str], str] = {
     ("GET", "/molecules/{molecule_id}/compare"): USER,
     ("POST", "/calculations"): USER,
     ("POST", "/calculations/preview"): USER,
+    ("POST", "/calculations/recommendation"): USER,
     ("POST", "/calculations/upload"): USER,
     ("POST", "/inputs"): USER,
     ("GET", "/calculations/{calc_id}"): USER,
@@ -106,6 +107,15 @@ RBAC: dict[tuple[str, str], str] = {
     ("POST", "/calculations/{calc_id}/reject"): MODERATOR,
     ("PUT", "/calculations/{calc_id}/priority"): MODERATOR,
     ("GET", "/calculations/{calc_id}/results"): USER,
+    # core-hour usage (own for users, all for moderators: services/usage.py), quotas, approvals
+    ("GET", "/usage"): USER,
+    ("GET", "/usage/quotas"): USER,
+    ("GET", "/calculations/{calc_id}/usage"): USER,
+    ("GET", "/clusters/{cluster_id}/quotas"): ADMIN,
+    ("PUT", "/clusters/{cluster_id}/quotas/{user_id}"): ADMIN,
+    ("DELETE", "/clusters/{cluster_id}/quotas/{user_id}"): ADMIN,
+    ("GET", "/approvals"): MODERATOR,
+    ("GET", "/calculations/{calc_id}/approval-context"): MODERATOR,
     ("GET", "/steps/{step_id}"): USER,
     ("GET", "/steps/{step_id}/samples"): USER,
     # raw outputs (read like the calculation: shared across the lab)

@@ -47,6 +47,8 @@ EXPECTED: dict[Action, tuple[str, str, str]] = {
     A.LOG_READ: ("all", "all", "all"),
     A.LOG_DELETE: ("-", "-", "all"),
     A.METRICS_READ: ("-", "-", "all"),
+    A.USAGE_READ: ("own", "all", "all"),
+    A.QUOTA_MANAGE: ("-", "-", "all"),
 }
 ROLES = (Role.USER, Role.MODERATOR, Role.ADMIN)
 ME = 7
