@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Protocol
 
+from hpcgate.domain.states import StepState, step_settled
 from hpcgate.engine.blobs import BlobCache
 from hpcgate.engine.faults import crash_point
 from hpcgate.engine.work import CalculationWork, StepWork
@@ -36,6 +37,9 @@ from scheduler_adapters.runners.local import LocalRunner
 from scheduler_adapters.types import JobId
 
 log = logging.getLogger(__name__)
+
+# A step in one of these states when the work was built may hold a job still held.
+_RELEASABLE = frozenset({StepState.PLANNED, StepState.SUBMITTING, StepState.QUEUED})
 
 
 class StepStore(Protocol):
@@ -95,6 +99,11 @@ class _Progress:
     job_ids: dict[int, str]  # step id -> scheduler id, including earlier attempts'
     submitted: int = 0
     recovered: int = 0
+    # Steps that ran already (a calculation resubmitted for a retry): never a dependency.
+    settled: frozenset[int] = frozenset()
+
+    def live_parents(self, step: StepWork) -> list[int]:
+        return [p for p in step.parents if p not in self.settled]
 
     def outcome(
         self, calculation_id: int, *, failed: str | None = None, deferred: str | None = None
@@ -116,6 +125,7 @@ def submit_calculation(
     blobs: BlobCache | None = None,
 ) -> SubmissionOutcome:
     progress = _Progress({s.step_id: s.scheduler_job_id for s in work.steps if s.scheduler_job_id})
+    progress.settled = frozenset(s.step_id for s in work.steps if step_settled(s.state))
     is_chain = len(work.steps) > 1
     try:
         for step in work.steps:  # already in topological order
@@ -127,7 +137,7 @@ def submit_calculation(
             crash_point("after_record")
         if is_chain:
             crash_point("before_release")
-            for head in (s for s in work.steps if not s.parents):
+            for head in _heads(work, progress.settled):
                 _release(adapter, JobId(progress.job_ids[head.step_id]))
         store.mark_submitted(work.calculation_id)
     except SchedulerError as exc:
@@ -171,13 +181,36 @@ def _submit_step(
         progress.recovered += 1
         store.record_job_id(calculation_id, step, jid.value, recovered=True)
         return jid.value
+    if step.withdrawn_jobs:  # it waited for a parent's failed attempt (recovery ladder)
+        _cancel_quietly(adapter, step.withdrawn_jobs)
     stage_inputs(adapter, step, blobs)
-    parents = [JobId(progress.job_ids[p]) for p in step.parents]
-    jid = adapter.submit(step.job_spec(), after_ok=parents, hold=is_chain and not step.parents)
+    live = progress.live_parents(step)
+    parents = [JobId(progress.job_ids[p]) for p in live]
+    jid = adapter.submit(step.job_spec(), after_ok=parents, hold=is_chain and not live)
     progress.submitted += 1
     crash_point("after_submit")
     store.record_job_id(calculation_id, step, jid.value, recovered=False)
     return jid.value
+
+
+def _heads(work: CalculationWork, settled: frozenset[int]) -> list[StepWork]:
+    """The held jobs to release: steps waiting on no live parent that have not run yet
+    (the chain's heads; after a retry, the new attempt when its parents are done)."""
+    return [
+        s
+        for s in work.steps
+        if s.step_id not in settled
+        and s.state in _RELEASABLE
+        and not any(p not in settled for p in s.parents)
+    ]
+
+
+def _cancel_quietly(adapter: SchedulerAdapter, job_ids: Sequence[str]) -> None:
+    """Withdrawn jobs: usually gone already (Slurm's kill_invalid_depend); never an error."""
+    try:
+        adapter.cancel([JobId.parse(j) for j in job_ids])
+    except SchedulerError as exc:
+        log.info("withdrawn jobs %s not cancelled (%s); they can never start", job_ids, exc)
 
 
 def _cancel_queued(adapter: SchedulerAdapter, job_ids: dict[int, str]) -> None:

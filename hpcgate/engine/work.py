@@ -39,6 +39,9 @@ class StepWork:
     # Binary inputs to stage byte for byte: path relative to workdir -> sha256 of the blob
     # (a reference, never the content: the dispatcher fetches each blob once and caches it).
     blobs: dict[str, str] = field(default_factory=dict)
+    # Jobs of this step withdrawn while they waited for a parent that is being retried
+    # (the recovery ladder): cancelled, quietly, before the step is submitted again.
+    withdrawn_jobs: tuple[str, ...] = ()
 
     def job_spec(self) -> JobSpec:
         return JobSpec(
@@ -60,6 +63,7 @@ class StepWork:
     def from_dict(cls, data: dict[str, Any]) -> StepWork:
         data = dict(data)
         data["parents"] = tuple(data.get("parents", ()))
+        data["withdrawn_jobs"] = tuple(data.get("withdrawn_jobs", ()))
         data["state"] = StepState(data.get("state", StepState.PLANNED))
         return cls(**data)
 

@@ -39,3 +39,8 @@ HARVEST_LAG_SECONDS = Histogram(
     "From a job's end (as the scheduler reports it) to hpcgate recording the step's state.",
     buckets=(0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0),
 )
+RECOVERY_ATTEMPTS = Counter(
+    "hpcgate_recovery_attempts_total",
+    "Retries scheduled by the recovery ladder (issue 17), by code and the verdict retried.",
+    ["code", "verdict"],
+)

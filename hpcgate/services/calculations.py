@@ -42,6 +42,7 @@ from hpcgate.services import quotas
 from hpcgate.services.input_blobs import link_inputs, resolve_binary_inputs
 from hpcgate.services.parse_pool import get_pool
 from hpcgate.services.planned_steps import StepsCommon, insert_edges, insert_steps
+from hpcgate.services.recovery import check_recovery
 from hpcgate.services.start_from import check_start_from
 from hpcgate.services.wakeup import notify_work
 from hpcgate.settings import Settings
@@ -169,6 +170,7 @@ def create_calculation(
             session, owner, cluster, new.code, config["start_from"]
         )
     resources = _resources(config, queue)
+    check_recovery(new.code, config)  # the recovery ladder's settings (issue 17)
     analyses = resolve_analyses(new.analyses, new.code)
     try:
         plan = build_plan(config)

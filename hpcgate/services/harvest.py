@@ -34,6 +34,7 @@ from hpcgate.services.analysis_results import (
     store_task_results,
 )
 from hpcgate.services.events import calculation_event
+from hpcgate.services.recovery import retry_if_recoverable
 from hpcgate.services.usage import record_step_usage
 from hpcgate.settings import Settings
 
@@ -120,7 +121,7 @@ def apply_observations(
     now = datetime.now(UTC)
     touched: set[int] = set()
     settled: set[int] = set()  # calculations with a step that ended this tick
-    for obs in observations:
+    for obs in sorted(observations, key=lambda o: o.step_id):  # parents before dependents
         step = s.get(Step, obs.step_id, with_for_update=True)
         if step is None or step.cluster_id != cluster_id or step.state not in ACTIVE:
             continue  # stale report (e.g. the user cancelled meanwhile)
@@ -130,6 +131,7 @@ def apply_observations(
             _count_unseen(s, step, lost_after, settings)
         elif _apply_seen(s, step, obs, obs.state, now):
             settled.add(step.calculation_id)
+            retry_if_recoverable(s, step, obs, settings)  # the recovery ladder (issue 17)
     cancels: list[str] = []
     for calc_id in sorted(touched):
         cancels += _settle_calculation(s, calc_id, now, settings, calc_id in settled)

@@ -53,6 +53,8 @@ def build_work(session: Session, calc: Calculation, cluster: Cluster) -> Calcula
             for p in parents.get(step.id, [])
         ]
         inherit_from = inherit_from or start_from_dirs(calc.configuration)  # issue 20
+        if step.spec.get("attempt_inherit"):  # a retry continues its previous attempt
+            inherit_from = [*inherit_from, dict(step.spec["attempt_inherit"])]
         context = _context(calc, cluster, step, inherit_from, validates=plugin.validates)
         items.append(_step_work(step, cluster, tuple(parents.get(step.id, [])), context))
     account = account_for(session, cluster.id, calc.owner_id)
@@ -134,4 +136,5 @@ def _step_work(
         context=context,
         files=dict(spec.get("files", {})),
         blobs=dict(spec.get("blobs", {})),
+        withdrawn_jobs=tuple(spec.get("withdrawn_jobs", ())),
     )
