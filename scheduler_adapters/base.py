@@ -14,6 +14,10 @@ Contract (every adapter, checked by ``tests/integration/test_adapter_contract.py
 * ``accounting`` makes **one** call for all the given jobs.
 * ``queue_summary`` makes **one** call and counts *every user's* pending and running
   jobs per partition (``scheduler_adapters/queue_summary.py``).
+* ``live_usage`` makes **one** call for all the given running jobs and returns what
+  the scheduler sampled so far (CPU time, peak memory): ``scheduler_adapters/live.py``.
+  A job without a sample is absent; an adapter that cannot sample returns ``{}`` and
+  says why in ``unsupported_reasons["live_usage"]``.
 * ``find_by_name`` lets a restarted service recover a job submitted just
   before a crash (job names are deterministic), so nothing is submitted twice.
 * Failures of the scheduler commands raise ``SchedulerError`` with ``transient``
@@ -25,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
+from scheduler_adapters.live import LiveUsage
 from scheduler_adapters.queue_summary import PartitionLoad
 from scheduler_adapters.runners.base import Runner
 from scheduler_adapters.types import AccountingRecord, JobId, JobSpec, JobStatus, NodeMetrics
@@ -48,6 +53,8 @@ class SchedulerAdapter(Protocol):
     def status(self, job_ids: Sequence[JobId] | None = None) -> dict[JobId, JobStatus]: ...
 
     def accounting(self, job_ids: Sequence[JobId]) -> list[AccountingRecord]: ...
+
+    def live_usage(self, job_ids: Sequence[JobId]) -> dict[JobId, LiveUsage]: ...
 
     def find_by_name(self, name: str) -> list[JobId]: ...
 

@@ -27,6 +27,7 @@ with plain processes on this machine:
 * ``cancel`` marks the job, then SIGTERMs the supervisor and each running task's
   process group (SIGKILL after ``kill_wait`` seconds). Pids are checked against
   their recorded start time first, so a reused pid is never signalled.
+* ``live_usage`` sums ``/proc`` over each running task's process group (``local/proc.py``).
 * ``status``/``accounting`` are computed from those files only, so a restarted
   service (or a second process) sees the same jobs. Ids look like ``L12`` and
   ``L12_3`` so they can never be mistaken for a real scheduler's ids.
@@ -55,7 +56,9 @@ from typing import Any, ClassVar
 from scheduler_adapters.cli_base import CliAdapter
 from scheduler_adapters.environment import allowed_environment
 from scheduler_adapters.errors import JobNotFound, UnsupportedFeature
+from scheduler_adapters.live import LiveUsage
 from scheduler_adapters.local.files import live_pid, pid_record, read_text, write_atomic
+from scheduler_adapters.local.proc import group_usage
 from scheduler_adapters.local.store import STATE_DIRNAME, Store, TaskView, task_keys
 from scheduler_adapters.queue_summary import PartitionLoad
 from scheduler_adapters.runners.base import Runner
@@ -228,6 +231,22 @@ class LocalAdapter(CliAdapter):
                 )
             )
         return records
+
+    def live_usage(self, job_ids: Sequence[JobId]) -> dict[JobId, LiveUsage]:
+        """CPU time and memory of each running task's process group (``local/proc.py``)."""
+        leaders: dict[int, JobId] = {}
+        for v in self._views(job_ids):
+            job = self.store.load(v.job_id.value)
+            if job is None or v.state is not JobState.RUNNING:
+                continue
+            key = next((k for k, i in task_keys(job) if i == v.job_id.task), None)
+            pid = live_pid(read_text(self.store.records_dir(job) / f"{key}.pid")) if key else None
+            if pid is not None:
+                leaders[pid] = v.job_id
+        return {
+            leaders[pgid]: LiveUsage(leaders[pgid], u.cpu_time_s, u.rss_kb, u.processes)
+            for pgid, u in group_usage(leaders).items()
+        }
 
     def find_by_name(self, name: str) -> list[JobId]:
         return [

@@ -10,6 +10,8 @@ accounting     one ``qstat -f -F json -x [-t] <ids>`` (PBS Pro history) /
 find_by_name   the same qstat for all jobs (``-u user`` if configured), filtered
                on ``Job_Name``
 node_metrics   ``pbsnodes -a -F json`` / ``pbsnodes -a``
+live_usage     ``resources_used`` of running jobs in the same one ``qstat -f`` (not the
+               Slurm wrappers: they print none)
 queue_summary  ``qstat -Q`` (every user; the Slurm wrappers: ``qstat -f`` counted)
 =============  ===================================================================
 
@@ -36,6 +38,7 @@ from typing import Any, ClassVar, Literal
 
 from scheduler_adapters.cli_base import COMMON_TRANSIENT_ERRORS, CliAdapter
 from scheduler_adapters.errors import CommandFailed
+from scheduler_adapters.live import LiveUsage
 from scheduler_adapters.pbs import commands, pbsnodes, qstat, qsub, queues, records, values
 from scheduler_adapters.pbs.commands import Flavor
 from scheduler_adapters.queue_summary import PartitionLoad
@@ -66,6 +69,7 @@ ALL_CAPABILITIES: frozenset[str] = frozenset(
         "final_state",
         "find_by_name",
         "node_metrics",
+        "live_usage",
     }
 )
 
@@ -83,6 +87,7 @@ WRAPPER_GAPS: Mapping[str, str] = {
     "final_state": "every finished job is C without exit_status, so COMPLETED, FAILED, "
     "CANCELLED and TIMEOUT cannot be told apart (reported as UNKNOWN)",
     "node_metrics": "pbsnodes -a prints np and availmem but no per-node allocation",
+    "live_usage": "the qstat wrapper prints no resources_used (cput, mem) for a running job",
 }
 
 # qstat/qdel complaints that only mean "that job is not (or no longer) here".
@@ -287,6 +292,23 @@ class PbsAdapter(CliAdapter):
                 return loads
         argv = commands.qstat_full(None, json=False)
         return queues.count_jobs(qstat.parse_qstat_text(self._run_tolerant(argv).stdout))
+
+    def live_usage(self, job_ids: Sequence[JobId]) -> dict[JobId, LiveUsage]:
+        """``resources_used.cput``/``mem`` of the running jobs, from one ``qstat -f``."""
+        if not job_ids or "live_usage" not in self.capabilities:
+            return {}
+        out: dict[JobId, LiveUsage] = {}
+        for key, job in self._select(self._qstat(job_ids, finished=False), job_ids):
+            if job.state != "R":
+                continue
+            native = job.native_id
+            cput = values.optional(job.get("resources_used.cput"), values.parse_duration,
+                                   native, "cput")  # fmt: skip
+            mem = values.optional(job.get("resources_used.mem"), values.parse_size_kb,
+                                  native, "mem")  # fmt: skip
+            if cput is not None or mem is not None:
+                out[key] = LiveUsage(key, cput, mem)
+        return out
 
     # ------------------------------------------------------------- helpers
     def _qstat(self, job_ids: Sequence[JobId] | None, *, finished: bool) -> list[qstat.PbsJob]:

@@ -11,6 +11,7 @@ status         one ``squeue --array --states=all --format=<0x1f separated>`` cal
 accounting     one ``sacct --parsable2 --noheader --delimiter=0x1f`` call
 find_by_name   ``squeue --name`` (live) + ``sacct --name --starttime=now-7days``
 node_metrics   ``sinfo --Node --Format=<long names>``, deduplicated per node
+live_usage     one ``sstat --allsteps --parsable2`` call, summed per job (``sstat.py``)
 queue_summary  ``squeue --all --array --format=%P<0x1f>%T`` (every user)
 =============  ==============================================================
 
@@ -28,9 +29,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
 from scheduler_adapters.cli_base import COMMON_TRANSIENT_ERRORS, CliAdapter
+from scheduler_adapters.errors import CommandFailed
+from scheduler_adapters.live import LiveUsage
 from scheduler_adapters.queue_summary import PartitionLoad
 from scheduler_adapters.runners.base import Runner
-from scheduler_adapters.slurm import commands, parse, queue
+from scheduler_adapters.slurm import commands, parse, queue, sstat
 from scheduler_adapters.types import (
     AccountingRecord,
     CommandResult,
@@ -39,6 +42,9 @@ from scheduler_adapters.types import (
     JobStatus,
     NodeMetrics,
 )
+
+# sstat's only complaint about an id that has no running step (unknown, or finished).
+_NO_STEPS = "couldn't get steps for job"
 
 
 def _matches(job_id: JobId, wanted: set[JobId]) -> bool:
@@ -177,6 +183,17 @@ class SlurmAdapter(CliAdapter):
     def queue_summary(self) -> list[PartitionLoad]:
         """Every user's pending and running jobs per partition: one ``squeue --all``."""
         return queue.parse_queue_summary(self._run(queue.squeue_all(), as_self=True).stdout)
+
+    def live_usage(self, job_ids: Sequence[JobId]) -> dict[JobId, LiveUsage]:
+        """One ``sstat`` for all running jobs; a job with no step sampled yet is absent."""
+        if not job_ids:
+            return {}
+        result = self._run(sstat.sstat(job_ids), ok_returncodes=range(256))
+        complaints = [ln for ln in result.stderr.splitlines() if ln.strip()]
+        if result.returncode != 0 and not all(_NO_STEPS in ln for ln in complaints):
+            raise CommandFailed.from_result(result, transient=self.classify_transient(result))
+        wanted = set(job_ids)
+        return {j: u for j, u in sstat.parse_sstat(result.stdout).items() if _matches(j, wanted)}
 
     def test_only(self, spec: JobSpec) -> CommandResult:
         """``sbatch --test-only``: slurmctld validates the script without queueing it."""
