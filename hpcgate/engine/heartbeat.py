@@ -1,4 +1,5 @@
-"""A cluster heartbeat: node metrics and queue figures, from two scheduler calls."""
+"""A cluster heartbeat: node metrics and every user's queue per partition, from two
+scheduler calls (``node_metrics`` and ``queue_summary``)."""
 
 from __future__ import annotations
 
@@ -8,18 +9,21 @@ from datetime import UTC, datetime
 
 from hpcgate.engine.work import ClusterSample
 from scheduler_adapters.base import SchedulerAdapter
-from scheduler_adapters.types import JobState
+from scheduler_adapters.queue_summary import PartitionLoad, totals
 
 
 def collect_sample(adapter: SchedulerAdapter) -> ClusterSample:
     nodes = adapter.node_metrics()
-    jobs = adapter.status(None)
-    waiting = sum(1 for s in jobs.values() if s.state in (JobState.PENDING, JobState.HELD))
-    running = sum(1 for s in jobs.values() if s.state in (JobState.RUNNING, JobState.COMPLETING))
+    loads = {x.partition: x for x in adapter.queue_summary()}
+    for node in nodes:  # partitions without jobs are listed too, at zero
+        for name in node.partitions:
+            loads.setdefault(name, PartitionLoad(name))
+    waiting, running = totals(loads.values())
     return ClusterSample(
         ts=datetime.now(UTC).isoformat(),
         nodes=tuple(asdict(n) for n in nodes),
         queue_depth=waiting,
         running_jobs=running,
         sample_key=uuid.uuid4().hex,
+        partitions=tuple(asdict(x) for x in sorted(loads.values())),
     )

@@ -25,6 +25,7 @@ from typing import Any
 from hpcgate.domain.plan import array_task_dirname
 from hpcgate.domain.states import StepState
 from hpcgate.engine.work import ActiveStep, StepObservation, TaskObservation
+from hpcgate.metrics.lags import end_time_text
 from scheduler_adapters.base import SchedulerAdapter
 from scheduler_adapters.types import AccountingRecord, JobId, JobState, JobStatus
 
@@ -207,6 +208,7 @@ def _observe_ended(
         reason=reason,
         validation=validation,
         extracted=extracted,
+        ended_at=end_time_text(record.end if record is not None else None),
         **use.fields(),
     )
 
@@ -226,6 +228,7 @@ def _observe_array(
         None,
         reason=_array_reason(tasks),
         tasks=tuple(tasks),
+        ended_at=end_time_text(max((r.end for r in acct if r.end), default=None)),
         **_Usage.of_tasks([r for r in acct if r.job_id.task is not None] or acct).fields(),
     )
 

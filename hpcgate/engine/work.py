@@ -181,6 +181,8 @@ class StepObservation:
     validation: dict[str, Any] | None = None
     extracted: dict[str, Any] | None = None
     tasks: tuple[TaskObservation, ...] = ()
+    # The job's end (ISO 8601 with zone) per accounting: the harvest lag's start.
+    ended_at: str | None = None
 
     @property
     def still_active(self) -> bool:
@@ -214,6 +216,9 @@ class ClusterSample:
     queue_depth: int
     running_jobs: int
     sample_key: str
+    # Every user's pending/running jobs per partition (issue 18); agents older than that
+    # send none.
+    partitions: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

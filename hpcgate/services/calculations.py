@@ -259,6 +259,7 @@ def _insert_calculation(
         analyses=analyses,
         state=CalculationState.PENDING_APPROVAL if needs_approval else CalculationState.READY,
         approved=not needs_approval,
+        ready_at=None if needs_approval else datetime.now(UTC),
         priority=max(-1000, min(1000, new.priority)),
     )
     session.add(calc)
@@ -306,6 +307,7 @@ def approve(session: Session, calc_id: int, moderator: User) -> Calculation:
     calc.state = transition_calculation(calc.state, CalculationState.READY)
     calc.approved = True
     calc.approved_by_id = moderator.id
+    calc.ready_at = datetime.now(UTC)  # the dispatch lag starts here
     notify_work(session, calc.cluster_id)
     return calc
 

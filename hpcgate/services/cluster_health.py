@@ -17,6 +17,7 @@ from hpcgate.db.base import table_of
 from hpcgate.db.models import Cluster, HeartbeatSample
 from hpcgate.db.models.telemetry import CLUSTER_METRICS
 from hpcgate.engine.work import ClusterSample
+from hpcgate.services.cluster_telemetry import record_cluster_telemetry
 from hpcgate.services.events import cluster_event
 from hpcgate.settings import Settings
 
@@ -92,6 +93,8 @@ def record_cluster_sample(s: Session, cluster_id: int, sample: ClusterSample) ->
                 for node in sample.nodes
             ],
         )
+    if inserted:
+        record_cluster_telemetry(s, cluster_id, ts, sample.partitions, sample.nodes)
     return inserted
 
 

@@ -1,8 +1,9 @@
 """Gauges read from the database when Prometheus scrapes: calculation and step states, the
-dispatch backlog, each cluster's queue (all users, from its last heartbeat) and liveness.
+dispatch backlog, each cluster's queue (all users, from its last heartbeat; per
+partition too) and liveness, its nodes by state.
 
 Computed at scrape time instead of kept in process memory, so every API process reports the
-same numbers and a restart loses nothing. Four GROUP BY queries on indexed columns, cached
+same numbers and a restart loses nothing. Six small queries on indexed columns, cached
 for ``ttl_s`` so several scrapers cost one round.
 """
 
@@ -39,6 +40,18 @@ _CLUSTERS = text(
 )
 
 
+# Cluster-wide telemetry (issue 18): each cluster's latest partition loads, its nodes by state.
+_PARTITIONS = text(
+    "SELECT c.name, p.partition, p.pending, p.running FROM clusters c"
+    " JOIN LATERAL (SELECT max(ts) AS ts FROM partition_samples WHERE cluster_id = c.id) l"
+    " ON l.ts IS NOT NULL JOIN partition_samples p ON p.cluster_id = c.id AND p.ts = l.ts"
+    " WHERE c.enabled"
+)
+_NODES = text(
+    "SELECT c.name, n.state, count(*) FROM cluster_nodes n JOIN clusters c ON c.id = n.cluster_id"
+    " WHERE c.enabled GROUP BY c.name, n.state"
+)
+
 class DatabaseState(Collector):
     def __init__(self, factory: sessionmaker[Session], ttl_s: float = 5.0) -> None:
         self.factory = factory
@@ -59,11 +72,15 @@ class DatabaseState(Collector):
             steps = session.execute(_STEPS).all()
             oldest = session.scalar(_BACKLOG)
             clusters = session.execute(_CLUSTERS).all()
+            partitions = session.execute(_PARTITIONS).all()
+            nodes = session.execute(_NODES).all()
         return [
             _calculations(calcs),
             _steps(steps),
             _backlog(oldest),
             *_clusters(clusters),
+            _partition_jobs(partitions),
+            _nodes(nodes),
         ]
 
 
@@ -125,6 +142,38 @@ def _clusters(rows: Sequence[Any]) -> list[GaugeMetricFamily]:
                 family.add_metric([name], value)
     return [online, heard, *gauges.values()]
 
+
+def _partition_jobs(rows: Sequence[Any]) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(
+        "hpcgate_partition_jobs",
+        "Jobs of all users per partition and state (pending, running), last heartbeat.",
+        labels=["cluster", "partition", "state"],
+    )
+    for name, partition, pending, running in rows:
+        family.add_metric([name, partition, "pending"], pending)
+        family.add_metric([name, partition, "running"], running)
+    return family
+
+
+def node_state_label(state: str) -> str:
+    """A bounded label: Slurm's flag suffixes (``*`` not responding, ``~`` powered down…)
+    and combined states (``idle+drain``) reduced to the base state."""
+    base = state.strip().lower().split("+", 1)[0].rstrip("*~#!%$@^-")[:32]
+    return base if base and all(c.isalpha() or c in "-_" for c in base) else "other"
+
+
+def _nodes(rows: Sequence[Any]) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(
+        "hpcgate_nodes", "Nodes per state (idle, mixed, allocated, down, drained...).",
+        labels=["cluster", "state"],
+    )  # fmt: skip
+    counts: dict[tuple[str, str], int] = {}
+    for name, state, count in rows:
+        key = (name, node_state_label(str(state)))
+        counts[key] = counts.get(key, 0) + int(count)
+    for (name, state), count in sorted(counts.items()):
+        family.add_metric([name, state], count)
+    return family
 
 _installed: DatabaseState | None = None
 _install_lock = threading.Lock()

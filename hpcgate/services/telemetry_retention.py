@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from hpcgate.db.session import session_scope
+from hpcgate.services.cluster_telemetry import delete_partition_samples_before
 from hpcgate.settings import TelemetrySettings
 
 GAUGES = ("cpu_load", "cpus_allocated", "cpus_total", "memory_free_mb", "memory_total_mb",
@@ -33,6 +34,7 @@ class RetentionRun:
     rolled_up: int  # raw rows moved into rollups
     rollup_rows: int  # rollup rows written or merged
     rollups_deleted: int
+    partition_samples_deleted: int = 0  # raw only: no rollup (cluster_telemetry)
 
 
 def _merge(column: str) -> str:
@@ -104,7 +106,9 @@ def roll_up(
             params = {"lo": first, "hi": min(hi, cutoff), "bucket": bucket, "origin": ORIGIN}
             counts = session.execute(_MOVE, params).one()
             moved, written = moved + counts[0], written + counts[1]
-    return RetentionRun(moved, written, _drop_expired(factory, settings, now))
+    with session_scope(factory) as session:
+        partitions = delete_partition_samples_before(session, cutoff)
+    return RetentionRun(moved, written, _drop_expired(factory, settings, now), partitions)
 
 
 def _drop_expired(

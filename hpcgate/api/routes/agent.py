@@ -43,6 +43,7 @@ from hpcgate.errors import Conflict, InvalidInput, NotFound
 from hpcgate.services import output_relay
 from hpcgate.services.api_keys import AgentIdentity
 from hpcgate.services.cluster_health import mark_heard, record_cluster_sample
+from hpcgate.services.cluster_telemetry import partition_payload
 from hpcgate.services.dispatch import (
     acknowledge_cancellations,
     apply_job_id,
@@ -226,6 +227,7 @@ def heartbeats(body: SampleBatch, cluster: AgentCluster, session: SessionDep) ->
                 queue_depth=int(raw.get("queue_depth", 0)),
                 running_jobs=int(raw.get("running_jobs", 0)),
                 sample_key=str(raw["sample_key"]),
+                partitions=partition_payload(raw.get("partitions")),
             )
             ts = datetime.fromisoformat(sample.ts)
         except (KeyError, TypeError, ValueError) as exc:
