@@ -29,7 +29,6 @@ from hpcgate.domain.states import (
 from hpcgate.engine.blobs import BlobCache
 from hpcgate.engine.submission import SubmissionOutcome, submit_calculation
 from hpcgate.engine.work import StepWork, for_dispatcher
-from hpcgate.metrics.lags import observe_dispatch_lag
 from hpcgate.services.connections import ClusterConnections, default_hpcgate_command
 from hpcgate.services.events import calculation_event
 from hpcgate.services.input_blobs import DbBlobFetcher
@@ -106,7 +105,6 @@ def apply_submitted(s: Session, calculation_id: int, settings: Settings) -> None
         if calc.submitted_at is not None:
             return  # a retry's resubmission (recovery ladder): told when it was scheduled
         calc.submitted_at = datetime.now(UTC)
-        observe_dispatch_lag(calc.ready_at or calc.created_at, calc.submitted_at)
         calculation_event(
             s, calc, "submitted", "all steps are queued", level="info", settings=settings
         )
@@ -257,9 +255,6 @@ def dispatch_tick(
                 for calc_id, cluster_id in claimed.items()
             ]
             _collect(futures, outcomes, cluster_ids)
-    from hpcgate.services.refinement_submit import submit_refinements
-
-    outcomes += submit_refinements(engine, factory, connections, settings, cluster_ids)
     return outcomes
 
 
