@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session
 
 from hpcgate.db.models import Cluster, QueueMapping
 from hpcgate.db.models.clusters import AccessMode
+from hpcgate.db.models.usage import StepUsage
 from hpcgate.db.models.users import User
 from hpcgate.domain.access import Role
-from hpcgate.services.recommender import service
+from hpcgate.services.recommender import history, service
 from hpcgate.services.recommender.service import RecommendationRequest, recommend
 from hpcgate.settings import Settings
 from tests.helpers.recommender_history import fdf_text, store_history, synthetic_runs
@@ -150,3 +151,23 @@ def test_without_history_the_queue_default_answers(db_session: Session, settings
     assert rec.evidence.source == "queue_default"
     assert rec.walltime_s == 900  # no queue limit: what was asked
     assert "partition 'short'" in rec.evidence.reason
+
+
+def test_usage_source_switches_to_step_usage_in_one_line(
+    db_session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user, cluster = _setup(db_session)
+    (step,) = store_history(db_session, user.id, cluster.id, synthetic_runs(1, seed=2))
+    (now,) = history.load_runs(db_session, "siesta")[-1:]
+    assert now.step_id == step.id
+    db_session.add_all(
+        StepUsage(step_id=step.id, attempt=attempt, calculation_id=step.calculation_id,
+                  cluster_id=cluster.id, user_id=user.id, core_seconds=1.0, elapsed_s=elapsed,
+                  max_rss_kb=rss, state="COMPLETED")
+        for attempt, elapsed, rss in ((1, 10, 1024), (2, 777, 2048 * 1024))
+    )  # fmt: skip
+    db_session.flush()
+    monkeypatch.setattr(history, "USAGE", history.usage_from_step_usage)
+    (switched,) = [r for r in history.load_runs(db_session, "siesta") if r.step_id == step.id]
+    assert (switched.elapsed_s, switched.max_rss_mb) == (777, 2048)  # the latest attempt
+    assert switched.features == now.features

@@ -8,7 +8,8 @@ Usage comes from :data:`USAGE`, a subquery of ``(step_id, elapsed_s, max_rss_kb)
 the elapsed time is ``Step.finished_at - Step.started_at`` and the peak memory the largest
 ``max_rss_kb`` of the step's harvested samples (raw and rolled up). When the ``step_usage``
 table (sacct's Elapsed/MaxRSS per step) lands, ``USAGE = usage_from_step_usage`` is the
-one-line switch.
+one-line switch (the table has landed; the switch waits until its rows cover the
+history: steps harvested before it have none).
 """
 
 from __future__ import annotations
@@ -24,9 +25,18 @@ from sqlalchemy.orm import Session
 from hpcgate.codes.features import calculation_kind, step_features
 from hpcgate.db.models import Calculation, Step
 from hpcgate.db.models.telemetry import HeartbeatRollup, HeartbeatSample
+from hpcgate.db.models.usage import StepUsage
 from hpcgate.domain.states import StepState
 
-__all__ = ["FINISHED", "USAGE", "Run", "fingerprint", "load_runs", "usage_now"]
+__all__ = [
+    "FINISHED",
+    "USAGE",
+    "Run",
+    "fingerprint",
+    "load_runs",
+    "usage_from_step_usage",
+    "usage_now",
+]
 
 #: Steps that ran to a normal end (their elapsed time is the run's, not a kill's).
 FINISHED = (StepState.FINISHED, StepState.HARVESTED, StepState.CLEANED)
@@ -72,6 +82,28 @@ def usage_now() -> Subquery:
         )
         .outerjoin(peak, peak.c.step_id == Step.id)
         .where(Step.started_at.is_not(None), Step.finished_at.is_not(None))
+        .subquery("usage")
+    )
+
+
+def usage_from_step_usage() -> Subquery:
+    """sacct's Elapsed and MaxRSS as the harvest recorded them (``step_usage``, the latest
+    attempt of each step)."""
+    latest = (
+        select(
+            StepUsage.step_id,
+            StepUsage.elapsed_s,
+            StepUsage.max_rss_kb,
+            func.row_number()
+            .over(partition_by=StepUsage.step_id, order_by=StepUsage.attempt.desc())
+            .label("rank"),
+        )
+        .where(StepUsage.elapsed_s.is_not(None))
+        .subquery("latest")
+    )
+    return (
+        select(latest.c.step_id, latest.c.elapsed_s, latest.c.max_rss_kb)
+        .where(latest.c.rank == 1)
         .subquery("usage")
     )
 
