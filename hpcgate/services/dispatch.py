@@ -255,6 +255,9 @@ def dispatch_tick(
                 for calc_id, cluster_id in claimed.items()
             ]
             _collect(futures, outcomes, cluster_ids)
+    from hpcgate.services.refinement_submit import submit_refinements
+
+    outcomes += submit_refinements(engine, factory, connections, settings, cluster_ids)
     return outcomes
 
 

@@ -1,0 +1,291 @@
+"""Adaptive bias refinement on a real ladder: API -> worker (SSH) -> real Slurm, real
+SIESTA/TBtrans (the 1-D Au chain of conftest).
+
+The ladder asks for 0 and +0.2 V only, with ``refine``. The Au chain's current rises
+steeply at first and then flattens (I(0.1) is about 2/3 of I(0.2)), so with a 5 µA
+threshold the refinement must bisect where the current changes fast, near 0 V, and leave
+the flat part alone. Nothing here hard-codes which points: the test replays the
+decisions from the currents hpcgate recorded (its own arithmetic, not
+``hpcgate.domain.refine``) and checks that exactly the intervals that exceeded got a
+midpoint, that each new point started from the ``.TSDE`` of the nearest converged bias,
+that the ladder stayed running until no interval exceeded, and that each midpoint's
+current equals a direct ``siesta``/``tbtrans`` run of that bias from the same start
+(computed here by hand, without hpcgate).
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hpcgate.db.models import AnalysisResult, Calculation, User
+from hpcgate.db.models.clusters import AccessMode
+from hpcgate.db.session import session_scope
+from hpcgate.domain.states import CalculationState, StepState
+from hpcgate.services.cluster_ticks import harvest_tick
+from hpcgate.services.connections import ClusterConnections
+from hpcgate.services.dispatch import dispatch_tick
+from tests.helpers.api import api_client, auth_headers
+from tests.helpers.ci import require_tool
+from tests.helpers.engine_env import engine_env
+from tests.helpers.ssh_env import require_ssh_env
+from tests.integration.transiesta.conftest import _point, _run
+from tests.integration.transiesta.test_ladder_slurm import _cluster_hpcgate, _create, _iv
+
+pytestmark = [pytest.mark.integration, pytest.mark.slurm, pytest.mark.ssh]
+
+BIASES = [0.0, 0.2]
+REFINE = {"max_points": 3, "max_delta_current": 5e-6, "min_step_v": 0.03}
+
+
+@dataclass
+class Refined:
+    detail: dict[str, Any]  # GET /calculations/{id} once settled
+    results: dict[str, Any]  # GET .../results
+    report: dict[str, Any]  # GET .../report.json
+    states_seen: list[str] = field(default_factory=list)  # calculation states, tick by tick
+    curves: list[tuple[list[float], list[float]]] = field(default_factory=list)  # points, pending
+
+
+def _body(cluster_id: int, files: dict[str, str]) -> dict[str, Any]:
+    return {
+        "name": "Au chain refined",
+        "cluster_id": cluster_id,
+        "logical_queue": "default",
+        "code": "siesta",
+        "configuration": {
+            "kind": "transiesta",
+            "inputs": files,
+            "device": "device.fdf",
+            "electrodes": {"Left": "elec.fdf", "Right": "elec.fdf"},
+            "biases_v": BIASES,
+            "refine": REFINE,
+            "resources": {"tasks": 1, "walltime_s": 600},
+        },
+    }
+
+
+def _snapshot(factory: Any, calc_id: int, seen: Refined) -> None:
+    """The ladder's state and I-V as stored right now (what the portal would show)."""
+    with session_scope(factory) as s:
+        iv = s.scalar(
+            select(AnalysisResult).where(
+                AnalysisResult.calculation_id == calc_id,
+                AnalysisResult.analysis == "transiesta_iv",
+            )
+        )
+        calc = s.get(Calculation, calc_id)
+        assert calc is not None
+        seen.states_seen.append(calc.state.value)
+        if iv is not None and iv.status == "ok":
+            data = iv.data["data"]
+            curve = ([p["bias_v"] for p in data["points"]], [p["bias_v"] for p in data["pending"]])
+            if not seen.curves or seen.curves[-1] != curve:
+                seen.curves.append(curve)
+
+
+@pytest.fixture(scope="module")
+def refined(
+    tmp_path_factory: pytest.TempPathFactory, au_chain: dict[str, str]
+) -> Iterator[Refined]:
+    require_tool("sbatch", install_hint="scripts/services/slurm.sh")
+    ssh = require_ssh_env()
+    hpcgate = _cluster_hpcgate()
+    with engine_env(tmp_path_factory.mktemp("refine"), "hpcgate_refine") as env:
+        tag = uuid.uuid4().hex[:8]
+        cid = env.add_cluster(
+            f"ssh-{tag}",
+            scheduler="slurm",
+            access_mode=AccessMode.SSH,
+            scratch_root=f"{ssh.scratch}/refine-{tag}",
+            host=ssh.host,
+            port=ssh.port,
+            login_user=ssh.user,
+            options={
+                "key_filename": ssh.key,
+                "known_hosts": ssh.known_hosts,
+                "hpcgate_command": [hpcgate],
+            },
+        )
+        with Session(env.engine) as s:
+            user = s.get(User, env.user_id)
+            assert user is not None
+            s.expunge(user)
+        headers = auth_headers(user, env.settings)
+        with api_client(env.settings, env.engine) as client:
+            calc_id = _create(client, headers, _body(cid, au_chain))
+            seen = Refined({}, {}, {})
+            conns = ClusterConnections()
+
+            def tick() -> None:
+                dispatch_tick(env.engine, env.factory, conns, env.settings, claimed_by="w")
+                harvest_tick(env.engine, env.factory, conns, env.settings)
+                _snapshot(env.factory, calc_id, seen)
+
+            try:
+                env.run_until_settled(calc_id, tick, timeout=420, every=0.5)
+            finally:
+                conns.close()
+            seen.detail = client.get(f"/calculations/{calc_id}", headers=headers).json()
+            seen.results = client.get(f"/calculations/{calc_id}/results", headers=headers).json()
+            r = client.get(f"/calculations/{calc_id}/report.json", headers=headers)
+            assert r.status_code == 200, r.text
+            seen.report = r.json()
+        yield seen
+
+
+def _exceeds(points: dict[float, float], a: float, b: float, t: float) -> bool:
+    """Neighbouring biases a < b of ``points``: the current step, or a neighbour's distance
+    from the chord of its own neighbours (dI/dV changing), beyond t."""
+    if abs(points[b] - points[a]) > t:
+        return True
+    xs = sorted(points)
+    for v in (a, b):
+        i = xs.index(v)
+        if 0 < i < len(xs) - 1:
+            u, w = xs[i - 1], xs[i + 1]
+            chord = points[u] + (v - u) / (w - u) * (points[w] - points[u])
+            if abs(points[v] - chord) > t:
+                return True
+    return False
+
+
+def _devices(detail: dict[str, Any]) -> list[dict[str, Any]]:
+    return sorted(
+        (s for s in detail["steps"] if (s.get("ladder") or {}).get("role") == "device"),
+        key=lambda s: s["index"],
+    )
+
+
+def test_midpoints_exactly_where_the_current_changed_fast(refined: Refined) -> None:
+    detail = refined.detail
+    assert detail["state"] == CalculationState.COMPLETED.value, [
+        (s["label"], s["state"], s["state_reason"]) for s in detail["steps"]
+    ]
+    assert all(s["state"] == StepState.HARVESTED.value for s in detail["steps"])
+    doc = _iv(refined.results)["data"]
+    assert doc["partial"] is False
+    assert doc["pending"] == []
+    assert doc["failed"] == []
+    currents = {p["bias_v"]: p["current_a"] for p in doc["points"]}
+    assert [p["bias_v"] for p in doc["points"]] == sorted(currents)  # sorted by bias
+    added = [d for d in _devices(detail) if d["ladder"].get("refined")]
+    assert added, "the Au chain's steep start must be refined"
+    assert len(added) <= REFINE["max_points"]
+    t = float(REFINE["max_delta_current"])
+    # Replay: each added point bisected an interval of the points known before it.
+    known = {v: currents[v] for v in BIASES}
+    for step in added:
+        v = step["ladder"]["bias_v"]
+        a = max(x for x in known if x < v)
+        b = min(x for x in known if x > v)
+        assert v == pytest.approx((a + b) / 2, abs=1e-6), (v, a, b)
+        assert _exceeds(known, a, b, t), f"{v} V bisects [{a}, {b}], which did not exceed"
+        assert min(v - a, b - v) >= REFINE["min_step_v"] - 1e-9
+        # It started from the nearest converged bias (closer to 0 V on a tie).
+        nearest = min(known, key=lambda x: (abs(x - v), abs(x)))
+        assert step["ladder"]["previous_bias_v"] == nearest
+        known[v] = currents[v]
+    assert known == currents  # every point on the curve is accounted for
+    # And it stopped only when nothing wide enough exceeded (or the budget was spent).
+    xs = sorted(currents)
+    if len(added) < REFINE["max_points"]:
+        for a, b in itertools.pairwise(xs):
+            wide = (b - a) / 2 >= REFINE["min_step_v"]
+            assert not (wide and _exceeds(currents, a, b, t)), f"[{a}, {b}] left unrefined"
+    # The flat part (the interval ending at +0.2 V) is never bisected below 0.1 V width.
+    assert not any(0.1 < x < 0.2 for x in xs)
+
+
+def test_new_points_start_from_their_neighbours_density(refined: Refined) -> None:
+    steps = {s["label"]: s for s in refined.detail["steps"]}
+    by_id = {s["id"]: s for s in refined.detail["steps"]}
+    for device in (d for d in _devices(refined.detail) if d["ladder"].get("refined")):
+        text = (Path(device["workdir"]) / "device.out").read_text(errors="replace")
+        assert "Attempting to read DM, EDM from TSDE file... Succeeded..." in text
+        start = device["ladder"]["previous_bias_v"]
+        parent_labels = {by_id[p]["label"] for p in device["parents"]}
+        assert f"device {_v(start)}" in parent_labels
+        assert "electrode elec.fdf" in parent_labels
+        tbtrans = steps[f"tbtrans {_v(device['ladder']['bias_v'])}"]
+        assert tbtrans["parents"] == [device["id"]]
+        assert tbtrans["ladder"]["refined"] is True
+
+
+def test_the_ladder_stayed_running_and_the_curve_grew(refined: Refined) -> None:
+    states = refined.states_seen
+    # Never completed (nor failed) while refinement could still add points.
+    assert states.index(CalculationState.COMPLETED.value) == len(states) - 1
+    assert CalculationState.FAILED.value not in states
+    # The stored I-V grew point by point, refined points listed as pending first.
+    added = {d["ladder"]["bias_v"] for d in _devices(refined.detail) if d["ladder"].get("refined")}
+    pending_seen = {v for _, pending in refined.curves for v in pending}
+    assert added <= pending_seen
+    sizes = [len(points) for points, _ in refined.curves]
+    assert sizes == sorted(sizes)
+    assert sizes[-1] == len(BIASES) + len(added)
+    # The report shows the same curve, refined points included.
+    currents = {p["bias_v"] for p in _iv(refined.results)["data"]["points"]}
+    assert currents <= set(_iv_biases(refined.report))
+
+
+def _iv_biases(node: Any) -> list[float]:
+    """Every ``bias_v`` of an I-V point (a dict with a current) anywhere in a document."""
+    if isinstance(node, dict):
+        own = [node["bias_v"]] if "bias_v" in node and "current_a" in node else []
+        return own + [b for v in node.values() for b in _iv_biases(v)]
+    if isinstance(node, list):
+        return [b for v in node for b in _iv_biases(v)]
+    return []
+
+
+def test_midpoint_currents_match_direct_runs(
+    refined: Refined, au_chain: dict[str, str], tmp_path: Path
+) -> None:
+    """Each refined point run by hand from its start point's density, without hpcgate."""
+    doc = _iv(refined.results)["data"]
+    currents = {p["bias_v"]: p for p in doc["points"]}
+    elec = tmp_path / "electrode"
+    elec.mkdir()
+    for name in ("elec.fdf", "Au.psf"):
+        (elec / name).write_text(au_chain[name])
+    assert _run("siesta", elec, "elec.fdf", "elec.out", "--electrode") == 0
+    starts = {
+        d["ladder"]["bias_v"]: d["ladder"]["previous_bias_v"] for d in _devices(refined.detail)
+    }
+    done: set[float] = set()
+
+    def direct(v: float) -> None:
+        if v in done:
+            return
+        start = starts[v]
+        if start is not None:
+            direct(start)
+        ref = _point(tmp_path, au_chain, v, start)
+        done.add(v)
+        got = currents[v]
+        assert got["current_stdout_a"] == ref.current_stdout_a, v
+        assert got["current_a"] == pytest.approx(ref.current_nc_a, rel=1e-9, abs=1e-25), v
+
+    for device in _devices(refined.detail):
+        if device["ladder"].get("refined"):
+            direct(device["ladder"]["bias_v"])
+            v = device["ladder"]["bias_v"]
+            below = max(x for x in currents if x < v)
+            above = min(x for x in currents if x > v)
+            lo, hi = sorted((currents[below]["current_a"], currents[above]["current_a"]))
+            assert lo < currents[v]["current_a"] < hi  # on the curve, between its neighbours
+    shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _v(bias: float) -> str:
+    return "0 V" if bias == 0 else f"{bias:+.6g} V"

@@ -1,0 +1,199 @@
+"""Refinement is durable and idempotent (PostgreSQL, the real harvest; no scheduler).
+
+The harvest is driven with ``apply_observations`` (what the worker and the agent endpoints
+call) on a ladder the test marks queued, with TBtrans observations whose currents the test
+chooses (the physics is checked against real runs in test_ladder_refine.py; here the
+subject is the bookkeeping):
+
+* a crash between the decision and the commit (the session is rolled back, as a kill -9
+  would) leaves nothing; the next harvest decides again and writes the points once;
+* re-running the decision afterwards (a restarted worker) adds nothing;
+* the new steps are PLANNED with the next indices, edges on the electrodes (``*.TSHS``) and
+  the nearest converged point (``*.TSDE``), and the point's own fdf;
+* the calculation stays running while points can be added, and completes once the budget
+  is spent and every step ended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from hpcgate.db.models import Calculation, Step, StepEdge
+from hpcgate.db.models.clusters import AccessMode
+from hpcgate.db.session import session_scope
+from hpcgate.domain.states import CalculationState, StepState
+from hpcgate.engine.work import StepObservation
+from hpcgate.services.harvest import apply_observations
+from hpcgate.services.refinement import refine_ladder
+from hpcgate.services.refinement_submit import refining_calculations
+from tests.helpers.engine_env import EngineEnv, engine_env
+
+pytestmark = pytest.mark.integration
+
+REFINE = {"max_points": 2, "max_delta_current": 1e-6, "min_step_v": 0.01}
+
+
+@pytest.fixture
+def env(tmp_path: Path, postgres_available: str) -> Iterator[EngineEnv]:
+    with engine_env(tmp_path, "hpcgate_ladder_refine") as e:
+        yield e
+
+
+def _ladder(env: EngineEnv, tmp_path: Path, files: dict[str, str]) -> tuple[int, int]:
+    cid = env.add_cluster(
+        "laptop",
+        scheduler="local",
+        access_mode=AccessMode.LOCAL,
+        scratch_root=str(tmp_path / "scratch"),
+        queues={"default": "local"},
+    )
+    calc_id = env.create(
+        name="Au chain refined",
+        cluster_id=cid,
+        logical_queue="default",
+        code="siesta",
+        configuration={
+            "kind": "transiesta",
+            "inputs": files,
+            "device": "device.fdf",
+            "electrodes": {"Left": "elec.fdf", "Right": "elec.fdf"},
+            "biases_v": [0.0, 0.2],
+            "parameters": {"MaxSCFIterations": 150},
+            "refine": REFINE,
+        },
+    )
+    _queue_planned(env, calc_id)
+    with session_scope(env.factory) as s:
+        s.execute(
+            update(Calculation)
+            .where(Calculation.id == calc_id)
+            .values(state=CalculationState.SUBMITTED)
+        )
+    return cid, calc_id
+
+
+def _queue_planned(env: EngineEnv, calc_id: int) -> None:
+    """What the dispatcher does to PLANNED steps: a job id each, queued."""
+    with session_scope(env.factory) as s:
+        for step in s.scalars(select(Step).where(Step.calculation_id == calc_id)):
+            if step.state is StepState.PLANNED:
+                step.state = StepState.QUEUED
+                step.scheduler_job_id = f"L{step.id}"
+
+
+def _done(
+    env: EngineEnv, calc_id: int, label: str, current: float | None = None
+) -> StepObservation:
+    (step,) = [st for st in env.steps(calc_id) if st.label == label]
+    extracted = None
+    if current is not None:
+        bias = float(step.spec["ladder"]["bias_v"])
+        extracted = {"analyses": {"transiesta_iv": {"current_a": current, "bias_v": bias}}}
+    return StepObservation(
+        step.id,
+        StepState.FINISHED,
+        exit_code=0,
+        validation={"status": "converged"},
+        extracted=extracted,
+    )
+
+
+def _report(env: EngineEnv, cid: int, *obs: StepObservation) -> None:
+    with session_scope(env.factory) as s:
+        apply_observations(s, cid, list(obs), lost_after=3, settings=env.settings)
+
+
+def test_points_are_written_once_across_crashes_and_restarts(
+    env: EngineEnv, tmp_path: Path, au_chain: dict[str, str]
+) -> None:
+    cid, calc_id = _ladder(env, tmp_path, au_chain)
+    _report(
+        env,
+        cid,
+        _done(env, calc_id, "electrode elec.fdf"),
+        _done(env, calc_id, "device 0 V"),
+        _done(env, calc_id, "device +0.2 V"),
+        _done(env, calc_id, "tbtrans 0 V", 0.0),
+    )
+    assert len(env.steps(calc_id)) == 5  # one converged point: nothing to refine yet
+    last = _done(env, calc_id, "tbtrans +0.2 V", 1e-5)
+
+    # kill -9 after the decision, before the commit: the transaction is lost.
+    with env.factory() as s:
+        apply_observations(s, cid, [last], lost_after=3, settings=env.settings)
+        assert len(list(s.scalars(select(Step).where(Step.calculation_id == calc_id)))) == 7
+        s.rollback()
+    assert len(env.steps(calc_id)) == 5
+
+    _report(env, cid, last)  # the next harvest sees the same end and decides again
+    steps = {st.label: st for st in env.steps(calc_id)}
+    assert sorted(steps) == sorted(
+        [
+            "electrode elec.fdf",
+            "device 0 V",
+            "device +0.2 V",
+            "tbtrans 0 V",
+            "tbtrans +0.2 V",
+            "device +0.1 V",
+            "tbtrans +0.1 V",
+        ]
+    )
+    device, tbtrans = steps["device +0.1 V"], steps["tbtrans +0.1 V"]
+    assert (device.index, tbtrans.index) == (5, 6)
+    assert device.state is StepState.PLANNED
+    assert tbtrans.state is StepState.PLANNED
+    assert device.spec["ladder"] == {
+        "role": "device",
+        "fdf": "device.fdf",
+        "bias_v": 0.1,
+        "previous_bias_v": 0.0,  # 0 and +0.2 V are as near: the one closer to 0 V
+        "branch": "positive",
+        "refined": True,
+    }
+    fdf = device.spec["files"]["device.fdf"]
+    assert "TS.Voltage 0.1 eV" in fdf or "TS.Voltage 0.1" in fdf, fdf
+    assert "DM.UseSaveDM" in fdf
+    assert "MaxSCFIterations 150" in fdf
+    assert "Au.psf" in device.spec["files"]
+    assert "Au.psf" not in tbtrans.spec["files"]
+    with session_scope(env.factory) as s:
+        edges = {
+            (e.parent_id, e.child_id): list(e.inherit)
+            for e in s.scalars(
+                select(StepEdge).where(StepEdge.child_id.in_([device.id, tbtrans.id]))
+            )
+        }
+        assert edges == {
+            (steps["electrode elec.fdf"].id, device.id): ["*.TSHS"],
+            (steps["device 0 V"].id, device.id): ["*.TSDE"],
+            (device.id, tbtrans.id): ["*.TSHS"],
+        }
+        assert refining_calculations(s, [cid]) == [calc_id]
+    assert env.calc(calc_id).state is CalculationState.RUNNING  # not done: points to run
+
+    # A restarted worker runs the decision again: nothing new.
+    with session_scope(env.factory) as s:
+        calc = s.get(Calculation, calc_id, with_for_update=True)
+        assert calc is not None
+        rows = list(s.scalars(select(Step).where(Step.calculation_id == calc_id)))
+        assert refine_ladder(s, calc, rows) == []
+    assert len(env.steps(calc_id)) == 7
+
+    # The new point converges: I(0.1) = 8e-6 A. (0, 0.1) changes by 8e-6 A, (0.1, 0.2) by
+    # 2e-6 A: both exceed 1e-6 A, one point of budget is left: the larger change wins.
+    _queue_planned(env, calc_id)
+    _report(env, cid, _done(env, calc_id, "device +0.1 V"))
+    _report(env, cid, _done(env, calc_id, "tbtrans +0.1 V", 8e-6))
+    labels = [st.label for st in env.steps(calc_id)]
+    assert labels[7:] == ["device +0.05 V", "tbtrans +0.05 V"]
+    assert env.calc(calc_id).state is CalculationState.RUNNING
+
+    _queue_planned(env, calc_id)
+    _report(env, cid, _done(env, calc_id, "device +0.05 V"))
+    _report(env, cid, _done(env, calc_id, "tbtrans +0.05 V", 6e-6))
+    assert len(env.steps(calc_id)) == 9  # the budget is spent
+    assert env.calc(calc_id).state is CalculationState.COMPLETED
