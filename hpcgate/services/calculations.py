@@ -42,7 +42,6 @@ from hpcgate.services import quotas
 from hpcgate.services.input_blobs import link_inputs, resolve_binary_inputs
 from hpcgate.services.parse_pool import get_pool
 from hpcgate.services.planned_steps import StepsCommon, insert_edges, insert_steps
-from hpcgate.services.recovery import check_recovery
 from hpcgate.services.start_from import check_start_from
 from hpcgate.services.wakeup import notify_work
 from hpcgate.settings import Settings
@@ -170,7 +169,6 @@ def create_calculation(
             session, owner, cluster, new.code, config["start_from"]
         )
     resources = _resources(config, queue)
-    check_recovery(new.code, config)  # the recovery ladder's settings (issue 17)
     analyses = resolve_analyses(new.analyses, new.code)
     try:
         plan = build_plan(config)
@@ -259,7 +257,6 @@ def _insert_calculation(
         analyses=analyses,
         state=CalculationState.PENDING_APPROVAL if needs_approval else CalculationState.READY,
         approved=not needs_approval,
-        ready_at=None if needs_approval else datetime.now(UTC),
         priority=max(-1000, min(1000, new.priority)),
     )
     session.add(calc)
@@ -307,7 +304,6 @@ def approve(session: Session, calc_id: int, moderator: User) -> Calculation:
     calc.state = transition_calculation(calc.state, CalculationState.READY)
     calc.approved = True
     calc.approved_by_id = moderator.id
-    calc.ready_at = datetime.now(UTC)  # the dispatch lag starts here
     notify_work(session, calc.cluster_id)
     return calc
 

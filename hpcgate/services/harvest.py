@@ -28,15 +28,12 @@ from hpcgate.domain.states import (
     transition_calculation,
 )
 from hpcgate.engine.work import ActiveStep, StepObservation, TaskObservation
-from hpcgate.metrics.lags import observe_harvest_lag
 from hpcgate.services.analysis_results import (
     compute_analyses,
     store_step_results,
     store_task_results,
 )
 from hpcgate.services.events import calculation_event
-from hpcgate.services.refinement import refine_ladder
-from hpcgate.services.recovery import retry_if_recoverable
 from hpcgate.services.usage import record_step_usage
 from hpcgate.settings import Settings
 
@@ -123,7 +120,7 @@ def apply_observations(
     now = datetime.now(UTC)
     touched: set[int] = set()
     settled: set[int] = set()  # calculations with a step that ended this tick
-    for obs in sorted(observations, key=lambda o: o.step_id):  # parents before dependents
+    for obs in observations:
         step = s.get(Step, obs.step_id, with_for_update=True)
         if step is None or step.cluster_id != cluster_id or step.state not in ACTIVE:
             continue  # stale report (e.g. the user cancelled meanwhile)
@@ -133,7 +130,6 @@ def apply_observations(
             _count_unseen(s, step, lost_after, settings)
         elif _apply_seen(s, step, obs, obs.state, now):
             settled.add(step.calculation_id)
-            retry_if_recoverable(s, step, obs, settings)  # the recovery ladder (issue 17)
     cancels: list[str] = []
     for calc_id in sorted(touched):
         cancels += _settle_calculation(s, calc_id, now, settings, calc_id in settled)
@@ -175,7 +171,6 @@ def _apply_seen(
     ended = target in ENDED
     if ended:
         step.finished_at = now
-        observe_harvest_lag(obs.ended_at, now)
         store_step_results(s, step.id, obs)
         record_step_usage(s, step, obs, target)
     if not can_transition_step(step.state, target):
@@ -252,8 +247,6 @@ def _settle_calculation(
         return []
     steps = list(s.scalars(select(Step).where(Step.calculation_id == calc_id)))
     cancels = _cancel_descendants_of_failures(s, steps)
-    if step_ended and _is_ladder(calc):
-        steps += refine_ladder(s, calc, steps)  # new points keep the ladder running
     if calc.state in (CalculationState.SUBMITTED,) and any(
         st.state in (StepState.RUNNING, StepState.FINISHED, StepState.HARVESTED) for st in steps
     ):
