@@ -26,7 +26,7 @@ from itertools import pairwise
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from hpcgate.codes.recovery import (
     AttemptRecord,
@@ -56,7 +56,13 @@ from hpcgate.settings import Settings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["check_recovery", "retry_if_recoverable", "verdict_of"]
+__all__ = [
+    "attempt_history",
+    "attempts_of",
+    "check_recovery",
+    "retry_if_recoverable",
+    "verdict_of",
+]
 
 _RETRYABLE_CALC = (
     CalculationState.SUBMITTED,
@@ -292,4 +298,51 @@ def attempts_of(s: Session, step_ids: Sequence[int]) -> dict[int, list[StepAttem
     )
     for row in rows:
         out.setdefault(row.step_id, []).append(row)
+    return out
+
+
+def attempt_history(step: Step) -> list[dict[str, Any]]:
+    """Every attempt of ``step``, oldest first, the current one as the step shows it now.
+
+    A step never retried has no rows: its one attempt is the step itself (no query).
+    """
+    rows: list[StepAttempt] = []
+    session = object_session(step)
+    if step.attempt > 1 and session is not None:
+        rows = attempts_of(session, [step.id]).get(step.id, [])
+    out = [
+        {
+            "attempt": r.attempt,
+            "job_name": r.job_name,
+            "scheduler_job_id": r.scheduler_job_id,
+            "state": r.state,
+            "verdict": r.verdict,
+            "reason": r.reason,
+            "workdir": r.workdir,
+            "rung": r.rung,
+            "changes": list(r.changes),
+            "submitted_at": r.submitted_at,
+            "started_at": r.started_at,
+            "finished_at": r.finished_at,
+        }
+        for r in rows
+        if r.attempt < step.attempt
+    ]
+    current = next((r for r in rows if r.attempt == step.attempt), None)
+    out.append(
+        {
+            "attempt": step.attempt,
+            "job_name": step.job_name,
+            "scheduler_job_id": step.scheduler_job_id,
+            "state": step.state.value,
+            "verdict": None,
+            "reason": step.state_reason,
+            "workdir": step.workdir,
+            "rung": current.rung if current else None,
+            "changes": list(current.changes) if current else [],
+            "submitted_at": step.submitted_at,
+            "started_at": step.started_at,
+            "finished_at": step.finished_at,
+        }
+    )
     return out

@@ -12,10 +12,17 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from hpcgate.api.deps import CurrentUser, SessionDep
-from hpcgate.api.schemas.calculations import SeriesOut, StepDetail, StepOut, TaskOut
+from hpcgate.api.schemas.calculations import (
+    AttemptOut,
+    SeriesOut,
+    StepDetail,
+    StepOut,
+    TaskOut,
+)
 from hpcgate.db.models import Step
 from hpcgate.services import calculation_queries as queries
 from hpcgate.services import series
+from hpcgate.services.recovery import attempt_history
 
 router = APIRouter(prefix="/steps", tags=["steps"])
 
@@ -25,6 +32,7 @@ def step_out(step: Step, parents: list[int]) -> StepOut:
     out = StepOut.model_validate(step)
     out.parents = sorted(parents)
     out.ladder = dict(step.spec["ladder"]) if step.spec.get("ladder") else None
+    out.attempts = [AttemptOut.model_validate(a) for a in attempt_history(step)]
     return out
 
 

@@ -55,6 +55,29 @@ class TaskOut(BaseModel):
     variant: dict[str, Any]
 
 
+class AttemptChange(BaseModel):
+    key: str
+    old: str | int | float | bool | None
+    new: str | int | float | bool
+
+
+class AttemptOut(BaseModel):
+    """One attempt of a step (the recovery ladder, docs/engine.md): its own job and files."""
+
+    attempt: int
+    job_name: str
+    scheduler_job_id: str | None
+    state: str
+    verdict: str | None  # why it was retried (None for the current attempt)
+    reason: str | None
+    workdir: str | None
+    rung: str | None  # the ladder's rung that made this attempt (None: the first)
+    changes: list[AttemptChange] = Field(default_factory=list)
+    submitted_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
 class StepOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -77,6 +100,7 @@ class StepOut(BaseModel):
     parents: list[int] = Field(default_factory=list)
     # TranSIESTA ladders: {"role": electrode|device|tbtrans, "bias_v", ...}; None otherwise.
     ladder: dict[str, Any] | None = None
+    attempts: list[AttemptOut] = Field(default_factory=list)  # oldest first, current last
 
 
 class StepDetail(StepOut):
