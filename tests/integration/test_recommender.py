@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from hpcgate.db.models import Cluster, QueueMapping
@@ -139,7 +140,7 @@ def test_without_history_the_queue_default_answers(db_session: Session, settings
     # history elsewhere, none on this partition: still the queue's default
     store_history(db_session, user.id, cluster.id, synthetic_runs(30, seed=1))
     db_session.execute(
-        QueueMapping.__table__.update()
+        update(QueueMapping)
         .where(QueueMapping.cluster_id == cluster.id, QueueMapping.logical_queue == "short")
         .values(max_walltime_s=None)
     )

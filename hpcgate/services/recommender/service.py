@@ -124,6 +124,21 @@ def _round_up(value: float, step: int) -> int:
     return max(step, math.ceil(value / step) * step)
 
 
+def proposed_walltime_s(p90_s: float, queue_max_s: int | None) -> tuple[int, bool]:
+    """p90 x :data:`SAFETY`, rounded up to :data:`WALLTIME_STEP_S`, capped by the queue's
+    limit; and whether the cap applied."""
+    walltime = _round_up(p90_s * SAFETY, WALLTIME_STEP_S)
+    if queue_max_s and walltime > queue_max_s:
+        return queue_max_s, True
+    return walltime, False
+
+
+def proposed_memory_mb(p90_mb: float, values: Mapping[str, float]) -> int:
+    """Per node (``--mem``): a task's p90 peak x tasks per node x :data:`SAFETY`, rounded up."""
+    per_node = math.ceil(values.get("cpus", 1.0) / max(1.0, values.get("nodes", 1.0)))
+    return _round_up(p90_mb * SAFETY * per_node, MEMORY_STEP_MB)
+
+
 def _asked(configuration: Mapping[str, Any], key: str) -> int | None:
     res = configuration.get("resources")
     value = res.get(key) if isinstance(res, Mapping) else None
@@ -198,12 +213,8 @@ def _proposal(
     queue: QueueMapping,
 ) -> Recommendation:
     found = predict(model, values, kind, place)
-    walltime = _round_up(found.p90_s * SAFETY, WALLTIME_STEP_S)
-    capped = bool(queue.max_walltime_s and walltime > queue.max_walltime_s)
-    if capped and queue.max_walltime_s:
-        walltime = queue.max_walltime_s
-    per_node = math.ceil(values.get("cpus", 1.0) / max(1.0, values.get("nodes", 1.0)))
-    memory = _round_up(found.p90_mb * SAFETY * per_node, MEMORY_STEP_MB) if found.p90_mb else None
+    walltime, capped = proposed_walltime_s(found.p90_s, queue.max_walltime_s)
+    memory = proposed_memory_mb(found.p90_mb, values) if found.p90_mb else None
     th, mh = model.time_heldout, model.memory_heldout
     return Recommendation(
         walltime_s=walltime,
