@@ -123,6 +123,16 @@ def link_inputs(session: Session, calculation_id: int, refs: list[BlobRef]) -> N
         )
 
 
+def calculation_blob(session: Session, calc_id: int, name: str) -> tuple[str, int] | None:
+    """The sha256 and size of a calculation's binary input file, or None."""
+    row = session.execute(
+        select(InputBlob.sha256, InputBlob.size)
+        .join(CalculationInput, CalculationInput.sha256 == InputBlob.sha256)
+        .where(CalculationInput.calculation_id == calc_id, CalculationInput.name == name)
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
 def blob_size(session: Session, sha256: str) -> int | None:
     return session.scalar(select(InputBlob.size).where(InputBlob.sha256 == sha256))
 

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -37,7 +36,6 @@ from hpcgate.api.work_signal import work_signal
 from hpcgate.db.models import Calculation, Step
 from hpcgate.db.models.clusters import Cluster
 from hpcgate.domain.states import StepState, transition_step
-from hpcgate.engine.cleanup import CleanupPolicy
 from hpcgate.engine.work import ClusterSample, StepObservation
 from hpcgate.errors import Conflict, InvalidInput, NotFound
 from hpcgate.services import output_relay
@@ -55,7 +53,7 @@ from hpcgate.services.dispatch import (
 )
 from hpcgate.services.harvest import apply_observations, watched_steps
 from hpcgate.services.input_blobs import agent_may_read, blob_size, read_chunks
-from hpcgate.services.scratch_cleanup import CLEANABLE
+from hpcgate.services.scratch_cleanup import cleanable_steps
 from hpcgate.services.work_items import build_work
 
 router = APIRouter(prefix="/agent", tags=["agent"])
@@ -244,26 +242,10 @@ def heartbeats(body: SampleBatch, cluster: AgentCluster, session: SessionDep) ->
 
 @router.get("/cleanup", response_model=CleanupWork)
 def cleanup_work(cluster: AgentCluster, session: SessionDep) -> CleanupWork:
-    policy = CleanupPolicy.from_dict(cluster.cleanup_policy)
-    now = datetime.now(UTC)
-    items = []
-    if cluster.cleanup_policy:
-        for st in session.scalars(
-            select(Step)
-            .where(
-                Step.cluster_id == cluster.id,
-                Step.state.in_(CLEANABLE),
-                Step.cleaned_at.is_(None),
-                Step.workdir.is_not(None),
-            )
-            .limit(200)
-        ):
-            expired = bool(
-                policy.keep_days is not None
-                and st.finished_at is not None
-                and now - st.finished_at > timedelta(days=policy.keep_days)
-            )
-            items.append(CleanupItem(step_id=st.id, workdir=st.workdir or "", expired=expired))
+    items = [
+        CleanupItem(step_id=c.step_id, workdir=c.workdir, expired=c.expired)
+        for c in cleanable_steps(session, cluster.id, cluster.cleanup_policy)
+    ]
     return CleanupWork(policy=dict(cluster.cleanup_policy or {}), steps=items)
 
 
