@@ -154,6 +154,26 @@ def get_molecule(s: Session, molecule_id: int) -> Molecule:
     return molecule
 
 
+def list_with_counts(s: Session, *, limit: int, offset: int) -> list[tuple[Molecule, int]]:
+    """Molecules by name, each with the number of calculations that use it."""
+    counts = dict(
+        s.execute(
+            select(Calculation.molecule_id, func.count())
+            .where(Calculation.molecule_id.is_not(None))
+            .group_by(Calculation.molecule_id)
+        ).all()
+    )
+    rows = s.scalars(select(Molecule).order_by(Molecule.name).limit(limit).offset(offset))
+    return [(m, int(counts.get(m.id, 0))) for m in rows]
+
+
+def calculation_count(s: Session, molecule_id: int) -> int:
+    count = s.scalar(
+        select(func.count()).select_from(Calculation).where(Calculation.molecule_id == molecule_id)
+    )
+    return int(count or 0)
+
+
 def compare(s: Session, molecule_id: int, analysis: str) -> list[dict[str, Any]]:
     """The same analysis across the molecule's calculations, side by side."""
     get_molecule(s, molecule_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,6 +28,46 @@ from scheduler_adapters.errors import SchedulerError
 log = logging.getLogger(__name__)
 
 CLEANABLE = (StepState.HARVESTED, StepState.INVALID, StepState.FAILED, StepState.CANCELLED)
+
+
+@dataclass(frozen=True)
+class CleanableStep:
+    step_id: int
+    workdir: str
+    expired: bool
+
+
+def cleanable_steps(
+    session: Session, cluster_id: int, cleanup_policy: dict[str, Any] | None, limit: int = 200
+) -> list[CleanableStep]:
+    """An agent's cleanup work: finished steps not cleaned yet, and whether the policy's
+    ``keep_days`` has passed for each (nothing without a policy)."""
+    if not cleanup_policy:
+        return []
+    policy = CleanupPolicy.from_dict(cleanup_policy)
+    now = datetime.now(UTC)
+    rows = session.scalars(
+        select(Step)
+        .where(
+            Step.cluster_id == cluster_id,
+            Step.state.in_(CLEANABLE),
+            Step.cleaned_at.is_(None),
+            Step.workdir.is_not(None),
+        )
+        .limit(limit)
+    )
+    return [
+        CleanableStep(
+            step_id=st.id,
+            workdir=st.workdir or "",
+            expired=bool(
+                policy.keep_days is not None
+                and st.finished_at is not None
+                and now - st.finished_at > timedelta(days=policy.keep_days)
+            ),
+        )
+        for st in rows
+    ]
 
 
 def cleanup_tick(

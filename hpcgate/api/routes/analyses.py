@@ -11,10 +11,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
 
 from hpcgate.api.deps import CurrentUser, SessionDep
-from hpcgate.db.models import Calculation, Molecule
+from hpcgate.db.models import Molecule
 from hpcgate.services import calculations as calc_svc
 from hpcgate.services import molecules as mol_svc
 from hpcgate.services.reports import report_document
@@ -134,24 +133,14 @@ def list_molecules(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[MoleculeOut]:
-    counts = dict(
-        session.execute(
-            select(Calculation.molecule_id, func.count())
-            .where(Calculation.molecule_id.is_not(None))
-            .group_by(Calculation.molecule_id)
-        ).all()
-    )
-    rows = session.scalars(select(Molecule).order_by(Molecule.name).limit(limit).offset(offset))
-    return [_out(m, int(counts.get(m.id, 0))) for m in rows]
+    rows = mol_svc.list_with_counts(session, limit=limit, offset=offset)
+    return [_out(m, count) for m, count in rows]
 
 
 @molecules_router.get("/{molecule_id}", response_model=MoleculeOut)
 def get_molecule(molecule_id: int, user: CurrentUser, session: SessionDep) -> MoleculeOut:
     m = mol_svc.get_molecule(session, molecule_id)
-    count = session.scalar(
-        select(func.count()).select_from(Calculation).where(Calculation.molecule_id == m.id)
-    )
-    return _out(m, int(count or 0))
+    return _out(m, mol_svc.calculation_count(session, m.id))
 
 
 @molecules_router.get("/{molecule_id}/compare")

@@ -21,7 +21,6 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -29,10 +28,10 @@ from hpcgate.api.deps import CurrentUser, SessionDep, SettingsDep
 from hpcgate.api.routes.calculations import created_detail, new_calculation
 from hpcgate.api.schemas.calculations import CalculationCreate, CalculationDetail
 from hpcgate.api.uploads import ReceivedUpload, Upload
-from hpcgate.db.models import CalculationInput, InputBlob, User
+from hpcgate.db.models import User
 from hpcgate.errors import InvalidInput, NotFound, TooLarge
 from hpcgate.services import calculations as svc
-from hpcgate.services.input_blobs import read_chunks, store_blob
+from hpcgate.services.input_blobs import calculation_blob, read_chunks, store_blob
 from hpcgate.settings import Settings
 
 router = APIRouter(tags=["inputs"])
@@ -190,11 +189,7 @@ def get_binary_input(
 ) -> StreamingResponse:
     """A binary input file's bytes (every user reads every calculation, as for text inputs)."""
     svc.get_calculation(session, calc_id)
-    row = session.execute(
-        select(InputBlob.sha256, InputBlob.size)
-        .join(CalculationInput, CalculationInput.sha256 == InputBlob.sha256)
-        .where(CalculationInput.calculation_id == calc_id, CalculationInput.name == file_name)
-    ).first()
+    row = calculation_blob(session, calc_id, file_name)
     if row is None:
         raise NotFound(f"calculation {calc_id} has no binary input file {file_name!r}")
     sha256, size = row

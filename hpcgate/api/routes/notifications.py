@@ -6,17 +6,16 @@ Mails are queued by ``hpcgate/services/notify.py`` and delivered by the worker's
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 
 from hpcgate.api.deps import MayManageNotifications, SessionDep, SettingsDep
 from hpcgate.api.schemas import SafeStr
 from hpcgate.db.models import NotificationOutbox
-from hpcgate.errors import Conflict, NotFound
+from hpcgate.services import outbox
 from hpcgate.services.logs import parse_cursor
 from hpcgate.services.notify import queue_test_mail
 
@@ -65,19 +64,8 @@ def list_outbox(
     cursor: Annotated[str | None, Query(max_length=20)] = None,
 ) -> dict[str, object]:
     """Outbox rows, newest first (admin)."""
-    stmt = select(NotificationOutbox)
-    if status == "sent":
-        stmt = stmt.where(NotificationOutbox.sent_at.is_not(None))
-    elif status == "pending":
-        stmt = stmt.where(NotificationOutbox.sent_at.is_(None))
-    elif status == "failing":
-        stmt = stmt.where(NotificationOutbox.sent_at.is_(None), NotificationOutbox.attempts > 0)
-    before = parse_cursor(cursor)
-    if before is not None:
-        stmt = stmt.where(NotificationOutbox.id < before)
-    rows = list(session.scalars(stmt.order_by(NotificationOutbox.id.desc()).limit(limit + 1)))
-    next_cursor = str(rows[limit - 1].id) if len(rows) > limit else None
-    return {"items": rows[:limit], "next_cursor": next_cursor}
+    rows, next_cursor = outbox.page(session, status, limit, parse_cursor(cursor))
+    return {"items": rows, "next_cursor": next_cursor}
 
 
 @router.post("/{outbox_id}/retry", response_model=OutboxOut)
@@ -85,14 +73,7 @@ def retry_now(
     outbox_id: OutboxId, _: MayManageNotifications, session: SessionDep
 ) -> NotificationOutbox:
     """Make an unsent mail due now (the next ``send_mail`` tick tries it) (admin)."""
-    row = session.get(NotificationOutbox, outbox_id)
-    if row is None:
-        raise NotFound(f"outbox row {outbox_id} not found")
-    if row.sent_at is not None:
-        raise Conflict(f"outbox row {outbox_id} was already sent")
-    row.next_attempt_at = datetime.now(UTC)
-    session.commit()
-    return row
+    return outbox.make_due(session, outbox_id)
 
 
 @router.post("/test", response_model=OutboxOut, status_code=202)
