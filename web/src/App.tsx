@@ -12,6 +12,7 @@ import { DashboardPage } from "./pages/Dashboard";
 import { LoginPage } from "./pages/Login";
 import { LogsPage } from "./pages/Logs";
 import { ModelsPage } from "./pages/Models";
+import { ModelAccuracyPage } from "./pages/model-accuracy/ModelAccuracy";
 import { MoleculesPage } from "./pages/Molecules";
 import { ProfilePage } from "./pages/Profile";
 import { UsersPage } from "./pages/Users";
@@ -64,6 +65,7 @@ function Authenticated() {
         <Route path="molecules" element={<MoleculesPage />} />
         <Route path="molecules/:id" element={<MoleculesPage />} />
         <Route path="models" element={<ModelsPage />} />
+        <Route path="models/:id/accuracy" element={<ModelAccuracyPage />} />
         <Route path="clusters" element={<ClustersPage />} />
         <Route path="logs" element={<LogsPage />} />
         <Route path="users" element={<Gate needs="user.read"><UsersPage /></Gate>} />

@@ -905,6 +905,142 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Usage Report
+         * @description Core-hours per user, project, cluster or calculation over whole UTC months (``from``
+         *     and ``to`` included; default this month). Users count their own usage only.
+         */
+        get: operations["usage-usage_report"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/calculations/{calc_id}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Calculation Usage
+         * @description Per step attempt, with ``seff``-style CPU and memory efficiency (owner, moderators).
+         */
+        get: operations["usage-calculation_usage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/usage/quotas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * My Quotas
+         * @description The caller's own quotas and this month's usage against them.
+         */
+        get: operations["usage-my_quotas"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/clusters/{cluster_id}/quotas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Cluster Quotas */
+        get: operations["usage-cluster_quotas"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/clusters/{cluster_id}/quotas/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set Quota
+         * @description Monthly core-hours: ``soft`` warns, ``hard`` refuses new calculations (null: none).
+         */
+        put: operations["usage-set_quota"];
+        post?: never;
+        /** Delete Quota */
+        delete: operations["usage-delete_quota"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/approvals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Pending Approvals
+         * @description Calculations waiting for approval, each with its estimate and its owner's month.
+         */
+        get: operations["usage-pending_approvals"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/calculations/{calc_id}/approval-context": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Calculation Approval Context */
+        get: operations["usage-calculation_approval_context"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/clusters/{cluster_id}/heartbeats": {
         parameters: {
             query?: never;
@@ -1541,6 +1677,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/ml/models/{model_id}/accuracy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Model Accuracy
+         * @description Pairs of (predicted, DFT) values of ``property`` for the model's predictions made for
+         *     calculations (of ``code``), errors = DFT - predicted; 422 for a property or code without
+         *     a DFT value.
+         */
+        get: operations["ml-models-model_accuracy"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1685,6 +1843,48 @@ export interface components {
              */
             grace_seconds?: number;
         };
+        /** ApprovalContextOut */
+        ApprovalContextOut: {
+            /** Calculation Id */
+            calculation_id: number;
+            /** Name */
+            name: string;
+            /** Owner Id */
+            owner_id: number;
+            /** Owner Email */
+            owner_email: string;
+            /** Cluster Id */
+            cluster_id: number;
+            /** Cluster Name */
+            cluster_name: string;
+            /** State */
+            state: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Estimated Core Hours
+             * @description planned CPUs x walltime x array size
+             */
+            estimated_core_hours: number;
+            /**
+             * Walltime Assumed
+             * @description a step had no walltime and the queue no limit
+             */
+            walltime_assumed: boolean;
+            /** Month */
+            month: string;
+            /** Owner Month Core Hours Cluster */
+            owner_month_core_hours_cluster: number;
+            /** Owner Month Core Hours Total */
+            owner_month_core_hours_total: number;
+            /** Soft Core Hours */
+            soft_core_hours: number | null;
+            /** Hard Core Hours */
+            hard_core_hours: number | null;
+        };
         /** CalculationCreate */
         CalculationCreate: {
             /** Name */
@@ -1778,6 +1978,8 @@ export interface components {
             analyses: string[];
             /** Steps */
             steps: components["schemas"]["StepOut"][];
+            /** Warnings */
+            warnings?: string[];
         };
         /** CalculationPage */
         CalculationPage: {
@@ -1862,6 +2064,19 @@ export interface components {
             name?: string | null;
             /** Description */
             description?: string | null;
+        };
+        /** CalculationUsage */
+        CalculationUsage: {
+            /** Calculation Id */
+            calculation_id: number;
+            /** Core Hours */
+            core_hours: number;
+            /** Cpu Hours */
+            cpu_hours: number;
+            /** Cpu Efficiency */
+            cpu_efficiency: number | null;
+            /** Steps */
+            steps: components["schemas"]["StepUsageOut"][];
         };
         /** CancelAck */
         CancelAck: {
@@ -2254,6 +2469,20 @@ export interface components {
             new_password?: string | null;
         };
         /**
+         * MetricsOut
+         * @description Errors are DFT - predicted; MAE, RMSE and bias are None without pairs.
+         */
+        MetricsOut: {
+            /** N */
+            n: number;
+            /** Mae */
+            mae: number | null;
+            /** Rmse */
+            rmse: number | null;
+            /** Bias */
+            bias: number | null;
+        };
+        /**
          * MlModelConfig
          * @description The whole registration, environment values included (admins, the ML-API).
          */
@@ -2420,6 +2649,29 @@ export interface components {
             /** Last Error */
             last_error?: string | null;
         };
+        /** ModelAccuracy */
+        ModelAccuracy: {
+            /** Model Id */
+            model_id: number;
+            /** Model Name */
+            model_name: string;
+            /** Model Version */
+            model_version: string;
+            property: components["schemas"]["PropertyOut"];
+            /** Code */
+            code: string | null;
+            /** Period */
+            period: string;
+            overall: components["schemas"]["MetricsOut"];
+            /** Periods */
+            periods: components["schemas"]["PeriodMetricsOut"][];
+            /** Pairs */
+            pairs: components["schemas"]["PairOut"][];
+            /** Pairs Total */
+            pairs_total: number;
+            /** Properties */
+            properties: components["schemas"]["PropertyOut"][];
+        };
         /** MoleculeCreate */
         MoleculeCreate: {
             /** Name */
@@ -2580,12 +2832,66 @@ export interface components {
             truncated: boolean;
         };
         /**
+         * PairOut
+         * @description One predicted value next to the DFT value of the step it is about.
+         */
+        PairOut: {
+            /** Prediction Id */
+            prediction_id: number;
+            /** Calculation Id */
+            calculation_id: number;
+            /** Calculation Name */
+            calculation_name: string;
+            /** Code */
+            code: string;
+            /** Molecule Id */
+            molecule_id: number | null;
+            /** Step Index */
+            step_index: number;
+            /** Task Index */
+            task_index: number;
+            /** Label */
+            label: string;
+            /** Predicted */
+            predicted: number;
+            /** Dft */
+            dft: number;
+            /** Error */
+            error: number;
+            /**
+             * Predicted At
+             * Format: date-time
+             */
+            predicted_at: string;
+        };
+        /**
          * PasswordSet
          * @description A moderator or admin sets another user's password (their sessions are revoked).
          */
         PasswordSet: {
             /** Password */
             password: string;
+        };
+        /**
+         * Period
+         * @enum {string}
+         */
+        Period: "day" | "week" | "month";
+        /** PeriodMetricsOut */
+        PeriodMetricsOut: {
+            /** N */
+            n: number;
+            /** Mae */
+            mae: number | null;
+            /** Rmse */
+            rmse: number | null;
+            /** Bias */
+            bias: number | null;
+            /**
+             * Start
+             * Format: date
+             */
+            start: string;
         };
         /** PredictionComparison */
         PredictionComparison: {
@@ -2686,6 +2992,20 @@ export interface components {
         PriorityUpdate: {
             /** Priority */
             priority: number;
+        };
+        /**
+         * PropertyOut
+         * @description A property predictions can be checked against DFT for, and the codes that have it.
+         */
+        PropertyOut: {
+            /** Name */
+            name: string;
+            /** Unit */
+            unit: string;
+            /** Description */
+            description: string;
+            /** Codes */
+            codes: string[];
         };
         /** PullRequest */
         PullRequest: {
@@ -2793,6 +3113,35 @@ export interface components {
             max_nodes?: number | null;
             /** Max Cpus */
             max_cpus?: number | null;
+        };
+        /** QuotaIn */
+        QuotaIn: {
+            /** Soft Core Hours */
+            soft_core_hours?: number | null;
+            /** Hard Core Hours */
+            hard_core_hours?: number | null;
+        };
+        /** QuotaOut */
+        QuotaOut: {
+            /** Cluster Id */
+            cluster_id: number;
+            /** Cluster Name */
+            cluster_name: string;
+            /** User Id */
+            user_id: number;
+            /**
+             * Used Core Hours
+             * @description this UTC month, on this cluster
+             */
+            used_core_hours: number;
+            /** Soft Core Hours */
+            soft_core_hours: number | null;
+            /** Hard Core Hours */
+            hard_core_hours: number | null;
+            /** Soft Reached */
+            soft_reached: boolean;
+            /** Hard Reached */
+            hard_reached: boolean;
         };
         /** RejectBody */
         RejectBody: {
@@ -2970,6 +3319,48 @@ export interface components {
                 [key: string]: unknown;
             } | null;
         };
+        /** StepUsageOut */
+        StepUsageOut: {
+            /** Step Id */
+            step_id: number;
+            /** Index */
+            index: number;
+            /** Label */
+            label: string;
+            /** Attempt */
+            attempt: number;
+            /** State */
+            state: string;
+            /** Native State */
+            native_state: string | null;
+            /** Alloc Cpus */
+            alloc_cpus: number | null;
+            /** Elapsed S */
+            elapsed_s: number | null;
+            /** Core Seconds */
+            core_seconds: number;
+            /** Cpu Seconds */
+            cpu_seconds: number | null;
+            /** Max Rss Kb */
+            max_rss_kb: number | null;
+            /** Req Mem Kb */
+            req_mem_kb: number | null;
+            /**
+             * Cpu Efficiency
+             * @description TotalCPU / (Elapsed x AllocCPUS)
+             */
+            cpu_efficiency: number | null;
+            /**
+             * Memory Efficiency
+             * @description MaxRSS / ReqMem
+             */
+            memory_efficiency: number | null;
+            /**
+             * Recorded At
+             * Format: date-time
+             */
+            recorded_at: string;
+        };
         /** StoredInput */
         StoredInput: {
             /** Name */
@@ -3032,6 +3423,47 @@ export interface components {
              */
             expires_in: number;
             user: components["schemas"]["UserOut"];
+        };
+        /** UsageReport */
+        UsageReport: {
+            /** From Month */
+            from_month: string;
+            /** To Month */
+            to_month: string;
+            /**
+             * Group By
+             * @enum {string}
+             */
+            group_by: "user" | "project" | "cluster" | "calculation";
+            /**
+             * All Users
+             * @description False: only the caller's own usage is counted
+             */
+            all_users: boolean;
+            /** Rows */
+            rows: components["schemas"]["UsageRowOut"][];
+            /** Total Core Hours */
+            total_core_hours: number;
+        };
+        /** UsageRowOut */
+        UsageRowOut: {
+            /** Key */
+            key: string;
+            /** Label */
+            label: string;
+            /** Core Hours */
+            core_hours: number;
+            /** Cpu Hours */
+            cpu_hours: number;
+            /** Steps */
+            steps: number;
+            /** Calculations */
+            calculations: number;
+            /**
+             * Cpu Efficiency
+             * @description CPU time used / core time allocated
+             */
+            cpu_efficiency: number | null;
         };
         /**
          * UserCreate
@@ -4996,6 +5428,242 @@ export interface operations {
             };
         };
     };
+    "usage-usage_report": {
+        parameters: {
+            query?: {
+                from?: string | null;
+                to?: string | null;
+                group_by?: "user" | "project" | "cluster" | "calculation";
+                user_id?: number | null;
+                cluster_id?: number | null;
+                format?: "json" | "csv";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageReport"];
+                    "text/csv": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "usage-calculation_usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                calc_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CalculationUsage"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "usage-my_quotas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QuotaOut"][];
+                };
+            };
+        };
+    };
+    "usage-cluster_quotas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cluster_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QuotaOut"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "usage-set_quota": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cluster_id: number;
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["QuotaIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QuotaOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "usage-delete_quota": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cluster_id: number;
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "usage-pending_approvals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApprovalContextOut"][];
+                };
+            };
+        };
+    };
+    "usage-calculation_approval_context": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                calc_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApprovalContextOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     "series-cluster_heartbeats": {
         parameters: {
             query?: {
@@ -6193,6 +6861,42 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CalculationPredictions"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "ml-models-model_accuracy": {
+        parameters: {
+            query?: {
+                property?: string;
+                code?: string | null;
+                period?: components["schemas"]["Period"];
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                model_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelAccuracy"];
                 };
             };
             /** @description Validation Error */

@@ -1,4 +1,5 @@
 import { type FormEvent, useMemo, useState } from "react";
+import { Link } from "react-router";
 import { ApiClient, type Schemas } from "../api/client";
 import { useServices } from "../api/context";
 import { usePermissions } from "../api/permissions";
@@ -149,6 +150,9 @@ export function ModelsPage() {
                         Delete
                       </button>
                     ) : null}
+                    <Link to={`/models/${m.id}/accuracy`} data-testid={`accuracy-link-${m.id}`}>
+                      vs DFT
+                    </Link>
                     <button type="button" className="link" onClick={() => setSelected(m)}>
                       predict…
                     </button>

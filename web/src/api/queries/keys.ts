@@ -43,7 +43,11 @@ export const keys = {
     all: ["users"] as const,
     list: (query: UserListQuery) => ["users", "list", query] as const,
   },
-  models: { all: ["ml-models"] as const },
+  models: {
+    all: ["ml-models"] as const,
+    detail: (id: number) => ["ml-models", id] as const,
+    accuracy: (id: number, query: object) => ["ml-models", id, "accuracy", query] as const,
+  },
   logs: {
     all: ["logs"] as const,
     page: (query: LogQuery) => ["logs", "page", query] as const,
