@@ -13,7 +13,8 @@ export interface paths {
         };
         /**
          * Health
-         * @description ``status`` is ``ok`` when the database answers; workers are reported, not required.
+         * @description ``status`` is ``ok`` when the database answers (503 otherwise); workers are reported,
+         *     not required.
          */
         get: operations["health-health"];
         put?: never;
@@ -540,6 +541,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/clusters/{cluster_id}/telemetry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Cluster Telemetry */
+        get: operations["clusters-get_cluster_telemetry"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/clusters/{cluster_id}/accounts": {
         parameters: {
             query?: never;
@@ -865,6 +883,26 @@ export interface paths {
         get: operations["calculations-get_results"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/calculations/recommendation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Recommend Resources
+         * @description p50/p90 walltime and memory from similar finished runs, or the queue's defaults.
+         */
+        post: operations["calculations-recommend_resources"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1885,6 +1923,45 @@ export interface components {
             /** Hard Core Hours */
             hard_core_hours: number | null;
         };
+        /** AttemptChange */
+        AttemptChange: {
+            /** Key */
+            key: string;
+            /** Old */
+            old: string | number | boolean | null;
+            /** New */
+            new: string | number | boolean;
+        };
+        /**
+         * AttemptOut
+         * @description One attempt of a step (the recovery ladder, docs/engine.md): its own job and files.
+         */
+        AttemptOut: {
+            /** Attempt */
+            attempt: number;
+            /** Job Name */
+            job_name: string;
+            /** Scheduler Job Id */
+            scheduler_job_id: string | null;
+            /** State */
+            state: string;
+            /** Verdict */
+            verdict: string | null;
+            /** Reason */
+            reason: string | null;
+            /** Workdir */
+            workdir: string | null;
+            /** Rung */
+            rung: string | null;
+            /** Changes */
+            changes?: components["schemas"]["AttemptChange"][];
+            /** Submitted At */
+            submitted_at: string | null;
+            /** Started At */
+            started_at: string | null;
+            /** Finished At */
+            finished_at: string | null;
+        };
         /** CalculationCreate */
         CalculationCreate: {
             /** Name */
@@ -2268,6 +2345,26 @@ export interface components {
             /** Queues */
             queues?: components["schemas"]["QueueCreate"][];
         };
+        /** ClusterNodeOut */
+        ClusterNodeOut: {
+            /** Node */
+            node: string;
+            /** State */
+            state: string;
+            /** Cpus Total */
+            cpus_total: number;
+            /** Cpus Allocated */
+            cpus_allocated: number;
+            /** Memory Total Mb */
+            memory_total_mb: number;
+            /** Partitions */
+            partitions: string[];
+            /**
+             * Seen At
+             * Format: date-time
+             */
+            seen_at: string;
+        };
         /**
          * ClusterOut
          * @description What every logged-in user sees; runner ``options`` (key files...) are admin-only.
@@ -2314,6 +2411,25 @@ export interface components {
              * Format: date-time
              */
             updated_at: string;
+        };
+        /** ClusterTelemetryOut */
+        ClusterTelemetryOut: {
+            /** Cluster Id */
+            cluster_id: number;
+            /** Sampled At */
+            sampled_at: string | null;
+            /** Partitions */
+            partitions: components["schemas"]["PartitionLoadOut"][];
+            /** Bucket S */
+            bucket_s: number;
+            /** Series */
+            series: components["schemas"]["PartitionPointOut"][];
+            /** Nodes */
+            nodes: components["schemas"]["ClusterNodeOut"][];
+            /** Node States */
+            node_states: {
+                [key: string]: number;
+            };
         };
         /**
          * ClusterUpdate
@@ -2864,6 +2980,32 @@ export interface components {
              */
             predicted_at: string;
         };
+        /** PartitionLoadOut */
+        PartitionLoadOut: {
+            /** Partition */
+            partition: string;
+            /** Pending */
+            pending: number;
+            /** Running */
+            running: number;
+        };
+        /**
+         * PartitionPointOut
+         * @description One bucket of one partition: the mean of the samples in it.
+         */
+        PartitionPointOut: {
+            /**
+             * Ts
+             * Format: date-time
+             */
+            ts: string;
+            /** Partition */
+            partition: string;
+            /** Pending */
+            pending: number;
+            /** Running */
+            running: number;
+        };
         /**
          * PasswordSet
          * @description A moderator or admin sets another user's password (their sessions are revoked).
@@ -3143,6 +3285,96 @@ export interface components {
             /** Hard Reached */
             hard_reached: boolean;
         };
+        /** RecommendationEvidence */
+        RecommendationEvidence: {
+            /**
+             * Source
+             * @enum {string}
+             */
+            source: "model" | "queue_default";
+            /** Reason */
+            reason: string;
+            /**
+             * Similar Runs
+             * @description same code, cluster and partition, features within 1.5x
+             */
+            similar_runs: number;
+            /**
+             * History Runs
+             * @description finished runs of the code the model learnt from
+             */
+            history_runs: number;
+            /**
+             * Heldout Runs
+             * @description the latest runs held out to measure the error
+             */
+            heldout_runs: number;
+            /** Heldout Mae Walltime S */
+            heldout_mae_walltime_s: number | null;
+            /**
+             * Coverage P90 Walltime
+             * @description held-out runs within their p90
+             */
+            coverage_p90_walltime: number | null;
+            /** Heldout Mae Memory Mb */
+            heldout_mae_memory_mb: number | null;
+            /** Coverage P90 Memory */
+            coverage_p90_memory: number | null;
+            /** Capped By Queue */
+            capped_by_queue: boolean;
+        };
+        /**
+         * RecommendationIn
+         * @description The preview's body, or the subset the recommendation reads: the other fields of a
+         *     calculation (name, description, analyses, ...) are accepted and ignored, so the portal
+         *     sends the very form it previews.
+         */
+        RecommendationIn: {
+            /** Cluster Id */
+            cluster_id: number;
+            /** Logical Queue */
+            logical_queue: string;
+            /**
+             * Code
+             * @default generic
+             * @enum {string}
+             */
+            code?: "siesta" | "qe" | "generic";
+            /**
+             * Configuration
+             * @description as for creation: inputs, main_input, parameters, variants, resources, ...
+             */
+            configuration: {
+                [key: string]: unknown;
+            };
+        };
+        /** RecommendationOut */
+        RecommendationOut: {
+            /**
+             * Walltime S
+             * @description the proposal: p90 x safety margin, rounded up, capped
+             */
+            walltime_s: number;
+            /**
+             * Memory Mb
+             * @description per node; None: the partition's default
+             */
+            memory_mb: number | null;
+            /** P50 Walltime S */
+            p50_walltime_s: number | null;
+            /** P90 Walltime S */
+            p90_walltime_s: number | null;
+            /**
+             * P50 Memory Mb
+             * @description peak memory (MaxRSS) of one task
+             */
+            p50_memory_mb: number | null;
+            /** P90 Memory Mb */
+            p90_memory_mb: number | null;
+            /** Queue Max Walltime S */
+            queue_max_walltime_s: number | null;
+            evidence: components["schemas"]["RecommendationEvidence"];
+        };
         /** RejectBody */
         RejectBody: {
             /**
@@ -3269,6 +3501,8 @@ export interface components {
             ladder?: {
                 [key: string]: unknown;
             } | null;
+            /** Attempts */
+            attempts?: components["schemas"]["AttemptOut"][];
             /** Tasks */
             tasks?: components["schemas"]["TaskOut"][];
             /** Variant */
@@ -3318,6 +3552,8 @@ export interface components {
             ladder?: {
                 [key: string]: unknown;
             } | null;
+            /** Attempts */
+            attempts?: components["schemas"]["AttemptOut"][];
         };
         /** StepUsageOut */
         StepUsageOut: {
@@ -4645,6 +4881,41 @@ export interface operations {
             };
         };
     };
+    "clusters-get_cluster_telemetry": {
+        parameters: {
+            query?: {
+                since?: string | null;
+                until?: string | null;
+                points?: number;
+            };
+            header?: never;
+            path: {
+                cluster_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClusterTelemetryOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     "cluster accounts-list_cluster_accounts": {
         parameters: {
             query?: never;
@@ -5349,6 +5620,39 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ResultsOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "calculations-recommend_resources": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RecommendationIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecommendationOut"];
                 };
             };
             /** @description Validation Error */

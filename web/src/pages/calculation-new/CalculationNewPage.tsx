@@ -14,6 +14,7 @@ import { ClusterSection } from "./ClusterSection";
 import { ConfigurationSection } from "./ConfigurationSection";
 import type { AnalysisInfo } from "../../lib/analysisDeps";
 import { binariesOf, type FormState, initialState, reducer, requestOf } from "./formState";
+import { ResourceAdvice } from "./ResourceAdvice";
 import { ReviewSection } from "./ReviewSection";
 import { StartFromChip } from "./StartFromChip";
 
@@ -52,6 +53,7 @@ export function CalculationNewPage() {
       <BasicsSection state={state} dispatch={dispatch} />
       <ClusterSection state={state} dispatch={dispatch} clusters={clusters.data} error={clusters.error} />
       <ConfigurationSection state={state} dispatch={dispatch} />
+      <ResourceAdvice state={state} dispatch={dispatch} catalogue={catalogue.data ?? []} />
       <AnalysesSection
         state={state}
         dispatch={dispatch}

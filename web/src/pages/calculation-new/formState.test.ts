@@ -76,4 +76,27 @@ describe("the New Calculation form state", () => {
     expect(reducer(s, { type: "details", changes: { name: "other" } }).revision).toBe(s.revision);
     expect(reducer(s, { type: "code", code: "qe" }).revision).toBe(s.revision + 1);
   });
+
+  it("writes an accepted proposal into the resources, and only then", () => {
+    let s = filled();
+    expect(configurationOf(s).config).not.toHaveProperty("resources");
+    s = reducer(s, { type: "builder", changes: { resources: { ...s.builder.resources, tasks: "4" } } });
+    s = reducer(s, { type: "resources-accepted", walltime_s: 6000, memory_mb: 2048 });
+    expect(configurationOf(s).config?.resources).toEqual({ tasks: 4, walltime_s: 6000, memory_mb: 2048 });
+    const kept = reducer(s, { type: "resources-accepted", walltime_s: 900, memory_mb: null });
+    expect(configurationOf(kept).config?.resources).toEqual({ tasks: 4, walltime_s: 900, memory_mb: 2048 });
+    expect(kept.revision).toBe(s.revision + 1);
+  });
+
+  it("writes an accepted proposal into the JSON editor's configuration", () => {
+    let s = reducer(filled(), { type: "mode", mode: "json" });
+    s = reducer(s, { type: "resources-accepted", walltime_s: 600, memory_mb: 512 });
+    expect(JSON.parse(s.jsonText).resources).toEqual({ walltime_s: 600, memory_mb: 512 });
+    const broken = reducer(reducer(s, { type: "json", text: "{ not json" }), {
+      type: "resources-accepted",
+      walltime_s: 60,
+      memory_mb: null,
+    });
+    expect(broken.jsonText).toBe("{ not json");
+  });
 });

@@ -85,7 +85,9 @@ export type Action =
   | { type: "analysis"; analysis: AnalysisInfo; checked: boolean; catalogue: readonly AnalysisInfo[] }
   | { type: "start-from"; calc: Schemas["CalculationDetail"] }
   | { type: "start-from-changed"; changes: Partial<Pick<StartFrom, "step" | "inherit">> }
-  | { type: "start-from-removed" };
+  | { type: "start-from-removed" }
+  /** the user accepted the recommender's proposal: it becomes the form's walltime/memory */
+  | { type: "resources-accepted"; walltime_s: number; memory_mb: number | null };
 
 /** The main input file a code reads, guessed from an uploaded file's name. */
 function mainInputAmong(names: string[], code: Code): string | undefined {
@@ -151,7 +153,36 @@ export function reducer(state: FormState, action: Action): FormState {
       return state.startFrom ? plan(state, { startFrom: { ...state.startFrom, ...action.changes } }) : state;
     case "start-from-removed":
       return plan(state, { startFrom: null });
+    case "resources-accepted":
+      return plan(state, acceptedResources(state, action));
   }
+}
+
+/** The proposal written where the form keeps resources: the builder's fields, or the JSON. */
+function acceptedResources(
+  state: FormState,
+  { walltime_s, memory_mb }: Extract<Action, { type: "resources-accepted" }>,
+): Partial<FormState> {
+  const memory = memory_mb !== null ? { memory_mb } : {};
+  if (state.mode === "json") {
+    try {
+      const parsed: unknown = JSON.parse(state.jsonText || "{}");
+      if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) return {};
+      const config = parsed as Record<string, unknown>;
+      const old = config.resources && typeof config.resources === "object" ? config.resources : {};
+      const resources = { ...old, walltime_s, ...memory };
+      return { jsonText: JSON.stringify({ ...config, resources }, null, 2) };
+    } catch {
+      return {}; // not JSON yet: nothing to write into
+    }
+  }
+  const text = memory_mb !== null ? { memory_mb: String(memory_mb) } : {};
+  return {
+    builder: {
+      ...state.builder,
+      resources: { ...state.builder.resources, walltime_s: String(walltime_s), ...text },
+    },
+  };
 }
 
 function analysisChange(
