@@ -8,6 +8,8 @@ token, kept at most ``role_cache_s`` (5 s) per token (``ml/identity.py``); the t
 main API's own policy table (``ml/deps.py``):
 
 * ``GET /health`` - engine and main API reachability (public);
+* ``GET /metrics`` - Prometheus (``ml/metrics.py``): the scrape token ``metrics.token``
+  or ``metrics.read`` (admins), as on the main API;
 * ``GET /models``, ``GET /models/{id}`` - registrations with live state (``ml_model.read``);
 * ``POST /models`` - register a model (``ml_model.manage``): forwarded to the main API with
   the caller's token (the main API checks again);
@@ -31,12 +33,15 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from hpcgate import __version__
+from hpcgate.metrics.asgi import RequestMetrics
 from hpcgate.settings import Settings
 from ml.engine import ContainerEngine
 from ml.errors import install_error_handlers
 from ml.lifespan import ml_lifespan
+from ml.metrics import ML_REQUEST_SECONDS
 from ml.reporting import MainApiClient
 from ml.routes import ROUTERS
+from ml.routes.metrics import router as metrics_router
 from ml.settings import MlApiConfig
 
 
@@ -78,4 +83,6 @@ def create_ml_app(
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(metrics_router)
+    app.add_middleware(RequestMetrics, histogram=ML_REQUEST_SECONDS)  # outermost
     return app

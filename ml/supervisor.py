@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ml.engine import EngineError
 from ml.errors import BadGateway
 from ml.health import PingResult, probe
+from ml.metrics import ML_CONTAINER_RESTARTS
 from ml.runtime import FAILED_SUFFIX, ModelRuntime, exit_reason
 
 if TYPE_CHECKING:
@@ -183,8 +184,10 @@ class Supervisor:
                 rt.restarts -= 1
                 self._wait(rt, f"restart waits for the container engine: {exc}")
                 return
+            ML_CONTAINER_RESTARTS.labels(str(rt.model_id)).inc()
             self.failure(rt, str(exc))
             return
+        ML_CONTAINER_RESTARTS.labels(str(rt.model_id)).inc()  # not when the engine was away
         if result.ok:
             rt.healthy_since = time.monotonic()
             self.m.change(rt, state="running", health="healthy", last_ping=result.detail)

@@ -10,12 +10,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from prometheus_client import Histogram
+
 from hpcgate.metrics.registry import HTTP_REQUEST_SECONDS
 
 
 class RequestMetrics:
-    def __init__(self, app: Any) -> None:
+    """``histogram``: the API's by default; the ML-API passes its own."""
+
+    def __init__(self, app: Any, histogram: Histogram = HTTP_REQUEST_SECONDS) -> None:
         self.app = app
+        self.histogram = histogram
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -35,6 +40,6 @@ class RequestMetrics:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            HTTP_REQUEST_SECONDS.labels(
+            self.histogram.labels(
                 scope.get("method", "GET"), template, f"{status // 100}xx"
             ).observe(time.perf_counter() - start)

@@ -19,6 +19,7 @@ from hpcgate.errors import TooLarge
 from ml.deps import Manager, MayInvokeModels, ModelId
 from ml.errors import GatewayTimeout, ServiceUnavailable
 from ml.manager import ModelManager
+from ml.metrics import ML_INVOCATIONS
 from ml.predictions import Invocation, store_prediction
 from ml.runtime import ModelRuntime
 from ml.settings import MlApiConfig
@@ -41,6 +42,7 @@ async def invoke(
     if "accept" in request.headers:
         headers["Accept"] = request.headers["accept"]
     upstream = await _forward(request.app.state.proxy, config, model_id, host, port, body, headers)
+    ML_INVOCATIONS.labels(str(model_id), f"{upstream.status_code // 100}xx").inc()
     out_headers = {"X-Hpcgate-Model": f"{rt.name}:{rt.version}" if rt else str(model_id)}
     if calculation_id is not None and 200 <= upstream.status_code < 300:
         call = Invocation(

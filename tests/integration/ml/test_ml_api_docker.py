@@ -13,6 +13,7 @@ import io
 import json
 import tarfile
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,9 +21,12 @@ import httpx
 import jwt
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 
 from hpcgate.auth.jwt import issue_access_token
-from tests.integration.ml.ml_env import DockerEnv, MainApi, ml_api, wait_for
+from ml.api import create_ml_app
+from tests.integration.ml.ml_env import DockerEnv, MainApi, ml_api, ml_config, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.timeout(240)]
 
@@ -72,6 +76,35 @@ def _container_of(docker_client: Any, namespace: str, model_id: int) -> Any:
         what=f"exactly one container of model {model_id}",
     )
     return found[0]
+
+
+def _metric(client: TestClient, headers: dict[str, str], name: str, **labels: str) -> float:
+    """One sample of the ML-API's ``GET /metrics``, parsed by the Prometheus parser."""
+    r = client.get("/metrics", headers=headers)
+    assert r.status_code == 200, r.text
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(r.text)
+        for s in family.samples
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def test_metrics_need_the_scrape_token_or_an_admin(
+    main_api: MainApi, docker_env: DockerEnv, namespace: str
+) -> None:
+    token = "scrape-" + uuid.uuid4().hex
+    settings = main_api.settings.model_copy(update={"metrics": main_api.settings.metrics.model_copy(
+        update={"token": SecretStr(token)})})  # fmt: skip
+    config = ml_config(main_api, docker_env, namespace)
+    with TestClient(create_ml_app(settings, config)) as client:
+        assert client.get("/metrics").status_code == 401
+        assert client.get("/metrics", headers={"Authorization": "Bearer nope"}).status_code == 401
+        assert client.get("/metrics", headers=main_api.user_headers()).status_code == 403
+        assert client.get("/metrics", headers=main_api.admin_headers()).status_code == 200
+        by_token = {"Authorization": f"Bearer {token}"}
+        assert _metric(client, by_token, "hpcgate_ml_request_duration_seconds_count",
+                       route="/metrics", status="4xx") >= 3  # fmt: skip
 
 
 # ------------------------------------------------------------------ the happy path
@@ -254,6 +287,8 @@ def test_failing_ping_is_restarted(
             headers=main_api.user_headers(),
         )
         assert r.status_code == 200
+        invoked = _metric(client, admin, "hpcgate_ml_invocations_total", model=str(model_id))
+        assert invoked == 1
 
 
 def test_hanging_ping_times_out_and_is_restarted(
@@ -284,7 +319,9 @@ def test_crash_loop_is_restarted_up_to_the_limit_then_failed(
     model_id = main_api.register(image=docker_env.image, environment=env)
     admin = main_api.admin_headers()
     seen: set[str] = set()
+    restarts = "hpcgate_ml_container_restarts_total"
     with ml_api(main_api, docker_env, namespace) as client:
+        before = _metric(client, admin, restarts, model=str(model_id))
         assert client.post(f"/models/{model_id}/run", headers=admin).status_code == 200
 
         def failed() -> dict[str, Any] | None:
@@ -295,6 +332,8 @@ def test_crash_loop_is_restarted_up_to_the_limit_then_failed(
         state = wait_for(failed, timeout=60, what="state failed")
         assert state["restarts"] == 2
         assert state["last_error"].startswith("gave up after 2 restart(s): ")
+        # the supervisor counted each restart of the crashed container (GET /metrics)
+        assert _metric(client, admin, restarts, model=str(model_id)) - before == 2
         assert "container exited with code 3" in state["last_error"]
         assert "running" in seen
         # reported to the real main API: the portal shows it
