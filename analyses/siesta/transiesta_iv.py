@@ -140,6 +140,7 @@ class TransiestaIv(Analysis):
             "bias_min_V": min((p["bias_v"] for p in points), default=None),
             "bias_max_V": max((p["bias_v"] for p in points), default=None),
             "max_abs_current_A": max((abs(p["current_a"]) for p in points), default=None),
+            "refined_points": sum(1 for p in points if p["refined"]),
         }
         return self.output(
             tables=_tables(points, failed),
@@ -264,4 +265,6 @@ def _point(
         "label": tbt.display_label,
         "device_step_id": device.step_id if device is not None else None,
         "device_step_index": device.index if device is not None else None,
+        # Added by adaptive refinement (not one of the configured biases).
+        "refined": bool(device is not None and device.meta.get("refined")),
     }

@@ -37,7 +37,7 @@ from hpcgate.codes.registry import get_plugin
 from hpcgate.db.models import Calculation, Cluster, ExtractedResult, ServiceLog, Step
 from hpcgate.db.models.clusters import AccessMode
 from hpcgate.domain.ladder import ROLE_DEVICE, ROLE_ELECTRODE, ROLE_TBTRANS, bias_label
-from hpcgate.domain.plan import Plan, PlannedStep, Variant
+from hpcgate.domain.plan import Plan, PlanError, PlannedStep, Variant
 from hpcgate.domain.refine import nearest_converged, parse_refine, refine_biases
 from hpcgate.domain.states import CalculationState, StepState
 from hpcgate.services.input_blobs import BlobRef
@@ -82,7 +82,11 @@ def converged_points(s: Session, steps: Sequence[Step]) -> dict[float, float]:
 
 def refine_ladder(s: Session, calc: Calculation, steps: Sequence[Step]) -> list[Step]:
     """Add the points the decision asks for now; return the new step rows (maybe none)."""
-    config = parse_refine(calc.configuration.get("refine"))
+    try:
+        config = parse_refine(calc.configuration.get("refine"))
+    except PlanError:  # checked at creation; a harvest must never fail on it
+        log.warning("calculation %s: unreadable 'refine'", calc.id, exc_info=True)
+        return []
     if config is None or calc.state not in _REFINING:
         return []
     points = converged_points(s, steps)
