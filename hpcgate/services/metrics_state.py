@@ -59,6 +59,11 @@ class DatabaseState(Collector):
         self._lock = threading.Lock()
         self._cached: tuple[float, list[GaugeMetricFamily]] | None = None
 
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        """Nothing at registration: ``collect`` would query the database there (building the
+        app without one, as the portal's schema dump does, must work)."""
+        return iter(())
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
         with self._lock:
             if self._cached is None or time.monotonic() - self._cached[0] > self.ttl_s:
