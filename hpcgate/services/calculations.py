@@ -16,13 +16,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hpcgate.codes.plugin import PreparedInputs, check_binary_inputs, check_input_files
+from hpcgate.codes.plugin import PreparedInputs
 from hpcgate.codes.registry import get_plugin
 from hpcgate.db.models import (
     Calculation,
     Cluster,
     Molecule,
     QueueMapping,
+    Step,
 )
 from hpcgate.db.models.users import User
 from hpcgate.domain.access import Action, Owned, may
@@ -39,16 +40,18 @@ from hpcgate.domain.states import (
 )
 from hpcgate.errors import Conflict, Forbidden, InvalidInput, NotFound
 from hpcgate.services import quotas
-from hpcgate.services.input_blobs import link_inputs, resolve_binary_inputs
-from hpcgate.services.parse_pool import get_pool
+from hpcgate.services.input_blobs import BlobRef, link_inputs, resolve_binary_inputs
 from hpcgate.services.planned_steps import StepsCommon, insert_edges, insert_steps
+from hpcgate.services.prepare_inputs import (
+    check_resources,
+    prepared_inputs,
+    resolve_analyses,
+)
 from hpcgate.services.start_from import check_start_from
 from hpcgate.services.wakeup import notify_work
 from hpcgate.settings import Settings
 
 log = logging.getLogger(__name__)
-
-_RESOURCE_KEYS = {"nodes", "tasks", "cpus_per_task", "memory_mb", "walltime_s", "gpus"}
 
 
 @dataclass(frozen=True)
@@ -64,97 +67,48 @@ class NewCalculation:
     priority: int = 0
 
 
-def resolve_analyses(selection: Sequence[str], code: str) -> list[str]:
-    """Refuse a selection missing a requirement (with the missing names), or unknown names."""
-    if not selection:
-        return []
-    try:
-        from analyses.graph import InvalidSelection, resolve
-    except ImportError:  # pragma: no cover - analyses ship with hpcgate
-        raise InvalidInput("analyses are not available on this server") from None
-    try:
-        ordered = resolve(list(selection), code=code if code != "generic" else None)
-    except InvalidSelection as exc:
-        raise InvalidInput(
-            str(exc),
-            missing=dict(getattr(exc, "missing", {}) or {}),
-            unknown=sorted(getattr(exc, "unknown", ()) or ()),
-        ) from None
-    return list(ordered)
+@dataclass(frozen=True)
+class Created:
+    """A calculation just written, with what its answer shows, known without reading back."""
+
+    calculation: Calculation
+    steps: list[Step]  # by index
+    parents: dict[int, list[int]]  # parent step ids by child step id
+    owner_email: str
+    cluster_name: str
+    warnings: list[str]  # the soft quota's
 
 
-def _resources(config: Mapping[str, Any], queue: QueueMapping) -> dict[str, int]:
-    raw = config.get("resources", {}) or {}
-    if not isinstance(raw, Mapping):
-        raise InvalidInput("'resources' must be an object")
-    unknown = set(raw) - _RESOURCE_KEYS
-    if unknown:
-        raise InvalidInput(f"unknown resource(s): {', '.join(sorted(unknown))}")
-    out: dict[str, int] = {}
-    for key, value in raw.items():
-        if (
-            not isinstance(value, int)
-            or isinstance(value, bool)
-            or value < (0 if key == "gpus" else 1)
-        ):
-            raise InvalidInput(f"resource {key!r} must be a positive integer")
-        out[key] = value
-    if queue.max_walltime_s and out.get("walltime_s", 0) > queue.max_walltime_s:
-        raise InvalidInput(
-            f"walltime {out['walltime_s']} s exceeds the queue limit of {queue.max_walltime_s} s"
-        )
-    if queue.max_nodes and out.get("nodes", 1) > queue.max_nodes:
-        raise InvalidInput(f"{out['nodes']} nodes exceed the queue limit of {queue.max_nodes}")
-    cpus = out.get("tasks", 1) * out.get("cpus_per_task", 1)
-    if queue.max_cpus and cpus > queue.max_cpus:
-        raise InvalidInput(f"{cpus} CPUs exceed the queue limit of {queue.max_cpus}")
-    return out
+@dataclass(frozen=True)
+class _Checked:
+    """A creation request once every check passed: everything to write, nothing written."""
 
-
-def _prepare_all(
-    plan: Plan, code: str, config: Mapping[str, Any]
-) -> dict[int, list[PreparedInputs]]:
-    """Prepare the inputs of every step/task now, so a bad variant is refused at creation."""
-    plugin = get_plugin(code)
-    files = check_input_files(config.get("inputs", {}) or {})
-    binary = frozenset(check_binary_inputs(config.get("binary_inputs"), files))
-    # Only when there are binary inputs: a plugin written before them still works without.
-    extra: dict[str, Any] = {"binary": binary} if binary else {}
-    main = str(config.get("main_input") or plugin.default_main_input)
-    if plugin.name != "generic" and not files:
-        raise InvalidInput(f"a {code} calculation needs its input files under 'inputs'")
-    base = config.get("parameters", {}) or {}
-    if not isinstance(base, Mapping):
-        raise InvalidInput("'parameters' must be an object")
-    if plan.kind == "transiesta":  # electrode, device and TBtrans steps from their own fdfs
-        from hpcgate.codes.siesta.ladder import prepare_ladder
-
-        return prepare_ladder(plan, code, config, binary=binary)
-    prepared: dict[int, list[PreparedInputs]] = {}
-    for step in plan.steps:
-        variants = step.array if step.is_array else ((step.variant,) if step.variant else ())
-        prepared[step.index] = [
-            plugin.prepare(
-                files, main, {**base, **(v.parameters if v else {})},
-                bool(step.parents or config.get("start_from")), **extra
-            )
-            for v in variants
-        ]
-    if plugin.name == "generic":
-        command = config.get("command")
-        if (
-            not isinstance(command, list)
-            or not command
-            or not all(isinstance(a, str) for a in command)
-        ):
-            raise InvalidInput("a generic calculation needs 'command': a non-empty list of strings")
-    return prepared
+    name: str
+    cluster: Cluster
+    queue: QueueMapping
+    quota: quotas.QuotaStatus
+    config: dict[str, Any]
+    resources: dict[str, int]
+    analyses: list[str]
+    plan: Plan
+    prepared: dict[int, list[PreparedInputs]]
+    blob_refs: list[BlobRef]
 
 
 def create_calculation(
     session: Session, owner: User, new: NewCalculation, settings: Settings
 ) -> Calculation:
     """Check everything, then write the calculation, its steps, edges and array tasks."""
+    return create(session, owner, new, settings).calculation
+
+
+def create(session: Session, owner: User, new: NewCalculation, settings: Settings) -> Created:
+    """``create_calculation``, with what its answer shows: nothing is read back (issue 16)."""
+    return _write(session, owner, new, _check(session, owner, new, settings), settings)
+
+
+def _check(session: Session, owner: User, new: NewCalculation, settings: Settings) -> _Checked:
+    """Every check of a creation; raises before anything is written."""
     name = _checked_name(new.name)
     _check_priority(owner, new.priority)
     cluster, queue = _cluster_and_queue(session, new.cluster_id, new.logical_queue)
@@ -168,39 +122,49 @@ def create_calculation(
         config["start_from"] = check_start_from(
             session, owner, cluster, new.code, config["start_from"]
         )
-    resources = _resources(config, queue)
+    resources = check_resources(config, queue)
     analyses = resolve_analyses(new.analyses, new.code)
     try:
         plan = build_plan(config)
     except PlanError as exc:
         raise InvalidInput(str(exc)) from None
-    # In a worker process with a time limit: parsing user text must not stall the API.
-    pool = get_pool(settings.parse_workers, settings.parse_timeout_s)
-    prepared = pool.run(_prepare_all, plan, new.code, config)
+    prepared = prepared_inputs(plan, new.code, config, settings)
     if plan.kind == "transiesta":
         from hpcgate.codes.siesta.ladder import ladder_analyses
 
         analyses = ladder_analyses(analyses)
     blob_refs = resolve_binary_inputs(session, config, settings)
-    calc = _insert_calculation(session, owner, new, name, cluster, config, analyses, settings)
+    return _Checked(
+        name, cluster, queue, quota, config, resources, analyses, plan, prepared, blob_refs
+    )
+
+
+def _write(
+    session: Session, owner: User, new: NewCalculation, c: _Checked, settings: Settings
+) -> Created:
+    """The calculation, its steps, edges, array tasks and input links; then the wake-up."""
+    calc = _insert_calculation(
+        session, owner, new, c.name, c.cluster, c.config, c.analyses, settings
+    )
     shared = StepsCommon(
-        plan_kind=plan.kind,
-        resources=resources,
-        queue=queue,
-        command=list(config.get("command") or []),
-        analyses=analyses,
-        blob_refs=blob_refs,
+        plan_kind=c.plan.kind,
+        resources=c.resources,
+        queue=c.queue,
+        command=list(c.config.get("command") or []),
+        analyses=c.analyses,
+        blob_refs=c.blob_refs,
         plugin=get_plugin(new.code),
     )
-    steps = insert_steps(session, calc, cluster, plan, prepared, shared)
-    insert_edges(session, plan, steps)
-    link_inputs(session, calc.id, blob_refs)
+    steps = insert_steps(session, calc, c.cluster, c.plan, c.prepared, shared)
+    parents = insert_edges(session, c.plan, steps)
+    link_inputs(session, calc.id, c.blob_refs)
     session.flush()
-    quotas.notify_soft(session, calc, quota, settings)
+    quotas.notify_soft(session, calc, c.quota, settings)
     if calc.state is CalculationState.READY:
-        notify_work(session, cluster.id)  # delivered at commit: the dispatcher wakes at once
-    log.info("calculation %s created with %d step(s)", calc.id, len(plan.steps))
-    return calc
+        notify_work(session, c.cluster.id)  # delivered at commit: the dispatcher wakes at once
+    log.info("calculation %s created with %d step(s)", calc.id, len(c.plan.steps))
+    ordered = [steps[i] for i in sorted(steps)]
+    return Created(calc, ordered, parents, owner.email, c.cluster.name, c.quota.warnings())
 
 
 def _checked_name(raw: str) -> str:
@@ -221,10 +185,19 @@ def _check_priority(owner: User, priority: int) -> None:
 def _cluster_and_queue(
     session: Session, cluster_id: int, logical_queue: str
 ) -> tuple[Cluster, QueueMapping]:
-    cluster = session.get(Cluster, cluster_id)
-    if cluster is None:
+    # One round trip for both (the queue is unique per cluster); the known queues are
+    # listed only for a refusal.
+    row = session.execute(
+        select(Cluster, QueueMapping)
+        .outerjoin(
+            QueueMapping,
+            (QueueMapping.cluster_id == Cluster.id) & (QueueMapping.logical_queue == logical_queue),
+        )
+        .where(Cluster.id == cluster_id)
+    ).first()
+    if row is None:
         raise NotFound(f"cluster {cluster_id} does not exist")
-    queue = next((q for q in cluster.queues if q.logical_queue == logical_queue), None)
+    cluster, queue = row
     if queue is None:
         known = ", ".join(sorted(q.logical_queue for q in cluster.queues)) or "none"
         raise InvalidInput(
@@ -257,6 +230,7 @@ def _insert_calculation(
         analyses=analyses,
         state=CalculationState.PENDING_APPROVAL if needs_approval else CalculationState.READY,
         approved=not needs_approval,
+        ready_at=None if needs_approval else datetime.now(UTC),
         priority=max(-1000, min(1000, new.priority)),
     )
     session.add(calc)
@@ -304,6 +278,7 @@ def approve(session: Session, calc_id: int, moderator: User) -> Calculation:
     calc.state = transition_calculation(calc.state, CalculationState.READY)
     calc.approved = True
     calc.approved_by_id = moderator.id
+    calc.ready_at = datetime.now(UTC)  # the dispatch lag starts here
     notify_work(session, calc.cluster_id)
     return calc
 

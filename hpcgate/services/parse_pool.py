@@ -32,6 +32,7 @@ T = TypeVar("T")
 _PRELOAD = [
     "hpcgate.codes.registry",
     "hpcgate.services.calculations",
+    "hpcgate.services.prepare_inputs",
     "hpcgate.codes.siesta.inputs",
     "sisl.io.siesta",
 ]

@@ -12,6 +12,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from hpcgate.codes.plugin import CodePlugin, PreparedInputs
 from hpcgate.db.models import ArrayTask, Calculation, Cluster, QueueMapping, Step, StepEdge
@@ -77,6 +78,9 @@ def insert_steps(
         session.add(step)
         steps_by_index[planned.index] = step
     session.flush()
+    # The new calculation's steps are exactly these: its collection is set as loaded, so the
+    # answer (and a preview) reads them without a SELECT (issue 16).
+    set_committed_value(calc, "steps", [steps_by_index[i] for i in sorted(steps_by_index)])
     return steps_by_index
 
 
@@ -136,11 +140,18 @@ def _step_spec(
     return spec, template
 
 
-def insert_edges(session: Session, plan: Plan, steps_by_index: dict[int, Step]) -> None:
-    """``afterok`` edges; each hands over its own files on a ladder, else the child's."""
+def insert_edges(
+    session: Session, plan: Plan, steps_by_index: dict[int, Step]
+) -> dict[int, list[int]]:
+    """``afterok`` edges; each hands over its own files on a ladder, else the child's.
+
+    Returns the parent step ids by child step id (what the answer shows, without reading
+    the edges back)."""
+    parents: dict[int, list[int]] = {}
     for planned in plan.steps:
         child = steps_by_index[planned.index]
         for parent in planned.parents:
+            parents.setdefault(child.id, []).append(steps_by_index[parent].id)
             session.add(
                 StepEdge(
                     parent_id=steps_by_index[parent].id,
@@ -151,3 +162,4 @@ def insert_edges(session: Session, plan: Plan, steps_by_index: dict[int, Step]) 
                     else list(child.spec["inherit"]),
                 )
             )
+    return parents

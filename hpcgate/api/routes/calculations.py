@@ -78,6 +78,22 @@ def created_detail(calc: Calculation, session: Session) -> CalculationDetail:
     return detail
 
 
+def created_answer(created: svc.Created) -> CalculationDetail:
+    """A creation's answer from what the creation wrote, with its quota warnings: nothing is
+    read back (the server's defaults came back with the INSERT; issue 16)."""
+    detail = _detail(
+        queries.CalculationView(
+            calculation=created.calculation,
+            steps=created.steps,
+            parents=created.parents,
+            owner_email=created.owner_email,
+            cluster_name=created.cluster_name,
+        )
+    )
+    detail.warnings = list(created.warnings)
+    return detail
+
+
 def _public_configuration(config: dict[str, Any]) -> dict[str, Any]:
     """Input file contents can be large: list names and sizes, fetch contents separately."""
     out = dict(config)
@@ -106,9 +122,7 @@ def new_calculation(body: CalculationCreate) -> svc.NewCalculation:
 def create_calculation(
     body: CalculationCreate, user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> CalculationDetail:
-    calc = svc.create_calculation(session, user, new_calculation(body), settings)
-    session.refresh(calc)
-    return created_detail(calc, session)
+    return created_answer(svc.create(session, user, new_calculation(body), settings))
 
 
 @router.post("/preview", response_model=PreviewOut)
