@@ -10,6 +10,7 @@ import {
   useClusters,
   useSaveCluster,
 } from "../api/queries/clusters";
+import { ClusterTelemetry } from "../components/ClusterTelemetry";
 import { Card, Empty, ErrorBox, Loading, SecretOnce, StateBadge } from "../components/ui";
 import { ago, fmtDate } from "../lib/format";
 
@@ -151,6 +152,7 @@ function ClusterPanel({ cluster, admin, keyAdmin }: { cluster: Cluster; admin: b
           <ClusterForm existing={config.data} onSaved={() => setEditing(false)} />
         ) : null}
       </Card>
+      <ClusterTelemetry clusterId={cluster.id} />
       <Queues cluster={cluster} admin={admin} />
       {keyAdmin ? <ApiKeys cluster={cluster} /> : null}
     </div>

@@ -1,4 +1,4 @@
-/** Clusters: the list, an admin's view of one, its heartbeats and agent keys; changes to them. */
+/** Clusters: the list, an admin's view of one, its heartbeats, queue telemetry and agent keys; changes to them. */
 import { keepPreviousData, useQuery } from "@tanstack/react-query";
 import type { Schemas } from "../client";
 import { useApi } from "../context";
@@ -41,6 +41,29 @@ export function useHeartbeats(id: number, hours: number) {
         signal,
       });
       return { series, until };
+    },
+    refetchInterval: 30_000,
+    placeholderData: keepPreviousData,
+  });
+}
+
+/** Every user's queue per partition (now and over the last `hours`) and the nodes' states. */
+export function useClusterTelemetry(id: number, hours: number) {
+  const api = useApi();
+  return useQuery({
+    queryKey: keys.clusters.telemetry(id, hours),
+    queryFn: async ({ signal }) => {
+      const until = Date.now();
+      const telemetry = await api.get("/clusters/{cluster_id}/telemetry", {
+        path: { cluster_id: id },
+        query: {
+          since: new Date(until - hours * 3600_000).toISOString(),
+          until: new Date(until).toISOString(),
+          points: 120,
+        },
+        signal,
+      });
+      return { telemetry, until };
     },
     refetchInterval: 30_000,
     placeholderData: keepPreviousData,

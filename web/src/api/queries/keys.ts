@@ -32,6 +32,7 @@ export const keys = {
     config: (id: number) => ["clusters", id, "config"] as const,
     apiKeys: (id: number) => ["clusters", id, "api-keys"] as const,
     heartbeats: (id: number, hours: number) => ["clusters", id, "heartbeats", hours] as const,
+    telemetry: (id: number, hours: number) => ["clusters", id, "telemetry", hours] as const,
   },
   molecules: {
     all: ["molecules"] as const,
