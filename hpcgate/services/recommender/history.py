@@ -43,6 +43,8 @@ FINISHED = (StepState.FINISHED, StepState.HARVESTED, StepState.CLEANED)
 #: The most recent finished steps learnt from (older history ages out).
 MAX_RUNS = 2000
 _FEATURE_CACHE_SIZE = 50_000
+#: Specs read per query: each holds a step's input files (up to 8 MiB), so few at a time.
+_SPEC_CHUNK = 25
 _features: dict[tuple[str, int], tuple[str, dict[str, float]]] = {}
 
 
@@ -142,8 +144,8 @@ def _cached_features(session: Session, code: str, step_ids: list[int]) -> None:
     todo = [i for i in step_ids if (db, i) not in _features]
     if len(_features) + len(todo) > _FEATURE_CACHE_SIZE:
         _features.clear()
-    for start in range(0, len(todo), 200):
-        chunk = todo[start : start + 200]
+    for start in range(0, len(todo), _SPEC_CHUNK):
+        chunk = todo[start : start + _SPEC_CHUNK]
         rows = session.execute(
             select(Step.id, Step.spec, Calculation.configuration)
             .join(Calculation, Calculation.id == Step.calculation_id)
