@@ -10,8 +10,9 @@ job up by name after a crash, stage, submit, record the id), one step at a time:
   the scheduler; ``afterok`` on a purged job is refused): the new device point is
   submitted without a dependency and unheld, and copies the ``.TSDE`` at its start
   (``inherit_from``, from the step's edges);
-* its TBtrans step is submitted with ``afterok`` on the device job just recorded;
-* a step whose parent neither succeeded nor is submitted in this round waits.
+* its TBtrans step is submitted with ``afterok`` on the device job (just recorded, or
+  queued/running from before a crash);
+* a step whose parent has no job yet, or did not succeed, waits.
 
 A kill -9 anywhere leaves each step either PLANNED (submitted next time), SUBMITTING (found
 by its deterministic job name, never submitted twice) or with its job id. A permanent
@@ -55,6 +56,7 @@ log = logging.getLogger(__name__)
 
 _RUNNING = (CalculationState.SUBMITTED, CalculationState.RUNNING)
 _UNSUBMITTED = (StepState.PLANNED, StepState.SUBMITTING)
+_LIVE = (StepState.QUEUED, StepState.RUNNING)  # its job is in Slurm: afterok is valid
 
 
 class RefinementStore(DbStepStore):
@@ -170,17 +172,22 @@ def _work_for(
     round_ids: set[int],
     job_ids: dict[int, str],
 ) -> CalculationWork | None:
-    """A work item holding ``step`` and its parents submitted in this round (with their
-    job ids: nothing to submit); None while a parent has neither succeeded nor a job.
-    A parent that succeeded earlier is no dependency (its job may have left Slurm)."""
-    earlier = tuple(p for p in step.parents if p in round_ids)
-    others = [by_id[p] for p in step.parents if p not in round_ids]
-    if any(p.state not in SUCCESSFUL_STEP_STATES for p in others):
-        log.info("step %s waits: a parent has not succeeded", step.step_id)
-        return None
-    if any(p not in job_ids for p in earlier):
-        return None  # its parent was not submitted (refused or deferred)
+    """A work item holding ``step`` and the parents it must wait for, with their job ids
+    (nothing to submit for them): those submitted in this round, and those queued or
+    running from an earlier round (a restart after a crash). A parent that succeeded is
+    no dependency (its job may have left Slurm). None while a parent has no job yet or
+    did not succeed."""
+    known = {**{p.step_id: p.scheduler_job_id for p in by_id.values()}, **job_ids}
+    waits: list[int] = []
+    for p in step.parents:
+        parent = by_id[p]
+        if p not in round_ids and parent.state in SUCCESSFUL_STEP_STATES:
+            continue
+        if not known.get(p) or parent.state not in (*_UNSUBMITTED, *_LIVE):
+            log.info("step %s waits for step %s (%s)", step.step_id, p, parent.state)
+            return None
+        waits.append(p)
     # The parents keep their own parents: no step of this item is a head, so nothing is
     # held or released (a device point may already run when its TBtrans is submitted).
-    parents = tuple(replace(by_id[p], scheduler_job_id=job_ids[p]) for p in earlier)
-    return replace(work, steps=(*parents, replace(step, parents=earlier)))
+    parents = tuple(replace(by_id[p], scheduler_job_id=known[p]) for p in waits)
+    return replace(work, steps=(*parents, replace(step, parents=tuple(waits))))

@@ -11,11 +11,18 @@ subject is the bookkeeping):
 * the new steps are PLANNED with the next indices, edges on the electrodes (``*.TSHS``) and
   the nearest converged point (``*.TSDE``), and the point's own fdf;
 * the calculation stays running while points can be added, and completes once the budget
-  is spent and every step ended.
+  is spent and every step ended;
+* the dispatcher (a separate process, SIGKILLed at a crash point of the durable submission,
+  then started again) submits each added step to the real Slurm exactly once.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,7 +37,9 @@ from hpcgate.engine.work import StepObservation
 from hpcgate.services.harvest import apply_observations
 from hpcgate.services.refinement import refine_ladder
 from hpcgate.services.refinement_submit import refining_calculations
+from tests.helpers.ci import require_tool
 from tests.helpers.engine_env import EngineEnv, engine_env
+from tests.integration.engine.test_crash_recovery import REPO, slurm_jobs_named
 
 pytestmark = pytest.mark.integration
 
@@ -43,13 +52,15 @@ def env(tmp_path: Path, postgres_available: str) -> Iterator[EngineEnv]:
         yield e
 
 
-def _ladder(env: EngineEnv, tmp_path: Path, files: dict[str, str]) -> tuple[int, int]:
+def _ladder(
+    env: EngineEnv, tmp_path: Path, files: dict[str, str], scheduler: str = "local"
+) -> tuple[int, int]:
     cid = env.add_cluster(
-        "laptop",
-        scheduler="local",
+        f"laptop-{uuid.uuid4().hex[:6]}",
+        scheduler=scheduler,
         access_mode=AccessMode.LOCAL,
         scratch_root=str(tmp_path / "scratch"),
-        queues={"default": "local"},
+        **({"queues": {"default": "local"}} if scheduler == "local" else {}),
     )
     calc_id = env.create(
         name="Au chain refined",
@@ -197,3 +208,54 @@ def test_points_are_written_once_across_crashes_and_restarts(
     _report(env, cid, _done(env, calc_id, "tbtrans +0.05 V", 6e-6))
     assert len(env.steps(calc_id)) == 9  # the budget is spent
     assert env.calc(calc_id).state is CalculationState.COMPLETED
+
+
+def _refined_ladder(env: EngineEnv, tmp_path: Path, files: dict[str, str]) -> tuple[int, int]:
+    """A ladder on the real Slurm whose configured points all converged (reported), so
+    that refinement has just added +0.1 V (PLANNED, nothing submitted yet)."""
+    cid, calc_id = _ladder(env, tmp_path, files, scheduler="slurm")
+    _report(
+        env,
+        cid,
+        _done(env, calc_id, "electrode elec.fdf"),
+        _done(env, calc_id, "device 0 V"),
+        _done(env, calc_id, "device +0.2 V"),
+        _done(env, calc_id, "tbtrans 0 V", 0.0),
+        _done(env, calc_id, "tbtrans +0.2 V", 1e-5),
+    )
+    planned = [st for st in env.steps(calc_id) if st.state is StepState.PLANNED]
+    assert [st.label for st in planned] == ["device +0.1 V", "tbtrans +0.1 V"]
+    return cid, calc_id
+
+
+@pytest.mark.slurm
+@pytest.mark.parametrize("point", ["after_mark_submitting", "after_submit", "after_record"])
+def test_a_worker_killed_while_submitting_points_never_duplicates_them(
+    env: EngineEnv, tmp_path: Path, au_chain: dict[str, str], point: str
+) -> None:
+    require_tool("sbatch", install_hint="scripts/services/slurm.sh")
+    _, calc_id = _refined_ladder(env, tmp_path, au_chain)
+    cmd = [sys.executable, "-m", "tests.helpers.crash_worker", env.url, str(tmp_path)]
+    crashed = subprocess.run(
+        cmd,
+        cwd=REPO,
+        env={**os.environ, "HPCGATE_FAULT_CRASH_AT": point},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert crashed.returncode == -9, crashed.stderr[-2000:]
+    restarted = subprocess.run(
+        cmd, cwd=REPO, env=os.environ, capture_output=True, text=True, timeout=180
+    )
+    assert restarted.returncode == 0, restarted.stderr[-2000:]
+    added = [st for st in env.steps(calc_id) if st.spec["ladder"].get("refined")]
+    try:
+        assert [st.state for st in added] == [StepState.QUEUED, StepState.QUEUED]
+        names = [st.job_name for st in added]
+        assert slurm_jobs_named(names) == Counter(dict.fromkeys(names, 1))
+        assert env.calc(calc_id).state is CalculationState.RUNNING
+    finally:  # the start point never ran here: take the jobs back (ours, by id)
+        ids = [st.scheduler_job_id for st in added if st.scheduler_job_id]
+        if ids:
+            subprocess.run(["scancel", *ids], check=False, capture_output=True)

@@ -94,13 +94,37 @@ def test_a_new_point_then_its_tbtrans_without_holds_or_stale_dependencies() -> N
     assert adapter.released == []
 
 
-def test_a_step_waits_while_a_parent_has_not_succeeded() -> None:
+def test_after_a_crash_the_tbtrans_waits_afterok_on_the_device_job_already_queued() -> None:
     steps = (
-        _step(2, StepState.RUNNING, job="12"),
-        _step(5, StepState.PLANNED, (2,)),
+        _step(2, StepState.HARVESTED, job="12"),
+        _step(5, StepState.QUEUED, (2,), job="15"),  # submitted before the crash
         _step(6, StepState.PLANNED, (5,)),
     )
     work = CalculationWork(calculation_id=7, cluster="c", steps=steps)
     by_id = {s.step_id: s for s in steps}
-    assert _work_for(work, steps[1], by_id, {5, 6}, {}) is None
-    assert _work_for(work, steps[2], by_id, {5, 6}, {}) is None  # its device has no job yet
+    one = _work_for(work, steps[2], by_id, {6}, {})
+    assert one is not None
+    adapter = _Adapter()
+    submit_calculation(one, adapter, _Store())  # type: ignore[arg-type]
+    assert adapter.submitted == [("job-6", ["15"], False)]
+    assert adapter.released == []
+
+
+def test_a_step_waits_while_a_parent_has_no_job_or_did_not_succeed() -> None:
+    steps = (
+        _step(2, StepState.INVALID, job="12"),
+        _step(3, StepState.HARVESTED, job="13"),
+        _step(5, StepState.PLANNED, (2,)),
+        _step(6, StepState.PLANNED, (3,)),
+        _step(7, StepState.PLANNED, (6,)),
+    )
+    work = CalculationWork(calculation_id=7, cluster="c", steps=steps)
+    by_id = {s.step_id: s for s in steps}
+    assert _work_for(work, steps[2], by_id, {5, 6, 7}, {}) is None  # its start point failed
+    assert _work_for(work, steps[4], by_id, {5, 6, 7}, {}) is None  # its device has no job
+    one = _work_for(work, steps[4], by_id, {5, 6, 7}, {6: "16"})
+    assert one is not None
+    assert [(s.step_id, s.scheduler_job_id, s.parents) for s in one.steps] == [
+        (6, "16", (3,)),
+        (7, None, (6,)),
+    ]
