@@ -21,6 +21,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from hpcgate.stall_settings import StallSettings
+
 DEFAULT_SECRET = "change-me-dev-secret"  # noqa: S105 - a sentinel, refused outside dev
 
 
@@ -301,6 +303,7 @@ class Settings(BaseSettings):
     outputs: OutputSettings = Field(default_factory=OutputSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    stall: StallSettings = Field(default_factory=StallSettings)
     inputs: InputSettings = Field(default_factory=InputSettings)
     local: LocalExecutorSettings = Field(default_factory=LocalExecutorSettings)
     cluster_accounts: ClusterAccountSettings = Field(default_factory=ClusterAccountSettings)

@@ -23,6 +23,7 @@ from hpcgate.engine.blobs import BlobCache
 from hpcgate.engine.cleanup import CleanupPolicy, clean_directory
 from hpcgate.engine.end_spool import EndSpool
 from hpcgate.engine.heartbeat import collect_sample
+from hpcgate.engine.live_usage import with_live_usage
 from hpcgate.engine.observe import observe
 from hpcgate.engine.submission import submit_calculation
 from hpcgate.engine.work import ActiveStep, CalculationWork, for_dispatcher
@@ -164,7 +165,9 @@ class Agent:
             steps, self._pulled_steps = self._pulled_steps, None
             if steps is None:
                 steps = self.client.active_steps()
-            observations = observe(self.adapter, steps) if steps else []
+            observations = (
+                with_live_usage(self.adapter, steps, observe(self.adapter, steps)) if steps else []
+            )
             cancels = self.client.report_observations(observations) if observations else []
             job_of_step = {s.step_id: s.scheduler_job_id for s in steps or ()}
             self._active_jobs = {

@@ -183,6 +183,9 @@ class StepObservation:
     tasks: tuple[TaskObservation, ...] = ()
     # The job's end (ISO 8601 with zone) per accounting: the harvest lag's start.
     ended_at: str | None = None
+    # A running step's *.out files (engine/progress.py), for stall detection; None: not probed.
+    output_bytes: int | None = None
+    progress_markers: int | None = None
 
     @property
     def still_active(self) -> bool:

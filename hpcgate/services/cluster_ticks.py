@@ -18,6 +18,7 @@ from hpcgate.db.models import Calculation, Cluster, ClusterAccount, Step
 from hpcgate.db.models.clusters import AccessMode
 from hpcgate.db.session import session_scope
 from hpcgate.engine.heartbeat import collect_sample
+from hpcgate.engine.live_usage import with_live_usage
 from hpcgate.engine.observe import observe
 from hpcgate.engine.work import ActiveStep
 from hpcgate.logging import bind_context
@@ -83,7 +84,11 @@ def harvest_cluster(
             # Each owner's jobs are observed through their own account: on an SSH cluster a
             # mapped user's directories are private to that login (one squeue + one sacct
             # per account, not per job).
-            observations = [o for adapter, group in groups for o in observe(adapter, group)]
+            observations = [
+                o
+                for adapter, group in groups
+                for o in with_live_usage(adapter, group, observe(adapter, group))
+            ]
         except SchedulerError as exc:
             log.warning("harvest of %s failed (jobs left as they are): %s", name, exc.message)
             return

@@ -34,6 +34,7 @@ from hpcgate.services.analysis_results import (
     store_task_results,
 )
 from hpcgate.services.events import calculation_event
+from hpcgate.services.stall import watch_progress
 from hpcgate.services.usage import record_step_usage
 from hpcgate.settings import Settings
 
@@ -120,6 +121,7 @@ def apply_observations(
     now = datetime.now(UTC)
     touched: set[int] = set()
     settled: set[int] = set()  # calculations with a step that ended this tick
+    cancels: list[str] = []
     for obs in observations:
         step = s.get(Step, obs.step_id, with_for_update=True)
         if step is None or step.cluster_id != cluster_id or step.state not in ACTIVE:
@@ -130,7 +132,9 @@ def apply_observations(
             _count_unseen(s, step, lost_after, settings)
         elif _apply_seen(s, step, obs, obs.state, now):
             settled.add(step.calculation_id)
-    cancels: list[str] = []
+        elif (job := watch_progress(s, step, obs, now, settings)) is not None:
+            settled.add(step.calculation_id)  # cancelled as stalled (services/stall.py)
+            cancels.append(job)
     for calc_id in sorted(touched):
         cancels += _settle_calculation(s, calc_id, now, settings, calc_id in settled)
     return cancels

@@ -47,6 +47,7 @@ CALCULATION_EVENTS: dict[str, EventKind] = {
     "error": EventKind("failed with an error", NotifyLevel.ERROR),
     "lost": EventKind("lost (its jobs vanished from the scheduler)", NotifyLevel.ERROR),
     "cluster_offline": EventKind("its cluster went offline", NotifyLevel.ERROR),
+    "stalled": EventKind("has a stalled step (no progress)", NotifyLevel.ERROR),
     "quota_warning": EventKind("created past a soft core-hour quota", NotifyLevel.INFO),
 }
 CLUSTER_EVENTS: dict[str, EventKind] = {
