@@ -15,10 +15,11 @@ import { ModelsPage } from "./pages/Models";
 import { ModelAccuracyPage } from "./pages/model-accuracy/ModelAccuracy";
 import { MoleculesPage } from "./pages/Molecules";
 import { ProfilePage } from "./pages/Profile";
+import { UsagePage } from "./pages/Usage";
 import { UsersPage } from "./pages/Users";
 
 /** The sections, each shown to whoever holds the permission the server lists for it. */
-const NAV: { to: string; label: string; needs?: string }[] = [
+const NAV: { to: string; label: string; needs?: string; own?: boolean }[] = [
   { to: "/", label: "Dashboard" },
   { to: "/calculations", label: "Calculations", needs: "calculation.read" },
   { to: "/analyses", label: "Analyses", needs: "calculation.read" },
@@ -26,6 +27,7 @@ const NAV: { to: string; label: string; needs?: string }[] = [
   { to: "/models", label: "Models", needs: "ml_model.read" },
   { to: "/clusters", label: "Clusters", needs: "cluster.read" },
   { to: "/logs", label: "Logs", needs: "log.read" },
+  { to: "/usage", label: "Usage", needs: "usage.read", own: true }, // one's own, at least
   { to: "/users", label: "Users", needs: "user.read" },
 ];
 
@@ -68,6 +70,7 @@ function Authenticated() {
         <Route path="models/:id/accuracy" element={<ModelAccuracyPage />} />
         <Route path="clusters" element={<ClustersPage />} />
         <Route path="logs" element={<LogsPage />} />
+        <Route path="usage" element={<UsagePage />} />
         <Route path="users" element={<Gate needs="user.read"><UsersPage /></Gate>} />
         <Route path="profile" element={<ProfilePage />} />
         <Route path="*" element={<NotFound />} />
@@ -100,8 +103,9 @@ function NotFound() {
   );
 }
 
-function navFor(can: Permissions) {
-  return NAV.filter((item) => !item.needs || can.may(item.needs));
+function navFor(can: Permissions, userId: number | undefined) {
+  const mine = userId === undefined ? undefined : { owner_id: userId };
+  return NAV.filter((item) => !item.needs || can.may(item.needs, item.own ? mine : undefined));
 }
 
 function Shell({ children }: { children: ReactNode }) {
@@ -117,7 +121,7 @@ function Shell({ children }: { children: ReactNode }) {
           <span className="logo">⬡</span> hpcgate
         </div>
         <ul data-testid="nav">
-          {navFor(can).map((item) => (
+          {navFor(can, user?.id).map((item) => (
             <li key={item.to}>
               <NavLink to={item.to} end={item.to === "/"} data-nav={item.label}>
                 {item.label}

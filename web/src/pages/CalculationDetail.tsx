@@ -9,6 +9,7 @@ import {
   useInputFile,
 } from "../api/queries/calculations";
 import { useStep, useStepSamples } from "../api/queries/steps";
+import { ApprovalContext } from "../components/ApprovalContext";
 import { TimeSeriesChart } from "../components/Charts";
 import { IvCurveCard } from "../components/IvCurve";
 import { StepDag } from "../components/StepDag";
@@ -100,6 +101,7 @@ function Actions({ calc }: { calc: Calc }) {
           New calculation from this one's outputs
         </Link>
       ) : null}
+      {calc.state === "pending_approval" && approver ? <ApprovalContext calcId={calc.id} /> : null}
       {calc.state === "pending_approval" && approver ? (
         <div className="row">
           <button type="button" disabled={busy} data-testid="approve" onClick={() => act.mutate({ action: "approve" })}>
