@@ -106,9 +106,13 @@ def refine_ladder(s: Session, calc: Calculation, steps: Sequence[Step]) -> list[
     if cluster is None or cluster.access_mode not in (AccessMode.SSH, AccessMode.LOCAL):
         log.info("calculation %s: refinement needs a worker-dispatched cluster", calc.id)
         return []
+    # A start point must still have its .TSDE on scratch (cleanup removes old steps' files).
+    starts = {v: devices[v] for v in points if devices[v].state is not StepState.CLEANED}
+    if not starts:
+        return []
     try:
         with s.begin_nested():  # a failure here must not undo the harvest
-            rows = _add_points(s, calc, cluster, steps, new, {v: devices[v] for v in points})
+            rows = _add_points(s, calc, cluster, steps, new, starts)
     except Exception:
         log.exception("calculation %s: adding refinement points %s failed", calc.id, new)
         return []
