@@ -17,7 +17,9 @@ export function PairsTable({
   onSelect: (pair: Pair) => void;
 }) {
   const selectedRow = useRef<HTMLTableRowElement | null>(null);
-  useEffect(() => selectedRow.current?.scrollIntoView({ block: "nearest" }), [selected]);
+  useEffect(() => {
+    selectedRow.current?.scrollIntoView({ block: "nearest" });
+  }, [selected]);
   return (
     <div className="scroll">
       <table data-testid="accuracy-pairs">
