@@ -30,6 +30,7 @@ class User(_Out):
     notify_level: str
     blocked: bool
     created_at: datetime
+    project: str | None = None
 
 
 class Token(_Out):
@@ -147,6 +148,7 @@ class CalculationDetail(CalculationSummary):
     configuration: dict[str, Any] = Field(default_factory=dict)
     analyses: list[str] = Field(default_factory=list)
     steps: list[Step] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)  # e.g. a soft core-hour quota reached
 
 
 class CalculationPage(_Out):

@@ -102,6 +102,7 @@ def update_user(
     role: Role | None = None,
     full_name: str | None = None,
     notify_level: NotifyLevel | None = None,
+    project: str | None = None,
 ) -> User:
     """Change what is given; a changed role revokes the user's sessions."""
     if role is not None and role != target.role:
@@ -112,6 +113,8 @@ def update_user(
         target.full_name = full_name.strip()
     if notify_level is not None:
         target.notify_level = notify_level
+    if project is not None:
+        target.project = project.strip() or None
     return target
 
 

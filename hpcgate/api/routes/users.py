@@ -72,6 +72,7 @@ def update_user(
         role=body.role,
         full_name=body.full_name,
         notify_level=body.notify_level,
+        project=body.project,
     )
     session.commit()
     return target

@@ -25,6 +25,7 @@ class UserOut(BaseModel):
     notify_level: NotifyLevel
     blocked: bool
     created_at: datetime
+    project: str | None = None  # what their core-hours count towards (docs/accounting.md)
 
 
 class MeOut(UserOut):
@@ -67,6 +68,8 @@ class UserUpdate(BaseModel):
     role: Role | None = None
     full_name: FullName | None = None
     notify_level: NotifyLevel | None = None
+    # The research group or project for usage reports; "" clears it.
+    project: str | None = Field(default=None, max_length=64, pattern=r"^[^\x00-\x1f]*$")
 
 
 class PasswordSet(BaseModel):
