@@ -1,0 +1,212 @@
+"""Live samples and stall detection (issue 17 parts 2-3) on real Slurm and PostgreSQL.
+
+The worker's own ticks (``dispatch_tick``, ``harvest_tick``) drive generic jobs on the
+one-node Slurm cluster. No timed assertion: every wait is for a condition, with a
+generous deadline; the stall window is made small through ``configuration.stall``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from hpcgate.db.models import HeartbeatSample, NotificationOutbox, ServiceLog, Step
+from hpcgate.db.models.clusters import AccessMode
+from hpcgate.db.models.liveness import StepLiveness
+from hpcgate.db.session import session_scope
+from hpcgate.domain.states import FINAL_CALCULATION_STATES, CalculationState, StepState
+from hpcgate.services.cluster_ticks import harvest_tick
+from hpcgate.services.connections import ClusterConnections
+from hpcgate.services.dispatch import dispatch_tick
+from hpcgate.services.series import step_samples
+from tests.helpers.ci import missing
+from tests.helpers.engine_env import EngineEnv, engine_env
+
+pytestmark = [pytest.mark.integration, pytest.mark.slurm, pytest.mark.timeout(400)]
+
+SCF_THEN_SLEEP = ["bash", "-c", "echo '   scf:    1   -2345.6789   -2345.6000'; exec sleep 200"]
+# One long-lived busy process that keeps printing SCF lines. (Slurm's jobacct_gather samples
+# the processes alive at each sampling: a loop of short-lived children looks idle to sstat.)
+BUSY_PRINTING = [
+    "bash",
+    "-c",
+    "i=0; while [ $i -lt 500000000 ]; do i=$((i+1)); "
+    "[ $((i % 50000)) -eq 0 ] && echo \"   scf: $i  -2345.6\"; done",
+]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineEnv]:
+    if shutil.which("sbatch") is None or shutil.which("sstat") is None:
+        missing("Slurm (sbatch, sstat) is not installed (scripts/services/slurm.sh)")
+    with engine_env(tmp_path_factory.mktemp("stall"), "hpcgate_stall") as e:
+        yield e
+
+
+@pytest.fixture
+def conns() -> Iterator[ClusterConnections]:
+    c = ClusterConnections()
+    yield c
+    c.close()
+
+
+def _cluster(env: EngineEnv, tmp_path: Path, name: str) -> int:
+    return env.add_cluster(
+        name, scheduler="slurm", access_mode=AccessMode.LOCAL,
+        scratch_root=str(tmp_path / "scratch"),
+    )  # fmt: skip
+
+
+def _calc(env: EngineEnv, cid: int, command: list[str], **stall: object) -> int:
+    config: dict[str, object] = {"kind": "single", "command": command,
+                                 "resources": {"walltime_s": 300}}  # fmt: skip
+    if stall:
+        config["stall"] = stall
+    return env.create(name="stall", cluster_id=cid, logical_queue="default", code="generic",
+                      configuration=config)  # fmt: skip
+
+
+def _tick(env: EngineEnv, conns: ClusterConnections) -> None:
+    dispatch_tick(env.engine, env.factory, conns, env.settings, claimed_by="stall-test")
+    harvest_tick(env.engine, env.factory, conns, env.settings)
+
+
+def _until(env: EngineEnv, conns: ClusterConnections, what: str, ok: Callable[[], bool],
+           timeout: float = 240) -> None:  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while not ok():
+        if time.monotonic() > deadline:
+            pytest.fail(f"still not {what} after {timeout} s")
+        _tick(env, conns)
+        time.sleep(1)
+
+
+def _step(env: EngineEnv, calc_id: int) -> Step:
+    (step,) = env.steps(calc_id)
+    return step
+
+
+def _liveness(env: EngineEnv, step_id: int) -> StepLiveness | None:
+    with session_scope(env.factory) as s:
+        row = s.get(StepLiveness, step_id)
+        if row is not None:
+            s.expunge(row)
+        return row
+
+
+def _cancel(env: EngineEnv, *calc_ids: int) -> None:
+    jobs = [st.scheduler_job_id for c in calc_ids for st in env.steps(c) if st.scheduler_job_id]
+    if jobs:
+        subprocess.run(["scancel", *jobs], check=False)
+
+
+def test_a_running_job_gets_live_samples(env: EngineEnv, conns: ClusterConnections,
+                                         tmp_path: Path) -> None:  # fmt: skip
+    cid = _cluster(env, tmp_path, "live-samples")
+    calc_id = _calc(env, cid, ["timeout", "120", "sha256sum", "/dev/zero"])
+
+    def sampled_while_running() -> bool:
+        step = _step(env, calc_id)
+        if step.state is not StepState.RUNNING:
+            assert step.state in (StepState.PLANNED, StepState.SUBMITTING, StepState.QUEUED)
+            return False
+        with session_scope(env.factory) as s:
+            cpu = s.scalars(
+                select(HeartbeatSample.cpu_time_s).where(
+                    HeartbeatSample.step_id == step.id, HeartbeatSample.scope == "step"
+                )
+            ).all()
+        return any((c or 0) > 0 for c in cpu) and _step(env, calc_id).state is StepState.RUNNING
+
+    try:
+        _until(env, conns, "sampled with CPU time while running", sampled_while_running)
+        step = _step(env, calc_id)
+        with session_scope(env.factory) as s:
+            series = step_samples(s, step.id, None, None, 50)
+        assert any((p.values.get("cpu_time_s") or 0) > 0 for p in series.points)
+        assert any((p.values.get("max_rss_kb") or 0) > 0 for p in series.points)
+    finally:
+        _cancel(env, calc_id)
+
+
+def test_a_silent_job_is_flagged_stalled_and_a_busy_one_is_not(
+    env: EngineEnv, conns: ClusterConnections, tmp_path: Path
+) -> None:
+    cid = _cluster(env, tmp_path, "stall-notify")
+    quiet = _calc(env, cid, SCF_THEN_SLEEP, after_s=8)
+    busy = _calc(env, cid, BUSY_PRINTING, after_s=8)
+    try:
+        def flagged() -> bool:
+            row = _liveness(env, _step(env, quiet).id)
+            return row is not None and row.stalled_at is not None
+
+        _until(env, conns, "flagged stalled", flagged)
+        step = _step(env, quiet)
+        row = _liveness(env, step.id)
+        assert row is not None
+        assert step.state is StepState.RUNNING  # flagged, not ended
+        assert (step.state_reason or "").startswith("stalled: ")
+        assert row.markers == 1  # the one SCF line, counted from the job's own output
+        with session_scope(env.factory) as s:
+            events = s.scalars(
+                select(ServiceLog.message).where(
+                    ServiceLog.calculation_id == quiet,
+                    ServiceLog.context["event"].astext == "stalled",
+                )
+            ).all()
+            mails = s.scalars(
+                select(NotificationOutbox).where(
+                    NotificationOutbox.calculation_id == quiet,
+                    NotificationOutbox.event == "stalled",
+                    NotificationOutbox.user_id == env.user_id,
+                )
+            ).all()
+        assert len(events) == 1
+        assert len(mails) == 1
+        # The busy one: watched for 30 more harvests (each >= 1 s: over three windows) after
+        # its first SCF line, and never flagged.
+        busy_step = _step(env, busy).id
+        ticks = []
+
+        def busy_for_a_while() -> bool:
+            b = _liveness(env, busy_step)
+            assert b is None or b.stalled_at is None, b and b.stall_reason
+            if b is not None and b.markers > 0:
+                ticks.append(b.markers)
+            return len(ticks) > 30
+
+        _until(env, conns, "watched busy for 30 harvests", busy_for_a_while)
+        assert ticks[-1] > ticks[0]  # it kept printing
+        assert _step(env, busy).state is StepState.RUNNING
+    finally:
+        _cancel(env, quiet, busy)
+
+
+def test_cancel_retry_cancels_a_stalled_job(env: EngineEnv, conns: ClusterConnections,
+                                            tmp_path: Path) -> None:  # fmt: skip
+    cid = _cluster(env, tmp_path, "stall-cancel")
+    calc_id = _calc(env, cid, SCF_THEN_SLEEP, after_s=8, action="cancel_retry")
+    try:
+        _until(env, conns, "settled", lambda: env.calc(calc_id).state in FINAL_CALCULATION_STATES)
+        step = _step(env, calc_id)
+        # generic has no recovery ladder: the step stays FAILED with the stall as its reason
+        assert step.state is StepState.FAILED
+        assert (step.state_reason or "").startswith("stalled: ")
+        assert env.calc(calc_id).state is CalculationState.FAILED
+        job = step.scheduler_job_id
+        assert job
+
+        def cancelled_in_slurm() -> bool:
+            out = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "State", "-j", job],
+                                 capture_output=True, text=True).stdout  # fmt: skip
+            return out.strip().startswith("CANCELLED")
+
+        _until(env, conns, "cancelled in Slurm", cancelled_in_slurm, timeout=60)
+    finally:
+        _cancel(env, calc_id)
