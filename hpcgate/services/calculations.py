@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from hpcgate.codes.plugin import PreparedInputs
 from hpcgate.codes.registry import get_plugin
@@ -166,6 +167,9 @@ def _write(
         notify_work(session, c.cluster.id)  # delivered at commit: the dispatcher wakes at once
     log.info("calculation %s created with %d step(s)", calc.id, len(c.plan.steps))
     ordered = [steps[i] for i in sorted(steps)]
+    # A new calculation's steps are exactly these: its collection is set as loaded, so the
+    # answer (and a preview) reads them without a SELECT (issue 16).
+    set_committed_value(calc, "steps", ordered)
     return Created(calc, ordered, parents, owner.email, c.cluster.name, c.quota.warnings())
 
 

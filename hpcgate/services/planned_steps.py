@@ -12,7 +12,6 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from hpcgate.codes.plugin import CodePlugin, PreparedInputs
 from hpcgate.db.models import ArrayTask, Calculation, Cluster, QueueMapping, Step, StepEdge
@@ -78,9 +77,6 @@ def insert_steps(
         session.add(step)
         steps_by_index[planned.index] = step
     session.flush()
-    # The new calculation's steps are exactly these: its collection is set as loaded, so the
-    # answer (and a preview) reads them without a SELECT (issue 16).
-    set_committed_value(calc, "steps", [steps_by_index[i] for i in sorted(steps_by_index)])
     return steps_by_index
 
 
