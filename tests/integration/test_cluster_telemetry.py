@@ -2,7 +2,8 @@
 ``sbatch`` directly (not through hpcgate), are counted per partition in the heartbeats of the
 worker and of an agent; the stored counts equal ``squeue`` run here, node states equal
 ``sinfo``; the API, the Prometheus gauges and the lag histograms (after real jobs ran, in
-both dispatch modes) say the same. Other tests share the cluster: a comparison is made when
+both dispatch modes) say the same; the worker's and the agent's exporters are scraped too.
+Other tests share the cluster: a comparison is made when
 ``squeue`` read the same before and after the heartbeat.
 """
 
@@ -30,7 +31,7 @@ from hpcgate.db.models import ClusterNode, PartitionSample, User
 from hpcgate.db.models.clusters import AccessMode
 from hpcgate.db.session import session_scope
 from hpcgate.domain.access import ApiKeyOwner
-from hpcgate.metrics.exporter import serve_metrics
+from hpcgate.metrics.exporter import serve_metrics, timed
 from hpcgate.services.api_keys import create_api_key
 from hpcgate.services.cluster_ticks import harvest_tick, heartbeat_tick
 from hpcgate.services.connections import ClusterConnections
@@ -215,8 +216,16 @@ def test_agent_heartbeat_counts_every_users_jobs(
                          scratch_root=tmp_path / "scratch", state_dir=state,
                          name="ctel")  # fmt: skip
     agent = Agent(config, AgentClient(api, key, state_dir=state))
-    stored, _ = _beat_until_steady(env, cid, agent.heartbeat)
+    port = free_port()  # the agent's exporter (agent.yaml metrics_port), as its CLI starts it
+    serve_metrics("127.0.0.1", port)
+    beats = "hpcgate_tick_duration_seconds_count"
+    before = _value(_scrape(f"http://127.0.0.1:{port}/metrics"), beats, process="agent",
+                    tick="heartbeat")  # fmt: skip
+    stored, _ = _beat_until_steady(env, cid, timed("agent", "heartbeat", agent.heartbeat))
     assert stored["debug"][0] >= 1
+    after = _value(_scrape(f"http://127.0.0.1:{port}/metrics"), beats, process="agent",
+                   tick="heartbeat")  # fmt: skip
+    assert after >= before + 1
     _check_api_and_gauges(env, api, cid, name)
     # agents' submissions and ends are recorded by the API: its /metrics has the lags
     auth = {"Authorization": f"Bearer {TOKEN}"}
