@@ -1,11 +1,12 @@
 """Live usage of the local executor's running tasks, read from ``/proc`` (Linux).
 
 Each task runs in its own process group, led by the pid in ``<key>.pid``. One pass over
-``/proc/*/stat`` sums, per wanted group, ``utime + stime + cutime + cstime`` (children
-that already ended and were waited for are in their parent's ``cutime``/``cstime``) and
-the resident set of the processes alive now. No peak is available without cgroups, so
-``max_rss_kb`` is the group's current RSS. On a system without ``/proc`` the result is
-empty (live samples are then simply not taken).
+``/proc/*/stat`` sums, per task, over the leader's group *and* its descendants (``timeout``
+and job launchers move their child into a group of its own) ``utime + stime + cutime +
+cstime`` (children that already ended and were waited for are in their parent's
+``cutime``/``cstime``) and the resident set of the processes alive now. No peak is
+available without cgroups, so ``max_rss_kb`` is the current RSS. On a system without
+``/proc`` the result is empty (live samples are then simply not taken).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ class GroupUsage:
     processes: int = 0
 
 
-def parse_stat(text: str) -> tuple[int, float, int] | None:
-    """``/proc/PID/stat`` -> (process group, CPU seconds incl. waited children, RSS kB).
+def parse_stat(text: str) -> tuple[int, int, float, int] | None:
+    """``/proc/PID/stat`` -> (parent, group, CPU seconds incl. waited children, RSS kB).
 
     The command name (field 2) may contain spaces and parentheses: fields are counted
     after its last ``)``. Anything malformed is None.
@@ -36,20 +37,16 @@ def parse_stat(text: str) -> tuple[int, float, int] | None:
     if not paren or len(fields) < 22:
         return None
     try:
-        pgrp = int(fields[2])
+        ppid, pgrp = int(fields[1]), int(fields[2])
         ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))
         rss_pages = int(fields[21])
     except ValueError:
         return None
-    return pgrp, ticks / _TICKS, max(rss_pages, 0) * _PAGE_KB
+    return ppid, pgrp, ticks / _TICKS, max(rss_pages, 0) * _PAGE_KB
 
 
-def group_usage(groups: Iterable[int], proc: str = "/proc") -> dict[int, GroupUsage]:
-    """Usage of each wanted process group (a group with no live process is absent)."""
-    wanted = set(groups)
-    out: dict[int, GroupUsage] = {}
-    if not wanted:
-        return out
+def _processes(proc: str) -> dict[int, tuple[int, int, float, int]]:
+    out: dict[int, tuple[int, int, float, int]] = {}
     try:
         entries = os.listdir(proc)
     except OSError:
@@ -62,10 +59,34 @@ def group_usage(groups: Iterable[int], proc: str = "/proc") -> dict[int, GroupUs
                 parsed = parse_stat(fh.read())
         except OSError:
             continue  # ended meanwhile
-        if parsed is None or parsed[0] not in wanted:
-            continue
-        usage = out.setdefault(parsed[0], GroupUsage())
-        usage.cpu_time_s += parsed[1]
-        usage.rss_kb += parsed[2]
-        usage.processes += 1
+        if parsed is not None:
+            out[int(name)] = parsed
+    return out
+
+
+def group_usage(leaders: Iterable[int], proc: str = "/proc") -> dict[int, GroupUsage]:
+    """Usage of each leader's group and descendants (a leader with none alive is absent)."""
+    wanted = set(leaders)
+    if not wanted:
+        return {}
+    procs = _processes(proc)
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _, _) in procs.items():
+        children.setdefault(ppid, []).append(pid)
+    out: dict[int, GroupUsage] = {}
+    for leader in wanted:
+        stack = [p for p, v in procs.items() if v[1] == leader or p == leader]
+        members: set[int] = set()
+        while stack:
+            pid = stack.pop()
+            if pid not in members:
+                members.add(pid)
+                stack.extend(children.get(pid, ()))
+        if members:
+            usage = out.setdefault(leader, GroupUsage())
+            for pid in members:
+                _, _, cpu, rss = procs[pid]
+                usage.cpu_time_s += cpu
+                usage.rss_kb += rss
+                usage.processes += 1
     return out

@@ -401,6 +401,28 @@ def test_queue_summary(contract: Contract) -> None:
     contract.adapter.cancel([job_id])
 
 
+def test_live_usage_of_a_running_job(contract: Contract) -> None:
+    """One ``live_usage`` call samples a running job: CPU time grows past 0 while the
+    scheduler still says RUNNING (sstat / qstat resources_used / /proc)."""
+    contract.require("live_usage")
+    spec = contract.spec("busy", ["timeout", "60", "sha256sum", "/dev/zero"])
+    job_id = contract.submit(spec)
+    contract.wait_status([job_id], lambda s: s.state == JobState.RUNNING)
+    deadline = time.monotonic() + contract.timeout
+    usage = None
+    while time.monotonic() < deadline:
+        usage = contract.adapter.live_usage([job_id, JobId("999999991")]).get(job_id)
+        if usage is not None and (usage.cpu_time_s or 0) > 0:
+            break
+        time.sleep(1)
+    else:
+        pytest.fail(f"{contract.pair}: no CPU time sampled for {job_id}: {usage}")
+    assert contract.adapter.status([job_id])[job_id].state == JobState.RUNNING
+    assert usage.max_rss_kb is None or usage.max_rss_kb >= 0
+    assert contract.adapter.live_usage([]) == {}
+    contract.adapter.cancel([job_id])
+
+
 def test_metacharacters_never_execute(contract: Contract) -> None:
     contract.require("submit", "final_state")
     marker = f"/tmp/hpcgate-pwned-{uuid.uuid4().hex[:8]}"

@@ -141,7 +141,8 @@ def test_proc_stat_with_hostile_command_name() -> None:
     fields = ["S", "1", "777", "777"] + ["0"] * 7 + ["100", "50", "25", "25"] + ["0"] * 6 + ["10"]
     parsed = parse_stat("4242 (evil) name (x) " + " ".join(fields) + " 0 0")
     assert parsed is not None
-    pgrp, cpu, rss = parsed
+    ppid, pgrp, cpu, rss = parsed
+    assert ppid == 1
     assert pgrp == 777
     assert cpu > 0
     assert rss > 0
