@@ -210,3 +210,58 @@ def test_cancel_retry_cancels_a_stalled_job(env: EngineEnv, conns: ClusterConnec
         _until(env, conns, "cancelled in Slurm", cancelled_in_slurm, timeout=60)
     finally:
         _cancel(env, calc_id)
+
+
+def test_agent_mode_reports_live_samples_and_stalls(env: EngineEnv, tmp_path: Path) -> None:
+    """The real agent (thread) and the real API: its harvest samples the running jobs on
+    the login node (sstat, the output probe) and the server flags the silent one."""
+    import threading
+
+    from hpcgate.agent.config import AgentConfig
+    from hpcgate.agent.loop import Agent
+    from hpcgate.api.app import create_app
+    from hpcgate.domain.access import ApiKeyOwner
+    from hpcgate.services.api_keys import create_api_key
+    from tests.helpers.live_api import live_server
+
+    scratch = tmp_path / "scratch"
+    cid = env.add_cluster("stall-agent", scheduler="slurm", access_mode=AccessMode.AGENT,
+                          scratch_root=str(scratch))  # fmt: skip
+    with session_scope(env.factory) as s:
+        _, key = create_api_key(s, owner_kind=ApiKeyOwner.CLUSTER, name="a", cluster_id=cid)
+    quiet = _calc(env, cid, SCF_THEN_SLEEP, after_s=8)
+    busy = _calc(env, cid, ["timeout", "200", "sha256sum", "/dev/zero"], after_s=8)
+    app = create_app(env.settings, engine=env.engine)
+    stop = threading.Event()
+    with live_server(app) as base:
+        agent = Agent(AgentConfig(
+            api_url=base, api_key=key, cluster="stall-agent", name="stall",
+            scratch_root=scratch, state_dir=tmp_path / "state",
+            intervals={"pull_s": 1, "harvest_s": 1, "heartbeat_s": 3600, "cleanup_s": 3600,
+                       "pull_wait_s": 0, "jitter": 0},
+        ))  # fmt: skip
+        thread = threading.Thread(target=agent.run, args=(stop,), daemon=True)
+        thread.start()
+        try:
+            def done() -> bool:
+                q = _liveness(env, _step(env, quiet).id)
+                b = _step(env, busy)
+                with session_scope(env.factory) as s:
+                    cpu = s.scalars(select(HeartbeatSample.cpu_time_s).where(
+                        HeartbeatSample.step_id == b.id, HeartbeatSample.scope == "step"
+                    )).all()  # fmt: skip
+                busy_sampled = b.state is StepState.RUNNING and any((c or 0) > 0 for c in cpu)
+                return busy_sampled and q is not None and q.stalled_at is not None
+
+            deadline = time.monotonic() + 240
+            while not done():
+                assert time.monotonic() < deadline, "agent mode: not sampled/flagged in time"
+                time.sleep(1)
+            q = _liveness(env, _step(env, quiet).id)
+            assert q is not None
+            assert q.markers == 1
+            assert (_step(env, quiet).state_reason or "").startswith("stalled: ")
+        finally:
+            stop.set()
+            thread.join(60)
+            _cancel(env, quiet, busy)
