@@ -29,6 +29,7 @@ from hpcgate.domain.states import (
 from hpcgate.engine.blobs import BlobCache
 from hpcgate.engine.submission import SubmissionOutcome, submit_calculation
 from hpcgate.engine.work import StepWork, for_dispatcher
+from hpcgate.metrics.lags import observe_dispatch_lag
 from hpcgate.services.connections import ClusterConnections, default_hpcgate_command
 from hpcgate.services.events import calculation_event
 from hpcgate.services.input_blobs import DbBlobFetcher
@@ -105,6 +106,7 @@ def apply_submitted(s: Session, calculation_id: int, settings: Settings) -> None
         if calc.submitted_at is not None:
             return  # a retry's resubmission (recovery ladder): told when it was scheduled
         calc.submitted_at = datetime.now(UTC)
+        observe_dispatch_lag(calc.ready_at or calc.created_at, calc.submitted_at)
         calculation_event(
             s, calc, "submitted", "all steps are queued", level="info", settings=settings
         )

@@ -28,6 +28,7 @@ from hpcgate.domain.states import (
     transition_calculation,
 )
 from hpcgate.engine.work import ActiveStep, StepObservation, TaskObservation
+from hpcgate.metrics.lags import observe_harvest_lag
 from hpcgate.services.analysis_results import (
     compute_analyses,
     store_step_results,
@@ -175,6 +176,7 @@ def _apply_seen(
     ended = target in ENDED
     if ended:
         step.finished_at = now
+        observe_harvest_lag(obs.ended_at, now)
         store_step_results(s, step.id, obs)
         record_step_usage(s, step, obs, target)
     if not can_transition_step(step.state, target):
