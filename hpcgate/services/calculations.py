@@ -48,6 +48,7 @@ from hpcgate.services.prepare_inputs import (
     prepared_inputs,
     resolve_analyses,
 )
+from hpcgate.services.recovery import check_recovery
 from hpcgate.services.stall import check_stall_config
 from hpcgate.services.start_from import check_start_from
 from hpcgate.services.wakeup import notify_work
@@ -125,6 +126,7 @@ def _check(session: Session, owner: User, new: NewCalculation, settings: Setting
             session, owner, cluster, new.code, config["start_from"]
         )
     resources = check_resources(config, queue)
+    check_recovery(new.code, config)  # the recovery ladder's settings (issue 17)
     check_stall_config(config)  # stall detection's settings (issue 17)
     analyses = resolve_analyses(new.analyses, new.code)
     try:

@@ -35,6 +35,7 @@ from hpcgate.services.analysis_results import (
     store_task_results,
 )
 from hpcgate.services.events import calculation_event
+from hpcgate.services.recovery import retry_if_recoverable
 from hpcgate.services.stall import watch_progress
 from hpcgate.services.usage import record_step_usage
 from hpcgate.settings import Settings
@@ -123,7 +124,7 @@ def apply_observations(
     touched: set[int] = set()
     settled: set[int] = set()  # calculations with a step that ended this tick
     cancels: list[str] = []
-    for obs in observations:
+    for obs in sorted(observations, key=lambda o: o.step_id):  # parents before dependents
         step = s.get(Step, obs.step_id, with_for_update=True)
         if step is None or step.cluster_id != cluster_id or step.state not in ACTIVE:
             continue  # stale report (e.g. the user cancelled meanwhile)
@@ -133,6 +134,7 @@ def apply_observations(
             _count_unseen(s, step, lost_after, settings)
         elif _apply_seen(s, step, obs, obs.state, now):
             settled.add(step.calculation_id)
+            retry_if_recoverable(s, step, obs, settings)  # the recovery ladder (issue 17)
         elif (job := watch_progress(s, step, obs, now, settings)) is not None:
             settled.add(step.calculation_id)  # cancelled as stalled (services/stall.py)
             cancels.append(job)
