@@ -36,6 +36,7 @@ from hpcgate.services.analysis_results import (
 )
 from hpcgate.services.events import calculation_event
 from hpcgate.services.recovery import retry_if_recoverable
+from hpcgate.services.refinement import refine_ladder
 from hpcgate.services.stall import watch_progress
 from hpcgate.services.usage import record_step_usage
 from hpcgate.settings import Settings
@@ -255,6 +256,8 @@ def _settle_calculation(
         return []
     steps = list(s.scalars(select(Step).where(Step.calculation_id == calc_id)))
     cancels = _cancel_descendants_of_failures(s, steps)
+    if step_ended and _is_ladder(calc):
+        steps += refine_ladder(s, calc, steps)  # new points keep the ladder running
     if calc.state in (CalculationState.SUBMITTED,) and any(
         st.state in (StepState.RUNNING, StepState.FINISHED, StepState.HARVESTED) for st in steps
     ):
