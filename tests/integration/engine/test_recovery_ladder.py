@@ -7,7 +7,8 @@
 * a chain whose middle step needs a retry: its dependent is withdrawn, waits for the
   successful attempt and runs exactly once;
 * the worker is SIGKILLed right after ``sbatch`` of a retry (id not recorded), restarted:
-  every attempt's job exists exactly once in Slurm.
+  every attempt's job exists exactly once in Slurm; the same with the real agent process
+  (``hpcgate agent --once``), which also proves the ladder in agent mode.
 
 Attempts are counted, never timed.
 """
@@ -25,17 +26,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from sqlalchemy import select
 
+from hpcgate.api.app import create_app
 from hpcgate.db.models import ServiceLog, StepAttempt
 from hpcgate.db.models.clusters import AccessMode
 from hpcgate.db.session import session_scope
+from hpcgate.domain.access import ApiKeyOwner
 from hpcgate.domain.states import CalculationState, StepState
+from hpcgate.services.api_keys import create_api_key
 from hpcgate.services.cluster_ticks import harvest_tick
 from hpcgate.services.connections import ClusterConnections
 from hpcgate.services.dispatch import dispatch_tick
 from tests.helpers.ci import missing, require_tool
 from tests.helpers.engine_env import EngineEnv, engine_env
+from tests.helpers.live_api import live_server
 from tests.helpers.siesta_env import (
     DM_READ_MARKER,
     SiestaTools,
@@ -316,3 +322,72 @@ def test_worker_killed_after_submitting_a_retry(env: EngineEnv, tmp_path: Path) 
     names = [r.job_name for r in rows]
     assert len(set(names)) == len(names)
     assert slurm_jobs_named(names) == Counter(dict.fromkeys(names, 1))
+
+
+def _agent_config(env: EngineEnv, tmp_path: Path, base: str, cid: int, name: str) -> Path:
+    with session_scope(env.factory) as s:
+        _, key = create_api_key(s, owner_kind=ApiKeyOwner.CLUSTER, name="a", cluster_id=cid)
+    cfg = tmp_path / "agent.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "api_url": base,
+                "api_key": key,
+                "cluster": name,
+                "name": "ladder-agent",
+                "scheduler": "slurm",
+                "scratch_root": str(tmp_path / "scratch"),
+                "state_dir": str(tmp_path / "state"),
+            }
+        )
+    )
+    return cfg
+
+
+def test_agent_killed_after_submitting_a_retry(env: EngineEnv, tmp_path: Path) -> None:
+    """Agent mode end to end: the agent's harvest report schedules the retry, its next pull
+    submits it; SIGKILLed right after that sbatch, the restarted agent adopts the job."""
+    tools = require_siesta()
+    name = f"agent-{uuid.uuid4().hex[:6]}"
+    cid = env.add_cluster(
+        name,
+        scheduler="slurm",
+        access_mode=AccessMode.AGENT,
+        scratch_root=str(tmp_path / "scratch"),
+    )
+    calc_id = _siesta_calc(env, cid, tools, kind="single", parameters={"MaxSCFIterations": 3})
+    app = create_app(env.settings, engine=env.engine)
+    with live_server(app) as base:
+        cfg = _agent_config(env, tmp_path, base, cid, name)
+        cmd = [sys.executable, "-m", "hpcgate.cli", "agent", "--config", str(cfg), "--once"]
+
+        def once(**extra: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                cmd, cwd=REPO, capture_output=True, text=True, timeout=120,
+                env={**os.environ, **extra},
+            )  # fmt: skip
+
+        def retry_scheduled() -> bool:
+            (st,) = env.steps(calc_id)
+            return st.attempt == 2 and st.state is StepState.PLANNED
+
+        for _ in range(100):  # pull, submit, harvest until the first attempt has failed
+            assert once().returncode == 0
+            if retry_scheduled():
+                break
+        assert retry_scheduled()
+        crashed = once(HPCGATE_FAULT_CRASH_AT="after_submit")
+        assert crashed.returncode == -9, crashed.stderr[-2000:]
+        (step,) = env.steps(calc_id)
+        assert step.scheduler_job_id is None
+
+        def tick() -> None:
+            assert once().returncode == 0
+
+        calc = env.run_until_settled(calc_id, tick, timeout=300, every=0.2)
+    (step,) = env.steps(calc_id)
+    assert calc.state is CalculationState.COMPLETED, (step.state, step.state_reason)
+    _check_attempt_history(env, step.id, step.attempt)
+    names = [r.job_name for r in _attempts(env, step.id)]
+    assert slurm_jobs_named(names) == Counter(dict.fromkeys(names, 1))
+    assert DM_READ_MARKER in (Path(step.workdir or "") / "h2o.out").read_text(errors="replace")
