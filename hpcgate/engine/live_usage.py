@@ -13,11 +13,17 @@ their number:
 Either may be missing (no sample yet, an adapter that cannot sample, an unreadable
 directory): the observation then carries ``None`` and nothing is concluded from it. A
 failure here is logged and never fails the harvest. Array steps are not sampled.
+
+A runner is sampled at most every ``MIN_INTERVAL_S`` (2) seconds: the end-spool harvests
+(several a second when many jobs end) skip it, and scheduler samples are not fresher
+than that anyway (Slurm ``JobAcctGatherFrequency``).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -31,6 +37,19 @@ from scheduler_adapters.types import JobId
 
 log = logging.getLogger(__name__)
 
+MIN_INTERVAL_S = 2.0
+_last: dict[int, float] = {}  # id(runner) -> monotonic time of its last sampling
+_last_lock = threading.Lock()
+
+
+def _due(runner: object) -> bool:
+    now = time.monotonic()
+    with _last_lock:
+        if now - _last.get(id(runner), -MIN_INTERVAL_S) < MIN_INTERVAL_S:
+            return False
+        _last[id(runner)] = now
+        return True
+
 
 def with_live_usage(
     adapter: SchedulerAdapter,
@@ -41,7 +60,7 @@ def with_live_usage(
     """``observations`` with live usage and output progress for the running steps."""
     running = {o.step_id for o in observations if o.state is StepState.RUNNING}
     targets = [s for s in steps if s.step_id in running and not s.array_size]
-    if not targets:
+    if not targets or not _due(adapter.runner):
         return observations
     jobs = {s.step_id: JobId.parse(s.scheduler_job_id) for s in targets}
     usage = _sample(adapter, list(jobs.values()))
