@@ -255,6 +255,11 @@ function StepRow({ step, all, open, onToggle }: { step: Step; all: Step[]; open:
         <td className="mono" data-testid={`job-id-${step.index}`}>
           {step.scheduler_job_id ?? "—"}
           {step.array_size ? <span className="muted"> [{step.array_size}]</span> : null}
+          {step.attempt > 1 ? (
+            <div className="muted small" data-testid={`attempt-${step.index}`}>
+              attempt {step.attempt}
+            </div>
+          ) : null}
         </td>
         <td>{step.native_state ?? "—"}</td>
         <td>{step.exit_code ?? "—"}</td>
@@ -270,6 +275,7 @@ function StepRow({ step, all, open, onToggle }: { step: Step; all: Step[]; open:
         <tr className="step-detail">
           <td colSpan={9}>
             <StepDetail step={step} />
+            <Attempts step={step} />
           </td>
         </tr>
       ) : null}
@@ -403,6 +409,45 @@ function Configuration({ calc }: { calc: Calc }) {
           </>
         ) : null}
       </Card>
+    </div>
+  );
+}
+
+/** The recovery ladder's attempts of a step (docs/engine.md), shown once it was retried. */
+function Attempts({ step }: { step: Step }) {
+  const attempts = step.attempts ?? [];
+  if (attempts.length < 2) return null;
+  return (
+    <div data-testid={`attempts-${step.index}`}>
+      <h3>Attempts</h3>
+      <table>
+        <thead>
+          <tr>
+            <th>attempt</th>
+            <th>scheduler id</th>
+            <th>state</th>
+            <th>verdict</th>
+            <th>changes</th>
+            <th>work directory</th>
+          </tr>
+        </thead>
+        <tbody>
+          {attempts.map((a) => (
+            <tr key={a.attempt}>
+              <td>{a.attempt}</td>
+              <td className="mono">{a.scheduler_job_id ?? "—"}</td>
+              <td>
+                <StateBadge state={a.state} />
+              </td>
+              <td>{a.verdict ?? "—"}</td>
+              <td>
+                {(a.changes ?? []).map((c) => `${c.key} ${c.old ?? "default"} → ${c.new}`).join(", ") || "—"}
+              </td>
+              <td className="mono small">{a.workdir ?? "—"}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
     </div>
   );
 }
