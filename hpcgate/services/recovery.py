@@ -48,6 +48,7 @@ from hpcgate.db.models import (
     StepEdge,
 )
 from hpcgate.domain.states import CalculationState, StepState, transition_calculation
+from hpcgate.engine.faults import crash_point
 from hpcgate.engine.work import StepObservation
 from hpcgate.errors import InvalidInput
 from hpcgate.metrics.registry import RECOVERY_ATTEMPTS
@@ -167,6 +168,8 @@ def retry_if_recoverable(s: Session, step: Step, obs: StepObservation, settings:
     _start_attempt(s, step, decision, main)
     withdrawn = _withdraw_dependents(s, step)
     _resubmit(s, calc, step, decision, withdrawn)
+    s.flush()
+    crash_point("after_retry_decided")  # the kill -9 test: decided, not yet committed
     return True
 
 

@@ -391,3 +391,49 @@ def test_agent_killed_after_submitting_a_retry(env: EngineEnv, tmp_path: Path) -
     names = [r.job_name for r in _attempts(env, step.id)]
     assert slurm_jobs_named(names) == Counter(dict.fromkeys(names, 1))
     assert DM_READ_MARKER in (Path(step.workdir or "") / "h2o.out").read_text(errors="replace")
+
+
+def _job_ended(job_id: str) -> bool:
+    out = subprocess.run(
+        ["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    return bool(out) and out[0] not in ("PENDING", "RUNNING", "REQUEUED", "SUSPENDED")
+
+
+def test_worker_killed_while_deciding_a_retry(env: EngineEnv, tmp_path: Path) -> None:
+    """SIGKILL inside the harvest's transaction, after the retry was decided and flushed but
+    before the commit: nothing of it survives, and the next harvest decides it once."""
+    tools = require_siesta()
+    cid = _cluster(env, tmp_path)
+    calc_id = _siesta_calc(env, cid, tools, kind="single", parameters={"MaxSCFIterations": 3})
+    tick, conns = _worker(env)
+    try:
+        while env.steps(calc_id)[0].scheduler_job_id is None:  # submit, never harvest
+            dispatch_tick(env.engine, env.factory, conns, env.settings, claimed_by="w")
+        (step,) = env.steps(calc_id)
+        job = step.scheduler_job_id or ""
+        while not _job_ended(job):
+            subprocess.run(["sleep", "0.5"], check=True)
+        cmd = [sys.executable, "-m", "tests.helpers.crash_harvest", env.url, str(tmp_path)]
+        crashed = subprocess.run(
+            cmd, cwd=REPO, env={**os.environ, "HPCGATE_FAULT_CRASH_AT": "after_retry_decided"},
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert crashed.returncode == -9, crashed.stderr[-2000:]
+        (after,) = env.steps(calc_id)
+        assert (after.attempt, after.scheduler_job_id) == (1, job)  # nothing was committed
+        assert after.state in (StepState.QUEUED, StepState.RUNNING)
+        assert _attempts(env, step.id) == []
+        calc = env.run_until_settled(calc_id, tick, timeout=300)
+    finally:
+        conns.close()
+    (step,) = env.steps(calc_id)
+    assert calc.state is CalculationState.COMPLETED, (step.state, step.state_reason)
+    _check_attempt_history(env, step.id, step.attempt)
+    rows = _attempts(env, step.id)
+    assert rows[0].scheduler_job_id == job
+    names = [r.job_name for r in rows]
+    assert slurm_jobs_named(names) == Counter(dict.fromkeys(names, 1))
+    events = _recovery_events(env, calc_id)
+    assert sum("attempt 2 " in e for e in events) == 1, events
