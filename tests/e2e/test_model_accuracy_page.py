@@ -4,7 +4,8 @@ Seeded in the e2e stack's database: SIESTA calculations whose stored ``validatio
 are the real validator's verdicts on the shared SIESTA fixtures, a registered model, and
 predictions stored through the API (an admin's ``POST /predictions``, the creation path the
 ML-API uses). A researcher opens the page from the Models page: the parity plot's canvas,
-MAE and RMSE as computed here with numpy, a calculation's link (and selecting a row).
+MAE and RMSE as computed here with numpy, calculation links, selecting a pair by a click on
+the plot or on a row.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 from hpcgate.codes.validation import validate_path
 from hpcgate.db.models import Calculation, ExtractedResult, Step
 from hpcgate.domain.states import CalculationState, StepState
-from tests.e2e.conftest import Stack, login, page_errors, shot
+from tests.e2e.conftest import Stack, login, page_errors, shot, wait_until
 from tests.helpers.fixtures_path import require_siesta_fixtures
 
 pytestmark = pytest.mark.e2e
@@ -123,12 +124,23 @@ def test_accuracy_page_parity_metrics_and_links(page: Any, stack: Stack) -> None
         assert link.count() == 1
     shot(page, "model-accuracy")
 
-    # selecting a pair (a row, like a point) highlights it and links its calculation
-    rows.first.locator("td").nth(1).click()
+    # a click on the plot selects the nearest point: its row is highlighted, its
+    # calculation linked
     selected = page.locator("[data-testid=selected-pair] a")
+    assert selected.count() == 0
+    canvas.click(position={"x": box["width"] / 2, "y": box["height"] / 2})
     selected.wait_for()
-    href = selected.get_attribute("href")
-    assert href in {f"/calculations/{c}" for c in calc_ids}
+    hrefs = {f"/calculations/{c}" for c in calc_ids}
+    assert selected.get_attribute("href") in hrefs
+    highlighted = page.locator("[data-testid=accuracy-pairs] tr.selected")
+    assert highlighted.count() == 1
+    assert highlighted.locator("a").get_attribute("href") == selected.get_attribute("href")
+    shot(page, "model-accuracy-selected")
+
+    # a row selects its pair too
+    rows.first.locator("td").nth(1).click()
+    href = rows.first.locator("a").get_attribute("href")
+    wait_until(lambda: selected.get_attribute("href") == href, timeout=10)
     assert page.locator("[data-testid=accuracy-pairs] tr.selected").count() == 1
 
     selected.click()

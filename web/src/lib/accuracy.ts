@@ -8,7 +8,8 @@ export interface ParityPair {
   dft: number;
 }
 
-/** The y = x line across every point (a little wider, so the extreme points sit on it). */
+/** The ends of the y = x line across every point, a little wider: the plot's range on both
+ * axes (so no point sits on an edge). */
 export function parityLine(pairs: ParityPair[]): { x: number; y: number }[] {
   if (pairs.length === 0) return [];
   const values = pairs.flatMap((p) => [p.predicted, p.dft]);

@@ -1,11 +1,41 @@
-import { Chart as ChartJS, type ChartOptions, LinearScale, LineElement, PointElement, Tooltip } from "chart.js";
+import {
+  Chart as ChartJS,
+  type ChartOptions,
+  LinearScale,
+  LineElement,
+  type Plugin,
+  PointElement,
+  Tooltip,
+} from "chart.js";
 import { Scatter } from "react-chartjs-2";
 import { parityLine, parityPoints } from "../../lib/accuracy";
 import { type Pair, pairKey } from "./types";
 
 ChartJS.register(LinearScale, PointElement, LineElement, Tooltip);
 
-/** Predicted (y) against DFT (x), with the y = x line; clicking a point selects its pair. */
+/** The y = x line, drawn under the points (not a dataset: never hovered or clicked). */
+const identityLine: Plugin<"scatter"> = {
+  id: "identityLine",
+  beforeDatasetsDraw(chart) {
+    const { ctx } = chart;
+    const { x, y } = chart.scales;
+    const lo = Math.max(x.min, y.min);
+    const hi = Math.min(x.max, y.max);
+    if (!(hi > lo)) return;
+    ctx.save();
+    ctx.strokeStyle = "#9ca3af";
+    ctx.setLineDash([6, 4]);
+    ctx.lineWidth = 1.5;
+    ctx.beginPath();
+    ctx.moveTo(x.getPixelForValue(lo), y.getPixelForValue(lo));
+    ctx.lineTo(x.getPixelForValue(hi), y.getPixelForValue(hi));
+    ctx.stroke();
+    ctx.restore();
+  },
+};
+
+/** Predicted (y) against DFT (x) on equal axes, with the y = x line; a click selects the
+ * nearest point's pair. */
 export function ParityPlot({
   pairs,
   unit,
@@ -19,6 +49,8 @@ export function ParityPlot({
 }) {
   const suffix = unit ? ` (${unit})` : "";
   const highlighted = pairs.map((p) => pairKey(p) === selected);
+  const line = parityLine(pairs);
+  const range = line.length ? { min: line[0].x, max: line[1].x } : {};
   const data = {
     datasets: [
       {
@@ -28,29 +60,21 @@ export function ParityPlot({
         pointRadius: highlighted.map((h) => (h ? 7 : 4)),
         pointHoverRadius: 8,
       },
-      {
-        label: "y = x",
-        data: parityLine(pairs),
-        showLine: true,
-        pointRadius: 0,
-        borderColor: "#9ca3af",
-        borderDash: [6, 4],
-        borderWidth: 1.5,
-      },
     ],
   };
   const options: ChartOptions<"scatter"> = {
     animation: false,
     responsive: true,
     maintainAspectRatio: false,
+    // hovering or clicking anywhere picks the nearest point (small points are hard to hit)
+    interaction: { mode: "nearest", intersect: false, axis: "xy" },
     scales: {
-      x: { type: "linear", title: { display: true, text: `DFT${suffix}` } },
-      y: { type: "linear", title: { display: true, text: `predicted${suffix}` } },
+      x: { type: "linear", ...range, title: { display: true, text: `DFT${suffix}` } },
+      y: { type: "linear", ...range, title: { display: true, text: `predicted${suffix}` } },
     },
     plugins: {
       legend: { display: false },
       tooltip: {
-        filter: (item) => item.datasetIndex === 0,
         callbacks: {
           label: (item) => {
             const p = pairs[item.dataIndex];
@@ -60,13 +84,12 @@ export function ParityPlot({
       },
     },
     onClick: (_event, elements) => {
-      const hit = elements.find((e) => e.datasetIndex === 0);
-      if (hit) onSelect(pairs[hit.index]);
+      if (elements.length) onSelect(pairs[elements[0].index]);
     },
   };
   return (
     <div className="chart" style={{ height: 360 }} data-testid="parity-plot">
-      <Scatter data={data} options={options} />
+      <Scatter data={data} options={options} plugins={[identityLine]} />
     </div>
   );
 }
