@@ -29,6 +29,7 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from scheduler_adapters.errors import OutputParseError
 from scheduler_adapters.rendering import parse_walltime
@@ -39,7 +40,7 @@ from scheduler_adapters.slurm.commands import (
     SINFO_FIELDS,
     SQUEUE_FIELDS,
 )
-from scheduler_adapters.slurm.usage import usage_of
+from scheduler_adapters.slurm.usage import optional_usage_of
 from scheduler_adapters.types import AccountingRecord, JobId, JobState, JobStatus, NodeMetrics
 
 log = logging.getLogger("scheduler_adapters.slurm")
@@ -315,7 +316,7 @@ def _sacct_records(
         parse_exit_code(row["ExitCode"]) if _opt(row.get("ExitCode", "")) else (None, None)
     )
     elapsed = _duration(row.get("Elapsed", ""))
-    usage = usage_of(row)
+    usage = optional_usage_of(row)
     return [
         AccountingRecord(
             job_id=job_id,

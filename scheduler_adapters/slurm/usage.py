@@ -57,3 +57,13 @@ def usage_of(row: Mapping[str, str]) -> dict[str, Any]:
         "core_seconds": None if raw is None else float(raw),
         "req_mem_kb": parse_req_mem_kb(row.get("ReqMem", ""), cpus),
     }
+
+
+def optional_usage_of(row: Mapping[str, str]) -> dict[str, Any]:
+    """``usage_of``, or all unknown: the core-hour columns are optional extras, and one that
+    prints oddly (sacct 22.05's ``ReqMem`` ``16?`` on some allocation rows) must neither lose
+    the job's state nor stop the rest of the harvest."""
+    try:
+        return usage_of(row)
+    except OutputParseError:
+        return {"alloc_cpus": None, "core_seconds": None, "req_mem_kb": None}

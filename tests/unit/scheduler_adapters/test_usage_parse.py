@@ -40,6 +40,15 @@ def test_rows_without_usage_columns_still_parse() -> None:
     assert len(SACCT_FIELDS) == len(SACCT_BASE_FIELDS) + 3
 
 
+def test_an_odd_usage_column_keeps_the_job_state() -> None:
+    """sacct 22.05 prints ``ReqMem`` ``16?`` on some allocation rows: the record's state
+    still arrives (a harvest must not stop on an optional column), its usage is unknown."""
+    odd = SEP.join([*ROW.split(SEP)[:-1], "16?"])
+    [rec] = parse.parse_sacct(odd + "\n" + STEP)
+    assert rec.native_state == "COMPLETED"
+    assert (rec.alloc_cpus, rec.core_seconds, rec.req_mem_kb) == (None, None, None)
+
+
 @pytest.mark.parametrize(
     ("text", "cpus", "kb"),
     [
