@@ -29,7 +29,6 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
 
 from scheduler_adapters.errors import OutputParseError
 from scheduler_adapters.rendering import parse_walltime
