@@ -21,6 +21,7 @@ from hpcgate.api.routes import (
     model_accuracy,
     notifications,
     outputs,
+    recommendations,
     series,
     steps,
     usage,
@@ -42,6 +43,7 @@ ROUTERS: list[APIRouter] = [
     notifications.router,
     # the calculation engine: calculations, steps, inputs, agents, results, ML
     calculations.router,
+    recommendations.router,
     steps.router,
     usage.router,
     series.router,
