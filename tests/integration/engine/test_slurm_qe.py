@@ -234,6 +234,8 @@ def test_chain_stops_at_a_non_converged_step(mode: Mode) -> None:
                 {"label": "never runs", "parameters": {"system.eamp": 0.01}},
             ],
             "resources": {"tasks": 1, "walltime_s": 300},
+            # No retry: the recovery ladder would rescue this step (test_recovery_ladder.py).
+            "recovery": False,
         },
     )
     calc = mode.env.run_until_settled(calc_id, mode.tick, timeout=180)
