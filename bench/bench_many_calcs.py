@@ -7,12 +7,15 @@ local cluster, and ``hpcgate agent`` (long-poll pull, end spool) for the agent c
 
 Workloads, each timed from the first request to the last calculation COMPLETED:
 * ``N separate``: N ``kind: single`` calculations (``bash -c 'echo $((1+2))'``), POSTed by 8
-  client threads, as a screening script would;
+  client threads, each keeping one HTTP client (connection) as a screening script would;
 * ``N sweep``: one ``kind: sweep`` calculation of N points.
 Baselines in the same run: N x ``sbatch`` then ``sacct`` polling every second, and one
 ``sbatch --array=0-(N-1)`` with the same polling. Also printed: the API's p99 over every
 request made during the burst (the POSTs and a status probe every 200 ms), and a check that
-Slurm knows each job name exactly once (no lost or duplicate jobs).
+Slurm knows each job name exactly once (no lost or duplicate jobs). The machine is shared,
+so each run also prints the load average and the CPU seconds of ``serve``, ``worker``,
+``agent`` (with their children: ``sbatch``, parse workers) and of this client: steadier than
+wall time when other processes compete for the cores.
 
 Usage: .venv/bin/python bench/bench_many_calcs.py [--n 100] [--modes local,agent]
        [--poll 10] [--skip-sweep]
@@ -55,6 +58,52 @@ from tests.helpers.live_api import free_port  # noqa: E402
 
 POLL_RAW = 1.0
 COMMAND = ["bash", "-c", "echo $((1+2))"]
+_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# -- CPU seconds per process (the machine is shared: CPU time is steadier than wall time)
+def _stat(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().rsplit(")", 1)[1].split()
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of ``pid``, its reaped children (``sbatch``, ...) and its live descendants
+    (parse workers)."""
+    total, parents = 0.0, {pid}
+    for entry in sorted(os.listdir("/proc"), key=lambda e: (len(e), e)):
+        if not entry.isdigit():
+            continue
+        try:
+            st = _stat(int(entry))
+        except OSError:
+            continue
+        if int(entry) == pid or int(st[1]) in parents:
+            parents.add(int(entry))
+            total += sum(int(x) for x in st[11:15]) / _TCK  # utime stime cutime cstime
+    return total
+
+
+class CpuMeter:
+    """CPU seconds used by each named process (and this bench process) between two reads."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.start = self._read()
+
+    def _read(self) -> dict[str, float]:
+        out = {name: tree_cpu(pid) for name, pid in self.pids.items()}
+        out["bench client"] = time.process_time()
+        return out
+
+    def used(self) -> dict[str, float]:
+        now = self._read()
+        return {name: now[name] - self.start[name] for name in now}
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load {one:.1f}/{five:.1f}/{fifteen:.1f}"
 
 
 # -- raw Slurm baselines
@@ -189,7 +238,13 @@ def _slurm_duplicates(env: EngineEnv, since_id: int, since: str) -> tuple[int, i
 
 
 def run_hpcgate(
-    env: EngineEnv, base: str, headers: dict[str, str], cluster_id: int, n: int, sweep: bool
+    env: EngineEnv,
+    base: str,
+    headers: dict[str, str],
+    cluster_id: int,
+    n: int,
+    sweep: bool,
+    pids: dict[str, int],
 ) -> tuple[float, float, int, tuple[int, int, int]]:
     with session_scope(env.factory) as s:
         since_id = int(s.scalar(select(func.coalesce(func.max(Calculation.id), 0))) or 0)
@@ -203,25 +258,42 @@ def run_hpcgate(
             while not stop.wait(0.2):
                 lat.call(c, "GET", "/calculations", params={"limit": 20})
 
+    # One client per thread, kept for every POST it makes, as a screening script keeps its
+    # session: an httpx.Client is an SSL context (20-60 ms of CPU to build here) and a new
+    # connection, which earlier runs paid per POST on the same 2 cores as the server.
+    local = threading.local()
+    clients: list[httpx.Client] = []
+
+    def client() -> httpx.Client:
+        if not hasattr(local, "client"):
+            local.client = httpx.Client(base_url=base, headers=headers, timeout=120)
+            clients.append(local.client)
+        c: httpx.Client = local.client
+        return c
+
     def post(i: int) -> None:
         config: dict[str, Any] = {"kind": "single", "command": COMMAND}
         if sweep:
             config = {"kind": "sweep", "command": COMMAND,
                       "variants": [{"label": f"p{j}", "parameters": {"j": j}} for j in range(n)]}
-        with httpx.Client(base_url=base, headers=headers, timeout=120) as c:
-            r = lat.call(c, "POST", "/calculations", json={
-                "name": f"bench-{i}", "cluster_id": cluster_id, "logical_queue": "default",
-                "code": "generic", "configuration": config,
-            })
-            if r.status_code != 201:
-                print("  POST failed:", r.status_code, r.text[:300])
+        r = lat.call(client(), "POST", "/calculations", json={
+            "name": f"bench-{i}", "cluster_id": cluster_id, "logical_queue": "default",
+            "code": "generic", "configuration": config,
+        })
+        if r.status_code != 201:
+            print("  POST failed:", r.status_code, r.text[:300])
 
     prober = threading.Thread(target=probe, daemon=True)
+    print(f"  {load()} at the start")
+    cpu = CpuMeter(pids)
     t0 = time.monotonic()
     prober.start()
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(post, range(expected)))
     posted = time.monotonic() - t0
+    posted_cpu = cpu.used()
+    for c in clients:
+        c.close()
     submitted = None
     while True:
         final, completed, unsubmitted = _settled(env, since_id)
@@ -238,6 +310,11 @@ def run_hpcgate(
     print(f"  {expected} POST(s) done at {posted:.1f} s, all submitted at {submitted or 0:.1f} s,"
           f" all settled at {elapsed:.1f} s")
     print(f"  API during the burst: {lat.summary()}")
+    used = cpu.used()
+    print("  CPU s while POSTing: " + ", ".join(f"{k} {v:.2f}" for k, v in posted_cpu.items())
+          + (f" (API {posted_cpu['api'] / expected * 1000:.1f} ms per POST)" if expected else ""))
+    print("  CPU s until settled: " + ", ".join(f"{k} {v:.2f}" for k, v in used.items()))
+    print(f"  {load()} at the end")
     return elapsed, lat.p99_ms(), lat.errors, _slurm_duplicates(env, since_id, since)
 
 
@@ -245,23 +322,29 @@ def start_processes(
     config: Path, port: int
 ) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]:
     env = {**os.environ, "HPCGATE_CONFIG_FILE": str(config)}
-    out = subprocess.DEVNULL
-    api = subprocess.Popen(
-        [sys.executable, "-m", "hpcgate.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPO, env=env, stdout=out, stderr=out,
-    )
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "hpcgate.cli", "worker"], cwd=REPO, env=env, stdout=out, stderr=out
-    )
-    deadline = time.monotonic() + 60
+    api_log = config.parent / "serve.log"
+    with open(api_log, "wb") as out, open(config.parent / "worker.log", "wb") as wout:
+        api = subprocess.Popen(
+            [sys.executable, "-m", "hpcgate.cli", "serve", "--host", "127.0.0.1",
+             "--port", str(port)],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "hpcgate.cli", "worker"], cwd=REPO, env=env,
+            stdout=wout, stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 180  # a loaded machine takes its time importing
     while True:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=15).status_code == 200:
                 return api, worker
         except httpx.HTTPError:
             pass
-        if time.monotonic() > deadline:
-            raise RuntimeError("hpcgate serve did not start")
+        if time.monotonic() > deadline or api.poll() is not None:
+            worker.terminate()
+            api.terminate()
+            tail = api_log.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"hpcgate serve did not start:\n{tail}")
         time.sleep(0.2)
 
 
@@ -334,22 +417,31 @@ def main() -> None:
                     agent = start_agent(base, key, "bench-agent", tmp / "scratch-agent",
                                         tmp / "state")
                 time.sleep(2)
+                pids = {"api": api.pid, "worker": worker.pid}
+                if agent is not None:
+                    pids["agent"] = agent.pid
                 for n in args.n:
                     raw_dir = tmp / f"raw-{n}"
                     raw_dir.mkdir()
+                    before = os.times()
                     floor = raw_loop(n, raw_dir)
+                    after = os.times()
                     floor_array = raw_array(n, raw_dir) if not args.skip_sweep else 0.0
-                    print(f"raw: {n} x sbatch {floor:.1f} s, --array {floor_array:.1f} s")
+                    sbatch_cpu = (after.children_user + after.children_system
+                                  - before.children_user - before.children_system)
+                    print(f"raw: {n} x sbatch {floor:.1f} s (sbatch/sacct CPU {sbatch_cpu:.2f} s),"
+                          f" --array {floor_array:.1f} s ({load()})")
                     for mode, cid in (("local", local_id), ("agent", agent_id)):
                         if mode not in args.modes:
                             continue
                         print(f"{n} separate, {mode}:")
-                        el, p99, errors, dup = run_hpcgate(env, base, headers, cid, n, False)
+                        el, p99, errors, dup = run_hpcgate(env, base, headers, cid, n, False,
+                                                           pids)
                         rows.append((f"{n} separate, {mode}", el, floor, p99, errors, dup))
                         if not args.skip_sweep:
                             print(f"{n}-point sweep, {mode}:")
                             el, p99, errors, dup = run_hpcgate(
-                                env, base, headers, cid, n, True
+                                env, base, headers, cid, n, True, pids
                             )
                             rows.append((f"{n}-point sweep, {mode}", el, floor_array, p99,
                                          errors, dup))
