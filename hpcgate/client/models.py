@@ -90,6 +90,29 @@ class Task(_Out):
     variant: dict[str, Any] = Field(default_factory=dict)
 
 
+class AttemptChange(_Out):
+    key: str
+    old: str | int | float | bool | None = None
+    new: str | int | float | bool
+
+
+class Attempt(_Out):
+    """One attempt of a step: the recovery ladder retries a step with changed inputs."""
+
+    attempt: int
+    job_name: str
+    scheduler_job_id: str | None = None
+    state: str
+    verdict: str | None = None
+    reason: str | None = None
+    workdir: str | None = None
+    rung: str | None = None
+    changes: list[AttemptChange] = Field(default_factory=list)
+    submitted_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
 class Step(_Out):
     id: int
     index: int
@@ -109,6 +132,7 @@ class Step(_Out):
     finished_at: datetime | None = None
     parents: list[int] = Field(default_factory=list)
     ladder: dict[str, Any] | None = None
+    attempts: list[Attempt] = Field(default_factory=list)  # oldest first, current last
 
 
 class StepDetail(Step):

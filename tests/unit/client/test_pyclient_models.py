@@ -21,6 +21,8 @@ PAIRS: list[tuple[type[BaseModel], type[BaseModel]]] = [
     (models.Cluster, clusters.ClusterOut),
     (models.AnalysisInfo, ApiAnalysisInfo),
     (models.Task, calculations.TaskOut),
+    (models.AttemptChange, calculations.AttemptChange),
+    (models.Attempt, calculations.AttemptOut),
     (models.Step, calculations.StepOut),
     (models.StepDetail, calculations.StepDetail),
     (models.CalculationSummary, calculations.CalculationSummary),
