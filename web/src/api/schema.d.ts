@@ -2560,6 +2560,8 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+            /** Project */
+            project?: string | null;
             /**
              * Permissions
              * @description Actions the caller may perform: `<action>` on any resource, `<action>:own` only on their own (e.g. `calculation.cancel:own`), `<action>:lower_role` only on accounts whose role ranks below theirs (e.g. `user.manage:lower_role`).
@@ -3744,6 +3746,8 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+            /** Project */
+            project?: string | null;
         };
         /** UserPage */
         UserPage: {
@@ -3761,6 +3765,8 @@ export interface components {
             /** Full Name */
             full_name?: string | null;
             notify_level?: components["schemas"]["NotifyLevel"] | null;
+            /** Project */
+            project?: string | null;
         };
         /** ValidationError */
         ValidationError: {
