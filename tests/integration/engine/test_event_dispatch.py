@@ -171,11 +171,14 @@ def test_a_lost_listening_connection_is_reestablished(
 
 
 def _jobs_named(names: list[str]) -> Counter[str]:
-    """Distinct Slurm job ids per job name, from the queue and the accounting together."""
+    """Distinct Slurm job ids per job name, from the queue and the accounting together.
+
+    ``JobID`` (``<array id>_<task>``), not ``JobIDRaw``: a finished array task has a raw id
+    of its own, which would count a sweep's one submission once per task."""
     seen: dict[str, set[str]] = {}
     acct = subprocess.run(
         ["sacct", "-X", "-n", "-P", "-S", "now-2hours", "--name", ",".join(names),
-         "-o", "JobIDRaw,JobName"],
+         "-o", "JobID,JobName"],
         capture_output=True, text=True, check=True,
     )
     queue = subprocess.run(
