@@ -57,6 +57,7 @@ RBAC: dict[tuple[str, str], str] = {
     ("GET", "/clusters"): USER,
     ("POST", "/clusters"): ADMIN,
     ("GET", "/clusters/{cluster_id}"): USER,
+    ("GET", "/clusters/{cluster_id}/telemetry"): USER,
     ("PATCH", "/clusters/{cluster_id}"): ADMIN,
     ("DELETE", "/clusters/{cluster_id}"): ADMIN,
     ("GET", "/clusters/{cluster_id}/config"): ADMIN,
@@ -363,9 +364,10 @@ ML_API_RBAC: dict[tuple[str, str], str] = {
     ("DELETE", "/models/{model_id}"): ADMIN,
     ("GET", "/models/{model_id}/logs"): ADMIN,
     ("POST", "/models/{model_id}/invocations"): USER,
+    ("GET", "/metrics"): METRICS,
 }
 
-ML_API_MINIMUMS = (PUBLIC, USER, ADMIN)
+ML_API_MINIMUMS = (PUBLIC, USER, ADMIN, METRICS)
 
 ML_API_PRINCIPALS = (
     "anonymous",
@@ -407,6 +409,9 @@ ML_API_EXPECTED: dict[str, dict[str, str | int]] = {
         "agent_key": 401,
     },
 }
+
+# Without the scrape token (the matrix presents none), only an admin's token reads metrics.
+ML_API_EXPECTED[METRICS] = dict(ML_API_EXPECTED[ADMIN])
 
 _ML_API_PRINCIPAL_MEANING = {
     "anonymous": "no credentials",

@@ -233,8 +233,11 @@ def ml_api_endpoints() -> dict[tuple[str, str], Endpoint]:
 def ml_declared_minimum(route: Endpoint) -> str:
     """What the ML-API route's dependencies enforce, in the table's vocabulary."""
     from ml import deps as ml_deps
+    from ml.routes.metrics import metrics_reader
 
     calls = _dependency_calls(route)
+    if metrics_reader in calls:
+        return table.METRICS
     roles = [_lowest_role(a) for a in Action if ml_deps.permitted(a) in calls]
     if roles:
         return max(roles, key=lambda r: r.rank).value
