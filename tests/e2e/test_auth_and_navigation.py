@@ -62,7 +62,7 @@ def test_login_refresh_and_logout(page: Any, stack: Stack) -> None:
 
 
 NAV = {
-    "user": ["Dashboard", "Calculations", "Analyses", "Molecules", "Clusters", "Logs"],
+    "user": ["Dashboard", "Calculations", "Analyses", "Molecules", "Clusters", "Logs", "Usage"],
     "moderator": [
         "Dashboard",
         "Calculations",
@@ -70,9 +70,12 @@ NAV = {
         "Molecules",
         "Clusters",
         "Logs",
+        "Usage",
         "Users",
     ],
-    "admin": ["Dashboard", "Calculations", "Analyses", "Molecules", "Clusters", "Logs", "Users"],
+    "admin": [
+        "Dashboard", "Calculations", "Analyses", "Molecules", "Clusters", "Logs", "Usage", "Users",
+    ],
 }
 
 
