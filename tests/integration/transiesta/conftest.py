@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,11 @@ def _device_fdf(text: str, bias: float, restart: bool) -> str:
     return out + ("DM.UseSaveDM true\n" if restart else "")
 
 
+# The netCDF-C/HDF5 libraries under sisl are not thread-safe: the two branches run on
+# threads, so their TBT.nc reads take turns (two at once crashed the interpreter).
+_NETCDF = threading.Lock()
+
+
 def _point(
     root: Path, files: dict[str, str], bias: float, previous: float | None
 ) -> ReferencePoint:
@@ -85,11 +91,12 @@ def _point(
     assert _run("tbtrans", d, "device.fdf", "tbtrans.out") == 0
     found = _CURRENT.search((d / "tbtrans.out").read_text(errors="replace"))
     assert found is not None, f"no current in the reference TBtrans output at {bias} V"
-    nc = sisl.get_sile(str(d / "device.TBT.nc"))
+    with _NETCDF:
+        current_nc = float(sisl.get_sile(str(d / "device.TBT.nc")).current("Left", "Right"))
     return ReferencePoint(
         bias_v=float(found.group(1)),
         current_stdout_a=float(found.group(2)),
-        current_nc_a=float(nc.current("Left", "Right")),
+        current_nc_a=current_nc,
         directory=d,
     )
 
