@@ -67,8 +67,10 @@ def quota_of(s: Session, user_id: int, cluster_id: int) -> UsageQuota | None:
     )
 
 
-def quota_status(s: Session, user_id: int, cluster: Cluster) -> QuotaStatus:
-    quota = quota_of(s, user_id, cluster.id)
+def quota_status(
+    s: Session, user_id: int, cluster: Cluster, quota: UsageQuota | None = None
+) -> QuotaStatus:
+    quota = quota if quota is not None else quota_of(s, user_id, cluster.id)
     return QuotaStatus(
         cluster_id=cluster.id,
         cluster_name=cluster.name,
@@ -80,8 +82,14 @@ def quota_status(s: Session, user_id: int, cluster: Cluster) -> QuotaStatus:
 
 
 def enforce(s: Session, owner: User, cluster: Cluster) -> QuotaStatus:
-    """Before a calculation is created: refuse at the hard quota."""
-    status = quota_status(s, owner.id, cluster)
+    """Before a calculation is created: refuse at the hard quota.
+
+    Without a quota nothing can be reached, so the month's usage is not summed (one
+    statement less per creation, issue 16)."""
+    quota = quota_of(s, owner.id, cluster.id)
+    if quota is None or (quota.soft_core_hours is None and quota.hard_core_hours is None):
+        return QuotaStatus(cluster.id, cluster.name, owner.id, 0.0, None, None)
+    status = quota_status(s, owner.id, cluster, quota)
     if status.hard_reached:
         raise QuotaExceeded(
             status.refusal(),

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session
 
-from hpcgate.db.models import Calculation, QueueMapping
+from hpcgate.db.models import Calculation, QueueMapping, UsageQuota
 from hpcgate.db.models.clusters import AccessMode
 from hpcgate.services import parse_pool
 from hpcgate.services.calculations import NewCalculation, create
@@ -27,9 +27,9 @@ pytestmark = pytest.mark.integration
 
 COMMAND = ["bash", "-c", "echo $((1+2))"]
 H2 = "&control\n calculation='scf'\n/\n&system\n ecutwfc=25.0\n/\n&electrons\n/\n"
-# user (auth), cluster + queue (one join), quota + month's usage (services/quotas.py),
-# INSERT calculation, INSERT step, pg_notify.
-SINGLE = 7
+# user (auth), cluster + queue (one join), the quota (services/quotas.py: the month's usage
+# is summed only for a user with one), INSERT calculation, INSERT step, pg_notify.
+SINGLE = 6
 # the same, plus one INSERT of every array task (one statement, many rows).
 SWEEP = SINGLE + 1
 # the same as a single, plus one INSERT of the edges: the 3 steps are one statement too.
@@ -89,13 +89,19 @@ CONFIGS = {
 }
 
 
+@pytest.mark.parametrize("with_quota", [False, True], ids=["no-quota", "quota"])
 @pytest.mark.parametrize("kind", sorted(CONFIGS))
 def test_a_trivial_post_costs_a_fixed_number_of_statements(
-    kind: str, settings: Settings, db_engine: Engine
+    kind: str, with_quota: bool, settings: Settings, db_engine: Engine
 ) -> None:
     config, expected = CONFIGS[kind]
     user = new_user(db_engine)
     cluster_id = _cluster(db_engine)
+    if with_quota:  # the month's usage is summed only for a user with a quota
+        with Session(db_engine) as s:
+            s.add(UsageQuota(cluster_id=cluster_id, user_id=user.id, soft_core_hours=1e6))
+            s.commit()
+        expected += 1
     headers = auth_headers(user, settings)
     with api_client(settings, db_engine) as client:
         # once before counting: nothing per process (imports, caches) is counted
