@@ -80,16 +80,6 @@ class AnalysisInfo(_Out):
     description: str = ""
 
 
-class Task(_Out):
-    task_index: int
-    label: str
-    state: str
-    native_state: str | None = None
-    exit_code: int | None = None
-    state_reason: str | None = None
-    variant: dict[str, Any] = Field(default_factory=dict)
-
-
 class AttemptChange(_Out):
     key: str
     old: str | int | float | bool | None = None
@@ -111,6 +101,18 @@ class Attempt(_Out):
     submitted_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+
+class Task(_Out):
+    task_index: int
+    label: str
+    state: str
+    native_state: str | None = None
+    exit_code: int | None = None
+    state_reason: str | None = None
+    variant: dict[str, Any] = Field(default_factory=dict)
+    attempt: int = 1
+    attempts: list[Attempt] = Field(default_factory=list)  # a retried task's, oldest first
 
 
 class Step(_Out):

@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 VALIDATION_FILE = ".hpcgate/validation.json"
 EXTRACT_FILE = ".hpcgate/extract.json"
 MAX_RESULT_BYTES = 4 << 20
+#: A job the scheduler ended at its time limit, whatever the scheduler called it (Slurm
+#: TIMEOUT, PBS Pro Exit_status -29, Torque -11, a "walltime ... exceeded limit" comment):
+#: the one reason the recovery ladder reads as ``incomplete`` (services/recovery.py).
+TIMEOUT_REASON = "walltime exceeded (TIMEOUT)"
 
 # A job the scheduler still holds is queued or running. One it lists under a state it
 # cannot name (JobState.UNKNOWN, e.g. PBS "M": moved to another server) waits as QUEUED:
@@ -218,15 +222,20 @@ def _observe_array(
 ) -> StepObservation:
     task_live, pending_meta = _live_tasks(live)
     task_acct = {r.job_id.task: r for r in acct if r.job_id.task is not None}
+    # Tasks settled in the database are not read again: after a per-task retry (the
+    # recovery ladder) the array's current job holds only the retried tasks.
+    settled = dict(step.settled_tasks)
     tasks = [
         _observe_task(adapter, step, i, task_live.get(i), task_acct.get(i), pending_meta)
         for i in range(step.array_size or 0)
+        if i not in settled
     ]
+    states = [*settled.values(), *(t.state for t in tasks)]
     return StepObservation(
         step.step_id,
-        aggregate([t.state for t in tasks]),
+        aggregate(states),
         None,
-        reason=_array_reason(tasks),
+        reason=_array_reason(tasks, settled, step.array_size or 0),
         tasks=tuple(tasks),
         ended_at=end_time_text(max((r.end for r in acct if r.end), default=None)),
         **_Usage.of_tasks([r for r in acct if r.job_id.task is not None] or acct).fields(),
@@ -300,16 +309,18 @@ def aggregate(states: Iterable[StepState | None]) -> StepState | None:
     return StepState.INVALID
 
 
-def _array_reason(tasks: Sequence[TaskObservation]) -> str | None:
-    bad = [
-        t for t in tasks if t.state in (StepState.FAILED, StepState.INVALID, StepState.CANCELLED)
-    ]
-    if not bad:
+_BAD = (StepState.FAILED, StepState.INVALID, StepState.CANCELLED)
+
+
+def _array_reason(
+    tasks: Sequence[TaskObservation], settled: Mapping[int, StepState], size: int
+) -> str | None:
+    bad = [t for t in tasks if t.state in _BAD]
+    count = len(bad) + sum(1 for st in settled.values() if st in _BAD)
+    if not count:
         return None
-    first = bad[0]
-    return (
-        f"{len(bad)} of {len(tasks)} tasks did not finish (task {first.task_index}: {first.reason})"
-    )
+    first = f"task {bad[0].task_index}: {bad[0].reason}" if bad else "settled earlier"
+    return f"{count} of {size or len(tasks)} tasks did not finish ({first})"
 
 
 def classify(
@@ -328,7 +339,7 @@ def classify(
     if final is JobState.DEPENDENCY_NEVER_SATISFIED:
         return StepState.CANCELLED, "a step it depends on did not succeed"
     if final is JobState.TIMEOUT:
-        return StepState.FAILED, "walltime exceeded (TIMEOUT)"
+        return StepState.FAILED, TIMEOUT_REASON
     if final is JobState.OUT_OF_MEMORY:
         return StepState.FAILED, "out of memory"
     if final is JobState.NODE_FAIL:

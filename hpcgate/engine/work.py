@@ -32,6 +32,8 @@ class StepWork:
     qos: str | None = None
     array_size: int | None = None
     max_concurrent: int | None = None
+    # An array's retry (the recovery ladder, per task): only these indices are submitted.
+    array_indices: tuple[int, ...] = ()
     environment: dict[str, str] = field(default_factory=dict)
     context: dict[str, Any] = field(default_factory=dict)
     # Files to stage before submission: path relative to workdir -> text.
@@ -52,17 +54,21 @@ class StepWork:
             queue=self.queue,
             account=self.account,
             qos=self.qos,
-            array=ArraySpec.of_size(self.array_size, self.max_concurrent)
-            if self.array_size
-            else None,
+            array=self._array(),
             environment=dict(self.environment),
             context=dict(self.context),
         )
+
+    def _array(self) -> ArraySpec | None:
+        if self.array_indices:
+            return ArraySpec(tuple(self.array_indices), self.max_concurrent)
+        return ArraySpec.of_size(self.array_size, self.max_concurrent) if self.array_size else None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StepWork:
         data = dict(data)
         data["parents"] = tuple(data.get("parents", ()))
+        data["array_indices"] = tuple(data.get("array_indices", ()))
         data["withdrawn_jobs"] = tuple(data.get("withdrawn_jobs", ()))
         data["state"] = StepState(data.get("state", StepState.PLANNED))
         return cls(**data)

@@ -35,7 +35,7 @@ from hpcgate.services.analysis_results import (
     store_task_results,
 )
 from hpcgate.services.events import calculation_event
-from hpcgate.services.recovery import retry_if_recoverable
+from hpcgate.services.recovery import retry_if_recoverable, verdict_of
 from hpcgate.services.refinement import refine_ladder
 from hpcgate.services.stall import watch_progress
 from hpcgate.services.usage import record_step_usage
@@ -219,6 +219,8 @@ def _apply_task(s: Session, step: Step, task: ArrayTask, obs: TaskObservation) -
     task.native_state = obs.native_state
     task.exit_code = obs.exit_code
     task.state_reason = obs.reason
+    if task.state in ENDED:  # kept for the recovery ladder, decided when the array ends
+        task.verdict = verdict_of(obs)
     store_task_results(s, step.id, obs)
 
 

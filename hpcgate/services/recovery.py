@@ -49,7 +49,8 @@ from hpcgate.db.models import (
 )
 from hpcgate.domain.states import CalculationState, StepState, transition_calculation
 from hpcgate.engine.faults import crash_point
-from hpcgate.engine.work import StepObservation
+from hpcgate.engine.observe import TIMEOUT_REASON
+from hpcgate.engine.work import StepObservation, TaskObservation
 from hpcgate.errors import InvalidInput
 from hpcgate.metrics.registry import RECOVERY_ATTEMPTS
 from hpcgate.services.wakeup import notify_work
@@ -65,7 +66,7 @@ __all__ = [
     "verdict_of",
 ]
 
-_RETRYABLE_CALC = (
+RETRYABLE_CALC = (
     CalculationState.SUBMITTED,
     CalculationState.RUNNING,
     CalculationState.SUBMITTING,
@@ -79,15 +80,16 @@ def check_recovery(code: str, configuration: Any) -> None:
         parse_policy(configuration["recovery"], get_plugin(code).recovery)
 
 
-def verdict_of(obs: StepObservation) -> str | None:
-    """The validator's verdict; a job killed at its time limit is ``incomplete``."""
+def verdict_of(obs: StepObservation | TaskObservation) -> str | None:
+    """The validator's verdict; a job killed at its time limit is ``incomplete`` (Slurm's
+    TIMEOUT and its PBS equivalents arrive as the observation's ``TIMEOUT_REASON``)."""
     status = (obs.validation or {}).get("status")
-    if (obs.native_state or "").upper().startswith("TIMEOUT"):
+    if obs.reason == TIMEOUT_REASON or (obs.native_state or "").upper().startswith("TIMEOUT"):
         return "incomplete"
     return str(status) if status else None
 
 
-def _policy(calc: Calculation, cluster: Cluster | None) -> Policy:
+def policy_for(calc: Calculation, cluster: Cluster | None) -> Policy:
     recovery = get_plugin(calc.code).recovery
     raw = calc.configuration.get("recovery")
     if raw is None and cluster is not None:
@@ -99,22 +101,24 @@ def _policy(calc: Calculation, cluster: Cluster | None) -> Policy:
         return Policy(enabled=False)
 
 
-def _history(rows: Sequence[StepAttempt]) -> list[AttemptRecord]:
+def history_of(rows: Sequence[StepAttempt]) -> list[AttemptRecord]:
     out = [AttemptRecord(1, None, None)]
     for prev, row in pairwise(rows):
         out.append(AttemptRecord(row.attempt, row.rung, prev.verdict))
     return out
 
 
-def _attempt_rows(s: Session, step: Step) -> list[StepAttempt]:
+def attempt_rows(s: Session, step: Step) -> list[StepAttempt]:
     return list(
         s.scalars(
-            select(StepAttempt).where(StepAttempt.step_id == step.id).order_by(StepAttempt.attempt)
+            select(StepAttempt)
+            .where(StepAttempt.step_id == step.id, StepAttempt.task_index.is_(None))
+            .order_by(StepAttempt.attempt)
         )
     )
 
 
-def _record_current(
+def record_current(
     s: Session, step: Step, rows: list[StepAttempt], verdict: str | None
 ) -> StepAttempt:
     """The attempt that just ended, as its own row (created for attempt 1)."""
@@ -137,43 +141,47 @@ def _record_current(
 def retry_if_recoverable(s: Session, step: Step, obs: StepObservation, settings: Settings) -> bool:
     """Called for a step that just ended INVALID or FAILED: schedule its next attempt if the
     ladder has one (True), else record the end of the last attempt and leave it (False)."""
-    if step.array_size or step.state not in (StepState.INVALID, StepState.FAILED):
+    if step.state not in (StepState.INVALID, StepState.FAILED):
         return False
+    if step.array_size:  # a sweep: its tasks, one by one (services/task_recovery.py)
+        from hpcgate.services.task_recovery import retry_tasks
+
+        return retry_tasks(s, step, settings)
     calc = s.get(Calculation, step.calculation_id, with_for_update=True)
-    if calc is None or calc.state not in _RETRYABLE_CALC:
+    if calc is None or calc.state not in RETRYABLE_CALC:
         return False
     cluster = s.get(Cluster, calc.cluster_id)
     verdict = verdict_of(obs)
-    rows = _attempt_rows(s, step)
+    rows = attempt_rows(s, step)
     spec = dict(step.spec)
     main = str(spec.get("context", {}).get("input") or "")
     text = dict(spec.get("files", {})).get(main, "")
     resources = dict(spec.get("resources", {}))
     decision = next_attempt(
         get_plugin(calc.code).recovery,
-        _policy(calc, cluster),
+        policy_for(calc, cluster),
         verdict,
-        _history(rows),
+        history_of(rows),
         text,
         walltime_s=resources.get("walltime_s"),
-        walltime_cap=_walltime_cap(s, calc),
+        walltime_cap=walltime_cap(s, calc),
     )
     if isinstance(decision, GiveUp):
         if rows:  # a retried step: its last attempt and why there is no other
-            _record_current(s, step, rows, verdict)
+            record_current(s, step, rows, verdict)
             msg = f"step {step.index} ({step.label}) gives up after attempt {step.attempt}: "
-            _event(s, calc, step, msg + decision.reason)
+            event(s, calc, step, msg + decision.reason)
         return False
-    _record_current(s, step, rows, verdict)
+    record_current(s, step, rows, verdict)
     _start_attempt(s, step, decision, main)
-    withdrawn = _withdraw_dependents(s, step)
+    withdrawn = withdraw_dependents(s, step)
     _resubmit(s, calc, step, decision, withdrawn)
     s.flush()
     crash_point("after_retry_decided")  # the kill -9 test: decided, not yet committed
     return True
 
 
-def _event(s: Session, calc: Calculation, step: Step, message: str) -> None:
+def event(s: Session, calc: Calculation, step: Step, message: str) -> None:
     """A line of the calculation's log feed (its timeline); no mail: the end is mailed."""
     s.add(
         ServiceLog(
@@ -187,7 +195,7 @@ def _event(s: Session, calc: Calculation, step: Step, message: str) -> None:
     )
 
 
-def _walltime_cap(s: Session, calc: Calculation) -> int | None:
+def walltime_cap(s: Session, calc: Calculation) -> int | None:
     queue = s.scalar(
         select(QueueMapping).where(
             QueueMapping.cluster_id == calc.cluster_id,
@@ -197,7 +205,7 @@ def _walltime_cap(s: Session, calc: Calculation) -> int | None:
     return queue.max_walltime_s if queue is not None else None
 
 
-def _renamed(name: str, pattern: str, replacement: str) -> str:
+def renamed(name: str, pattern: str, replacement: str) -> str:
     new = re.sub(pattern, replacement, name)
     return new if new != name else f"{name}{replacement.lstrip('-')}"
 
@@ -213,33 +221,43 @@ def _start_attempt(s: Session, step: Step, retry: Retry, main: str) -> None:
     spec["files"] = files
     if retry.walltime_s is not None:
         spec["resources"] = {**dict(spec.get("resources", {})), "walltime_s": retry.walltime_s}
-    old_dir = step.workdir or ""
-    spec["attempt_inherit"] = {"dir": old_dir, "patterns": list(retry.inherit)}
+    spec["attempt_inherit"] = {"dir": step.workdir or "", "patterns": list(retry.inherit)}
     step.spec = spec
-    step.workdir = re.sub(r"\.a\d+$", "", old_dir) + f".a{retry.attempt}"
-    step.job_name = _renamed(step.job_name, r"-a\d+$", f"-a{retry.attempt}")
-    step.attempt = retry.attempt
+    reset_for_attempt(step, retry.attempt, f"{retry.rung} after {retry.verdict}")
+    s.add(planned_row(step, retry))
+
+
+def planned_row(
+    step: Step, retry: Retry | None, task_index: int | None = None, workdir: str | None = None
+) -> StepAttempt:
+    """The row of an attempt just scheduled (the step, or one of its tasks, by ``retry``)."""
+    return StepAttempt(
+        step_id=step.id,
+        task_index=task_index,
+        attempt=retry.attempt if retry is not None else step.attempt,
+        job_name=step.job_name,
+        state=StepState.PLANNED.value,
+        workdir=workdir or step.workdir,
+        rung=retry.rung if retry is not None else None,
+        changes=[c.to_dict() for c in all_changes(retry)] if retry is not None else [],
+    )
+
+
+def reset_for_attempt(step: Step, attempt: int, why: str) -> None:
+    """The step row becomes attempt ``attempt``: PLANNED, its own directory and job name."""
+    step.workdir = re.sub(r"\.a\d+$", "", step.workdir or "") + f".a{attempt}"
+    step.job_name = renamed(step.job_name, r"-a\d+$", f"-a{attempt}")
+    step.attempt = attempt
     step.state = StepState.PLANNED  # INVALID/FAILED -> PLANNED: a new attempt
-    step.state_reason = f"attempt {retry.attempt}: {retry.rung} after {retry.verdict}"
+    step.state_reason = f"attempt {attempt}: {why}"
     step.scheduler_job_id = None
     step.native_state = None
     step.exit_code = None
     step.unknown_ticks = 0
     step.submitted_at = step.started_at = step.finished_at = None
-    s.add(
-        StepAttempt(
-            step_id=step.id,
-            attempt=retry.attempt,
-            job_name=step.job_name,
-            state=StepState.PLANNED.value,
-            workdir=step.workdir,
-            rung=retry.rung,
-            changes=[c.to_dict() for c in all_changes(retry)],
-        )
-    )
 
 
-def _withdraw_dependents(s: Session, step: Step) -> list[Step]:
+def withdraw_dependents(s: Session, step: Step) -> list[Step]:
     """Queued descendants wait again, renamed, for the new attempt (they run only once)."""
     found: set[int] = set()
     frontier = {step.id}
@@ -255,7 +273,7 @@ def _withdraw_dependents(s: Session, step: Step) -> list[Step]:
         spec["withdrawn_jobs"] = [*spec.get("withdrawn_jobs", []), child.scheduler_job_id]
         child.spec = spec
         n = len(spec["withdrawn_jobs"])
-        child.job_name = _renamed(child.job_name, r"(-a\d+)(w\d+)?$", rf"\1w{n}")
+        child.job_name = renamed(child.job_name, r"(-a\d+)(w\d+)?$", rf"\1w{n}")
         child.scheduler_job_id = None
         child.state = StepState.PLANNED
         child.state_reason = f"waits for attempt {step.attempt} of step {step.index}"
@@ -273,9 +291,6 @@ def _resubmit(
     withdrawn: list[Step],
 ) -> None:
     """The calculation waits for the dispatcher again; the retry is told and counted."""
-    if calc.state is not CalculationState.SUBMITTING:
-        calc.state = transition_calculation(calc.state, CalculationState.SUBMITTING)
-    calc.claimed_at = None  # any dispatcher may take it now
     changes = ", ".join(c.describe() for c in all_changes(retry)) or "no change"
     message = (
         f"step {step.index} ({step.label}) {retry.verdict}: attempt {retry.attempt} "
@@ -283,10 +298,18 @@ def _resubmit(
     )
     if withdrawn:
         message += f"; dependents wait for it: {', '.join(str(w.index) for w in withdrawn)}"
-    _event(s, calc, step, message)
+    event(s, calc, step, message)
     RECOVERY_ATTEMPTS.labels(code=calc.code, verdict=retry.verdict).inc()
-    notify_work(s, calc.cluster_id)
+    reopen(s, calc)
     log.info("calculation %s: %s", calc.id, message)
+
+
+def reopen(s: Session, calc: Calculation) -> None:
+    """The calculation waits for the dispatcher again (claim free, dispatcher woken)."""
+    if calc.state is not CalculationState.SUBMITTING:
+        calc.state = transition_calculation(calc.state, CalculationState.SUBMITTING)
+    calc.claimed_at = None  # any dispatcher may take it now
+    notify_work(s, calc.cluster_id)
 
 
 def attempts_of(s: Session, step_ids: Sequence[int]) -> dict[int, list[StepAttempt]]:
@@ -296,7 +319,7 @@ def attempts_of(s: Session, step_ids: Sequence[int]) -> dict[int, list[StepAttem
         return out
     rows = s.scalars(
         select(StepAttempt)
-        .where(StepAttempt.step_id.in_(list(step_ids)))
+        .where(StepAttempt.step_id.in_(list(step_ids)), StepAttempt.task_index.is_(None))
         .order_by(StepAttempt.step_id, StepAttempt.attempt)
     )
     for row in rows:
@@ -313,24 +336,7 @@ def attempt_history(step: Step) -> list[dict[str, Any]]:
     session = object_session(step)
     if step.attempt > 1 and session is not None:
         rows = attempts_of(session, [step.id]).get(step.id, [])
-    out = [
-        {
-            "attempt": r.attempt,
-            "job_name": r.job_name,
-            "scheduler_job_id": r.scheduler_job_id,
-            "state": r.state,
-            "verdict": r.verdict,
-            "reason": r.reason,
-            "workdir": r.workdir,
-            "rung": r.rung,
-            "changes": list(r.changes),
-            "submitted_at": r.submitted_at,
-            "started_at": r.started_at,
-            "finished_at": r.finished_at,
-        }
-        for r in rows
-        if r.attempt < step.attempt
-    ]
+    out = [row_view(r) for r in rows if r.attempt < step.attempt]
     current = next((r for r in rows if r.attempt == step.attempt), None)
     out.append(
         {
@@ -349,3 +355,21 @@ def attempt_history(step: Step) -> list[dict[str, Any]]:
         }
     )
     return out
+
+
+def row_view(r: StepAttempt) -> dict[str, Any]:
+    """One recorded attempt as the API shows it (``AttemptOut``)."""
+    return {
+        "attempt": r.attempt,
+        "job_name": r.job_name,
+        "scheduler_job_id": r.scheduler_job_id,
+        "state": r.state,
+        "verdict": r.verdict,
+        "reason": r.reason,
+        "workdir": r.workdir,
+        "rung": r.rung,
+        "changes": list(r.changes),
+        "submitted_at": r.submitted_at,
+        "started_at": r.started_at,
+        "finished_at": r.finished_at,
+    }

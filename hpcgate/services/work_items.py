@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from hpcgate.codes.generic.params import param_environment, task_environments
 from hpcgate.codes.registry import get_plugin
 from hpcgate.db.models import Calculation, Cluster, Step, StepEdge
-from hpcgate.domain.plan import Plan, PlannedStep
+from hpcgate.domain.plan import Plan, PlannedStep, array_task_dirname
 from hpcgate.engine.programs import resolve_program
 from hpcgate.engine.work import CalculationWork, StepWork
 from hpcgate.services.job_identity import account_for, job_environment
@@ -111,10 +111,19 @@ def _context(
     return context
 
 
+def _of_tasks(files: dict[str, str], indices: tuple[int, ...]) -> dict[str, str]:
+    """An array retried for some tasks stages only those tasks' files."""
+    if not indices:
+        return files
+    dirs = tuple(f"{array_task_dirname(i)}/" for i in indices)
+    return {path: v for path, v in files.items() if path.startswith(dirs)}
+
+
 def _step_work(
     step: Step, cluster: Cluster, parents: tuple[int, ...], context: dict[str, Any]
 ) -> StepWork:
     spec: dict[str, Any] = dict(step.spec)
+    indices = tuple(int(i) for i in spec.get("array_indices", ()))
     return StepWork(
         step_id=step.id,
         index=step.index,
@@ -132,9 +141,10 @@ def _step_work(
         qos=spec.get("qos"),
         array_size=step.array_size,
         max_concurrent=spec.get("max_concurrent"),
+        array_indices=indices,
         environment=job_environment(cluster),
         context=context,
-        files=dict(spec.get("files", {})),
-        blobs=dict(spec.get("blobs", {})),
+        files=_of_tasks(dict(spec.get("files", {})), indices),
+        blobs=_of_tasks(dict(spec.get("blobs", {})), indices),
         withdrawn_jobs=tuple(spec.get("withdrawn_jobs", ())),
     )

@@ -23,6 +23,7 @@ from hpcgate.db.models import Step
 from hpcgate.services import calculation_queries as queries
 from hpcgate.services import series
 from hpcgate.services.recovery import attempt_history
+from hpcgate.services.task_recovery import task_attempt_history
 
 router = APIRouter(prefix="/steps", tags=["steps"])
 
@@ -44,9 +45,13 @@ def series_out(found: series.Series) -> SeriesOut:
 def get_step(step_id: int, user: CurrentUser, session: SessionDep) -> StepDetail:
     view = queries.step_view(session, step_id)
     step = view.step
+    history = task_attempt_history(session, step, list(view.tasks))
+    tasks = [TaskOut.model_validate(t) for t in view.tasks]
+    for task in tasks:
+        task.attempts = [AttemptOut.model_validate(a) for a in history.get(task.task_index, [])]
     return StepDetail(
         **step_out(step, view.parents).model_dump(),
-        tasks=[TaskOut.model_validate(t) for t in view.tasks],
+        tasks=tasks,
         variant=dict(step.spec.get("variant", {})),
         inherit=view.inherit,
     )

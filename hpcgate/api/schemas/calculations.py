@@ -43,18 +43,6 @@ class RejectBody(BaseModel):
     reason: str = Field(default="", max_length=2000)
 
 
-class TaskOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    task_index: int
-    label: str
-    state: str
-    native_state: str | None
-    exit_code: int | None
-    state_reason: str | None
-    variant: dict[str, Any]
-
-
 class AttemptChange(BaseModel):
     key: str
     old: str | int | float | bool | None
@@ -76,6 +64,22 @@ class AttemptOut(BaseModel):
     submitted_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
+
+
+class TaskOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    task_index: int
+    label: str
+    state: str
+    native_state: str | None
+    exit_code: int | None
+    state_reason: str | None
+    variant: dict[str, Any]
+    attempt: int = 1
+    # A retried task's attempts (the recovery ladder per task), oldest first, current last;
+    # empty for a task that ran once.
+    attempts: list[AttemptOut] = Field(default_factory=list)
 
 
 class StepOut(BaseModel):

@@ -5,7 +5,7 @@ from hpcgate.db.models.calculations import ArrayTask, Calculation, Molecule, Ste
 from hpcgate.db.models.cluster_telemetry import ClusterNode, PartitionSample
 from hpcgate.db.models.clusters import Cluster, QueueMapping
 from hpcgate.db.models.inputs import CalculationInput, InputBlob
-from hpcgate.db.models.liveness import StepLiveness
+from hpcgate.db.models.liveness import StepLiveness, TaskLiveness
 from hpcgate.db.models.ml import MlModel, Prediction, PredictionValue
 from hpcgate.db.models.notifications import NotificationOutbox
 from hpcgate.db.models.outputs import OutputRequest
@@ -48,6 +48,7 @@ __all__ = [
     "StepEdge",
     "StepLiveness",
     "StepUsage",
+    "TaskLiveness",
     "UsageQuota",
     "User",
     "WorkerHeartbeat",

@@ -183,5 +183,9 @@ class ArrayTask(Base):
     native_state: Mapped[str | None] = mapped_column(String(64))
     exit_code: Mapped[int | None] = mapped_column(Integer)
     state_reason: Mapped[str | None] = mapped_column(Text)
+    # The recovery ladder per task (0016_task_attempts): the task's current attempt, and
+    # the verdict it ended with (kept until the array ends, when retries are decided).
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1", nullable=False)
+    verdict: Mapped[str | None] = mapped_column(String(64))
 
     step: Mapped[Step] = relationship(back_populates="tasks")

@@ -20,12 +20,17 @@ from hpcgate.db.base import Base, TimestampMixin
 
 class StepAttempt(TimestampMixin, Base):
     __tablename__ = "step_attempts"
-    __table_args__ = (UniqueConstraint("step_id", "attempt"),)
+    # One row per attempt of a step, or of one task of an array step (task_index set:
+    # a sweep's tasks are retried one by one, migration 0016_task_attempts).
+    __table_args__ = (
+        UniqueConstraint("step_id", "task_index", "attempt", postgresql_nulls_not_distinct=True),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     step_id: Mapped[int] = mapped_column(
         ForeignKey("steps.id", ondelete="CASCADE"), nullable=False, index=True
     )
+    task_index: Mapped[int | None] = mapped_column(Integer)
     attempt: Mapped[int] = mapped_column(Integer, nullable=False)
     job_name: Mapped[str] = mapped_column(String(128), nullable=False)
     scheduler_job_id: Mapped[str | None] = mapped_column(String(64))
