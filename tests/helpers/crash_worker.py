@@ -6,17 +6,24 @@ Usage: python -m tests.helpers.crash_worker DATABASE_URL DATA_DIR
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from sqlalchemy import create_engine
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from hpcgate.services.connections import ClusterConnections
 from hpcgate.services.dispatch import dispatch_tick
 from hpcgate.settings import Settings
 
 
-def main() -> None:
-    url, data_dir = sys.argv[1], sys.argv[2]
+@contextmanager
+def tick_process(
+    argv: list[str],
+) -> Iterator[tuple[Engine, sessionmaker[Session], ClusterConnections, Settings]]:
+    """What one worker tick needs, from ``DATABASE_URL DATA_DIR`` (shared by the crash
+    helpers: ``crash_harvest`` too)."""
+    url, data_dir = argv[1], argv[2]
     settings = Settings(
         env="test",
         database={"url": url},
@@ -24,9 +31,16 @@ def main() -> None:
         paths={"data_dir": data_dir},
     )
     engine = create_engine(url)
-    factory = sessionmaker(engine, expire_on_commit=False)
     conns = ClusterConnections()
-    outcomes = dispatch_tick(engine, factory, conns, settings, claimed_by="crash-worker")
+    try:
+        yield engine, sessionmaker(engine, expire_on_commit=False), conns, settings
+    finally:
+        conns.close()
+
+
+def main() -> None:
+    with tick_process(sys.argv) as (engine, factory, conns, settings):
+        outcomes = dispatch_tick(engine, factory, conns, settings, claimed_by="crash-worker")
     print({o.calculation_id: (o.submitted, o.recovered, o.failed, o.deferred) for o in outcomes})
 
 
