@@ -9,7 +9,10 @@ per verdict it can recover from. Every retry also *continues* the failed attempt
 inherits the files named by :attr:`CodeRecovery.inherit` from the failed attempt's
 directory and applies :attr:`CodeRecovery.restart` (SIESTA: ``DM.UseSaveDM``; QE:
 ``startingpot='file'``). The walltime rung (``longer_walltime``) is shared by every code:
-the job's ``walltime_s`` doubled, capped at the queue's limit.
+the job's ``walltime_s`` doubled, capped at the queue's limit. A code that can stop itself
+cleanly before its walltime offers :attr:`CodeRecovery.checkpoint` (QE: ``max_seconds``):
+applied to the first attempt's input at creation (:func:`checkpointed`) and again, for the
+new walltime, by every ``longer_walltime`` rung, so the next attempt has a restart point.
 
 A calculation's ``configuration.recovery`` chooses: ``false`` (never retry),
 ``{"max_attempts": N, "ladder": [...] | {verdict: [...]} | false}``; a plain list is the
@@ -35,6 +38,7 @@ __all__ = [
     "Policy",
     "Remedy",
     "Retry",
+    "checkpointed",
     "next_attempt",
     "parse_policy",
 ]
@@ -85,6 +89,9 @@ class CodeRecovery:
     restart: Callable[[str, str], list[Change]]  # (verdict, input text) -> continuation
     inherit: Callable[[str], tuple[str, ...]]  # verdict -> files taken from the failed attempt
     apply: Callable[[str, Sequence[Change]], str]  # render input changes into the text
+    # (input text, walltime_s, first attempt) -> the changes that make the program stop
+    # cleanly, with its restart files written, before the scheduler kills it; None: cannot
+    checkpoint: Callable[[str, int, bool], list[Change]] | None = None
 
     def known(self, verdict: str) -> frozenset[str]:
         names = {n for n, r in self.remedies.items() if verdict in r.verdicts}
@@ -115,6 +122,7 @@ class Retry:
     input_changes: tuple[Change, ...]
     walltime_s: int | None  # the new walltime, when the rung changes it
     inherit: tuple[str, ...]
+    walltime_was: int | None = None  # the walltime it replaces (None: the queue's default)
 
     @property
     def changes(self) -> tuple[Change, ...]:
@@ -156,6 +164,8 @@ def next_attempt(
         if new_walltime is None:
             return GiveUp(f"{verdict}: the walltime cannot grow (limit {walltime_cap} s)")
         changes.append(Change("walltime_s", walltime_s, new_walltime))
+        if recovery.checkpoint is not None:
+            changes += recovery.checkpoint(text, new_walltime, False)
     else:
         changes += recovery.remedies[rung].changes(text)
     return Retry(
@@ -165,6 +175,7 @@ def next_attempt(
         input_changes=tuple(c for c in changes if c.key != "walltime_s"),
         walltime_s=new_walltime,
         inherit=recovery.inherit(verdict),
+        walltime_was=walltime_s if new_walltime is not None else None,
     )
 
 
@@ -172,7 +183,21 @@ def all_changes(retry: Retry) -> list[Change]:
     """Input changes and the walltime, in the order they are recorded."""
     out = list(retry.input_changes)
     if retry.walltime_s is not None:
-        out.append(Change("walltime_s", None, retry.walltime_s))
+        out.append(Change("walltime_s", retry.walltime_was, retry.walltime_s))
+    return out
+
+
+def checkpointed(
+    recovery: CodeRecovery | None, files: Mapping[str, str], main: str, walltime_s: int | None
+) -> dict[str, str]:
+    """The first attempt's files with the code's checkpoint for ``walltime_s`` in the main
+    input (an array's per-task copies too); unchanged without a checkpoint or a walltime."""
+    out = dict(files)
+    if recovery is None or recovery.checkpoint is None or not walltime_s:
+        return out
+    for path, text in files.items():
+        if path == main or path.endswith("/" + main):
+            out[path] = recovery.apply(text, recovery.checkpoint(text, walltime_s, True))
     return out
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from hpcgate.codes.plugin import CodePlugin, PreparedInputs
+from hpcgate.codes.recovery import checkpointed
 from hpcgate.db.models import ArrayTask, Calculation, Cluster, QueueMapping, Step, StepEdge
 from hpcgate.domain.plan import (
     Plan,
@@ -107,6 +108,14 @@ def _step_spec(
 ) -> tuple[dict[str, Any], str]:
     """The step's stored spec (everything its job needs) and its job template's name."""
     files, context, blobs = _step_files(planned, inputs, shared.blob_refs)
+    # A code that can stop itself before the walltime is told to (QE: max_seconds), so a
+    # walltime end leaves restart files for the recovery ladder (codes/recovery.py).
+    files = checkpointed(
+        shared.plugin.recovery,
+        files,
+        str(context.get("input") or ""),
+        shared.resources.get("walltime_s"),
+    )
     inherit = list(planned.inherit) or (
         list(shared.plugin.default_inherit) if planned.parents and not planned.edge_inherit else []
     )

@@ -2,7 +2,9 @@
 
 Every retry continues the failed attempt from its density matrix (``DM.UseSaveDM``, its
 ``*.DM`` copied in) - and from its last geometry (``MD.UseSaveXV``, ``*.XV``) when the
-geometry or the walltime was the problem. Changes are prepended to the main fdf: SIESTA
+geometry or the walltime was the problem; a conjugate-gradient relaxation also keeps its
+search history (``MD.UseSaveCG``, ``*.CG``: "iocg: Reading CG continuation file"), so it
+needs no more moves in all than one uninterrupted run. Changes are prepended to the main fdf: SIESTA
 reads the first occurrence of a label, so they win over the user's own lines, which stay
 as they were. Values are read the way SIESTA reads them (first occurrence, any spelling
 of the label); when a label is absent, SIESTA 4.1's default is assumed.
@@ -104,11 +106,20 @@ def _restart(verdict: str, text: str) -> list[Change]:
     out = [Change("DM.UseSaveDM", _current(text, ("DM.UseSaveDM",))[1], "true")]
     if verdict in ("geometry_not_converged", "incomplete"):
         out.append(Change("MD.UseSaveXV", _current(text, ("MD.UseSaveXV",))[1], "true"))
+        if _is_cg(text):
+            out.append(Change("MD.UseSaveCG", _current(text, ("MD.UseSaveCG",))[1], "true"))
     return [c for c in out if str(c.old).lower() not in ("true", ".true.", "t", "yes")]
 
 
+def _is_cg(text: str) -> bool:
+    """A conjugate-gradient run (SIESTA 4.1's default ``MD.TypeOfRun``)."""
+    found = fdf_value(text, "MD.TypeOfRun")
+    words = found[1].split() if found is not None else []
+    return not words or words[0].lower() == "cg"
+
+
 def _inherit(verdict: str) -> tuple[str, ...]:
-    return ("*.DM", "*.XV") if verdict != "scf_not_converged" else ("*.DM",)
+    return ("*.DM", "*.XV", "*.CG") if verdict != "scf_not_converged" else ("*.DM",)
 
 
 def _apply(text: str, changes: Sequence[Change]) -> str:
