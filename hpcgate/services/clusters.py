@@ -16,6 +16,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from hpcgate.codes.recovery import parse_policy
+from hpcgate.codes.registry import PLUGINS
 from hpcgate.db.models import Calculation, Cluster, QueueMapping
 from hpcgate.db.models.clusters import AccessMode
 from hpcgate.engine.programs import check_cluster_options
@@ -103,6 +105,22 @@ def _check_pattern(value: str, pattern: str, field: str) -> None:
         raise ValueError(f"{field} {value!r} must match {pattern}")
 
 
+def check_cluster_recovery(options: Mapping[str, Any]) -> None:
+    """``options.recovery`` is the recovery ladder's default for every calculation on the
+    cluster that sets none, whatever its code: it must parse for every code with a ladder
+    (``InvalidInput``, a 422, naming the code and the rungs it has), not be found bad, logged
+    and ignored when a step fails."""
+    if "recovery" not in options:
+        return
+    for name, plugin in sorted(PLUGINS.items()):
+        if plugin.recovery is None:
+            continue  # no ladder: such calculations never retry, whatever the default says
+        try:
+            parse_policy(options["recovery"], plugin.recovery)
+        except InvalidInput as exc:
+            raise InvalidInput(f"options.recovery (for {name} calculations): {exc}") from None
+
+
 def validate_cluster_values(values: Mapping[str, Any]) -> dict[str, Any]:
     """Every field rule plus the cross-field ones; ``InvalidInput`` names the field."""
     out = dict(values)
@@ -123,6 +141,7 @@ def validate_cluster_values(values: Mapping[str, Any]) -> dict[str, Any]:
             out["options"] = check_identity_options(check_cluster_options(out["options"]))
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidInput(str(exc)) from None
+    check_cluster_recovery(out.get("options") or {})
     if out["access_mode"] is AccessMode.SSH and not out.get("host"):
         raise InvalidInput("host: an ssh cluster needs a host")
     if out["access_mode"] is AccessMode.SSH and not out.get("login_user"):

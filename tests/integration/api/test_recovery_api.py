@@ -10,8 +10,9 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from hpcgate.db.models import Calculation, QueueMapping, Step
+from hpcgate.domain.access import Role
 from hpcgate.settings import Settings
-from tests.helpers.api import api_client, auth_headers, new_cluster, new_user
+from tests.helpers.api import api_client, auth_headers, new_cluster, new_user, unique
 
 pytestmark = pytest.mark.integration
 
@@ -94,3 +95,56 @@ def test_a_step_shows_its_attempts(settings: Settings, db_engine: Engine) -> Non
         assert only["changes"] == []
         r = client.get(f"/steps/{step['id']}", headers=auth_headers(user, settings))
         assert r.json()["attempts"][0]["state"] == "planned"
+
+
+def _new_cluster_body(**options: Any) -> dict[str, Any]:
+    return {
+        "name": unique("ladder-"),
+        "scheduler": "slurm",
+        "access_mode": "agent",
+        "scratch_root": "/scratch/hpcgate",
+        "options": options,
+        "queues": [{"logical_queue": "default", "partition": "debug"}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("recovery", "fragment"),
+    [
+        ("always", "must be false or an object"),
+        ({"max_attempts": 0}, "from 1 to 10"),
+        ({"retries": 3}, "unknown key(s): retries"),
+        ({"ladder": {"aborted": ["lower_mixing"]}}, "not a recoverable verdict"),
+        # SIESTA's rung: the default would reach QE calculations too, which have no such rung
+        ({"ladder": ["more_scf_iterations"]}, "(for qe calculations)"),
+        ({"ladder": ["more_scf_steps"]}, "(for siesta calculations)"),
+    ],
+)
+def test_a_clusters_default_ladder_is_checked_when_saved(
+    settings: Settings, db_engine: Engine, recovery: Any, fragment: str
+) -> None:
+    admin = auth_headers(new_user(db_engine, role=Role.ADMIN), settings)
+    with api_client(settings, db_engine) as client:
+        r = client.post("/clusters", json=_new_cluster_body(recovery=recovery), headers=admin)
+        assert r.status_code == 422, r.text
+        assert r.json()["code"] == "invalid_input"
+        assert "options.recovery" in r.json()["detail"]
+        assert fragment in r.json()["detail"]
+        # and on update: refused, the stored options unchanged
+        good = {"max_attempts": 3, "ladder": {"scf_not_converged": ["lower_mixing"]}}
+        ok = client.post("/clusters", json=_new_cluster_body(recovery=good), headers=admin)
+        assert ok.status_code == 201, ok.text
+        cid = ok.json()["id"]
+        r = client.patch(
+            f"/clusters/{cid}", json={"options": {"recovery": recovery}}, headers=admin
+        )
+        assert r.status_code == 422, r.text
+        assert fragment in r.json()["detail"]
+        stored = client.get(f"/clusters/{cid}/config", headers=admin).json()["options"]
+        assert stored == {"recovery": good}
+        # false (never retry) and the shared rungs are fine for every code
+        for fine in (False, {"ladder": {"incomplete": ["longer_walltime"]}}):
+            r = client.patch(
+                f"/clusters/{cid}", json={"options": {"recovery": fine}}, headers=admin
+            )
+            assert r.status_code == 200, r.text
