@@ -201,3 +201,11 @@ class HttpStepStore:
         self.client._call(
             "POST", f"/agent/calculations/{calculation_id}/failed", json={"message": message[:4000]}
         )
+
+
+class HttpAddedStepStore(HttpStepStore):
+    """For steps added to a running calculation (refinement): it stays running, so there
+    is no "submitted" to report; a refusal is, and fails only the added steps."""
+
+    def mark_submitted(self, calculation_id: int) -> None:
+        """Nothing: the calculation is already submitted or running."""

@@ -15,10 +15,16 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from hpcgate.agent.client import AgentClient, ApiUnavailable, HttpStepStore
+from hpcgate.agent.client import (
+    AgentClient,
+    ApiUnavailable,
+    HttpAddedStepStore,
+    HttpStepStore,
+)
 from hpcgate.agent.config import AgentConfig
 from hpcgate.agent.log_buffer import LogBuffer
 from hpcgate.agent.outputs import OutputResponder
+from hpcgate.engine.added_steps import submit_added_steps
 from hpcgate.engine.blobs import BlobCache
 from hpcgate.engine.cleanup import CleanupPolicy, clean_directory
 from hpcgate.engine.end_spool import EndSpool
@@ -70,6 +76,7 @@ class Agent:
         self.adapter = adapter
         self._adapters[config.job_user] = adapter
         self.store = HttpStepStore(self.client)
+        self.added_store = HttpAddedStepStore(self.client)
         self.outputs = OutputResponder(self.client, str(config.scratch_root))
         # Binary inputs, fetched once per sha256 from the API and verified before staging.
         self.blobs = BlobCache(config.state_dir / "blobs", lambda sha: self.client.fetch_blob(sha))
@@ -126,33 +133,53 @@ class Agent:
         if "active_steps" in reply:  # absent from servers older than this agent
             self._pulled_steps = [ActiveStep.from_dict(d) for d in reply["active_steps"]]
         self._cancel(list(reply.get("cancel", [])))
-        pulled = [
+        pulled = self._work_items(reply.get("calculations", []))
+        # Running ladders with steps a refinement added (absent from older servers).
+        added = self._work_items(reply.get("refinements", []))
+        jobs = [(self._submit_one, w) for w in pulled] + [(self._submit_added, w) for w in added]
+        # Up to submit_concurrency sbatch calls in flight (issue 16); each calculation keeps
+        # its durable step store, so the crash guarantees are those of one at a time.
+        with ThreadPoolExecutor(
+            max_workers=max(1, min(self.config.submit_concurrency, len(jobs))),
+            thread_name_prefix="agent-submit",
+        ) as pool:
+            futures = [pool.submit(fn, work) for fn, work in jobs]
+        # The first failure is raised, after every submission ran. Counted: what brought
+        # work (a ladder whose added steps must still wait is not, or it would be pulled
+        # again at once, again and again).
+        brought = sum(1 for future in futures if future.result())
+        if jobs:
+            self._pulled_steps = None  # it predates these submissions: ask afresh next time
+        return brought
+
+    def _work_items(self, raws: list[dict[str, Any]]) -> list[CalculationWork]:
+        items = [
             for_dispatcher(
                 CalculationWork.from_dict(raw),
                 self.config.hpcgate_command,
                 self.config.queue_overrides(),
             )
-            for raw in reply.get("calculations", [])
+            for raw in raws
         ]
-        for work in pulled:  # built here, not in the submitting threads
+        for work in items:  # built here, not in the submitting threads
             self.adapter_for(work.run_as)
-        # Up to submit_concurrency sbatch calls in flight (issue 16); each calculation keeps
-        # its durable step store, so the crash guarantees are those of one at a time.
-        with ThreadPoolExecutor(
-            max_workers=max(1, min(self.config.submit_concurrency, len(pulled))),
-            thread_name_prefix="agent-submit",
-        ) as pool:
-            futures = [pool.submit(self._submit_one, work) for work in pulled]
-        for future in futures:
-            future.result()  # the first failure is raised, after every submission ran
-        if pulled:
-            self._pulled_steps = None  # it predates these submissions: ask afresh next time
-        return len(pulled)
+        return items
 
-    def _submit_one(self, work: CalculationWork) -> None:
+    def _submit_one(self, work: CalculationWork) -> bool:
         outcome = submit_calculation(work, self.adapter_for(work.run_as), self.store, self.blobs)
         if outcome.deferred:
             log.warning("calculation %s deferred: %s", work.calculation_id, outcome.deferred)
+        return True
+
+    def _submit_added(self, work: CalculationWork) -> bool:
+        """Steps added to a running calculation (refinement), each on its own: the worker's
+        ``submit_added_steps``, with the API as the durable store. True if any was tried."""
+        adapter = self.adapter_for(work.run_as)
+        outcomes = submit_added_steps(work, adapter, self.added_store, self.blobs)
+        for outcome in outcomes:
+            if outcome.deferred:
+                log.warning("calculation %s deferred: %s", work.calculation_id, outcome.deferred)
+        return bool(outcomes)
 
     def harvest(self) -> int:
         """Observe the active steps and report what changed.

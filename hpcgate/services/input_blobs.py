@@ -16,13 +16,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
 import psycopg
-from sqlalchemy import LargeBinary, delete, exists, func, select
+from sqlalchemy import LargeBinary, and_, delete, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hpcgate.codes.plugin import check_binary_inputs
-from hpcgate.db.models import Calculation, CalculationInput, InputBlob
-from hpcgate.domain.states import CalculationState
+from hpcgate.db.models import Calculation, CalculationInput, InputBlob, Step
+from hpcgate.domain.states import CalculationState, StepState
 from hpcgate.errors import InvalidInput, TooLarge
 from hpcgate.settings import Settings
 
@@ -144,9 +144,9 @@ def read_chunks(
     reads only the pages it needs)."""
     for offset in range(0, size, chunk):
         data = session.scalar(
-            select(
-                func.substring(InputBlob.content, offset + 1, chunk, type_=LargeBinary)
-            ).where(InputBlob.sha256 == sha256)
+            select(func.substring(InputBlob.content, offset + 1, chunk, type_=LargeBinary)).where(
+                InputBlob.sha256 == sha256
+            )
         )
         if data is None:
             raise LookupError(f"blob {sha256} vanished while being read")
@@ -167,8 +167,17 @@ class DbBlobFetcher:
             yield from read_chunks(s, sha256, size)
 
 
+_RUNNING = (CalculationState.SUBMITTED, CalculationState.RUNNING)
+
+
 def agent_may_read(session: Session, cluster_id: int, sha256: str) -> bool:
-    """Only a blob that a calculation of this cluster, being submitted right now, refers to."""
+    """Only a blob that a calculation of this cluster, being submitted right now, refers to
+    (a running one too while steps added to it, by refinement, wait to be submitted)."""
+    adding = (
+        exists()
+        .where(Step.calculation_id == Calculation.id)
+        .where(Step.state.in_((StepState.PLANNED, StepState.SUBMITTING)))
+    )
     return bool(
         session.scalar(
             select(
@@ -176,7 +185,12 @@ def agent_may_read(session: Session, cluster_id: int, sha256: str) -> bool:
                 .where(CalculationInput.sha256 == sha256)
                 .where(Calculation.id == CalculationInput.calculation_id)
                 .where(Calculation.cluster_id == cluster_id)
-                .where(Calculation.state == CalculationState.SUBMITTING)
+                .where(
+                    or_(
+                        Calculation.state == CalculationState.SUBMITTING,
+                        and_(Calculation.state.in_(_RUNNING), adding),
+                    )
+                )
             )
         )
     )

@@ -16,12 +16,14 @@ calculation row. The decision itself is pure (``hpcgate.domain.refine``); here:
    repeats identically. The decision counts every point already added (``refined`` in the
    step's ``ladder`` meta) against the budget and never re-adds a bias the ladder has, and
    ``UNIQUE (calculation_id, index)`` refuses a second writer of the same index;
-4. the dispatcher is woken (``notify_work``); ``services/refinement_submit`` submits the
-   planned steps of running ladders (the calculation stays RUNNING: its new steps are not
+4. the dispatcher is woken (``notify_work``): the worker's dispatcher thread for an SSH or
+   local cluster, the cluster agent's long-poll (``pull?wait=``) for an agent's cluster.
+   ``services/refinement_submit`` hands the planned steps of running ladders to the same
+   ``engine/added_steps`` in both (the calculation stays RUNNING: its new steps are not
    settled, so the harvest does not complete it).
 
-Only worker-dispatched clusters (SSH, local) refine: an agent submits only calculations
-it claims, so on an agent's cluster a ladder keeps its configured points (logged).
+Every access mode refines; for an agent's cluster this runs in the API, inside the
+transaction of ``POST /agent/observations`` that reported the step's end.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ from sqlalchemy.orm import Session
 
 from hpcgate.codes.registry import get_plugin
 from hpcgate.db.models import Calculation, Cluster, ExtractedResult, ServiceLog, Step
-from hpcgate.db.models.clusters import AccessMode
 from hpcgate.domain.ladder import ROLE_DEVICE, ROLE_ELECTRODE, ROLE_TBTRANS, bias_label
 from hpcgate.domain.plan import Plan, PlanError, PlannedStep, Variant
 from hpcgate.domain.refine import nearest_converged, parse_refine, refine_biases
@@ -103,8 +104,7 @@ def refine_ladder(s: Session, calc: Calculation, steps: Sequence[Step]) -> list[
     if not new:
         return []
     cluster = s.get(Cluster, calc.cluster_id)
-    if cluster is None or cluster.access_mode not in (AccessMode.SSH, AccessMode.LOCAL):
-        log.info("calculation %s: refinement needs a worker-dispatched cluster", calc.id)
+    if cluster is None:
         return []
     # A start point must still have its .TSDE on scratch (cleanup removes old steps' files).
     starts = {v: devices[v] for v in points if devices[v].state is not StepState.CLEANED}

@@ -1,62 +1,65 @@
 """Submitting the points a refinement added to a running ladder (``services/refinement``).
 
 The calculation stays SUBMITTED/RUNNING: the normal drain only claims READY and
-SUBMITTING calculations, so after each drain the dispatcher also looks for running
-calculations with PLANNED (or SUBMITTING: a crash mid-submission) steps and submits them
-through the same durable ``submit_calculation`` (mark ``submitting`` committed, look the
-job up by name after a crash, stage, submit, record the id), one step at a time:
+SUBMITTING calculations, so running calculations with PLANNED (or SUBMITTING: a crash
+mid-submission) steps are handed to ``engine/added_steps.submit_added_steps``, which
+submits each added step on its own through the durable ``submit_calculation`` (mark
+``submitting`` committed, look the job up by name after a crash, stage, submit, record the
+id): a parent that already succeeded is no dependency (the new device point copies its
+``.TSDE`` at start, unheld), the TBtrans step waits ``afterok`` on the device job.
 
-* a parent that already succeeded is no dependency any more (its job may long have left
-  the scheduler; ``afterok`` on a purged job is refused): the new device point is
-  submitted without a dependency and unheld, and copies the ``.TSDE`` at its start
-  (``inherit_from``, from the step's edges);
-* its TBtrans step is submitted with ``afterok`` on the device job (just recorded, or
-  queued/running from before a crash);
-* a step whose parent has no job yet, or did not succeed, waits.
+* **Worker-dispatched clusters** (SSH, local): after each drain, ``submit_refinements``,
+  under the advisory lock per calculation.
+* **Agent clusters**: the agent's pull (``POST /agent/pull``, woken by the ``NOTIFY`` the
+  refinement sends) claims them with ``claim_refinements`` — the same lease as a new
+  calculation's claim, renewed by every step the agent reports, so one agent at a time —
+  and answers them as ``refinements``; the agent runs the same ``submit_added_steps`` with
+  the API as its step store (``HttpStepStore``).
 
 A kill -9 anywhere leaves each step either PLANNED (submitted next time), SUBMITTING (found
 by its deterministic job name, never submitted twice) or with its job id. A permanent
 scheduler refusal fails the refused points (not the jobs already running) and the
-calculation settles like any other.
+calculation settles like any other (``refuse_points``; the agent reports it through
+``POST /agent/calculations/{id}/failed``).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import replace
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, select
+from sqlalchemy import BigInteger, Engine, any_, bindparam, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, sessionmaker
 
+from hpcgate.db.base import table_of
 from hpcgate.db.models import Calculation, Cluster, Step
 from hpcgate.db.session import session_scope
 from hpcgate.domain.states import (
-    SUCCESSFUL_STEP_STATES,
     CalculationState,
     StepState,
     calculation_outcome,
     transition_calculation,
 )
+from hpcgate.engine.added_steps import submit_added_steps
 from hpcgate.engine.blobs import BlobCache
-from hpcgate.engine.submission import SubmissionOutcome, submit_calculation
-from hpcgate.engine.work import CalculationWork, StepWork, for_dispatcher
+from hpcgate.engine.submission import SubmissionOutcome
+from hpcgate.engine.work import for_dispatcher
 from hpcgate.services.connections import ClusterConnections, default_hpcgate_command
-from hpcgate.services.dispatch import DbStepStore
+from hpcgate.services.dispatch import CLAIM_LEASE, DbStepStore
 from hpcgate.services.input_blobs import DbBlobFetcher
 from hpcgate.services.job_identity import account_for
 from hpcgate.services.locks import NS_CALCULATION, try_advisory_lock
 from hpcgate.services.work_items import build_work
 from hpcgate.settings import Settings
 
-__all__ = ["submit_refinements"]
+__all__ = ["claim_refinements", "refuse_points", "submit_refinements"]
 
 log = logging.getLogger(__name__)
 
 _RUNNING = (CalculationState.SUBMITTED, CalculationState.RUNNING)
 _UNSUBMITTED = (StepState.PLANNED, StepState.SUBMITTING)
-_LIVE = (StepState.QUEUED, StepState.RUNNING)  # its job is in Slurm: afterok is valid
 
 
 class RefinementStore(DbStepStore):
@@ -106,6 +109,54 @@ def refining_calculations(s: Session, cluster_ids: Iterable[int]) -> list[int]:
     )
 
 
+_calc, _step = table_of(Calculation), table_of(Step)
+# Every agent pull runs this: Core, built once; driven by ix_steps_cluster_state.
+_REFINABLE = (
+    select(_calc.c.id)
+    .where(
+        _calc.c.id.in_(
+            select(_step.c.calculation_id).where(
+                _step.c.cluster_id == bindparam("cluster_id"),
+                _step.c.state.in_(_UNSUBMITTED),
+            )
+        ),
+        _calc.c.state.in_(_RUNNING),
+        or_(
+            _calc.c.claimed_by == bindparam("claimed_by"),
+            _calc.c.claimed_at.is_(None),
+            _calc.c.claimed_at < bindparam("lease_start"),
+        ),
+    )
+    .order_by(_calc.c.priority.desc(), _calc.c.id)
+    .limit(bindparam("limit"))
+    .with_for_update(of=_calc, skip_locked=True)
+)
+_CLAIM = (
+    update(_calc)
+    .where(_calc.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+    .values(claimed_by=bindparam("claimed_by"), claimed_at=bindparam("now"))
+)
+
+
+def claim_refinements(s: Session, cluster_id: int, limit: int, claimed_by: str) -> list[int]:
+    """Running calculations of an agent's cluster with added steps to submit, claimed for
+    ``claimed_by`` (state unchanged). The claim is the dispatch lease: kept by the agent
+    that holds it (a restarted one resumes at once), free for another once it expired."""
+    if limit < 1:
+        return []
+    now = datetime.now(UTC)
+    params = {
+        "cluster_id": cluster_id,
+        "claimed_by": claimed_by,
+        "lease_start": now - CLAIM_LEASE,
+        "limit": limit,
+    }
+    ids = [int(i) for i in s.connection().execute(_REFINABLE, params).scalars()]
+    if ids:
+        s.connection().execute(_CLAIM, {"ids": ids, "claimed_by": claimed_by, "now": now})
+    return ids
+
+
 def submit_refinements(
     engine: Engine,
     factory: sessionmaker[Session],
@@ -146,48 +197,4 @@ def _submit_added(
     blobs = None
     if any(step.blobs for step in work.steps):
         blobs = BlobCache(settings.paths.data_dir / "blob-cache", DbBlobFetcher(factory))
-    store = RefinementStore(factory, settings)
-    by_id = {st.step_id: st for st in work.steps}
-    todo = [st for st in work.steps if st.scheduler_job_id is None and st.state in _UNSUBMITTED]
-    round_ids = {st.step_id for st in todo}
-    job_ids: dict[int, str] = {}  # submitted in this round
-    outcomes: list[SubmissionOutcome] = []
-    for step in todo:  # dependency order
-        one = _work_for(work, step, by_id, round_ids, job_ids)
-        if one is None:
-            continue
-        outcome = submit_calculation(one, adapter, store, blobs)
-        outcomes.append(outcome)
-        if outcome.failed or outcome.deferred:
-            break
-        if step.step_id in outcome.job_ids:
-            job_ids[step.step_id] = outcome.job_ids[step.step_id]
-    return outcomes
-
-
-def _work_for(
-    work: CalculationWork,
-    step: StepWork,
-    by_id: dict[int, StepWork],
-    round_ids: set[int],
-    job_ids: dict[int, str],
-) -> CalculationWork | None:
-    """A work item holding ``step`` and the parents it must wait for, with their job ids
-    (nothing to submit for them): those submitted in this round, and those queued or
-    running from an earlier round (a restart after a crash). A parent that succeeded is
-    no dependency (its job may have left Slurm). None while a parent has no job yet or
-    did not succeed."""
-    known = {**{p.step_id: p.scheduler_job_id for p in by_id.values()}, **job_ids}
-    waits: list[int] = []
-    for p in step.parents:
-        parent = by_id[p]
-        if p not in round_ids and parent.state in SUCCESSFUL_STEP_STATES:
-            continue
-        if not known.get(p) or parent.state not in (*_UNSUBMITTED, *_LIVE):
-            log.info("step %s waits for step %s (%s)", step.step_id, p, parent.state)
-            return None
-        waits.append(p)
-    # The parents keep their own parents: no step of this item is a head, so nothing is
-    # held or released (a device point may already run when its TBtrans is submitted).
-    parents = tuple(replace(by_id[p], scheduler_job_id=known[p]) for p in waits)
-    return replace(work, steps=(*parents, replace(step, parents=tuple(waits))))
+    return submit_added_steps(work, adapter, RefinementStore(factory, settings), blobs)

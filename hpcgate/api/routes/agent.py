@@ -35,7 +35,7 @@ from hpcgate.api.schemas.agent import (
 from hpcgate.api.work_signal import work_signal
 from hpcgate.db.models import Calculation, Step
 from hpcgate.db.models.clusters import Cluster
-from hpcgate.domain.states import StepState, transition_step
+from hpcgate.domain.states import CalculationState, StepState, transition_step
 from hpcgate.engine.work import ClusterSample, StepObservation
 from hpcgate.errors import Conflict, InvalidInput, NotFound
 from hpcgate.services import output_relay
@@ -53,6 +53,7 @@ from hpcgate.services.dispatch import (
 )
 from hpcgate.services.harvest import apply_observations, watched_steps
 from hpcgate.services.input_blobs import agent_may_read, blob_size, read_chunks
+from hpcgate.services.refinement_submit import claim_refinements, refuse_points
 from hpcgate.services.scratch_cleanup import cleanable_steps
 from hpcgate.services.work_items import build_work
 
@@ -89,7 +90,7 @@ async def pull(
     signal = work_signal(request.app) if wait > 0 and cluster.enabled else None
     since = signal.generation(cluster.id) if signal is not None else 0
     reply = await run_in_threadpool(_pull, body, cluster, session)
-    if signal is None or reply.calculations or reply.output_requests:
+    if signal is None or reply.calculations or reply.refinements or reply.output_requests:
         reply.long_poll = signal is not None
         return reply
     async with admission_released(request.scope):
@@ -101,20 +102,26 @@ async def pull(
 
 def _pull(body: PullRequest, cluster: AgentIdentity, session: Session) -> PullResponse:
     calcs: list[dict[str, Any]] = []
+    added: list[dict[str, Any]] = []
     if cluster.enabled:
-        ids = claim_calculations(session, [cluster.id], body.limit, f"agent:{body.agent}")
-        if ids:
+        who = f"agent:{body.agent}"
+        ids = claim_calculations(session, [cluster.id], body.limit, who)
+        # Steps added to running ladders (refinement): after the new work, in what is left.
+        refining = claim_refinements(session, cluster.id, body.limit - len(ids), who)
+        if ids or refining:
             cluster_row = session.get(Cluster, cluster.id)
-            for calc_id in ids:
+            for calc_id in (*ids, *refining):
                 calc = session.get(Calculation, calc_id)
                 if calc is not None and cluster_row is not None:
-                    calcs.append(build_work(session, calc, cluster_row).to_dict())
+                    target = calcs if calc_id in ids else added
+                    target.append(build_work(session, calc, cluster_row).to_dict())
     # Half the agents' requests: the harvest that follows needs exactly this list.
     watched = watched_steps(session, cluster.id)
     outputs = output_relay.claim(session, cluster.id)  # raw-output fetches (issue 20)
     session.commit()  # here, in the route's thread: the request ends without another hop
     return PullResponse(
         calculations=calcs,
+        refinements=added,
         cancel=[job for _, job in watched.cancellations],
         active_steps=[asdict(a) for a in watched.active],
         output_requests=outputs,
@@ -173,8 +180,11 @@ def calculation_failed(
     session: SessionDep,
     settings: SettingsDep,
 ) -> dict[str, str]:
-    _own_calc(session, cluster, calc_id)
-    apply_submit_failed(session, calc_id, body.message, settings)
+    calc = _own_calc(session, cluster, calc_id)
+    if calc.state in (CalculationState.SUBMITTED, CalculationState.RUNNING):
+        refuse_points(session, calc_id, body.message)  # an added step refused (refinement)
+    else:
+        apply_submit_failed(session, calc_id, body.message, settings)
     return {"state": "failed"}
 
 

@@ -26,6 +26,14 @@ class PullResponse(BaseModel):
             "pull's claim: the agent's next harvest uses them instead of asking again."
         ),
     )
+    refinements: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description=(
+            "Running calculations (work items, as in 'calculations') with steps added by "
+            "refinement to submit now, each step on its own (engine/added_steps.py); the "
+            "calculation's state is not reported."
+        ),
+    )
     output_requests: list[dict[str, Any]] = Field(
         default_factory=list,
         description=(

@@ -26,19 +26,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from sqlalchemy import select
 
 from hpcgate.api.app import create_app
 from hpcgate.db.models import ServiceLog, StepAttempt
 from hpcgate.db.models.clusters import AccessMode
 from hpcgate.db.session import session_scope
-from hpcgate.domain.access import ApiKeyOwner
 from hpcgate.domain.states import CalculationState, StepState
-from hpcgate.services.api_keys import create_api_key
 from hpcgate.services.cluster_ticks import harvest_tick
 from hpcgate.services.connections import ClusterConnections
 from hpcgate.services.dispatch import dispatch_tick
+from tests.helpers.agent_env import agent_config
 from tests.helpers.ci import missing, require_tool
 from tests.helpers.engine_env import EngineEnv, engine_env
 from tests.helpers.live_api import live_server
@@ -325,23 +323,7 @@ def test_worker_killed_after_submitting_a_retry(env: EngineEnv, tmp_path: Path) 
 
 
 def _agent_config(env: EngineEnv, tmp_path: Path, base: str, cid: int, name: str) -> Path:
-    with session_scope(env.factory) as s:
-        _, key = create_api_key(s, owner_kind=ApiKeyOwner.CLUSTER, name="a", cluster_id=cid)
-    cfg = tmp_path / "agent.yaml"
-    cfg.write_text(
-        yaml.safe_dump(
-            {
-                "api_url": base,
-                "api_key": key,
-                "cluster": name,
-                "name": "ladder-agent",
-                "scheduler": "slurm",
-                "scratch_root": str(tmp_path / "scratch"),
-                "state_dir": str(tmp_path / "state"),
-            }
-        )
-    )
-    return cfg
+    return agent_config(env, tmp_path, base, cid, name)
 
 
 def test_agent_killed_after_submitting_a_retry(env: EngineEnv, tmp_path: Path) -> None:

@@ -1,5 +1,7 @@
-"""Adaptive bias refinement on a real ladder: API -> worker (SSH) -> real Slurm, real
-SIESTA/TBtrans (the 1-D Au chain of conftest).
+"""Adaptive bias refinement on a real ladder: API -> worker (SSH) -> real Slurm, and API <-
+the real ``hpcgate agent`` process -> real Slurm (agent mode: the API's harvest of the
+agent's report adds the points, the agent's long-poll brings them and it submits them);
+real SIESTA/TBtrans (the 1-D Au chain of conftest). Every check runs for both modes.
 
 The ladder asks for 0 and +0.2 V only, with ``refine``. The Au chain's current rises
 steeply at first and then flattens (I(0.1) is about 2/3 of I(0.2)), so with a 5 µA
@@ -17,8 +19,6 @@ from __future__ import annotations
 
 import itertools
 import time
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,30 +26,19 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from hpcgate.db.models import AnalysisResult, Calculation, User
-from hpcgate.db.models.clusters import AccessMode
+from hpcgate.db.models import AnalysisResult, Calculation
 from hpcgate.db.session import session_scope
 from hpcgate.domain.states import CalculationState, StepState
-from hpcgate.services.cluster_ticks import harvest_tick
-from hpcgate.services.connections import ClusterConnections
-from hpcgate.services.dispatch import dispatch_tick
-from tests.helpers.api import api_client, auth_headers
-from tests.helpers.ci import require_tool
-from tests.helpers.engine_env import engine_env
-from tests.helpers.ssh_env import require_ssh_env
-from tests.integration.transiesta.conftest import _point, _run
-from tests.integration.transiesta.test_ladder_slurm import _cluster_hpcgate, _iv
+from tests.helpers.api import api_client
+from tests.integration.transiesta.conftest import LadderSite, _point, _run
+from tests.integration.transiesta.test_ladder_slurm import _iv
 
-# The ladder runs 9 real jobs mostly one after another (~1 min idle, ~4 min on a loaded
-# 2-core machine): more than the default 300 s per test when the machine is busy.
 # The ladder runs 9 real jobs mostly one after another (about 1 min on an idle 2-core
 # machine, 3.5 min at load 15): more than the default 300 s per test on a busy machine.
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.slurm,
-    pytest.mark.ssh,
     pytest.mark.timeout(600),
 ]
 
@@ -104,58 +93,34 @@ def _snapshot(factory: Any, calc_id: int, seen: Refined) -> None:
                 seen.curves.append(curve)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=[pytest.param("ssh", marks=pytest.mark.ssh), "agent"])
 def refined(
-    tmp_path_factory: pytest.TempPathFactory, au_chain: dict[str, str]
-) -> Iterator[Refined]:
-    require_tool("sbatch", install_hint="scripts/services/slurm.sh")
-    ssh = require_ssh_env()
-    hpcgate = _cluster_hpcgate()
-    with engine_env(tmp_path_factory.mktemp("refine"), "hpcgate_refine") as env:
-        tag = uuid.uuid4().hex[:8]
-        cid = env.add_cluster(
-            f"ssh-{tag}",
-            scheduler="slurm",
-            access_mode=AccessMode.SSH,
-            scratch_root=f"{ssh.scratch}/refine-{tag}",
-            host=ssh.host,
-            port=ssh.port,
-            login_user=ssh.user,
-            options={
-                "key_filename": ssh.key,
-                "known_hosts": ssh.known_hosts,
-                "hpcgate_command": [hpcgate],
-            },
-        )
-        with Session(env.engine) as s:
-            user = s.get(User, env.user_id)
-            assert user is not None
-            s.expunge(user)
-        headers = auth_headers(user, env.settings)
-        with api_client(env.settings, env.engine) as client:
-            calc_id = _create_when_not_busy(client, headers, _body(cid, au_chain))
-            # Started now, run while the ladder runs: electrode and 0 V by hand.
-            pool = ThreadPoolExecutor(1)
-            direct = pool.submit(_direct_start, tmp_path_factory.mktemp("direct"), au_chain)
-            pool.shutdown(wait=False)
-            seen = Refined({}, {}, {}, direct)
-            conns = ClusterConnections()
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    au_chain: dict[str, str],
+) -> Refined:
+    """The refined ladder, run by the worker over SSH or by a real agent process."""
+    site: LadderSite = request.getfixturevalue(f"{request.param}_ladder_site")
+    env = site.env
+    with api_client(env.settings, env.engine) as client:
+        calc_id = _create_when_not_busy(client, site.headers, _body(site.cluster_id, au_chain))
+        # Started now, run while the ladder runs: electrode and 0 V by hand.
+        pool = ThreadPoolExecutor(1)
+        direct = pool.submit(_direct_start, tmp_path_factory.mktemp("direct"), au_chain)
+        pool.shutdown(wait=False)
+        seen = Refined({}, {}, {}, direct)
 
-            def tick() -> None:
-                dispatch_tick(env.engine, env.factory, conns, env.settings, claimed_by="w")
-                harvest_tick(env.engine, env.factory, conns, env.settings)
-                _snapshot(env.factory, calc_id, seen)
+        def tick() -> None:
+            site.tick()
+            _snapshot(env.factory, calc_id, seen)
 
-            try:
-                env.run_until_settled(calc_id, tick, timeout=420, every=0.5)
-            finally:
-                conns.close()
-            seen.detail = client.get(f"/calculations/{calc_id}", headers=headers).json()
-            seen.results = client.get(f"/calculations/{calc_id}/results", headers=headers).json()
-            r = client.get(f"/calculations/{calc_id}/report.json", headers=headers)
-            assert r.status_code == 200, r.text
-            seen.report = r.json()
-        yield seen
+        env.run_until_settled(calc_id, tick, timeout=420, every=0.5)
+        seen.detail = client.get(f"/calculations/{calc_id}", headers=site.headers).json()
+        seen.results = client.get(f"/calculations/{calc_id}/results", headers=site.headers).json()
+        r = client.get(f"/calculations/{calc_id}/report.json", headers=site.headers)
+        assert r.status_code == 200, r.text
+        seen.report = r.json()
+    return seen
 
 
 def _create_when_not_busy(client: Any, headers: dict[str, str], body: dict[str, Any]) -> int:

@@ -13,7 +13,9 @@ subject is the bookkeeping):
 * the calculation stays running while points can be added, and completes once the budget
   is spent and every step ended;
 * the dispatcher (a separate process, SIGKILLed at a crash point of the durable submission,
-  then started again) submits each added step to the real Slurm exactly once.
+  then started again) submits each added step to the real Slurm exactly once: the worker,
+  and the real agent process against a live API (agent mode);
+* an agent's claim of a running ladder's added points is the dispatch lease.
 """
 
 from __future__ import annotations
@@ -24,21 +26,27 @@ import sys
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
 
+from hpcgate.api.app import create_app
 from hpcgate.db.models import Calculation, Step, StepEdge
 from hpcgate.db.models.clusters import AccessMode
 from hpcgate.db.session import session_scope
 from hpcgate.domain.states import CalculationState, StepState
 from hpcgate.engine.work import StepObservation
+from hpcgate.services.dispatch import CLAIM_LEASE
 from hpcgate.services.harvest import apply_observations
 from hpcgate.services.refinement import refine_ladder
-from hpcgate.services.refinement_submit import refining_calculations
+from hpcgate.services.refinement_submit import claim_refinements, refining_calculations
+from tests.helpers.agent_env import agent_config
 from tests.helpers.ci import require_tool
 from tests.helpers.engine_env import EngineEnv, engine_env
+from tests.helpers.live_api import live_server
 from tests.integration.engine.test_crash_recovery import REPO, slurm_jobs_named
 
 pytestmark = pytest.mark.integration
@@ -53,12 +61,18 @@ def env(tmp_path: Path, postgres_available: str) -> Iterator[EngineEnv]:
 
 
 def _ladder(
-    env: EngineEnv, tmp_path: Path, files: dict[str, str], scheduler: str = "local"
+    env: EngineEnv,
+    tmp_path: Path,
+    files: dict[str, str],
+    scheduler: str = "local",
+    access_mode: AccessMode = AccessMode.LOCAL,
+    options: dict[str, Any] | None = None,
 ) -> tuple[int, int]:
     cid = env.add_cluster(
         f"laptop-{uuid.uuid4().hex[:6]}",
         scheduler=scheduler,
-        access_mode=AccessMode.LOCAL,
+        access_mode=access_mode,
+        options=options or {},
         scratch_root=str(tmp_path / "scratch"),
         **({"queues": {"default": "local"}} if scheduler == "local" else {}),
     )
@@ -210,10 +224,16 @@ def test_points_are_written_once_across_crashes_and_restarts(
     assert env.calc(calc_id).state is CalculationState.COMPLETED
 
 
-def _refined_ladder(env: EngineEnv, tmp_path: Path, files: dict[str, str]) -> tuple[int, int]:
+def _refined_ladder(
+    env: EngineEnv,
+    tmp_path: Path,
+    files: dict[str, str],
+    access_mode: AccessMode = AccessMode.LOCAL,
+    options: dict[str, Any] | None = None,
+) -> tuple[int, int]:
     """A ladder on the real Slurm whose configured points all converged (reported), so
     that refinement has just added +0.1 V (PLANNED, nothing submitted yet)."""
-    cid, calc_id = _ladder(env, tmp_path, files, scheduler="slurm")
+    cid, calc_id = _ladder(env, tmp_path, files, "slurm", access_mode, options)
     _report(
         env,
         cid,
@@ -249,9 +269,16 @@ def test_a_worker_killed_while_submitting_points_never_duplicates_them(
         cmd, cwd=REPO, env=os.environ, capture_output=True, text=True, timeout=180
     )
     assert restarted.returncode == 0, restarted.stderr[-2000:]
+    _each_added_step_once_in_slurm(env, calc_id)
+
+
+def _each_added_step_once_in_slurm(
+    env: EngineEnv, calc_id: int, states: tuple[StepState, ...] = (StepState.QUEUED,)
+) -> None:
     added = [st for st in env.steps(calc_id) if st.spec["ladder"].get("refined")]
     try:
-        assert [st.state for st in added] == [StepState.QUEUED, StepState.QUEUED]
+        assert len(added) == 2
+        assert all(st.state in states and st.scheduler_job_id for st in added), added
         names = [st.job_name for st in added]
         assert slurm_jobs_named(names) == Counter(dict.fromkeys(names, 1))
         assert env.calc(calc_id).state is CalculationState.RUNNING
@@ -259,3 +286,75 @@ def test_a_worker_killed_while_submitting_points_never_duplicates_them(
         ids = [st.scheduler_job_id for st in added if st.scheduler_job_id]
         if ids:
             subprocess.run(["scancel", *ids], check=False, capture_output=True)
+
+
+@pytest.mark.slurm
+@pytest.mark.parametrize("point", ["after_mark_submitting", "after_submit", "after_record"])
+def test_an_agent_killed_while_submitting_points_never_duplicates_them(
+    env: EngineEnv, tmp_path: Path, au_chain: dict[str, str], point: str
+) -> None:
+    """The real agent process (``hpcgate agent --once``: pull, submit, nothing else) against
+    a live API: the pull hands it the added points, it is SIGKILLed at the crash point and
+    started again; each added step has exactly one real Slurm job, and the calculation
+    stayed running."""
+    require_tool("sbatch", install_hint="scripts/services/slurm.sh")
+    # The agent harvests after it submits: the device point runs a stand-in that waits
+    # (the start point never ran here), so its TBtrans stays queued on it until cancelled.
+    waits = tmp_path / "siesta-waits"
+    waits.write_text("#!/bin/sh\nexec sleep 300\n")
+    waits.chmod(0o755)
+    cid, calc_id = _refined_ladder(
+        env, tmp_path, au_chain, AccessMode.AGENT, {"programs": {"siesta": str(waits)}}
+    )
+    app = create_app(env.settings, engine=env.engine)
+    with live_server(app) as base:
+        cfg = agent_config(env, tmp_path, base, cid, "refine-agent")
+        cmd = [sys.executable, "-m", "hpcgate.cli", "agent", "--config", str(cfg), "--once"]
+        crashed = subprocess.run(
+            cmd, cwd=REPO, env={**os.environ, "HPCGATE_FAULT_CRASH_AT": point},
+            capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+        assert crashed.returncode == -9, crashed.stderr[-2000:]
+        added = [st for st in env.steps(calc_id) if st.spec["ladder"].get("refined")]
+        assert any(st.scheduler_job_id is None for st in added)  # killed mid-submission
+        restarted = subprocess.run(
+            cmd, cwd=REPO, env=os.environ, capture_output=True, text=True, timeout=180
+        )
+        assert restarted.returncode == 0, restarted.stderr[-2000:]
+    _each_added_step_once_in_slurm(env, calc_id, (StepState.QUEUED, StepState.RUNNING))
+    device, tbtrans = (st for st in env.steps(calc_id) if st.spec["ladder"].get("refined"))
+    assert f"afterok:{device.scheduler_job_id}" in _dependency(tbtrans.scheduler_job_id or "")
+
+
+def _dependency(job_id: str) -> str:
+    """Slurm's own record of a pending job's dependency."""
+    out = subprocess.run(
+        ["scontrol", "show", "job", job_id], capture_output=True, text=True, check=True
+    ).stdout
+    return next((w for w in out.split() if w.startswith("Dependency=")), "")
+
+
+def test_one_agent_at_a_time_submits_a_ladders_added_points(
+    env: EngineEnv, tmp_path: Path, au_chain: dict[str, str]
+) -> None:
+    """The pull's claim of a running ladder is the dispatch lease: the agent holding it (or
+    its restart, same name) gets the added points again, another agent of the cluster not
+    until the lease expired; a ladder with nothing to add is never handed out."""
+    cid, calc_id = _refined_ladder(env, tmp_path, au_chain, access_mode=AccessMode.AGENT)
+    with session_scope(env.factory) as s:
+        assert claim_refinements(s, cid, 10, "agent:a") == [calc_id]
+    with session_scope(env.factory) as s:
+        assert claim_refinements(s, cid, 10, "agent:b") == []
+        assert claim_refinements(s, cid, 10, "agent:a") == [calc_id]
+        assert claim_refinements(s, cid, 0, "agent:a") == []
+    with session_scope(env.factory) as s:
+        s.execute(
+            update(Calculation)
+            .where(Calculation.id == calc_id)
+            .values(claimed_at=datetime.now(UTC) - CLAIM_LEASE - timedelta(seconds=1))
+        )
+    with session_scope(env.factory) as s:
+        assert claim_refinements(s, cid, 10, "agent:b") == [calc_id]
+    _queue_planned(env, calc_id)
+    with session_scope(env.factory) as s:
+        assert claim_refinements(s, cid, 10, "agent:b") == []

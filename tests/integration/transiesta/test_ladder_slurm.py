@@ -13,31 +13,19 @@ Two ladders of the 1-D Au chain run side by side (one wait for both):
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy.orm import Session
 
-from hpcgate.db.models import User
-from hpcgate.db.models.clusters import AccessMode
 from hpcgate.domain.states import CalculationState, StepState
-from hpcgate.services.cluster_ticks import harvest_tick
-from hpcgate.services.connections import ClusterConnections
-from hpcgate.services.dispatch import dispatch_tick
-from tests.helpers.api import api_client, auth_headers
-from tests.helpers.ci import require_path, require_tool
-from tests.helpers.engine_env import EngineEnv, engine_env
-from tests.helpers.ssh_env import require_ssh_env
-from tests.integration.transiesta.conftest import BIASES, Reference
+from tests.helpers.api import api_client
+from tests.helpers.engine_env import EngineEnv
+from tests.integration.transiesta.conftest import BIASES, LadderSite, Reference
 
 pytestmark = [pytest.mark.integration, pytest.mark.slurm, pytest.mark.ssh]
-
-CLUSTER_PYTHON_ENV = Path("/var/lib/hpcgate-test/cluster-python/env")
 
 
 @dataclass
@@ -46,15 +34,6 @@ class Ladders:
     full: dict[str, Any]  # GET /calculations/{id} after it settled
     broken: dict[str, Any]
     results: dict[int, dict[str, Any]]  # calculation id -> GET .../results
-
-
-def _cluster_hpcgate() -> str:
-    path = require_path(
-        CLUSTER_PYTHON_ENV,
-        what="the cluster-side hpcgate",
-        install_hint="run scripts/services/cluster-python.sh",
-    )
-    return path.read_text().strip().split("=", 1)[1]
 
 
 def _body(cluster_id: int, files: dict[str, str], name: str, **over: Any) -> dict[str, Any]:
@@ -76,64 +55,31 @@ def _body(cluster_id: int, files: dict[str, str], name: str, **over: Any) -> dic
 
 
 @pytest.fixture(scope="module")
-def ladders(
-    tmp_path_factory: pytest.TempPathFactory, au_chain: dict[str, str], reference: Reference
-) -> Iterator[Ladders]:
-    require_tool("sbatch", install_hint="scripts/services/slurm.sh")
-    ssh = require_ssh_env()
-    hpcgate = _cluster_hpcgate()
-    with engine_env(tmp_path_factory.mktemp("ladder"), "hpcgate_ladder") as env:
-        tag = uuid.uuid4().hex[:8]
-        cid = env.add_cluster(
-            f"ssh-{tag}",
-            scheduler="slurm",
-            access_mode=AccessMode.SSH,
-            scratch_root=f"{ssh.scratch}/ladder-{tag}",
-            host=ssh.host,
-            port=ssh.port,
-            login_user=ssh.user,
-            options={
-                "key_filename": ssh.key,
-                "known_hosts": ssh.known_hosts,
-                "hpcgate_command": [hpcgate],
-            },
+def ladders(ssh_ladder_site: LadderSite, au_chain: dict[str, str], reference: Reference) -> Ladders:
+    site = ssh_ladder_site
+    env, cid, headers = site.env, site.cluster_id, site.headers
+    with api_client(env.settings, env.engine) as client:
+        full = _create(client, headers, _body(cid, au_chain, "Au chain ladder"))
+        broken = _create(
+            client,
+            headers,
+            _body(
+                cid,
+                au_chain,
+                "Au chain ladder, +0.1 V without the 0 V density",
+                point_parameters=[{"bias_v": 0.1, "parameters": {"DM.UseSaveDM": False}}],
+            ),
         )
-        with Session(env.engine) as s:
-            user = s.get(User, env.user_id)
-            assert user is not None
-            s.expunge(user)
-        headers = auth_headers(user, env.settings)
-        with api_client(env.settings, env.engine) as client:
-            full = _create(client, headers, _body(cid, au_chain, "Au chain ladder"))
-            broken = _create(
-                client,
-                headers,
-                _body(
-                    cid,
-                    au_chain,
-                    "Au chain ladder, +0.1 V without the 0 V density",
-                    point_parameters=[{"bias_v": 0.1, "parameters": {"DM.UseSaveDM": False}}],
-                ),
-            )
-            conns = ClusterConnections()
-
-            def tick() -> None:
-                dispatch_tick(env.engine, env.factory, conns, env.settings, claimed_by="w")
-                harvest_tick(env.engine, env.factory, conns, env.settings)
-
-            try:
-                for calc_id in (full, broken):
-                    env.run_until_settled(calc_id, tick, timeout=300, every=0.5)
-            finally:
-                conns.close()
-            detail = {
-                c: client.get(f"/calculations/{c}", headers=headers).json() for c in (full, broken)
-            }
-            results = {
-                c: client.get(f"/calculations/{c}/results", headers=headers).json()
-                for c in (full, broken)
-            }
-        yield Ladders(env, detail[full], detail[broken], results)
+        for calc_id in (full, broken):
+            env.run_until_settled(calc_id, site.tick, timeout=300, every=0.5)
+        detail = {
+            c: client.get(f"/calculations/{c}", headers=headers).json() for c in (full, broken)
+        }
+        results = {
+            c: client.get(f"/calculations/{c}/results", headers=headers).json()
+            for c in (full, broken)
+        }
+    return Ladders(env, detail[full], detail[broken], results)
 
 
 def _create(client: TestClient, headers: dict[str, str], body: dict[str, Any]) -> int:

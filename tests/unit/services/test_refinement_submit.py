@@ -1,4 +1,5 @@
-"""How refinement points are handed to the durable submission (services/refinement_submit).
+"""How refinement points are handed to the durable submission (engine/added_steps, run by
+the worker's services/refinement_submit and by the agent's loop).
 
 A recording adapter (a fake, in addition to the real-Slurm test in
 tests/integration/transiesta/test_ladder_refine.py) shows what reaches the scheduler: the
@@ -14,9 +15,9 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from hpcgate.domain.states import StepState
+from hpcgate.engine.added_steps import submit_added_steps, work_for
 from hpcgate.engine.submission import submit_calculation
 from hpcgate.engine.work import CalculationWork, StepWork
-from hpcgate.services.refinement_submit import _work_for
 from scheduler_adapters.types import JobId
 
 
@@ -86,7 +87,7 @@ def test_a_new_point_then_its_tbtrans_without_holds_or_stale_dependencies() -> N
     adapter = _Adapter()
     job_ids: dict[int, str] = {}
     for step in steps[2:]:
-        one = _work_for(work, step, by_id, {5, 6}, job_ids)
+        one = work_for(work, step, by_id, {5, 6}, job_ids)
         assert one is not None
         outcome = submit_calculation(one, adapter, _Store())  # type: ignore[arg-type]
         job_ids[step.step_id] = outcome.job_ids[step.step_id]
@@ -102,7 +103,7 @@ def test_after_a_crash_the_tbtrans_waits_afterok_on_the_device_job_already_queue
     )
     work = CalculationWork(calculation_id=7, cluster="c", steps=steps)
     by_id = {s.step_id: s for s in steps}
-    one = _work_for(work, steps[2], by_id, {6}, {})
+    one = work_for(work, steps[2], by_id, {6}, {})
     assert one is not None
     adapter = _Adapter()
     submit_calculation(one, adapter, _Store())  # type: ignore[arg-type]
@@ -120,11 +121,73 @@ def test_a_step_waits_while_a_parent_has_no_job_or_did_not_succeed() -> None:
     )
     work = CalculationWork(calculation_id=7, cluster="c", steps=steps)
     by_id = {s.step_id: s for s in steps}
-    assert _work_for(work, steps[2], by_id, {5, 6, 7}, {}) is None  # its start point failed
-    assert _work_for(work, steps[4], by_id, {5, 6, 7}, {}) is None  # its device has no job
-    one = _work_for(work, steps[4], by_id, {5, 6, 7}, {6: "16"})
+    assert work_for(work, steps[2], by_id, {5, 6, 7}, {}) is None  # its start point failed
+    assert work_for(work, steps[4], by_id, {5, 6, 7}, {}) is None  # its device has no job
+    one = work_for(work, steps[4], by_id, {5, 6, 7}, {6: "16"})
     assert one is not None
     assert [(s.step_id, s.scheduler_job_id, s.parents) for s in one.steps] == [
         (6, "16", (3,)),
         (7, None, (6,)),
     ]
+
+
+@dataclass
+class _Recovering(_Adapter):
+    """A scheduler that already holds some jobs by name (submitted just before a crash)."""
+
+    existing: dict[str, str] = field(default_factory=dict)
+
+    def find_by_name(self, name: str) -> list[JobId]:
+        return [JobId(self.existing[name])] if name in self.existing else []
+
+
+class _Marked(_Store):
+    """Every step was marked ``submitting`` by an earlier, killed dispatcher."""
+
+    def __init__(self) -> None:
+        self.recorded: list[tuple[int, str, bool]] = []
+
+    def mark_submitting(self, calculation_id: int, step: StepWork) -> bool:
+        return False
+
+    def record_job_id(self, calculation_id: int, step: StepWork, job_id: str, **kw: Any) -> None:
+        self.recorded.append((step.step_id, job_id, bool(kw["recovered"])))
+
+
+def test_one_round_submits_the_point_then_its_tbtrans_afterok_on_it() -> None:
+    done = StepState.HARVESTED
+    steps = (
+        _step(1, done, job="11"),
+        _step(2, done, (1,), job="12"),
+        _step(5, StepState.PLANNED, (1, 2)),
+        _step(6, StepState.PLANNED, (5,)),
+    )
+    adapter = _Adapter()
+    outcomes = submit_added_steps(
+        CalculationWork(calculation_id=7, cluster="c", steps=steps),
+        adapter,  # type: ignore[arg-type]
+        _Store(),
+    )
+    assert [o.submitted for o in outcomes] == [1, 1]
+    assert adapter.submitted == [("job-5", [], False), ("job-6", ["101"], False)]
+    assert adapter.released == []
+
+
+def test_after_a_kill_the_point_submitted_before_it_is_adopted_not_resubmitted() -> None:
+    """Killed after sbatch of the device point, before its id was recorded: the restarted
+    dispatcher finds it by its deterministic name and the TBtrans waits on that job."""
+    steps = (
+        _step(2, StepState.HARVESTED, job="12"),
+        _step(5, StepState.SUBMITTING, (2,)),
+        _step(6, StepState.PLANNED, (5,)),
+    )
+    adapter = _Recovering(existing={"job-5": "4242"})
+    store = _Marked()
+    outcomes = submit_added_steps(
+        CalculationWork(calculation_id=7, cluster="c", steps=steps),
+        adapter,  # type: ignore[arg-type]
+        store,
+    )
+    assert [(o.submitted, o.recovered) for o in outcomes] == [(0, 1), (1, 0)]
+    assert adapter.submitted == [("job-6", ["4242"], False)]
+    assert store.recorded == [(5, "4242", True), (6, "101", False)]
