@@ -15,7 +15,8 @@ subject is the bookkeeping):
 * the dispatcher (a separate process, SIGKILLed at a crash point of the durable submission,
   then started again) submits each added step to the real Slurm exactly once: the worker,
   and the real agent process against a live API (agent mode);
-* an agent's claim of a running ladder's added points is the dispatch lease.
+* an agent's claim of a running ladder's added points is the dispatch lease, and a
+  refusal it reports fails only those points.
 """
 
 from __future__ import annotations
@@ -37,13 +38,16 @@ from hpcgate.api.app import create_app
 from hpcgate.db.models import Calculation, Step, StepEdge
 from hpcgate.db.models.clusters import AccessMode
 from hpcgate.db.session import session_scope
-from hpcgate.domain.states import CalculationState, StepState
+from hpcgate.domain.access import ApiKeyOwner
+from hpcgate.domain.states import SUCCESSFUL_STEP_STATES, CalculationState, StepState
 from hpcgate.engine.work import StepObservation
+from hpcgate.services.api_keys import create_api_key
 from hpcgate.services.dispatch import CLAIM_LEASE
 from hpcgate.services.harvest import apply_observations
 from hpcgate.services.refinement import refine_ladder
 from hpcgate.services.refinement_submit import claim_refinements, refining_calculations
 from tests.helpers.agent_env import agent_config
+from tests.helpers.api import api_client
 from tests.helpers.ci import require_tool
 from tests.helpers.engine_env import EngineEnv, engine_env
 from tests.helpers.live_api import live_server
@@ -358,3 +362,41 @@ def test_one_agent_at_a_time_submits_a_ladders_added_points(
     _queue_planned(env, calc_id)
     with session_scope(env.factory) as s:
         assert claim_refinements(s, cid, 10, "agent:b") == []
+
+
+def test_an_agents_refused_point_fails_only_the_added_steps(
+    env: EngineEnv, tmp_path: Path, au_chain: dict[str, str]
+) -> None:
+    """Through the agent's own endpoints: the pull answers the ladder under
+    ``refinements`` (not as new work), and a permanent refusal reported for it fails the
+    added steps only; the configured points keep their results and the ladder settles."""
+    cid, calc_id = _refined_ladder(env, tmp_path, au_chain, access_mode=AccessMode.AGENT)
+    with session_scope(env.factory) as s:
+        _, key = create_api_key(s, owner_kind=ApiKeyOwner.CLUSTER, name="k", cluster_id=cid)
+    headers = {"X-API-Key": key}
+    with api_client(env.settings, env.engine) as client:
+        r = client.post("/agent/pull", json={"agent": "a"}, headers=headers)
+        assert r.status_code == 200, r.text
+        assert r.json()["calculations"] == []
+        (work,) = r.json()["refinements"]
+        assert work["calculation_id"] == calc_id
+        added = [st for st in env.steps(calc_id) if st.spec["ladder"].get("refined")]
+        r = client.post(f"/agent/steps/{added[0].id}/submitting", headers=headers)
+        assert r.json() == {"state": "submitting", "fresh": True}
+        r = client.post(
+            f"/agent/calculations/{calc_id}/failed",
+            json={"message": "sbatch: error: Batch job submission failed"},
+            headers=headers,
+        )
+        assert r.status_code == 200, r.text
+    steps = {st.label: st for st in env.steps(calc_id)}
+    assert steps["device +0.1 V"].state is StepState.FAILED
+    assert steps["tbtrans +0.1 V"].state is StepState.CANCELLED
+    reason = "submission refused: sbatch: error: Batch job submission failed"
+    assert steps["device +0.1 V"].state_reason == reason
+    kept = [st.state for st in steps.values() if "+0.1" not in st.label]
+    assert len(kept) == 5
+    assert all(state in SUCCESSFUL_STEP_STATES for state in kept), kept
+    calc = env.calc(calc_id)
+    assert calc.state is CalculationState.FAILED
+    assert calc.state_reason == reason
