@@ -181,6 +181,8 @@ class JobStatus:
     reason: str | None = None
     name: str | None = None
     array_job_id: str | None = None
+    # An array task's own job id (Slurm's raw id, %A): what sstat reports it under.
+    raw_id: str | None = None
 
 
 @dataclass(frozen=True)

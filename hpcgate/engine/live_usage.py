@@ -12,7 +12,9 @@ their number:
 
 Either may be missing (no sample yet, an adapter that cannot sample, an unreadable
 directory): the observation then carries ``None`` and nothing is concluded from it. A
-failure here is logged and never fails the harvest. Array steps are not sampled.
+failure here is logged and never fails the harvest. An array's running tasks are sampled
+one by one in the same two calls (``sstat --jobs=123_4,...``, a probe of ``task-4/``): their
+figures travel on their ``TaskObservation`` and each task is watched for stalls.
 
 A runner is sampled at most every ``MIN_INTERVAL_S`` (2) seconds: the end-spool harvests
 (several a second when many jobs end) skip it, and scheduler samples are not fresher
@@ -26,10 +28,12 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TypeVar
 
+from hpcgate.domain.plan import array_task_dirname
 from hpcgate.domain.states import StepState
-from hpcgate.engine.progress import TRACKER, ProbeTarget, ProgressTracker
-from hpcgate.engine.work import ActiveStep, StepObservation
+from hpcgate.engine.progress import TRACKER, OutputProgress, ProbeTarget, ProgressTracker
+from hpcgate.engine.work import ActiveStep, StepObservation, TaskObservation
 from scheduler_adapters.base import SchedulerAdapter
 from scheduler_adapters.errors import SchedulerError
 from scheduler_adapters.live import LiveUsage
@@ -38,6 +42,7 @@ from scheduler_adapters.types import JobId
 log = logging.getLogger(__name__)
 
 MIN_INTERVAL_S = 2.0
+TASK_KEYS = 10**17  # probe keys of array tasks start here (step ids are far below)
 _last: dict[int, float] = {}  # id(runner) -> monotonic time of its last sampling
 _last_lock = threading.Lock()
 
@@ -57,29 +62,92 @@ def with_live_usage(
     observations: list[StepObservation],
     tracker: ProgressTracker = TRACKER,
 ) -> list[StepObservation]:
-    """``observations`` with live usage and output progress for the running steps."""
-    running = {o.step_id for o in observations if o.state is StepState.RUNNING}
-    targets = [s for s in steps if s.step_id in running and not s.array_size]
-    if not targets or not _due(adapter.runner):
-        return observations
-    jobs = {s.step_id: JobId.parse(s.scheduler_job_id) for s in targets}
-    usage = _sample(adapter, list(jobs.values()))
-    progress = tracker.probe(adapter.runner, [ProbeTarget(s.step_id, s.workdir) for s in targets])
-    out = []
+    """``observations`` with live usage and output progress for the running steps and the
+    running tasks of arrays (each task its own job id, ``123_4``, and directory)."""
+    by_id = {s.step_id: s for s in steps}
+    jobs: dict[int, JobId] = {}  # key -> job (a single step, or an array task)
+    targets: list[ProbeTarget] = []
     for obs in observations:
-        job = jobs.get(obs.step_id)
-        if job is not None:
-            live = usage.get(job)
-            seen = progress.get(obs.step_id)
-            obs = replace(
-                obs,
-                cpu_time_s=live.cpu_time_s if live else obs.cpu_time_s,
-                max_rss_kb=live.max_rss_kb if live else obs.max_rss_kb,
-                output_bytes=seen.output_bytes if seen else None,
-                progress_markers=seen.markers if seen else None,
-            )
-        out.append(obs)
-    return out
+        step = by_id.get(obs.step_id)
+        if step is None or obs.state is not StepState.RUNNING:
+            continue
+        if not step.array_size:
+            jobs[step.step_id] = JobId.parse(step.scheduler_job_id)
+            targets.append(ProbeTarget(step.step_id, step.workdir))
+        for task in obs.tasks if step.array_size else ():
+            if task.state is StepState.RUNNING:
+                key = task_key(step.step_id, task.task_index)
+                jobs[key] = _task_job(step.scheduler_job_id, task)
+                targets += _task_targets(key, step.workdir, task.task_index)
+    if not jobs or not _due(adapter.runner):
+        return observations
+    usage = _sample(adapter, list(jobs.values()))
+    progress = tracker.probe(adapter.runner, targets)
+    figures = {k: (usage.get(job), _progress_of(k, progress)) for k, job in jobs.items()}
+    return [_with_figures(obs, figures) for obs in observations]
+
+
+def task_key(step_id: int, task_index: int) -> int:
+    """An array task's key among the probe's (step ids stay below it); even: see below."""
+    return TASK_KEYS + (step_id * 4_194_304 + task_index) * 2  # 2**22: Slurm's largest array
+
+
+def _task_job(array_job: str, task: TaskObservation) -> JobId:
+    """Where the scheduler reports a running task's usage: its own id (Slurm's raw id, which
+    sstat prints), else ``<array>_<k>``."""
+    if task.raw_job_id:
+        return JobId(task.raw_job_id)
+    return JobId(JobId.parse(array_job).value, task.task_index)
+
+
+def _task_targets(key: int, workdir: str, index: int) -> list[ProbeTarget]:
+    """A task writes in its own directory (the program's output) and, as the scheduler's
+    stdout of the array, ``<job name>-<array id>_<k>.out`` in the step's."""
+    return [
+        ProbeTarget(key, f"{workdir}/{array_task_dirname(index)}"),
+        ProbeTarget(key + 1, workdir, f"*_{index}.out"),
+    ]
+
+
+def _progress_of(key: int, progress: dict[int, OutputProgress]) -> OutputProgress | None:
+    if key < TASK_KEYS:
+        return progress.get(key)
+    parts = [p for p in (progress.get(key), progress.get(key + 1)) if p is not None]
+    if not sum(p.files for p in parts):
+        return None  # nothing written yet where it would be: not measured
+    return OutputProgress(
+        sum(p.output_bytes for p in parts),
+        sum(p.markers for p in parts),
+        sum(p.files for p in parts),
+    )
+
+
+def _with_figures(
+    obs: StepObservation, figures: dict[int, tuple[LiveUsage | None, OutputProgress | None]]
+) -> StepObservation:
+    if obs.tasks:
+        tasks = tuple(
+            _figures(t, *figures[k]) if (k := task_key(obs.step_id, t.task_index)) in figures
+            else t
+            for t in obs.tasks
+        )  # fmt: skip
+        return replace(obs, tasks=tasks)
+    if obs.step_id in figures:
+        return _figures(obs, *figures[obs.step_id])
+    return obs
+
+
+_Observed = TypeVar("_Observed", StepObservation, TaskObservation)
+
+
+def _figures(obs: _Observed, live: LiveUsage | None, seen: OutputProgress | None) -> _Observed:
+    return replace(
+        obs,
+        cpu_time_s=live.cpu_time_s if live else obs.cpu_time_s,
+        max_rss_kb=live.max_rss_kb if live else obs.max_rss_kb,
+        output_bytes=seen.output_bytes if seen else None,
+        progress_markers=seen.markers if seen else None,
+    )
 
 
 def _sample(adapter: SchedulerAdapter, jobs: list[JobId]) -> dict[JobId, LiveUsage]:

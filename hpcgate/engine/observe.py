@@ -263,7 +263,9 @@ def _observe_task(
     pending_meta: bool,
 ) -> TaskObservation:
     if status is not None and not status.state.is_final:
-        return TaskObservation(index, live_state(status.state), status.native_state)
+        return TaskObservation(
+            index, live_state(status.state), status.native_state, raw_job_id=status.raw_id
+        )
     final = record.state if record else (status.state if status else None)
     if final is None or not final.is_final:
         return TaskObservation(

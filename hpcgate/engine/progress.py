@@ -20,6 +20,7 @@ nor printed. A process restart re-reads from the start: the count is of the whol
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 import threading
 from collections.abc import Iterable, Mapping
@@ -37,16 +38,17 @@ PROGRESS_MARKERS = MarkerTable(siesta.SCF, siesta.TS_SCF, siesta.BEGIN, qe.ITERA
 PROGRESS_ERE = (
     r"^( +(scf: *[0-9]|Begin [^=]*=|iteration # *[0-9]|number of scf cycles +=)|ts-scf: *[0-9])"
 )
+_GLOB = re.compile(r"[A-Za-z0-9._*-]{1,64}")
 CAP = 16 << 20  # bytes read per file and harvest
 MAX_FILES = 64  # *.out files per step
 
 _SCRIPT_HEAD = f"""P={shlex.quote(PROGRESS_ERE)}
 probe() {{
-  id=$1; d=$2; shift 2
+  id=$1; d=$2; g=$3; shift 3
   [ -d "$d" ] && [ ! -L "$d" ] || return 0
   echo "S $id"
   m=0
-  for f in "$d"/*.out; do
+  for f in "$d"/$g; do
     [ -f "$f" ] && [ ! -L "$f" ] || continue
     n=${{f##*/}}
     case $n in *[!A-Za-z0-9._-]*) continue;; esac
@@ -78,12 +80,19 @@ class OutputProgress:
 
     output_bytes: int
     markers: int
+    files: int = 0  # how many files were read
 
 
 @dataclass(frozen=True)
 class ProbeTarget:
-    step_id: int
+    step_id: int  # any key: an array task has two (engine/live_usage.py)
     workdir: str
+    # Which files of the directory: ``*.out``, or one array task's ``*_<k>.out``.
+    glob: str = "*.out"
+
+    def __post_init__(self) -> None:
+        if not _GLOB.fullmatch(self.glob):
+            raise ValueError(f"probe glob {self.glob!r}: letters, digits, '._-*' only")
 
 
 def probe_script(targets: Iterable[ProbeTarget], read: Mapping[int, Mapping[str, int]]) -> str:
@@ -91,7 +100,8 @@ def probe_script(targets: Iterable[ProbeTarget], read: Mapping[int, Mapping[str,
     lines = [_SCRIPT_HEAD]
     for t in targets:
         pairs = [f"{shlex.quote(name)} {int(off)}" for name, off in read.get(t.step_id, {}).items()]
-        lines.append(" ".join(["probe", str(int(t.step_id)), shlex.quote(t.workdir), *pairs]))
+        head = ["probe", str(int(t.step_id)), shlex.quote(t.workdir), shlex.quote(t.glob)]
+        lines.append(" ".join([*head, *pairs]))
     return "\n".join(lines) + "\n"
 
 
@@ -158,7 +168,9 @@ class ProgressTracker:
                     offset, count = known.get(name, (0, 0))
                     known[name] = (size, (count if size >= offset else 0) + new)
                 out[step_id] = OutputProgress(
-                    sum(size for size, _ in known.values()), sum(c for _, c in known.values())
+                    sum(size for size, _ in known.values()),
+                    sum(c for _, c in known.values()),
+                    len(known),
                 )
         return out
 

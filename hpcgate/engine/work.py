@@ -160,6 +160,15 @@ class TaskObservation:
     reason: str | None = None
     validation: dict[str, Any] | None = None
     extracted: dict[str, Any] | None = None
+    # A running task's live sample and output progress (engine/live_usage.py), for its own
+    # stall detection; None: not sampled.
+    cpu_time_s: float | None = None
+    max_rss_kb: int | None = None
+    output_bytes: int | None = None
+    progress_markers: int | None = None
+    # A running task's own job id where the scheduler has one (Slurm's raw id): live usage
+    # is reported under it.
+    raw_job_id: str | None = None
 
     @property
     def still_active(self) -> bool:

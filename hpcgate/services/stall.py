@@ -31,10 +31,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from hpcgate.db.models import Calculation, ServiceLog, Step
-from hpcgate.db.models.liveness import StepLiveness
+from hpcgate.db.models import ArrayTask, Calculation, ServiceLog, Step
+from hpcgate.db.models.liveness import StepLiveness, TaskLiveness
 from hpcgate.domain.states import StepState, can_transition_step
-from hpcgate.engine.work import StepObservation
+from hpcgate.engine.work import StepObservation, TaskObservation
 from hpcgate.errors import InvalidInput
 from hpcgate.services.events import calculation_event
 from hpcgate.settings import Settings
@@ -74,9 +74,7 @@ def _parse(raw: Any, base: StallPolicy) -> StallPolicy:
 
 
 def policy_of(configuration: dict[str, Any], settings: Settings) -> StallPolicy:
-    base = StallPolicy(
-        settings.stall.after_s, settings.stall.min_cpu_ratio, settings.stall.action
-    )
+    base = StallPolicy(settings.stall.after_s, settings.stall.min_cpu_ratio, settings.stall.action)
     try:
         return _parse(configuration.get("stall", {}), base)
     except InvalidInput as exc:  # checked at creation; an older row may not be
@@ -95,7 +93,9 @@ class Window:
     cpu_at: datetime | None
 
 
-def advance(w: Window, obs: StepObservation, now: datetime, policy: StallPolicy) -> Window:
+def advance(
+    w: Window, obs: StepObservation | TaskObservation, now: datetime, policy: StallPolicy
+) -> Window:
     """The window after this observation: reset where the step showed life."""
     if obs.output_bytes is not None and (
         obs.output_bytes != w.output_bytes or (obs.progress_markers or 0) != w.markers
@@ -134,7 +134,12 @@ def watch_progress(
     """Track a RUNNING step's liveness; the job id to cancel if it was cancelled as stalled."""
     if step.state is not StepState.RUNNING or obs.state is not StepState.RUNNING:
         return None
-    if step.array_size or (obs.output_bytes is None and obs.cpu_time_s is None):
+    if step.array_size:
+        from hpcgate.services.task_stall import watch_tasks
+
+        watch_tasks(s, step, obs, now, settings)
+        return None
+    if obs.output_bytes is None and obs.cpu_time_s is None:
         return None
     row = s.get(StepLiveness, step.id, with_for_update=True)
     if row is None:  # first seen running with figures: the window starts now
@@ -146,8 +151,8 @@ def watch_progress(
     if calc is None:
         return None
     policy = policy_of(calc.configuration, settings)
-    w = advance(_window(row), obs, now, policy)
-    _store(row, w)
+    w = advance(window_of(row), obs, now, policy)
+    store_window(row, w)
     reason = stall_reason(w, now, policy)
     if reason is None:
         if row.stalled_at is not None:
@@ -164,7 +169,7 @@ def watch_progress(
     return None
 
 
-def _window(row: StepLiveness) -> Window:
+def window_of(row: StepLiveness | TaskLiveness) -> Window:
     total = (row.out_sizes or {}).get("bytes")
     return Window(
         int(total) if total is not None else None,
@@ -175,25 +180,37 @@ def _window(row: StepLiveness) -> Window:
     )
 
 
-def _store(row: StepLiveness, w: Window) -> None:
+def store_window(row: StepLiveness | TaskLiveness, w: Window) -> None:
     row.out_sizes = {} if w.output_bytes is None else {"bytes": w.output_bytes}
     row.markers, row.progress_at = w.markers, w.progress_at
     row.cpu_time_s, row.cpu_at = w.cpu_time_s, w.cpu_at
 
 
 def _resumed(s: Session, calc: Calculation, step: Step, row: StepLiveness) -> None:
+    what = f"step {step.index} ({step.label})"
+    mark_resumed(s, calc, row, step, what, {"step_id": step.id})
+
+
+def mark_resumed(
+    s: Session,
+    calc: Calculation,
+    row: StepLiveness | TaskLiveness,
+    holder: Step | ArrayTask,
+    what: str,
+    context: dict[str, Any],
+) -> None:
+    """``holder`` (a step or an array task) moves again: unflagged, a ``resumed`` line."""
     row.stalled_at, row.stall_reason = None, None
-    if (step.state_reason or "").startswith("stalled: "):
-        step.state_reason = None
+    if (holder.state_reason or "").startswith("stalled: "):
+        holder.state_reason = None
     s.add(
         ServiceLog(
             source="engine",
             level="info",
-            message=f"calculation {calc.id} ({calc.name}) resumed: step {step.index} "
-            f"({step.label}) makes progress again",
+            message=f"calculation {calc.id} ({calc.name}) resumed: {what} makes progress again",
             calculation_id=calc.id,
             cluster_id=calc.cluster_id,
-            context={"event": "resumed", "step_id": step.id},
+            context={"event": "resumed", **context},
         )
     )
 

@@ -170,6 +170,7 @@ def parse_squeue(text: str) -> list[JobStatus]:
         shown, raw_id, array_id, task, native, reason, name = (f.strip() for f in fields)
         reason_opt = _opt(reason)
         state = map_state(native, reason_opt, raw=line)
+        raw: str | None = None
         if task in ("N/A", ""):
             if not _isint(raw_id):
                 raise OutputParseError("squeue: bad raw job id", raw=line)
@@ -180,6 +181,7 @@ def parse_squeue(text: str) -> list[JobStatus]:
                 raise OutputParseError("squeue: bad array job id", raw=line)
             if _isint(task):
                 ids = [JobId(array_id, int(task))]
+                raw = raw_id if _isint(raw_id) else None
             else:  # not expanded (no --array): "[2-4%2]"
                 tasks = _expand_ranges(task.strip("[]").split("%", 1)[0], raw=line)
                 ids = [JobId(array_id, t) for t in tasks]
@@ -195,6 +197,7 @@ def parse_squeue(text: str) -> list[JobStatus]:
                     reason=reason_opt,
                     name=name or None,
                     array_job_id=array_job_id,
+                    raw_id=raw,
                 )
             )
     return out

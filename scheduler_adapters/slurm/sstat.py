@@ -8,7 +8,9 @@ its peak memory the largest step's. ``TRESUsageInTot``'s ``cpu=`` is the step's 
 its tasks (``AveCPU`` is per task; it is the fallback, times ``NTasks``). Figures come
 from ``jobacct_gather`` and are as fresh as ``JobAcctGatherFrequency`` (``task=5`` on the
 test cluster). Unknown or finished ids only make sstat print ``couldn't get steps for
-job N`` on stderr (exit 0 on 22.05); they are absent from the result.
+job N`` on stderr (exit 0 on 22.05); they are absent from the result. An array's task is
+reported under its raw job id (squeue's ``%A``), and any id of an array (``123``,
+``123_4``) makes sstat print every running task of it: a step printed twice counts once.
 
 Every malformed row raises ``OutputParseError`` (hypothesis-tested); no regex with nested
 quantifiers touches the text, so hostile input costs time linear in its length.
@@ -95,10 +97,15 @@ def parse_sstat(text: str) -> dict[JobId, LiveUsage]:
     cpu: dict[JobId, float | None] = {}
     rss: dict[JobId, int | None] = {}
     parts: dict[JobId, int] = {}
+    seen: set[str] = set()
     for line in text.splitlines():
         if not line.strip():
             continue
         job, step_cpu, step_rss = _row(line)
+        step = line.split(SEP, 1)[0].strip()
+        if step in seen:  # an array's task asked twice (sstat expands any id to the array)
+            continue
+        seen.add(step)
         parts[job] = parts.get(job, 0) + 1
         if step_cpu is not None:
             cpu[job] = (cpu.get(job) or 0.0) + step_cpu

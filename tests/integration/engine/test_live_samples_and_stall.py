@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from hpcgate.db.models import HeartbeatSample, NotificationOutbox, ServiceLog, Step
+from hpcgate.db.models import ArrayTask, HeartbeatSample, NotificationOutbox, ServiceLog, Step
 from hpcgate.db.models.clusters import AccessMode
-from hpcgate.db.models.liveness import StepLiveness
+from hpcgate.db.models.liveness import StepLiveness, TaskLiveness
 from hpcgate.db.session import session_scope
 from hpcgate.domain.states import FINAL_CALCULATION_STATES, CalculationState, StepState
 from hpcgate.services.cluster_ticks import harvest_tick
@@ -37,7 +37,7 @@ BUSY_PRINTING = [
     "bash",
     "-c",
     "i=0; while [ $i -lt 500000000 ]; do i=$((i+1)); "
-    "[ $((i % 50000)) -eq 0 ] && echo \"   scf: $i  -2345.6\"; done",
+    '[ $((i % 50000)) -eq 0 ] && echo "   scf: $i  -2345.6"; done',
 ]
 
 
@@ -142,6 +142,7 @@ def test_a_silent_job_is_flagged_stalled_and_a_busy_one_is_not(
     quiet = _calc(env, cid, SCF_THEN_SLEEP, after_s=8)
     busy = _calc(env, cid, BUSY_PRINTING, after_s=8)
     try:
+
         def flagged() -> bool:
             row = _liveness(env, _step(env, quiet).id)
             return row is not None and row.stalled_at is not None
@@ -243,6 +244,7 @@ def test_agent_mode_reports_live_samples_and_stalls(env: EngineEnv, tmp_path: Pa
         thread = threading.Thread(target=agent.run, args=(stop,), daemon=True)
         thread.start()
         try:
+
             def done() -> bool:
                 q = _liveness(env, _step(env, quiet).id)
                 b = _step(env, busy)
@@ -265,3 +267,81 @@ def test_agent_mode_reports_live_samples_and_stalls(env: EngineEnv, tmp_path: Pa
             stop.set()
             thread.join(60)
             _cancel(env, quiet, busy)
+
+
+# A 2-task sweep: task 0 prints one SCF line then sleeps, task 1 keeps printing (both run at
+# once on the 2-core node). Each task is sampled as its own job (sstat of <array>_<k>).
+QUIET_OR_BUSY = [
+    "bash",
+    "-c",
+    'if [ "$HPCGATE_PARAM_MODE" = quiet ]; then echo "   scf:    1   -2345.6789"; '
+    "exec sleep 200; fi; " + BUSY_PRINTING[2],
+]
+
+
+def _task_liveness(env: EngineEnv, step_id: int) -> dict[int, TaskLiveness]:
+    with session_scope(env.factory) as s:
+        rows = s.execute(
+            select(ArrayTask.task_index, TaskLiveness)
+            .join(TaskLiveness, TaskLiveness.task_id == ArrayTask.id)
+            .where(ArrayTask.step_id == step_id)
+        ).all()
+        for _, row in rows:
+            s.expunge(row)
+        return {int(i): row for i, row in rows}
+
+
+def test_a_silent_array_task_is_flagged_stalled_and_its_busy_sibling_is_not(
+    env: EngineEnv, conns: ClusterConnections, tmp_path: Path
+) -> None:
+    cid = _cluster(env, tmp_path, "stall-array")
+    calc_id = env.create(
+        name="stall sweep", cluster_id=cid, logical_queue="default", code="generic",
+        configuration={
+            "kind": "sweep", "command": QUIET_OR_BUSY, "resources": {"walltime_s": 300},
+            "stall": {"after_s": 8},
+            "variants": [{"label": "quiet", "parameters": {"mode": "quiet"}},
+                         {"label": "busy", "parameters": {"mode": "busy"}}],
+        },
+    )  # fmt: skip
+    step_id = _step(env, calc_id).id
+    try:
+
+        def flagged() -> bool:
+            row = _task_liveness(env, step_id).get(0)
+            return row is not None and row.stalled_at is not None
+
+        _until(env, conns, "task 0 flagged stalled", flagged)
+        rows = _task_liveness(env, step_id)
+        assert rows[0].markers == 1  # the one SCF line, from the task's own output
+        with session_scope(env.factory) as s:
+            tasks = {
+                t.task_index: t
+                for t in s.scalars(select(ArrayTask).where(ArrayTask.step_id == step_id))
+            }
+            assert tasks[0].state is StepState.RUNNING  # flagged, not ended
+            assert (tasks[0].state_reason or "").startswith("stalled: ")
+            events = s.scalars(
+                select(ServiceLog.message).where(
+                    ServiceLog.calculation_id == calc_id,
+                    ServiceLog.context["event"].astext == "stalled",
+                )
+            ).all()
+        assert len(events) == 1
+        assert "task 0 (quiet) is stalled" in events[0]
+        ticks: list[int] = []
+
+        def busy_for_a_while() -> bool:
+            b = _task_liveness(env, step_id).get(1)
+            assert b is None or b.stalled_at is None, b and b.stall_reason
+            if b is not None and b.markers > 0:
+                ticks.append(b.markers)
+            return len(ticks) > 30
+
+        _until(env, conns, "task 1 watched busy for 30 harvests", busy_for_a_while)
+        assert ticks[-1] > ticks[0]  # it kept printing
+        busy = _task_liveness(env, step_id)[1]
+        assert (busy.cpu_time_s or 0) > 0  # sstat sampled the task itself
+        assert _step(env, calc_id).state is StepState.RUNNING
+    finally:
+        _cancel(env, calc_id)

@@ -84,7 +84,7 @@ def test_incremental_reads_and_hostile_entries(tmp_path: Path) -> None:
 
 def test_script_quotes_paths_and_names() -> None:
     script = probe_script([ProbeTarget(5, "/scratch/x'; rm -rf /; '")], {5: {"a.out": 10}})
-    assert "probe 5 '/scratch/x'\"'\"'; rm -rf /; '\"'\"'' a.out 10" in script
+    assert "probe 5 '/scratch/x'\"'\"'; rm -rf /; '\"'\"'' '*.out' a.out 10" in script
 
 
 @settings(max_examples=200, deadline=None)
