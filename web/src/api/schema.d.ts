@@ -3633,6 +3633,13 @@ export interface components {
             variant: {
                 [key: string]: unknown;
             };
+            /**
+             * Attempt
+             * @default 1
+             */
+            attempt?: number;
+            /** Attempts */
+            attempts?: components["schemas"]["AttemptOut"][];
         };
         /** TestMail */
         TestMail: {

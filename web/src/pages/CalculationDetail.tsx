@@ -275,7 +275,7 @@ function StepRow({ step, all, open, onToggle }: { step: Step; all: Step[]; open:
         <tr className="step-detail">
           <td colSpan={9}>
             <StepDetail step={step} />
-            <Attempts step={step} />
+            <Attempts attempts={step.attempts ?? []} testId={`attempts-${step.index}`} />
           </td>
         </tr>
       ) : null}
@@ -352,6 +352,7 @@ function StepDetail({ step }: { step: Step }) {
                 <th>task</th>
                 <th>label</th>
                 <th>state</th>
+                <th>attempt</th>
                 <th>exit</th>
                 <th>parameters</th>
               </tr>
@@ -364,6 +365,7 @@ function StepDetail({ step }: { step: Step }) {
                   <td>
                     <StateBadge state={t.state} />
                   </td>
+                  <td>{t.attempt ?? 1}</td>
                   <td>{t.exit_code ?? "—"}</td>
                   <td className="mono">{JSON.stringify(t.variant)}</td>
                 </tr>
@@ -371,6 +373,14 @@ function StepDetail({ step }: { step: Step }) {
             </tbody>
           </table>
         ) : null}
+        {(detail.data?.tasks ?? []).map((t) => (
+          <Attempts
+            key={t.task_index}
+            attempts={t.attempts ?? []}
+            testId={`task-attempts-${t.task_index}`}
+            title={`Task ${t.task_index} (${t.label}): attempts`}
+          />
+        ))}
       </div>
     </div>
   );
@@ -413,13 +423,21 @@ function Configuration({ calc }: { calc: Calc }) {
   );
 }
 
-/** The recovery ladder's attempts of a step (docs/engine.md), shown once it was retried. */
-function Attempts({ step }: { step: Step }) {
-  const attempts = step.attempts ?? [];
+/** The recovery ladder's attempts of a step or of one array task (docs/engine.md), shown
+ * once it was retried. */
+function Attempts({
+  attempts,
+  testId,
+  title = "Attempts",
+}: {
+  attempts: Schemas["AttemptOut"][];
+  testId: string;
+  title?: string;
+}) {
   if (attempts.length < 2) return null;
   return (
-    <div data-testid={`attempts-${step.index}`}>
-      <h3>Attempts</h3>
+    <div data-testid={testId}>
+      <h3>{title}</h3>
       <table>
         <thead>
           <tr>
