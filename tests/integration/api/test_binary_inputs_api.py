@@ -27,7 +27,7 @@ from hpcgate.api.app import create_app
 from hpcgate.db.models import Calculation, CalculationInput, InputBlob, QueueMapping, Step
 from hpcgate.db.models.clusters import AccessMode
 from hpcgate.domain.access import Role
-from hpcgate.domain.states import CalculationState
+from hpcgate.domain.states import CalculationState, StepState
 from hpcgate.settings import InputSettings, Settings
 from tests.helpers.api import auth_headers, new_api_key, new_cluster, new_user
 from tests.helpers.fixtures_path import require_siesta_fixture
@@ -98,9 +98,7 @@ def _post_calculation(
 ) -> httpx.Response:
     parts = [("calculation", (None, json.dumps(body).encode(), "application/json"))]
     parts += [("file", (name, data, "application/octet-stream")) for name, data in files]
-    return http.post(
-        f"{api.base}/calculations/upload", headers=api.headers, files=parts
-    )
+    return http.post(f"{api.base}/calculations/upload", headers=api.headers, files=parts)
 
 
 def test_upload_once_reference_by_hash(api: Api) -> None:
@@ -322,6 +320,24 @@ def test_agent_reads_only_its_clusters_blobs_while_submitting(
     assert http.get(url, headers=api.headers).status_code == 401
     unknown = f"{api.base}/agent/blobs/{'0' * 64}"
     assert http.get(unknown, headers={"X-API-Key": key}).status_code == 404
+    # Running, every step submitted: nothing to stage any more.
+    with Session(isolated_engine) as s:
+        s.execute(
+            update(Calculation)
+            .where(Calculation.id == calc_id)
+            .values(state=CalculationState.RUNNING)
+        )
+        s.execute(update(Step).where(Step.calculation_id == calc_id).values(state=StepState.QUEUED))
+        s.commit()
+    assert http.get(url, headers={"X-API-Key": key}).status_code == 404
+    # A step added to it (adaptive refinement) waits to be submitted: readable again.
+    with Session(isolated_engine) as s:
+        s.execute(
+            update(Step).where(Step.calculation_id == calc_id).values(state=StepState.PLANNED)
+        )
+        s.commit()
+    assert http.get(url, headers={"X-API-Key": key}).status_code == 200
+    assert http.get(url, headers={"X-API-Key": other_key}).status_code == 404
 
 
 def test_identical_uploads_at_once_store_one_row(isolated_engine: Engine, tmp_path: Path) -> None:
