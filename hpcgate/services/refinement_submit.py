@@ -110,7 +110,7 @@ def refining_calculations(s: Session, cluster_ids: Iterable[int]) -> list[int]:
 
 
 _calc, _step = table_of(Calculation), table_of(Step)
-# Every agent pull runs this: Core, built once; driven by ix_steps_cluster_state.
+# Every agent pull runs this: Core, built once (ix_steps_cluster_state, calculations.state).
 _REFINABLE = (
     select(_calc.c.id)
     .where(
