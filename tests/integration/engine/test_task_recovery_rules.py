@@ -1,0 +1,129 @@
+"""The per-task recovery ladder's decisions on the real PostgreSQL (issue 17), the harvest
+driven directly (``apply_observations``, the code both the worker and the agent reports
+reach), so every rule is checked without waiting for a code to run:
+
+* round 1: a converged task stays, an unconverged one is retried alone (its own changed
+  input, rows per task and per round, the calculation back to SUBMITTING), a task that
+  failed without a recoverable verdict is not retried;
+* round 2: the retried task fails again with ``max_attempts`` 2 reached: it gives up (a
+  timeline line), the step and the calculation fail, the task's last attempt is recorded
+  with its own job id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from hpcgate.db.models import ArrayTask, Calculation, ServiceLog, Step, StepAttempt
+from hpcgate.db.models.clusters import AccessMode
+from hpcgate.db.session import session_scope
+from hpcgate.domain.states import CalculationState, StepState
+from hpcgate.engine.work import StepObservation, TaskObservation
+from hpcgate.services.harvest import apply_observations
+from tests.helpers.engine_env import EngineEnv, engine_env
+
+pytestmark = pytest.mark.integration
+
+H2 = "&control\n  calculation='scf'\n/\n&system\n  ecutwfc=25.0\n/\n&electrons\n/\n"
+UNCONVERGED = {"status": "scf_not_converged"}
+
+
+@pytest.fixture
+def env(tmp_path: Path, postgres_available: str) -> Iterator[EngineEnv]:
+    with engine_env(tmp_path, "hpcgate_task_rules") as e:
+        yield e
+
+
+def _queued(env: EngineEnv, calc_id: int, job: str) -> Step:
+    """The step as the dispatcher leaves it: queued under ``job``."""
+    with session_scope(env.factory) as s:
+        s.execute(update(Step).where(Step.calculation_id == calc_id)
+                  .values(state=StepState.QUEUED, scheduler_job_id=job))  # fmt: skip
+        s.execute(update(Calculation).where(Calculation.id == calc_id)
+                  .values(state=CalculationState.SUBMITTED))  # fmt: skip
+    (step,) = env.steps(calc_id)
+    return step
+
+
+def _report(env: EngineEnv, cid: int, obs: StepObservation) -> None:
+    with session_scope(env.factory) as s:
+        apply_observations(s, cid, [obs], lost_after=3, settings=env.settings)
+
+
+def _tasks(env: EngineEnv, step_id: int) -> dict[int, tuple[StepState, int, str | None]]:
+    with session_scope(env.factory) as s:
+        rows = s.scalars(select(ArrayTask).where(ArrayTask.step_id == step_id))
+        return {t.task_index: (t.state, t.attempt, t.verdict) for t in rows}
+
+
+def _rows(
+    env: EngineEnv, step_id: int
+) -> list[tuple[int | None, int, str, str | None, str | None]]:
+    with session_scope(env.factory) as s:
+        rows = s.scalars(
+            select(StepAttempt)
+            .where(StepAttempt.step_id == step_id)
+            .order_by(StepAttempt.task_index.nulls_first(), StepAttempt.attempt)
+        )
+        return [(r.task_index, r.attempt, r.state, r.verdict, r.scheduler_job_id) for r in rows]
+
+
+def test_tasks_are_retried_alone_and_give_up_on_their_own(env: EngineEnv, tmp_path: Path) -> None:
+    scratch = str(tmp_path / "scratch")
+    cid = env.add_cluster("rules", scheduler="local", access_mode=AccessMode.LOCAL,
+                          scratch_root=scratch, queues={"default": "local"})  # fmt: skip
+    calc_id = env.create(
+        name="H2 sweep", cluster_id=cid, logical_queue="default", code="qe",
+        configuration={
+            "kind": "sweep", "inputs": {"pw.in": H2}, "recovery": {"max_attempts": 2},
+            "variants": [{"label": f"v{i}", "parameters": {"system.ecutwfc": 25 + i}}
+                         for i in range(3)],
+        },
+    )  # fmt: skip
+    step = _queued(env, calc_id, "L1")
+    _report(env, cid, StepObservation(step.id, StepState.FAILED, tasks=(
+        TaskObservation(0, StepState.FINISHED, exit_code=0, validation={"status": "converged"}),
+        TaskObservation(1, StepState.INVALID, exit_code=3, validation=UNCONVERGED),
+        TaskObservation(2, StepState.FAILED, exit_code=1),
+    )))  # fmt: skip
+
+    (step,) = env.steps(calc_id)
+    assert env.calc(calc_id).state is CalculationState.SUBMITTING
+    assert (step.state, step.attempt, step.scheduler_job_id) == (StepState.PLANNED, 2, None)
+    assert step.spec["array_indices"] == [1]
+    assert step.spec["attempt_inherit"]["per_task"] is True
+    assert (step.workdir or "").endswith(".a2")
+    assert "electron_maxstep" in step.spec["files"]["task-1/pw.in"]
+    assert "electron_maxstep" not in step.spec["files"]["task-0/pw.in"]
+    assert _tasks(env, step.id) == {
+        0: (StepState.FINISHED, 1, "converged"),
+        1: (StepState.PLANNED, 2, None),
+        2: (StepState.FAILED, 1, None),  # no recoverable verdict: not retried
+    }
+    assert _rows(env, step.id) == [
+        (None, 1, "failed", None, "L1"),
+        (None, 2, "planned", None, None),
+        (1, 1, "invalid", "scf_not_converged", "L1_1"),
+        (1, 2, "planned", None, None),
+    ]
+
+    step = _queued(env, calc_id, "M2")  # the round's job; tasks 0 and 2 stay settled
+    _report(env, cid, StepObservation(step.id, StepState.FAILED, tasks=(
+        TaskObservation(1, StepState.INVALID, exit_code=3, validation=UNCONVERGED),
+    )))  # fmt: skip
+
+    (step,) = env.steps(calc_id)
+    assert step.state is StepState.FAILED
+    assert step.attempt == 2
+    assert env.calc(calc_id).state is CalculationState.FAILED
+    assert _tasks(env, step.id)[1] == (StepState.INVALID, 2, "scf_not_converged")
+    assert _rows(env, step.id)[-1] == (1, 2, "invalid", "scf_not_converged", "M2_1")
+    with session_scope(env.factory) as s:
+        lines = [m for m in s.scalars(select(ServiceLog.message)
+                 .where(ServiceLog.calculation_id == calc_id)) if " recovery: " in m]  # fmt: skip
+    assert len([m for m in lines if "task 1 (v1) scf_not_converged: attempt 2" in m]) == 1
+    assert len([m for m in lines if "task 1 (v1) gives up after attempt 2" in m]) == 1
