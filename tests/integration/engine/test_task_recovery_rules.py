@@ -7,11 +7,18 @@ reach), so every rule is checked without waiting for a code to run:
   failed without a recoverable verdict is not retried;
 * round 2: the retried task fails again with ``max_attempts`` 2 reached: it gives up (a
   timeline line), the step and the calculation fail, the task's last attempt is recorded
-  with its own job id.
+  with its own job id;
+* the process applying round 1 is SIGKILLed after the decision was flushed, before the
+  commit (crash point ``after_retry_decided``): nothing of it survives, and the same report
+  applied again decides the round once.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +35,7 @@ from tests.helpers.engine_env import EngineEnv, engine_env
 
 pytestmark = pytest.mark.integration
 
+REPO = Path(__file__).resolve().parents[3]
 H2 = "&control\n  calculation='scf'\n/\n&system\n  ecutwfc=25.0\n/\n&electrons\n/\n"
 UNCONVERGED = {"status": "scf_not_converged"}
 
@@ -127,3 +135,46 @@ def test_tasks_are_retried_alone_and_give_up_on_their_own(env: EngineEnv, tmp_pa
                  .where(ServiceLog.calculation_id == calc_id)) if " recovery: " in m]  # fmt: skip
     assert len([m for m in lines if "task 1 (v1) scf_not_converged: attempt 2" in m]) == 1
     assert len([m for m in lines if "task 1 (v1) gives up after attempt 2" in m]) == 1
+
+
+def _round_one(step_id: int) -> StepObservation:
+    return StepObservation(step_id, StepState.FAILED, tasks=(
+        TaskObservation(0, StepState.FINISHED, exit_code=0, validation={"status": "converged"}),
+        TaskObservation(1, StepState.INVALID, exit_code=3, validation=UNCONVERGED),
+    ))  # fmt: skip
+
+
+def test_a_harvest_killed_while_deciding_a_round_leaves_nothing(
+    env: EngineEnv, tmp_path: Path
+) -> None:
+    scratch = str(tmp_path / "scratch")
+    cid = env.add_cluster("crash", scheduler="local", access_mode=AccessMode.LOCAL,
+                          scratch_root=scratch, queues={"default": "local"})  # fmt: skip
+    calc_id = env.create(
+        name="H2 sweep", cluster_id=cid, logical_queue="default", code="qe",
+        configuration={"kind": "sweep", "inputs": {"pw.in": H2},
+                       "variants": [{"label": "a"}, {"label": "b"}]},
+    )  # fmt: skip
+    step = _queued(env, calc_id, "L7")
+    report = json.dumps(_round_one(step.id).to_dict())
+    cmd = [sys.executable, "-m", "tests.helpers.crash_apply", env.url, str(tmp_path), str(cid),
+           report]  # fmt: skip
+    crashed = subprocess.run(
+        cmd, cwd=REPO, env={**os.environ, "HPCGATE_FAULT_CRASH_AT": "after_retry_decided"},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert crashed.returncode == -9, crashed.stderr[-2000:]
+    (after,) = env.steps(calc_id)
+    assert (after.state, after.attempt, after.scheduler_job_id) == (StepState.QUEUED, 1, "L7")
+    assert _rows(env, step.id) == []
+    assert _tasks(env, step.id) == {
+        0: (StepState.PLANNED, 1, None),
+        1: (StepState.PLANNED, 1, None),
+    }
+
+    _report(env, cid, StepObservation.from_dict(json.loads(report)))  # the next harvest
+    (after,) = env.steps(calc_id)
+    assert (after.state, after.attempt, after.spec["array_indices"]) == (StepState.PLANNED, 2, [1])
+    assert [r[:2] for r in _rows(env, step.id)] == [(None, 1), (None, 2), (1, 1), (1, 2)]
+    _report(env, cid, StepObservation.from_dict(json.loads(report)))  # a stale repeat: ignored
+    assert [r[:2] for r in _rows(env, step.id)] == [(None, 1), (None, 2), (1, 1), (1, 2)]
