@@ -32,7 +32,7 @@ from hpcgate.engine.heartbeat import collect_sample
 from hpcgate.engine.live_usage import with_live_usage
 from hpcgate.engine.observe import observe
 from hpcgate.engine.submission import submit_calculation
-from hpcgate.engine.work import ActiveStep, CalculationWork, for_dispatcher
+from hpcgate.engine.work import ActiveStep, CalculationWork, StepObservation, for_dispatcher
 from hpcgate.metrics.exporter import timed, timed_tick
 from scheduler_adapters.base import SchedulerAdapter
 from scheduler_adapters.environment import command_environment
@@ -52,6 +52,16 @@ def next_due(now: float, interval: float, jitter: float, rng: random.Random | No
     """
     factor = (rng or random).uniform(1 - jitter, 1 + jitter) if jitter else 1.0
     return now + interval * factor
+
+
+def _seen(o: StepObservation) -> tuple[object, ...]:
+    """What a harvest woken by a job's end compares: the states, not the live figures."""
+    return (
+        o.state,
+        o.native_state,
+        o.exit_code,
+        tuple((t.task_index, t.state, t.native_state, t.exit_code) for t in o.tasks),
+    )
 
 
 class Agent:
@@ -86,6 +96,7 @@ class Agent:
         # The end-spool thread harvests too: one tick at a time touches the scheduler.
         self._work_lock = threading.RLock()
         self._active_jobs: set[str] = set()  # jobs the last harvest saw still in the queue
+        self._reported: dict[int, tuple[object, ...]] = {}  # what each step last showed
         self._long_poll = False  # the API honours pull?wait= (servers older than 16 do not)
         # The agent's own log lines, buffered on disk; shipped with the heartbeats.
         self.log_buffer: LogBuffer | None = None
@@ -181,21 +192,29 @@ class Agent:
                 log.warning("calculation %s deferred: %s", work.calculation_id, outcome.deferred)
         return bool(outcomes)
 
-    def harvest(self) -> int:
-        """Observe the active steps and report what changed.
+    def harvest(self, full: bool = True) -> int:
+        """Observe the active steps and report them.
 
         The list comes from the last pull when no harvest has used it yet (it was read after
         every earlier report), otherwise from GET /agent/active-steps: with the default
         intervals that halves the requests each agent makes.
+
+        The periodic harvest (``full``) reports every step with its live sample: the safety
+        net, the resource graphs and the count of polls a job was not seen. A harvest woken
+        by a job's end reports only the steps whose state changed since the last report: a
+        burst of N ends otherwise sends N reports of every active step (quadratic work on the
+        API, issue 16), and counts an unseen job once per end instead of once per poll.
         """
         with self._work_lock:
             steps, self._pulled_steps = self._pulled_steps, None
             if steps is None:
                 steps = self.client.active_steps()
-            observations = (
-                with_live_usage(self.adapter, steps, observe(self.adapter, steps)) if steps else []
-            )
-            cancels = self.client.report_observations(observations) if observations else []
+            observations = observe(self.adapter, steps) if steps else []
+            if full and observations:
+                observations = with_live_usage(self.adapter, steps, observations)
+            report = [o for o in observations if full or self._reported.get(o.step_id) != _seen(o)]
+            cancels = self.client.report_observations(report) if report else []
+            self._reported = {o.step_id: _seen(o) for o in observations}
             job_of_step = {s.step_id: s.scheduler_job_id for s in steps or ()}
             self._active_jobs = {
                 job_of_step.get(o.step_id, "") for o in observations if o.still_active
@@ -215,7 +234,7 @@ class Agent:
                 if not spool.due(announced):
                     continue
                 with self._work_lock:
-                    self.harvest()
+                    self.harvest(full=False)
                     active = set(self._active_jobs)
                 spool.settle(announced, active)
             except ApiUnavailable as exc:

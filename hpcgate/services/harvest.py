@@ -125,8 +125,19 @@ def apply_observations(
     touched: set[int] = set()
     settled: set[int] = set()  # calculations with a step that ended this tick
     cancels: list[str] = []
+    # One statement locks every reported step, in id order (the order every writer takes
+    # them), instead of one round trip per step: a report covers every active step.
+    locked = {
+        st.id: st
+        for st in s.scalars(
+            select(Step)
+            .where(Step.id.in_({o.step_id for o in observations}))
+            .order_by(Step.id)
+            .with_for_update()
+        )
+    }
     for obs in sorted(observations, key=lambda o: o.step_id):  # parents before dependents
-        step = s.get(Step, obs.step_id, with_for_update=True)
+        step = locked.get(obs.step_id)
         if step is None or step.cluster_id != cluster_id or step.state not in ACTIVE:
             continue  # stale report (e.g. the user cancelled meanwhile)
         touched.add(step.calculation_id)

@@ -71,10 +71,10 @@ def test_the_agent_long_polls_and_harvests_from_the_end_spool(
         harvests = 0
         plain_harvest = agent.harvest
 
-        def counted() -> int:
+        def counted(full: bool = True) -> int:
             nonlocal harvests
             harvests += 1
-            return plain_harvest()
+            return plain_harvest(full)
 
         agent.harvest = counted  # type: ignore[method-assign]
         stop = threading.Event()

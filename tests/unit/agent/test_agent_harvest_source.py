@@ -94,3 +94,51 @@ def test_an_older_server_without_the_list_means_asking(
     agent.pull_and_submit()
     agent.harvest()
     assert client.calls == ["pull", "active-steps"]
+
+
+def test_an_end_woken_harvest_reports_only_changed_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job's end wakes a harvest of every active step; only steps whose state changed are
+    reported (a burst of ends would otherwise resend every step per end). The periodic
+    harvest reports them all, with their live samples."""
+    from hpcgate.domain.states import StepState
+    from hpcgate.engine.work import StepObservation
+
+    steps = [dict(STEP, step_id=i, scheduler_job_id=str(100 + i)) for i in (1, 2, 3)]
+    states = {1: StepState.RUNNING, 2: StepState.RUNNING, 3: StepState.QUEUED}
+
+    class Client(FakeClient):
+        def __init__(self) -> None:
+            super().__init__({})
+            self.reports: list[list[int]] = []
+
+        def active_steps(self) -> list[ActiveStep]:
+            return [ActiveStep.from_dict(s) for s in steps]
+
+        def report_observations(self, observations: list[Any]) -> list[str]:
+            self.reports.append([o.step_id for o in observations])
+            return []
+
+    sampled: list[int] = []
+
+    def fake_observe(adapter: Any, active: list[ActiveStep]) -> list[StepObservation]:
+        return [StepObservation(step_id=s.step_id, state=states[s.step_id]) for s in active]
+
+    def fake_live(adapter: Any, active: Any, obs: list[StepObservation]) -> Any:
+        sampled.append(len(obs))
+        return obs
+
+    monkeypatch.setattr(loop, "observe", fake_observe)
+    monkeypatch.setattr(loop, "with_live_usage", fake_live)
+    client = Client()
+    agent = _agent(client, tmp_path)
+    agent.harvest()  # periodic: all three, sampled
+    states[2] = StepState.FINISHED
+    agent.harvest(full=False)  # woken by step 2's end
+    agent.harvest(full=False)  # nothing new
+    states[3] = StepState.RUNNING
+    agent.harvest(full=False)
+    agent.harvest()  # periodic again: everything
+    assert client.reports == [[1, 2, 3], [2], [3], [1, 2, 3]]
+    assert sampled == [3, 3]
