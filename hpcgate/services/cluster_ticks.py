@@ -20,7 +20,7 @@ from hpcgate.db.session import session_scope
 from hpcgate.engine.heartbeat import collect_sample
 from hpcgate.engine.live_usage import with_live_usage
 from hpcgate.engine.observe import observe
-from hpcgate.engine.work import ActiveStep
+from hpcgate.engine.work import ActiveStep, StepObservation
 from hpcgate.logging import bind_context
 from hpcgate.services.cluster_health import mark_heard, record_cluster_sample
 from hpcgate.services.connections import ClusterConnections
@@ -65,8 +65,12 @@ def harvest_cluster(
     connections: ClusterConnections,
     settings: Settings,
     cluster_id: int,
+    full: bool = True,
 ) -> None:
-    """Disabled clusters are still harvested: maintenance stops new work, not running work."""
+    """Disabled clusters are still harvested: maintenance stops new work, not running work.
+
+    ``full=False`` (a harvest woken by a job's end, ``services/end_watch.py``) applies only
+    what changed and takes no live samples: see ``changed_observations``."""
     with session_scope(factory) as s:
         cluster = s.get(Cluster, cluster_id)
         if cluster is None:
@@ -87,7 +91,11 @@ def harvest_cluster(
             observations = [
                 o
                 for adapter, group in groups
-                for o in with_live_usage(adapter, group, observe(adapter, group))
+                for o in (
+                    with_live_usage(adapter, group, observe(adapter, group))
+                    if full
+                    else changed_observations(group, observe(adapter, group))
+                )
             ]
         except SchedulerError as exc:
             log.warning("harvest of %s failed (jobs left as they are): %s", name, exc.message)
@@ -108,6 +116,21 @@ def harvest_cluster(
                     acknowledge_cancellations(s, [sid for sid, _ in cancels])
             except SchedulerError as exc:
                 log.warning("cancelling %s failed, will retry: %s", cancels, exc.message)
+
+
+def changed_observations(
+    steps: list[ActiveStep], observations: list[StepObservation]
+) -> list[StepObservation]:
+    """What a harvest woken by a job's end applies: steps whose state changed (and arrays,
+    whose tasks may have). A burst of N ends would otherwise apply every active step N
+    times (issue 16); a job not seen is counted towards LOST by the periodic harvest only,
+    once per poll as ``lost_after_ticks`` means."""
+    state = {st.step_id: st.state for st in steps}
+    return [
+        o
+        for o in observations
+        if o.state is not None and (o.tasks or o.state is not state.get(o.step_id))
+    ]
 
 
 def _group_by_owner_account(

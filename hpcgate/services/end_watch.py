@@ -124,7 +124,9 @@ class EndWatcher:
             with try_advisory_lock(self.engine, NS_CLUSTER_HARVEST, cluster_id) as got:
                 if not got:
                     continue  # the periodic harvest is on it; look again next turn
-                harvest_cluster(self.factory, self.connections, self.settings, cluster_id)
+                harvest_cluster(
+                    self.factory, self.connections, self.settings, cluster_id, full=False
+                )
                 with session_scope(self.factory) as s:
                     active = {st.scheduler_job_id for st in watched_steps(s, cluster_id).active}
             self.harvests += 1
