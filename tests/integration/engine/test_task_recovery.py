@@ -9,6 +9,7 @@ back through the API (``GET /steps/{id}``). Attempts are counted, never timed.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -162,3 +163,66 @@ def test_sweep_retries_only_the_unconverged_task(env: EngineEnv, tmp_path: Path)
     assert shown[0]["verdict"] == "scf_not_converged"
     assert shown[-1]["state"] == "finished"
     assert shown[-1]["scheduler_job_id"] == f"{step.scheduler_job_id}_1"
+
+
+def test_agent_mode_retries_the_unconverged_task(env: EngineEnv, tmp_path: Path) -> None:
+    """The real agent (thread) and the real API: the round travels as a work item with its
+    indices, the agent submits it and reports its tasks; the sweep completes."""
+    import threading
+
+    from hpcgate.agent.config import AgentConfig
+    from hpcgate.agent.loop import Agent
+    from hpcgate.api.app import create_app
+    from hpcgate.domain.access import ApiKeyOwner
+    from hpcgate.services.api_keys import create_api_key
+    from tests.helpers.engine_env import terminal
+    from tests.helpers.live_api import live_server
+
+    tools = require_siesta()
+    scratch = tmp_path / "scratch"
+    name = f"task-agent-{uuid.uuid4().hex[:6]}"
+    cid = env.add_cluster(name, scheduler="slurm", access_mode=AccessMode.AGENT,
+                          scratch_root=str(scratch))  # fmt: skip
+    with session_scope(env.factory) as s:
+        _, key = create_api_key(s, owner_kind=ApiKeyOwner.CLUSTER, name="a", cluster_id=cid)
+    calc_id = env.create(
+        name="H2O sweep via the agent", cluster_id=cid, logical_queue="default", code="siesta",
+        configuration={
+            "kind": "sweep", "inputs": siesta_case("h2o", tools), "main_input": "h2o.fdf",
+            "resources": {"tasks": 1, "walltime_s": 300},
+            "variants": [{"label": "capped", "parameters": {"MaxSCFIterations": 3}},
+                         {"label": "plain", "parameters": {}}],
+        },
+    )  # fmt: skip
+    app = create_app(env.settings, engine=env.engine)
+    stop = threading.Event()
+    with live_server(app) as base:
+        agent = Agent(AgentConfig(
+            api_url=base, api_key=key, cluster=name, name="task-agent",
+            scratch_root=scratch, state_dir=tmp_path / "state",
+            intervals={"pull_s": 1, "harvest_s": 1, "heartbeat_s": 3600, "cleanup_s": 3600,
+                       "pull_wait_s": 0, "jitter": 0},
+        ))  # fmt: skip
+        thread = threading.Thread(target=agent.run, args=(stop,), daemon=True)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 300
+            while not terminal(env.calc(calc_id).state):
+                assert time.monotonic() < deadline, "agent mode: the sweep did not settle"
+                time.sleep(1)
+        finally:
+            stop.set()
+            thread.join(60)
+    (step,) = env.steps(calc_id)
+    with session_scope(env.factory) as s:
+        tasks = {
+            t.task_index: (t.state, t.attempt)
+            for t in s.scalars(select(ArrayTask).where(ArrayTask.step_id == step.id))
+        }
+    assert env.calc(calc_id).state is CalculationState.COMPLETED, (step.state_reason, tasks)
+    assert tasks[1] == (StepState.FINISHED, 1)
+    assert tasks[0] == (StepState.FINISHED, step.attempt)
+    assert step.attempt >= 2
+    assert step.spec["array_indices"] == [0]
+    out = Path(step.workdir or "") / "task-0" / "h2o.out"
+    assert DM_READ_MARKER in out.read_text(errors="replace")
