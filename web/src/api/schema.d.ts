@@ -3191,6 +3191,13 @@ export interface components {
                 [key: string]: unknown;
             }[];
             /**
+             * Refinements
+             * @description Running calculations (work items, as in 'calculations') with steps added by refinement to submit now, each step on its own (engine/added_steps.py); the calculation's state is not reported.
+             */
+            refinements?: {
+                [key: string]: unknown;
+            }[];
+            /**
              * Output Requests
              * @description Raw-output fetches to answer now (list or read a file of a step's directory): POST /agent/output-requests/{id}/result or PUT .../content.
              */
