@@ -420,8 +420,8 @@ def main() -> None:
                 pids = {"api": api.pid, "worker": worker.pid}
                 if agent is not None:
                     pids["agent"] = agent.pid
-                for n in args.n:
-                    raw_dir = tmp / f"raw-{n}"
+                for run, n in enumerate(args.n):  # an N may repeat (--n 100 100 100)
+                    raw_dir = tmp / f"raw-{run}-{n}"
                     raw_dir.mkdir()
                     before = os.times()
                     floor = raw_loop(n, raw_dir)
