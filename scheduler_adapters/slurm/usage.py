@@ -66,4 +66,23 @@ def optional_usage_of(row: Mapping[str, str]) -> dict[str, Any]:
     try:
         return usage_of(row)
     except OutputParseError:
-        return {"alloc_cpus": None, "core_seconds": None, "req_mem_kb": None}
+        pass
+    # One odd column (sacct 22.05 also prints ReqMem as NO_VAL64, ``18446744073709551616.00``,
+    # on some reads) costs only that column: each is read on its own.
+    try:
+        cpus = _count(row.get("AllocCPUS", ""), "AllocCPUS")
+    except OutputParseError:
+        cpus = None
+    try:
+        raw = _count(row.get("CPUTimeRAW", ""), "CPUTimeRAW")
+    except OutputParseError:
+        raw = None
+    try:
+        mem = parse_req_mem_kb(row.get("ReqMem", ""), cpus)
+    except OutputParseError:
+        mem = None
+    return {
+        "alloc_cpus": cpus,
+        "core_seconds": None if raw is None else float(raw),
+        "req_mem_kb": mem,
+    }

@@ -110,7 +110,14 @@ def test_molecule_register_view_compare_and_report(page: Any, stack: Stack) -> N
     page.click("[data-nav=Molecules]")
     row = page.wait_for_selector(f"[data-testid=molecule-list] tr[data-molecule='{name}']")
     assert "H2O" in row.inner_text()
-    assert page.inner_text(f"[data-testid=calc-count-{molecule_id}]") == "2"
+    # The list may first show what the portal loaded before the calculations were created
+    # through the API (it was fresh, so not refetched on the way back); it refreshes itself
+    # while open: the count must arrive.
+    page.wait_for_function(
+        "id => document.querySelector(`[data-testid=calc-count-${id}]`)?.textContent === '2'",
+        arg=molecule_id,
+        timeout=30_000,
+    )
     shot(page, "21-molecules")
 
     # The molecule's page: 3D view, its calculations (links), the comparison.

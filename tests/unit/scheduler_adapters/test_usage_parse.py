@@ -12,7 +12,7 @@ from scheduler_adapters.errors import OutputParseError
 from scheduler_adapters.pbs import usage as pbs_usage
 from scheduler_adapters.slurm import parse
 from scheduler_adapters.slurm.commands import SACCT_BASE_FIELDS, SACCT_FIELDS, SEP
-from scheduler_adapters.slurm.usage import parse_req_mem_kb, usage_of
+from scheduler_adapters.slurm.usage import optional_usage_of, parse_req_mem_kb, usage_of
 
 # A 2-CPU job as Slurm 22.05 prints it with our --format (the cluster in scripts/services).
 ROW = SEP.join(
@@ -42,11 +42,11 @@ def test_rows_without_usage_columns_still_parse() -> None:
 
 def test_an_odd_usage_column_keeps_the_job_state() -> None:
     """sacct 22.05 prints ``ReqMem`` ``16?`` on some allocation rows: the record's state
-    still arrives (a harvest must not stop on an optional column), its usage is unknown."""
+    still arrives (a harvest must not stop on an optional column); only that column is unknown."""
     odd = SEP.join([*ROW.split(SEP)[:-1], "16?"])
     [rec] = parse.parse_sacct(odd + "\n" + STEP)
     assert rec.native_state == "COMPLETED"
-    assert (rec.alloc_cpus, rec.core_seconds, rec.req_mem_kb) == (None, None, None)
+    assert (rec.alloc_cpus, rec.core_seconds, rec.req_mem_kb) == (2, 6.0, None)
 
 
 @pytest.mark.parametrize(
@@ -131,3 +131,14 @@ def test_pbs_usage_is_walltime_times_cpus() -> None:
 def test_pbs_usage_never_raises(attrs: dict[str, str], walltime: float | None) -> None:
     out = pbs_usage.usage_of(_getter(attrs), walltime)
     assert out["alloc_cpus"] is None or out["alloc_cpus"] > 0
+
+
+@pytest.mark.parametrize("odd", ["16?", "18446744073709551616.00", "lots"])
+def test_an_odd_reqmem_costs_only_that_column(odd: str) -> None:
+    """sacct 22.05 prints ReqMem oddly on some reads (``16?``, NO_VAL64 as a float): the
+    allocation's CPUs and core-seconds are still known."""
+    row = {"AllocCPUS": "2", "CPUTimeRAW": "14", "ReqMem": odd}
+    assert optional_usage_of(row) == {"alloc_cpus": 2, "core_seconds": 14.0, "req_mem_kb": None}
+    assert optional_usage_of({**row, "ReqMem": "512M"})["req_mem_kb"] == 512 * 1024
+    assert optional_usage_of({**row, "AllocCPUS": "x", "ReqMem": "1000Mc"}) == {
+        "alloc_cpus": None, "core_seconds": 14.0, "req_mem_kb": 1000 * 1024}  # fmt: skip

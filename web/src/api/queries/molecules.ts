@@ -11,6 +11,9 @@ export function useMolecules() {
   return useQuery({
     queryKey: keys.molecules.list(),
     queryFn: ({ signal }) => api.get("/molecules", { query: { limit: 500 }, signal }),
+    // Calculations are created from elsewhere too (the CLI, scripts): the counts stay live
+    // while the list is open (paused while the tab is hidden).
+    refetchInterval: 10_000,
   });
 }
 
