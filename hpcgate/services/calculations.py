@@ -309,7 +309,14 @@ def set_priority(session: Session, calc_id: int, priority: int) -> Calculation:
 
 
 def request_cancel(session: Session, calc_id: int, user: User) -> tuple[Calculation, list[str]]:
-    """Mark the calculation cancelled; return the scheduler ids the dispatcher must cancel."""
+    """Mark the calculation cancelled; return the scheduler ids the dispatcher must cancel.
+
+    Its steps are locked before the calculation, in id order: the order of every other writer
+    of both (the harvest, the dispatcher's step store). Calculation first deadlocked with a
+    harvest or submission of the same calculation."""
+    session.scalars(
+        select(Step).where(Step.calculation_id == calc_id).order_by(Step.id).with_for_update()
+    ).all()
     calc = _locked(session, calc_id)
     ensure_may_change(calc, user, Action.CALCULATION_CANCEL)
     if calc.state in (
