@@ -49,6 +49,7 @@ from hpcgate.services.prepare_inputs import (
     resolve_analyses,
 )
 from hpcgate.services.recovery import check_recovery
+from hpcgate.services.row_locks import lock_calculation_with_steps
 from hpcgate.services.stall import check_stall_config
 from hpcgate.services.start_from import check_start_from
 from hpcgate.services.wakeup import notify_work
@@ -311,13 +312,10 @@ def set_priority(session: Session, calc_id: int, priority: int) -> Calculation:
 def request_cancel(session: Session, calc_id: int, user: User) -> tuple[Calculation, list[str]]:
     """Mark the calculation cancelled; return the scheduler ids the dispatcher must cancel.
 
-    Its steps are locked before the calculation, in id order: the order of every other writer
-    of both (the harvest, the dispatcher's step store). Calculation first deadlocked with a
-    harvest or submission of the same calculation."""
-    session.scalars(
-        select(Step).where(Step.calculation_id == calc_id).order_by(Step.id).with_for_update()
-    ).all()
-    calc = _locked(session, calc_id)
+    Steps first, then the calculation (``row_locks``): the other writers' order."""
+    calc = lock_calculation_with_steps(session, calc_id)
+    if calc is None:
+        raise NotFound(f"calculation {calc_id} does not exist")
     ensure_may_change(calc, user, Action.CALCULATION_CANCEL)
     if calc.state in (
         CalculationState.COMPLETED,

@@ -35,6 +35,7 @@ from hpcgate.services.events import calculation_event
 from hpcgate.services.input_blobs import DbBlobFetcher
 from hpcgate.services.job_identity import account_for
 from hpcgate.services.locks import NS_CALCULATION, try_advisory_lock
+from hpcgate.services.row_locks import lock_calculation_with_steps
 from hpcgate.services.work_items import build_work
 from hpcgate.settings import Settings
 
@@ -113,7 +114,7 @@ def apply_submitted(s: Session, calculation_id: int, settings: Settings) -> None
 
 
 def apply_submit_failed(s: Session, calculation_id: int, message: str, settings: Settings) -> None:
-    calc = s.get(Calculation, calculation_id, with_for_update=True)
+    calc = lock_calculation_with_steps(s, calculation_id)  # it fails its steps too
     if calc is None or calc.state is not CalculationState.SUBMITTING:
         return
     calc.state = transition_calculation(calc.state, CalculationState.FAILED)
@@ -277,7 +278,10 @@ def _dispatched_clusters(factory: sessionmaker[Session]) -> set[int]:
 
 
 def _claim_batch(
-    factory: sessionmaker[Session], cluster_ids: set[int], batch: int, claimed_by: str,
+    factory: sessionmaker[Session],
+    cluster_ids: set[int],
+    batch: int,
+    claimed_by: str,
     seen: set[int],
 ) -> dict[int, int]:
     """Claim up to ``batch`` calculations not handled yet in this drain (added to ``seen``):

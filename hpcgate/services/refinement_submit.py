@@ -51,6 +51,7 @@ from hpcgate.services.dispatch import CLAIM_LEASE, DbStepStore
 from hpcgate.services.input_blobs import DbBlobFetcher
 from hpcgate.services.job_identity import account_for
 from hpcgate.services.locks import NS_CALCULATION, try_advisory_lock
+from hpcgate.services.row_locks import lock_calculation_with_steps
 from hpcgate.services.work_items import build_work
 from hpcgate.settings import Settings
 
@@ -76,7 +77,7 @@ class RefinementStore(DbStepStore):
 def refuse_points(s: Session, calculation_id: int, message: str) -> None:
     """The scheduler refused a refinement step for good: its unsubmitted steps fail,
     and the calculation settles when nothing else runs."""
-    calc = s.get(Calculation, calculation_id, with_for_update=True)
+    calc = lock_calculation_with_steps(s, calculation_id)  # steps first: docs/engine.md
     if calc is None or calc.state not in _RUNNING:
         return
     steps = list(s.scalars(select(Step).where(Step.calculation_id == calculation_id)))

@@ -302,3 +302,39 @@ def test_a_spool_entry_is_a_hint_not_a_verdict(env: EngineEnv, tmp_path: Path) -
         assert env.steps(calc_id)[0].state.value in ("queued", "running")
     finally:
         subprocess.run(["scancel", job_id], check=False)
+
+
+def test_a_refused_submission_fails_the_calculation_and_its_steps(
+    env: EngineEnv, tmp_path: Path
+) -> None:
+    """A queue mapped to a partition Slurm does not have: `sbatch` refuses for good, the
+    calculation fails with Slurm's reason and its steps with it (services/dispatch
+    apply_submit_failed, which locks the steps before the calculation: docs/engine.md)."""
+    bad = env.add_cluster(
+        "events-bad-partition",
+        scheduler="slurm",
+        access_mode=AccessMode.LOCAL,
+        scratch_root=str(tmp_path / "scratch"),
+        queues={"default": "no-such-partition"},
+    )
+    calc_id = env.create(
+        name="refused",
+        cluster_id=bad,
+        logical_queue="default",
+        code="generic",
+        configuration={"kind": "chain", "command": ["true"],
+                       "variants": [{"label": "a"}, {"label": "b"}]},
+    )  # fmt: skip
+    conns = ClusterConnections()
+    try:
+        calc = env.run_until_settled(
+            calc_id,
+            lambda: dispatch_tick(env.engine, env.factory, conns, env.settings, claimed_by="t"),
+            timeout=60,
+        )
+    finally:
+        conns.close()
+    assert calc.state is CalculationState.FAILED
+    assert "partition" in (calc.state_reason or "").lower()
+    states = {s.state.value for s in env.steps(calc_id)}
+    assert states <= {"failed", "cancelled"}, states
