@@ -13,8 +13,14 @@ is why no secret is needed and why the directory may be writable by every job ac
 (mode 1733: anyone may create, nobody else may list or delete, like ``/tmp`` without read).
 The job's file is created in its last moments, while the scheduler still counts the job as
 running, so an entry stays until a harvest sees its job settled (or it is ``max_age_s`` old);
-while it waits it is looked at again at most every ``retry_s`` (``due``), so a forged entry
-for a running job costs a handful of harvests, not a stream of them.
+while it waits it is looked at again after ``retry_s``, twice as long after each look that
+settled nothing, up to ``max_retry_s`` (``due``): a scheduler slow to record an end (a busy
+slurmctld or slurmdbd) is still caught through the spool, and a forged entry for a running
+job costs about a dozen harvests over ``max_age_s``, not a stream of them.
+
+The submitter creates the spool next to the first step directory it writes on a runner
+(``prepare_spool``), so even the first job on a fresh scratch finds it when it ends; the
+watcher creates it too, whichever comes first.
 
 ``EndSpool`` reads a spool on this machine (local clusters, the agent); ``RemoteEndSpool``
 one on an SSH cluster, through the runner's ``follow_directory`` stream (one long-lived
@@ -24,11 +30,15 @@ channel, no remote command per look). Both follow the same rules.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
+import weakref
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
 
 SPOOL_DIRNAME = ".ended"
 SPOOL_MODE = 0o1733
@@ -38,21 +48,47 @@ def spool_dir(scratch_root: str | Path) -> Path:
     return Path(scratch_root) / "hpcgate" / SPOOL_DIRNAME
 
 
+_PREPARED: weakref.WeakSet[object] = weakref.WeakSet()  # runners whose spool exists
+
+
+def prepare_spool(runner: Any, workdir: PurePosixPath) -> None:
+    """Create the spool beside a step directory (``<scratch>/hpcgate/<calc>/<step>``) once
+    per runner: one ``mkdir`` for the runner's lifetime. A failure only costs the hint."""
+    if runner in _PREPARED:
+        return
+    path = workdir.parent.parent / SPOOL_DIRNAME
+    try:
+        result = runner.run(["mkdir", "-p", "-m", "1733", "--", str(path)], timeout=30)
+    except Exception as exc:  # the end is still harvested by the periodic tick
+        log.info("end spool %s not created: %s", path, exc)
+        return
+    if result.returncode == 0:
+        _PREPARED.add(runner)
+    else:
+        log.info("end spool %s not created: %s", path, result.stderr.strip()[:200])
+
+
 class EndSpool:
     def __init__(
-        self, scratch_root: str | Path, max_age_s: float = 15.0, retry_s: float = 1.0
+        self,
+        scratch_root: str | Path,
+        max_age_s: float = 120.0,
+        retry_s: float = 1.0,
+        max_retry_s: float = 10.0,
     ) -> None:
         self.path = spool_dir(scratch_root)
         self.max_age_s = max_age_s
         self.retry_s = retry_s
+        self.max_retry_s = max_retry_s
         self._kept: set[str] = set()
         self._kept_at = 0.0
+        self._wait_s = retry_s
 
     def due(self, announced: dict[str, float]) -> bool:
-        """A harvest is due: a new announcement, or kept ones last looked at ``retry_s`` ago."""
+        """A harvest is due: a new announcement, or kept ones last looked at long enough ago."""
         if any(job_id not in self._kept for job_id in announced):
             return True
-        return bool(announced) and time.monotonic() - self._kept_at >= self.retry_s
+        return bool(announced) and time.monotonic() - self._kept_at >= self._wait_s
 
     def ensure(self) -> bool:
         """Create the spool inside an existing ``<scratch_root>/hpcgate`` (never that directory
@@ -92,6 +128,8 @@ class EndSpool:
             else:
                 done.append(job_id)
         self._remove(done)
+        unchanged = not done and set(kept) == self._kept  # this look settled nothing
+        self._wait_s = min(self._wait_s * 2, self.max_retry_s) if unchanged else self.retry_s
         self._kept = set(kept)
         self._kept_at = time.monotonic()
         return kept

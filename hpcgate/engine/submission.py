@@ -29,6 +29,7 @@ from typing import Protocol
 
 from hpcgate.domain.states import StepState, step_settled
 from hpcgate.engine.blobs import BlobCache
+from hpcgate.engine.end_spool import prepare_spool
 from hpcgate.engine.faults import crash_point
 from hpcgate.engine.work import CalculationWork, StepWork
 from scheduler_adapters.base import SchedulerAdapter
@@ -83,6 +84,7 @@ def stage_inputs(adapter: SchedulerAdapter, step: StepWork, blobs: BlobCache | N
     workdir = PurePosixPath(step.workdir)
     for rel, text in sorted(step.files.items()):
         adapter.runner.write_text(_target(workdir, rel), text)
+    prepare_spool(adapter.runner, workdir)
     if step.blobs and blobs is None:
         raise SchedulerError("this dispatcher cannot stage binary inputs", transient=False)
     for rel, sha256 in sorted(step.blobs.items()):

@@ -9,6 +9,7 @@ path fails instead of hanging; nothing here asserts a duration.
 from __future__ import annotations
 
 import shutil
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -72,12 +73,26 @@ def _single(env: EngineEnv, cluster_id: int, command: list[str]) -> int:
     )
 
 
-def _until(what: str, check: Callable[[], bool], timeout: float = 90.0) -> None:
+def _until(what: str, check: Callable[[], bool], timeout: float = 90.0,
+           why: Callable[[], str] | None = None) -> None:  # fmt: skip
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting: {what}")
+            raise AssertionError(f"gave up waiting: {what}" + (f" ({why()})" if why else ""))
         time.sleep(0.05)
+
+
+def _diagnosis(env: EngineEnv, watcher: EndWatcher, cid: int, calc_id: int) -> str:
+    """What a failure needs to be understood: the job in Slurm, the spool, the stream."""
+    job = env.steps(calc_id)[0].scheduler_job_id or ""
+    acct = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "JobID,State,End", "-j", job],
+                          capture_output=True, text=True, timeout=30).stdout.strip()  # fmt: skip
+    queue = subprocess.run(["squeue", "-h", "-o", "%i %T", "-j", job],
+                           capture_output=True, text=True, timeout=30).stdout.strip()  # fmt: skip
+    spool = watcher._clusters().get(cid)
+    listing = spool.stream.names() if isinstance(spool, RemoteEndSpool) else None
+    return (f"step {env.steps(calc_id)[0].state.value}, sacct {acct!r}, squeue {queue!r}, "
+            f"stream listing {listing}, watcher harvests {watcher.harvests}")  # fmt: skip
 
 
 def _spool_entries(conns: ClusterConnections, env: EngineEnv, cid: int, scratch: str
@@ -108,8 +123,10 @@ def test_an_ssh_jobs_end_is_harvested_from_the_streamed_spool(
         dispatch_tick(env.engine, env.factory, conns, env.settings, claimed_by="ssh-ev")
         assert env.steps(first)[0].scheduler_job_id
         _until("completed through the streamed end spool",
-               lambda: env.calc(first).state is CalculationState.COMPLETED)
-        assert watcher.harvests >= 1
+               lambda: env.calc(first).state is CalculationState.COMPLETED,
+               why=lambda: _diagnosis(env, watcher, cid, first))
+        # counted just after the harvest commits; nothing else harvests in this test
+        _until("the watcher counts its harvest", lambda: watcher.harvests >= 1, timeout=10)
         _until("the settled entry is removed remotely",
                lambda: not _spool_entries(conns, env, cid, scratch), timeout=30)
         spool = watcher._clusters()[cid]
@@ -120,7 +137,8 @@ def test_an_ssh_jobs_end_is_harvested_from_the_streamed_spool(
         second = _single(env, cid, ["true"])
         dispatch_tick(env.engine, env.factory, conns, env.settings, claimed_by="ssh-ev")
         _until("the second job completed through the re-opened stream",
-               lambda: env.calc(second).state is CalculationState.COMPLETED)
+               lambda: env.calc(second).state is CalculationState.COMPLETED,
+               why=lambda: _diagnosis(env, watcher, cid, second))
         assert spool.stream.connects > connects  # type: ignore[attr-defined]
     finally:
         watcher.stop()
