@@ -18,7 +18,13 @@ from typing import Any
 
 import httpx
 
-from hpcgate.engine.work import ActiveStep, ClusterSample, StepObservation, StepWork
+from hpcgate.engine.work import (
+    AGENT_FEATURES,
+    ActiveStep,
+    ClusterSample,
+    StepObservation,
+    StepWork,
+)
 from scheduler_adapters.errors import SchedulerError
 
 log = logging.getLogger(__name__)
@@ -72,7 +78,8 @@ class AgentClient:
     # -- work
     def pull(self, agent: str, limit: int = 10, wait: float = 0.0) -> dict[str, Any]:
         """``wait`` > 0: a long-poll; the server answers when work arrives, within ``wait``."""
-        kw: dict[str, Any] = {"json": {"agent": agent, "limit": limit}}
+        body = {"agent": agent, "limit": limit, "features": sorted(AGENT_FEATURES)}
+        kw: dict[str, Any] = {"json": body}
         if wait > 0:
             kw["params"] = {"wait": f"{wait:.1f}"}
             kw["timeout"] = self._http.timeout.read + wait if self._http.timeout.read else None

@@ -32,7 +32,13 @@ from hpcgate.engine.heartbeat import collect_sample
 from hpcgate.engine.live_usage import with_live_usage
 from hpcgate.engine.observe import observe
 from hpcgate.engine.submission import submit_calculation
-from hpcgate.engine.work import ActiveStep, CalculationWork, StepObservation, for_dispatcher
+from hpcgate.engine.work import (
+    ActiveStep,
+    CalculationWork,
+    StepObservation,
+    UnsupportedWork,
+    for_dispatcher,
+)
 from hpcgate.metrics.exporter import timed, timed_tick
 from scheduler_adapters.base import SchedulerAdapter
 from scheduler_adapters.environment import command_environment
@@ -164,14 +170,16 @@ class Agent:
         return brought
 
     def _work_items(self, raws: list[dict[str, Any]]) -> list[CalculationWork]:
-        items = [
-            for_dispatcher(
-                CalculationWork.from_dict(raw),
-                self.config.hpcgate_command,
-                self.config.queue_overrides(),
+        items = []
+        for raw in raws:
+            try:
+                work = CalculationWork.from_dict(raw)
+            except UnsupportedWork as exc:  # a newer service that ignored our features
+                log.error("calculation %s not carried out: %s", raw.get("calculation_id"), exc)
+                continue
+            items.append(
+                for_dispatcher(work, self.config.hpcgate_command, self.config.queue_overrides())
             )
-            for raw in raws
-        ]
         for work in items:  # built here, not in the submitting threads
             self.adapter_for(work.run_as)
         return items

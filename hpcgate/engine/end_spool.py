@@ -54,8 +54,9 @@ _PREPARED: weakref.WeakSet[object] = weakref.WeakSet()  # runners whose spool ex
 def prepare_spool(runner: Any, workdir: PurePosixPath) -> None:
     """Create the spool beside a step directory (``<scratch>/hpcgate/<calc>/<step>``) once
     per runner: one ``mkdir`` for the runner's lifetime. A failure only costs the hint."""
-    if runner in _PREPARED:
-        return
+    with contextlib.suppress(TypeError):  # a runner that cannot be remembered: each time
+        if runner in _PREPARED:
+            return
     path = workdir.parent.parent / SPOOL_DIRNAME
     try:
         result = runner.run(["mkdir", "-p", "-m", "1733", "--", str(path)], timeout=30)
@@ -63,7 +64,8 @@ def prepare_spool(runner: Any, workdir: PurePosixPath) -> None:
         log.info("end spool %s not created: %s", path, exc)
         return
     if result.returncode == 0:
-        _PREPARED.add(runner)
+        with contextlib.suppress(TypeError):
+            _PREPARED.add(runner)
     else:
         log.info("end spool %s not created: %s", path, result.stderr.strip()[:200])
 

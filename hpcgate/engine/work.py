@@ -6,12 +6,27 @@ Work items go out; typed observations and heartbeat samples come back. States ar
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import PurePosixPath
 from typing import Any
 
 from hpcgate.domain.states import StepState
 from scheduler_adapters.types import ArraySpec, JobSpec, Resources
+
+#: What an agent of this version understands beyond the first protocol. It sends them with
+#: every pull, and the service hands an agent only work it can carry out as meant (an
+#: upgrade is rarely done on the service and every login node at once). A new field whose
+#: omission would change what runs gets a name here, in ``_STEP_FEATURES`` and in the
+#: service's check (``required_features``).
+AGENT_FEATURES = frozenset({"array_indices", "withdrawn_jobs", "refinements"})
+
+# StepWork fields an older agent does not know, and the feature each needs when not empty.
+_STEP_FEATURES = {"array_indices": "array_indices", "withdrawn_jobs": "withdrawn_jobs"}
+
+
+class UnsupportedWork(ValueError):
+    """A work item with fields this agent does not know: carried out without them, it would
+    run something else than what was asked, so it is not carried out at all."""
 
 
 @dataclass(frozen=True)
@@ -66,12 +81,21 @@ class StepWork:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StepWork:
+        unknown = sorted(set(data) - _STEP_FIELDS)
+        if unknown:
+            raise UnsupportedWork(
+                f"step {data.get('index')} has fields this agent does not know: "
+                f"{', '.join(unknown)} (upgrade the agent)"
+            )
         data = dict(data)
         data["parents"] = tuple(data.get("parents", ()))
         data["array_indices"] = tuple(data.get("array_indices", ()))
         data["withdrawn_jobs"] = tuple(data.get("withdrawn_jobs", ()))
         data["state"] = StepState(data.get("state", StepState.PLANNED))
         return cls(**data)
+
+
+_STEP_FIELDS = frozenset(f.name for f in fields(StepWork))
 
 
 @dataclass(frozen=True)
@@ -84,7 +108,23 @@ class CalculationWork:
     run_as: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Feature fields are left out where empty, so an agent that predates them can still
+        read ordinary work (and is never handed the rest: ``required_features``)."""
+        data = asdict(self)
+        for step in data["steps"]:
+            for name in _STEP_FEATURES:
+                if not step[name]:
+                    del step[name]
+        return data
+
+    def required_features(self) -> frozenset[str]:
+        """What an agent must understand to carry this work out as meant."""
+        return frozenset(
+            feature
+            for step in self.steps
+            for name, feature in _STEP_FEATURES.items()
+            if getattr(step, name)
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CalculationWork:

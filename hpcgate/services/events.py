@@ -12,19 +12,27 @@ from hpcgate.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def calculation_event(
-    s: Session, calc: Calculation, event: str, message: str, *, level: str, settings: Settings
-) -> None:
+def timeline_line(
+    s: Session, calc: Calculation, event: str, message: str, *, level: str = "info",
+    **context: object,
+) -> None:  # fmt: skip
+    """A line of the calculation's log feed (its timeline), and no mail."""
     s.add(
         ServiceLog(
             source="engine",
-            level="error" if level == "error" else "info",
+            level=level,
             message=f"calculation {calc.id} ({calc.name}) {event}: {message}"[:8000],
             calculation_id=calc.id,
             cluster_id=calc.cluster_id,
-            context={"event": event},
+            context={"event": event, **context},
         )
     )
+
+
+def calculation_event(
+    s: Session, calc: Calculation, event: str, message: str, *, level: str, settings: Settings
+) -> None:
+    timeline_line(s, calc, event, message, level="error" if level == "error" else "info")
     from hpcgate.services.notify import notify_calculation_event
 
     notify_calculation_event(s, calc, event, message, level=level, settings=settings)

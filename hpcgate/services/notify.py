@@ -7,7 +7,7 @@ Who gets a calculation event:
 - every admin, always;
 - never a blocked user; one mail per address even if the owner is an admin.
 
-Cluster events (``cluster_offline``) go to admins only.
+Cluster events (``cluster_offline``, ``agent_too_old``) go to admins only.
 
 The rows are added to ``notification_outbox`` with the caller's session and flushed, not
 committed: the mail exists if and only if the state change that caused it is committed (the
@@ -52,6 +52,7 @@ CALCULATION_EVENTS: dict[str, EventKind] = {
 }
 CLUSTER_EVENTS: dict[str, EventKind] = {
     "cluster_offline": EventKind("went offline", NotifyLevel.ERROR),
+    "agent_too_old": EventKind("has an agent too old for some work", NotifyLevel.ERROR),
 }
 MAX_MESSAGE = 8000
 

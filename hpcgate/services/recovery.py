@@ -42,7 +42,6 @@ from hpcgate.db.models import (
     Calculation,
     Cluster,
     QueueMapping,
-    ServiceLog,
     Step,
     StepAttempt,
     StepEdge,
@@ -53,6 +52,7 @@ from hpcgate.engine.observe import TIMEOUT_REASON
 from hpcgate.engine.work import StepObservation, TaskObservation
 from hpcgate.errors import InvalidInput
 from hpcgate.metrics.registry import RECOVERY_ATTEMPTS
+from hpcgate.services.events import timeline_line
 from hpcgate.services.wakeup import notify_work
 from hpcgate.settings import Settings
 
@@ -183,16 +183,7 @@ def retry_if_recoverable(s: Session, step: Step, obs: StepObservation, settings:
 
 def event(s: Session, calc: Calculation, step: Step, message: str) -> None:
     """A line of the calculation's log feed (its timeline); no mail: the end is mailed."""
-    s.add(
-        ServiceLog(
-            source="engine",
-            level="info",
-            message=f"calculation {calc.id} ({calc.name}) recovery: {message}"[:8000],
-            calculation_id=calc.id,
-            cluster_id=calc.cluster_id,
-            context={"event": "recovery", "step_id": step.id, "attempt": step.attempt},
-        )
-    )
+    timeline_line(s, calc, "recovery", message, step_id=step.id, attempt=step.attempt)
 
 
 def walltime_cap(s: Session, calc: Calculation) -> int | None:

@@ -34,11 +34,11 @@ from hpcgate.api.schemas.agent import (
 )
 from hpcgate.api.work_signal import work_signal
 from hpcgate.db.models import Calculation, Step
-from hpcgate.db.models.clusters import Cluster
 from hpcgate.domain.states import CalculationState, StepState, transition_step
 from hpcgate.engine.work import ClusterSample, StepObservation
 from hpcgate.errors import Conflict, InvalidInput, NotFound
 from hpcgate.services import output_relay
+from hpcgate.services.agent_claims import claim_for_agent
 from hpcgate.services.api_keys import AgentIdentity
 from hpcgate.services.cluster_health import mark_heard, record_cluster_sample
 from hpcgate.services.cluster_telemetry import partition_payload
@@ -47,15 +47,14 @@ from hpcgate.services.dispatch import (
     apply_job_id,
     apply_submit_failed,
     apply_submitted,
-    claim_calculations,
     pending_cancellations,
     renew_claim,
 )
 from hpcgate.services.harvest import apply_observations, watched_steps
 from hpcgate.services.input_blobs import agent_may_read, blob_size, read_chunks
-from hpcgate.services.refinement_submit import claim_refinements, refuse_points
+from hpcgate.services.refinement_submit import refuse_points
 from hpcgate.services.scratch_cleanup import cleanable_steps
-from hpcgate.services.work_items import build_work
+from hpcgate.settings import Settings
 
 router = APIRouter(prefix="/agent", tags=["agent"])
 
@@ -76,6 +75,7 @@ async def pull(
     body: PullRequest,
     cluster: AgentCluster,
     session: SessionDep,
+    settings: SettingsDep,
     request: Request,
     wait: Annotated[float, Query(ge=0, le=MAX_PULL_WAIT_S)] = 0.0,
 ) -> PullResponse:
@@ -89,32 +89,28 @@ async def pull(
     """
     signal = work_signal(request.app) if wait > 0 and cluster.enabled else None
     since = signal.generation(cluster.id) if signal is not None else 0
-    reply = await run_in_threadpool(_pull, body, cluster, session)
+    reply = await run_in_threadpool(_pull, body, cluster, session, settings)
     if signal is None or reply.calculations or reply.refinements or reply.output_requests:
         reply.long_poll = signal is not None
         return reply
     async with admission_released(request.scope):
         await signal.wait(cluster.id, since, wait)
-    reply = await run_in_threadpool(_pull, body, cluster, session)
+    reply = await run_in_threadpool(_pull, body, cluster, session, settings)
     reply.long_poll = True
     return reply
 
 
-def _pull(body: PullRequest, cluster: AgentIdentity, session: Session) -> PullResponse:
+def _pull(
+    body: PullRequest, cluster: AgentIdentity, session: Session, settings: Settings
+) -> PullResponse:
     calcs: list[dict[str, Any]] = []
     added: list[dict[str, Any]] = []
     if cluster.enabled:
-        who = f"agent:{body.agent}"
-        ids = claim_calculations(session, [cluster.id], body.limit, who)
-        # Steps added to running ladders (refinement): after the new work, in what is left.
-        refining = claim_refinements(session, cluster.id, body.limit - len(ids), who)
-        if ids or refining:
-            cluster_row = session.get(Cluster, cluster.id)
-            for calc_id in (*ids, *refining):
-                calc = session.get(Calculation, calc_id)
-                if calc is not None and cluster_row is not None:
-                    target = calcs if calc_id in ids else added
-                    target.append(build_work(session, calc, cluster_row).to_dict())
+        # New work first, then steps added to running ladders (refinement), in what is
+        # left; only what this agent's version can carry out (services/agent_claims.py).
+        calcs, added = claim_for_agent(
+            session, cluster.id, body.limit, f"agent:{body.agent}", body.features, settings
+        )
     # Half the agents' requests: the harvest that follows needs exactly this list.
     watched = watched_steps(session, cluster.id)
     outputs = output_relay.claim(session, cluster.id)  # raw-output fetches (issue 20)

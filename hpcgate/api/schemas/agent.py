@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 
 class PullRequest(BaseModel):
     agent: str = Field(min_length=1, max_length=200, description="The agent's name (host:pid).")
     limit: int = Field(default=10, ge=1, le=100)
+    features: list[Annotated[str, StringConstraints(max_length=40)]] = Field(
+        default_factory=list,
+        max_length=50,
+        description=(
+            "What this agent understands beyond the first protocol (engine/work.py "
+            "AGENT_FEATURES); work needing more is left for an agent that has it."
+        ),
+    )
 
 
 class PullResponse(BaseModel):

@@ -368,14 +368,20 @@ def test_an_agents_refused_point_fails_only_the_added_steps(
     env: EngineEnv, tmp_path: Path, au_chain: dict[str, str]
 ) -> None:
     """Through the agent's own endpoints: the pull answers the ladder under
-    ``refinements`` (not as new work), and a permanent refusal reported for it fails the
-    added steps only; the configured points keep their results and the ladder settles."""
+    ``refinements`` (not as new work, and only to an agent that says it knows them), and a
+    permanent refusal reported for it fails the added steps only; the configured points keep
+    their results and the ladder settles."""
     cid, calc_id = _refined_ladder(env, tmp_path, au_chain, access_mode=AccessMode.AGENT)
     with session_scope(env.factory) as s:
         _, key = create_api_key(s, owner_kind=ApiKeyOwner.CLUSTER, name="k", cluster_id=cid)
     headers = {"X-API-Key": key}
     with api_client(env.settings, env.engine) as client:
         r = client.post("/agent/pull", json={"agent": "a"}, headers=headers)
+        assert r.status_code == 200, r.text
+        assert r.json()["refinements"] == []  # an agent that predates refinements
+        r = client.post(
+            "/agent/pull", json={"agent": "a", "features": ["refinements"]}, headers=headers
+        )
         assert r.status_code == 200, r.text
         assert r.json()["calculations"] == []
         (work,) = r.json()["refinements"]
