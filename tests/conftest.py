@@ -12,13 +12,14 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import hypothesis
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import Session
 
 from hpcgate.settings import Settings
-from tests.helpers.ci import missing
+from tests.helpers.ci import in_ci, missing
 
 DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
@@ -28,6 +29,14 @@ DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 # they spawn (they inherit this environment). tests/security/test_job_identity.py and the
 # ``*-runas`` contract pairs set the account explicitly.
 os.environ.setdefault("HPCGATE_LOCAL__JOB_USER", "")
+
+# Under CI the property tests draw the same examples every run (seeded from each test's
+# name): a run is reproducible and a fresh checkout never trips on an example no earlier
+# run drew. Elsewhere they stay random, which is where new counterexamples are found (and
+# then pinned with @example).
+hypothesis.settings.register_profile("ci", derandomize=True, print_blob=True)
+if in_ci():
+    hypothesis.settings.load_profile("ci")
 
 
 TESTS = Path(__file__).resolve().parent

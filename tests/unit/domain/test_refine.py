@@ -9,7 +9,7 @@ from __future__ import annotations
 from itertools import pairwise
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from hpcgate.domain.ladder import build_transiesta_plan
@@ -54,7 +54,9 @@ def _interval_of(points: list[tuple[float, float]], bias: float) -> int:
 
 @settings(max_examples=300, deadline=None)
 @given(_points, _config, st.integers(min_value=0, max_value=10))
-def test_never_exceeds_the_budget(points: list, config: RefineConfig, added: int) -> None:
+def test_never_exceeds_the_budget(
+    points: list[tuple[float, float]], config: RefineConfig, added: int
+) -> None:
     new = refine_biases(points, config, added=added)
     assert len(new) <= max(0, config.max_points - added)
 
@@ -62,7 +64,7 @@ def test_never_exceeds_the_budget(points: list, config: RefineConfig, added: int
 @settings(max_examples=300, deadline=None)
 @given(_points, _config)
 def test_midpoints_only_of_intervals_that_exceed_and_are_wide_enough(
-    points: list, config: RefineConfig
+    points: list[tuple[float, float]], config: RefineConfig
 ) -> None:
     new = refine_biases(points, config)
     assert len(set(new)) == len(new)
@@ -80,7 +82,7 @@ def test_midpoints_only_of_intervals_that_exceed_and_are_wide_enough(
 @settings(max_examples=300, deadline=None)
 @given(_points, _config)
 def test_nothing_when_every_delta_is_under_the_threshold(
-    points: list, config: RefineConfig
+    points: list[tuple[float, float]], config: RefineConfig
 ) -> None:
     t = config.max_delta_current
     flat = [(v, (i % 2) * t * 0.999) for i, (v, _) in enumerate(points)]  # zigzag, |dI| < t
@@ -91,25 +93,35 @@ def test_nothing_when_every_delta_is_under_the_threshold(
 
 @settings(max_examples=200, deadline=None)
 @given(_points, _config)
+@example(
+    [(0.0, 3.608078000040627e-05), (0.002, 0.0)],
+    RefineConfig(max_points=1, max_delta_current=1.1359049498140457e-05, min_step_v=0.001),
+)
 def test_every_wide_exceeding_interval_is_bisected_when_the_budget_allows(
-    points: list, config: RefineConfig
+    points: list[tuple[float, float]], config: RefineConfig
 ) -> None:
-    wide_and_fast = [
-        i
-        for i in range(len(points) - 1)
-        if _exceeds(points, i, config.max_delta_current)
-        and (points[i + 1][0] - points[i][0]) / 2 >= config.min_step_v + 1e-6
-    ]
+    def fast_and_half_at_least(width: float) -> set[int]:
+        return {
+            i
+            for i in range(len(points) - 1)
+            if _exceeds(points, i, config.max_delta_current)
+            and (points[i + 1][0] - points[i][0]) / 2 >= width
+        }
+
+    # A half within 1 µV of min_step_v may go either way (float slack): e.g. 2 mV apart
+    # with min_step_v 1 mV is bisected, as the slack in refine_biases intends.
+    must = fast_and_half_at_least(config.min_step_v + 1e-6)
+    may = fast_and_half_at_least(config.min_step_v - 1e-6)
     new = refine_biases(points, config)
-    assert len(new) == min(len(wide_and_fast), config.max_points)
-    if len(wide_and_fast) <= config.max_points:
-        assert {_interval_of(points, b) for b in new} == set(wide_and_fast)
+    assert min(len(must), config.max_points) <= len(new) <= min(len(may), config.max_points)
+    if len(may) <= config.max_points:
+        assert must <= {_interval_of(points, b) for b in new} <= may
 
 
 @settings(max_examples=200, deadline=None)
 @given(_points, _config, st.lists(_bias, max_size=4))
 def test_never_around_or_onto_a_pending_point(
-    points: list, config: RefineConfig, others: list[float]
+    points: list[tuple[float, float]], config: RefineConfig, others: list[float]
 ) -> None:
     converged = {v for v, _ in points}
     others = [o for o in others if o not in converged]
