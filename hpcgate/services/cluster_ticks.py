@@ -22,9 +22,9 @@ from hpcgate.engine.live_usage import with_live_usage
 from hpcgate.engine.observe import observe
 from hpcgate.engine.work import ActiveStep, StepObservation
 from hpcgate.logging import bind_context
+from hpcgate.services.cancellations import acknowledge_cancellations, pending_cancellations
 from hpcgate.services.cluster_health import mark_heard, record_cluster_sample
 from hpcgate.services.connections import ClusterConnections
-from hpcgate.services.dispatch import acknowledge_cancellations, pending_cancellations
 from hpcgate.services.harvest import apply_observations, watched_steps
 from hpcgate.services.job_identity import account_for
 from hpcgate.services.locks import NS_CLUSTER_HARVEST, try_advisory_lock
@@ -84,7 +84,7 @@ def harvest_cluster(
             if cancels:
                 _cancel_as_owners(factory, connections, cluster_id, cancels)
                 with session_scope(factory) as s:
-                    acknowledge_cancellations(s, [sid for sid, _ in cancels])
+                    acknowledge_cancellations(s, cancels)
             # Each owner's jobs are observed through their own account: on an SSH cluster a
             # mapped user's directories are private to that login (one squeue + one sacct
             # per account, not per job).
@@ -113,7 +113,7 @@ def harvest_cluster(
             try:
                 _cancel_as_owners(factory, connections, cluster_id, cancels)
                 with session_scope(factory) as s:
-                    acknowledge_cancellations(s, [sid for sid, _ in cancels])
+                    acknowledge_cancellations(s, cancels)
             except SchedulerError as exc:
                 log.warning("cancelling %s failed, will retry: %s", cancels, exc.message)
 

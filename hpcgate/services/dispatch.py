@@ -341,20 +341,3 @@ def submit_one(
         blobs = BlobCache(settings.paths.data_dir / "blob-cache", DbBlobFetcher(factory))
         blobs.prune()
     return submit_calculation(work, adapter, DbStepStore(factory, settings), blobs)
-
-
-_CANCELLATIONS = select(_step.c.id, _step.c.scheduler_job_id).where(
-    _step.c.cluster_id == bindparam("cluster_id"),
-    _step.c.cancel_pending.is_(True),
-    _step.c.scheduler_job_id.is_not(None),
-)
-
-
-def pending_cancellations(s: Session, cluster_id: int) -> list[tuple[int, str]]:
-    rows = s.connection().execute(_CANCELLATIONS, {"cluster_id": cluster_id}).all()
-    return [(int(r.id), r.scheduler_job_id or "") for r in rows]
-
-
-def acknowledge_cancellations(s: Session, step_ids: list[int]) -> None:
-    if step_ids:
-        s.execute(update(Step).where(Step.id.in_(step_ids)).values(cancel_pending=False))

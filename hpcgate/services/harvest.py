@@ -38,6 +38,7 @@ from hpcgate.services.events import calculation_event
 from hpcgate.services.recovery import retry_if_recoverable, verdict_of
 from hpcgate.services.refinement import refine_ladder
 from hpcgate.services.stall import watch_progress
+from hpcgate.services.task_stall import as_stalled
 from hpcgate.services.usage import record_step_usage
 from hpcgate.settings import Settings
 
@@ -70,9 +71,13 @@ _WATCHED = (
     )
     .order_by(_st.c.id)
 )
-_SETTLED_TASKS = select(_tasks.c.step_id, _tasks.c.task_index, _tasks.c.state).where(
+# An active array's settled tasks, and its tasks to cancel (a stalled task under
+# ``cancel_retry``): one statement for both, only when an active step is an array.
+_ARRAY_TASKS = select(
+    _tasks.c.step_id, _tasks.c.task_index, _tasks.c.state, _tasks.c.cancel_pending
+).where(
     _tasks.c.step_id.in_(bindparam("step_ids", expanding=True)),
-    _tasks.c.state.in_(TASK_SETTLED),
+    or_(_tasks.c.state.in_(TASK_SETTLED), _tasks.c.cancel_pending.is_(True)),
 )
 
 
@@ -81,7 +86,8 @@ class WatchedSteps:
     """A cluster's steps the scheduler may still hold, and the jobs waiting to be cancelled."""
 
     active: list[ActiveStep]
-    cancellations: list[tuple[int, str]]  # (step id, scheduler job id)
+    # (step id, scheduler job id; an array task's is ``<array job>_<index>``)
+    cancellations: list[tuple[int, str]]
 
 
 def watched_steps(s: Session, cluster_id: int) -> WatchedSteps:
@@ -90,10 +96,15 @@ def watched_steps(s: Session, cluster_id: int) -> WatchedSteps:
     rows = conn.execute(_WATCHED, {"cluster_id": cluster_id}).all()
     active = [r for r in rows if r.state in ACTIVE]
     settled: dict[int, list[tuple[int, StepState]]] = {}
-    array_ids = [r.id for r in active if r.array_size]
-    if array_ids:
-        for step_id, index, state in conn.execute(_SETTLED_TASKS, {"step_ids": array_ids}):
-            settled.setdefault(step_id, []).append((index, state))
+    cancellations = [(int(r.id), r.scheduler_job_id or "") for r in rows if r.cancel_pending]
+    arrays = {r.id: r.scheduler_job_id for r in active if r.array_size}
+    if arrays:
+        tasks = conn.execute(_ARRAY_TASKS, {"step_ids": list(arrays)})
+        for step_id, index, state, cancel in tasks:
+            if state in TASK_SETTLED:
+                settled.setdefault(step_id, []).append((index, state))
+            elif cancel:
+                cancellations.append((step_id, f"{arrays[step_id]}_{index}"))
     return WatchedSteps(
         active=[
             ActiveStep(
@@ -108,7 +119,7 @@ def watched_steps(s: Session, cluster_id: int) -> WatchedSteps:
             )
             for r in active
         ],
-        cancellations=[(int(r.id), r.scheduler_job_id or "") for r in rows if r.cancel_pending],
+        cancellations=cancellations,
     )
 
 
@@ -142,6 +153,8 @@ def apply_observations(
             continue  # stale report (e.g. the user cancelled meanwhile)
         touched.add(step.calculation_id)
         _record_sample(s, step, obs, now)
+        if step.array_size:
+            obs = as_stalled(s, step, obs)  # a task we cancelled as stalled ends FAILED
         if obs.state is None:
             _count_unseen(s, step, lost_after, settings)
         elif _apply_seen(s, step, obs, obs.state, now):
@@ -232,6 +245,8 @@ def _apply_task(s: Session, step: Step, task: ArrayTask, obs: TaskObservation) -
     task.state_reason = obs.reason
     if task.state in ENDED:  # kept for the recovery ladder, decided when the array ends
         task.verdict = verdict_of(obs)
+        if task.stall_cancelled:  # cancelled as stalled: a run to continue (as_stalled)
+            task.verdict = "incomplete"
     store_task_results(s, step.id, obs)
 
 

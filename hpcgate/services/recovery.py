@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, object_session
 
 from hpcgate.codes.recovery import (
@@ -46,6 +46,7 @@ from hpcgate.db.models import (
     StepAttempt,
     StepEdge,
 )
+from hpcgate.db.models.liveness import StepLiveness
 from hpcgate.domain.states import CalculationState, StepState, transition_calculation
 from hpcgate.engine.faults import crash_point
 from hpcgate.engine.observe import TIMEOUT_REASON
@@ -216,6 +217,8 @@ def _start_attempt(s: Session, step: Step, retry: Retry, main: str) -> None:
     step.spec = spec
     reset_for_attempt(step, retry.attempt, f"{retry.rung} after {retry.verdict}")
     s.add(planned_row(step, retry))
+    # A new run is watched afresh: the stall window (and flag) belonged to the last one.
+    s.execute(delete(StepLiveness).where(StepLiveness.step_id == step.id))
 
 
 def planned_row(

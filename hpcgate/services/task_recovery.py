@@ -26,12 +26,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from hpcgate.codes.recovery import Retry, all_changes, next_attempt
 from hpcgate.codes.registry import get_plugin
 from hpcgate.db.models import ArrayTask, Calculation, Cluster, Step, StepAttempt
+from hpcgate.db.models.liveness import TaskLiveness
 from hpcgate.domain.plan import array_task_dirname
 from hpcgate.domain.states import StepState
 from hpcgate.engine.faults import crash_point
@@ -195,6 +196,8 @@ def _retry_task(s: Session, step: Step, task: ArrayTask, retry: Retry) -> None:
     task.state_reason = f"attempt {retry.attempt}: {retry.rung} after {retry.verdict}"
     task.verdict = task.native_state = None
     task.exit_code = None
+    task.cancel_pending = task.stall_cancelled = False  # a new run, watched afresh
+    s.execute(delete(TaskLiveness).where(TaskLiveness.task_id == task.id))
     workdir = f"{step.workdir}/{array_task_dirname(task.task_index)}"
     s.add(planned_row(step, retry, task.task_index, workdir))
     changes = ", ".join(c.describe() for c in all_changes(retry)) or "no change"

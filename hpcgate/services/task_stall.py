@@ -7,11 +7,16 @@ harvest's same two calls), and is judged exactly like a single step (``services/
 the same window, policy and reasons) with its own ``task_liveness`` row. A stalled task is
 flagged - ``task_liveness.stalled_at``, the task's ``state_reason`` (``stalled: ...``), a
 ``stalled`` line in the calculation's log and the notification - and unflagged when it
-moves again. ``action: cancel_retry`` is not applied to a task: it is notified only.
+moves again. Under ``action: cancel_retry`` the task alone is cancelled (``cancel_pending``,
+sent by the dispatcher as ``<array job>_<k>``, ``services/cancellations.py``) and marked
+``stall_cancelled``: its end is FAILED with the verdict ``incomplete`` (``as_stalled``), so
+when the array ends the per-task ladder (``services/task_recovery.py``) continues it, like a
+single step handed to the ladder (``services/stall.hand_to_recovery``).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import select
@@ -19,7 +24,8 @@ from sqlalchemy.orm import Session
 
 from hpcgate.db.models import ArrayTask, Calculation, Step
 from hpcgate.db.models.liveness import TaskLiveness
-from hpcgate.domain.states import StepState
+from hpcgate.domain.states import StepState, step_settled
+from hpcgate.engine.observe import aggregate
 from hpcgate.engine.work import StepObservation
 from hpcgate.services.events import calculation_event
 from hpcgate.services.stall import (
@@ -32,7 +38,9 @@ from hpcgate.services.stall import (
 )
 from hpcgate.settings import Settings
 
-__all__ = ["watch_tasks"]
+__all__ = ["as_stalled", "watch_tasks"]
+
+STALL_CANCELLED = "stalled: cancelled for a retry"
 
 
 def watch_tasks(
@@ -74,6 +82,9 @@ def watch_tasks(
             message = (
                 f"step {step.index} task {task.task_index} ({task.label}) is stalled: {reason}"
             )
+            if policy.action == "cancel_retry":  # this task only; its siblings run on
+                task.cancel_pending = task.stall_cancelled = True
+                message += "; cancelled for a retry"
             calculation_event(s, calc, "stalled", message, level="error", settings=settings)
 
 
@@ -84,3 +95,27 @@ def _row(s: Session, task: ArrayTask, now: datetime) -> TaskLiveness:
         s.add(row)
         s.flush()
     return row
+
+
+def as_stalled(s: Session, step: Step, obs: StepObservation) -> StepObservation:
+    """An array's observation with its stall-cancelled tasks ended FAILED, not CANCELLED
+    (a cancel of ours, not the user's), and the array's state aggregated again."""
+    if not any(t.state is StepState.CANCELLED for t in obs.tasks):
+        return obs
+    rows = s.execute(
+        select(ArrayTask.task_index, ArrayTask.state, ArrayTask.stall_cancelled).where(
+            ArrayTask.step_id == step.id
+        )
+    ).all()
+    marked = {int(i) for i, _, cancelled in rows if cancelled}
+    if not marked:
+        return obs
+    tasks = tuple(
+        replace(t, state=StepState.FAILED, reason=STALL_CANCELLED)
+        if t.task_index in marked and t.state is StepState.CANCELLED
+        else t
+        for t in obs.tasks
+    )
+    seen = {t.task_index for t in tasks}
+    earlier = [st for i, st, _ in rows if i not in seen and step_settled(st)]
+    return replace(obs, state=aggregate([*earlier, *(t.state for t in tasks)]), tasks=tasks)

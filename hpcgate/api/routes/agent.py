@@ -40,14 +40,13 @@ from hpcgate.errors import Conflict, InvalidInput, NotFound
 from hpcgate.services import output_relay
 from hpcgate.services.agent_claims import claim_for_agent
 from hpcgate.services.api_keys import AgentIdentity
+from hpcgate.services.cancellations import acknowledge_cancellations, pending_cancellations
 from hpcgate.services.cluster_health import mark_heard, record_cluster_sample
 from hpcgate.services.cluster_telemetry import partition_payload
 from hpcgate.services.dispatch import (
-    acknowledge_cancellations,
     apply_job_id,
     apply_submit_failed,
     apply_submitted,
-    pending_cancellations,
     renew_claim,
 )
 from hpcgate.services.harvest import apply_observations, watched_steps
@@ -212,11 +211,10 @@ def report_observations(
 
 @router.post("/cancellations/ack")
 def acknowledge(body: CancelAck, cluster: AgentCluster, session: SessionDep) -> dict[str, int]:
-    ids = [
-        sid for sid, job in pending_cancellations(session, cluster.id) if job in set(body.job_ids)
-    ]
-    acknowledge_cancellations(session, ids)
-    return {"acknowledged": len(ids)}
+    acked = set(body.job_ids)
+    sent = [(sid, job) for sid, job in pending_cancellations(session, cluster.id) if job in acked]
+    acknowledge_cancellations(session, sent)
+    return {"acknowledged": len(sent)}
 
 
 @router.post("/heartbeats", response_model=SampleResult)

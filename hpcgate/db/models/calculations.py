@@ -163,7 +163,11 @@ class StepEdge(Base):
 
 class ArrayTask(Base):
     __tablename__ = "array_tasks"
-    __table_args__ = (UniqueConstraint("step_id", "task_index"),)
+    __table_args__ = (
+        UniqueConstraint("step_id", "task_index"),
+        # Every harvest and agent report asks for the tasks to cancel: as small as that set.
+        Index("ix_array_tasks_cancel_pending", "step_id", postgresql_where=text("cancel_pending")),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     step_id: Mapped[int] = mapped_column(ForeignKey("steps.id", ondelete="CASCADE"), nullable=False)
@@ -187,5 +191,13 @@ class ArrayTask(Base):
     # the verdict it ended with (kept until the array ends, when retries are decided).
     attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1", nullable=False)
     verdict: Mapped[str | None] = mapped_column(String(64))
+    # A stalled task under ``stall.action: cancel_retry`` (0017_task_cancel): the
+    # cancellation still to send, and the mark that makes its end ``incomplete``.
+    cancel_pending: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default="false", nullable=False
+    )
+    stall_cancelled: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default="false", nullable=False
+    )
 
     step: Mapped[Step] = relationship(back_populates="tasks")

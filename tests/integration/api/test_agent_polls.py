@@ -15,14 +15,16 @@ import pytest
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
-from hpcgate.db.models import Cluster, HeartbeatSample, QueueMapping, Step
+from hpcgate.db.models import ArrayTask, Cluster, HeartbeatSample, QueueMapping, Step
 from hpcgate.settings import Settings
 from tests.helpers.api import api_client, new_api_key, new_cluster, new_user
 
 pytestmark = pytest.mark.integration
 
 
-def _calculation(engine: Engine, settings: Settings, cluster: Cluster) -> int:
+def _calculation(
+    engine: Engine, settings: Settings, cluster: Cluster, config: dict[str, Any] | None = None
+) -> int:
     from hpcgate.services.calculations import NewCalculation, create_calculation
 
     user = new_user(engine)
@@ -38,7 +40,7 @@ def _calculation(engine: Engine, settings: Settings, cluster: Cluster) -> int:
                 cluster_id=cluster.id,
                 logical_queue="default",
                 code="generic",
-                configuration={"kind": "single", "command": ["true"]},
+                configuration=config or {"kind": "single", "command": ["true"]},
             ),
             settings,
         )
@@ -94,6 +96,49 @@ def test_a_pull_lists_its_own_clusters_steps_and_cancellations(
         assert acked == {"acknowledged": 1}
         pulled = client.post("/agent/pull", json={"agent": "a"}, headers=headers).json()
         assert pulled["cancel"] == []
+
+
+def test_a_stalled_array_task_is_cancelled_and_acknowledged_on_its_own(
+    settings: Settings, db_engine: Engine
+) -> None:
+    """An array task to cancel (``cancel_pending``, a stalled task under ``cancel_retry``)
+    reaches the agent as ``<array job>_<index>``, in the pull and in the report's answer,
+    until the agent acknowledges exactly that id; the array itself is never cancelled."""
+    cluster = new_cluster(db_engine)
+    sweep = {"kind": "sweep", "command": ["true"],
+             "variants": [{"label": "a", "parameters": {}}, {"label": "b", "parameters": {}}]}
+    calc_id = _calculation(db_engine, settings, cluster, sweep)  # fmt: skip
+    _, key = new_api_key(db_engine, cluster=cluster)
+    headers = {"X-API-Key": key}
+    with api_client(settings, db_engine) as client:
+        (work,) = client.post("/agent/pull", json={"agent": "a"}, headers=headers).json()[
+            "calculations"
+        ]
+        step_id = work["steps"][0]["step_id"]
+        assert client.post(f"/agent/steps/{step_id}/submitting", headers=headers).is_success
+        r = client.post(f"/agent/steps/{step_id}/job-id", json={"job_id": "5151"}, headers=headers)
+        assert r.is_success
+        assert client.post(f"/agent/calculations/{calc_id}/submitted", headers=headers).is_success
+        with Session(db_engine) as s:
+            s.execute(update(ArrayTask).where(ArrayTask.step_id == step_id,
+                      ArrayTask.task_index == 1).values(cancel_pending=True))  # fmt: skip
+            s.commit()
+        pulled = client.post("/agent/pull", json={"agent": "a"}, headers=headers).json()
+        assert pulled["cancel"] == ["5151_1"]
+        report = {"observations": [{"step_id": step_id, "state": "running", "tasks": []}]}
+        answer = client.post("/agent/observations", json=report, headers=headers).json()
+        assert answer["cancel"] == ["5151_1"]
+        acked = client.post(
+            "/agent/cancellations/ack", json={"job_ids": ["5151_1"]}, headers=headers
+        ).json()
+        assert acked == {"acknowledged": 1}
+        assert client.post("/agent/pull", json={"agent": "a"}, headers=headers).json()[
+            "cancel"
+        ] == []
+        with Session(db_engine) as s:
+            step = s.get(Step, step_id)
+            assert step is not None
+            assert not step.cancel_pending
 
 
 def _sample(ts: datetime | str, nodes: int = 4) -> dict[str, Any]:

@@ -345,3 +345,68 @@ def test_a_silent_array_task_is_flagged_stalled_and_its_busy_sibling_is_not(
         assert _step(env, calc_id).state is StepState.RUNNING
     finally:
         _cancel(env, calc_id)
+
+
+# Task "quiet" prints one SCF line and sleeps; task "busy" prints one every ~0.4 s and ends
+# (about 30 s of one core).
+QUIET_OR_SHORT_BUSY = [
+    "bash",
+    "-c",
+    'if [ "$HPCGATE_PARAM_MODE" = quiet ]; then echo "   scf:    1   -2345.6789"; '
+    "exec sleep 200; fi; i=0; while [ $i -lt 4000000 ]; do i=$((i+1)); "
+    '[ $((i % 50000)) -eq 0 ] && echo "   scf: $i  -2345.6"; done',
+]
+
+
+def _sacct_state(job: str) -> str:
+    out = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "State", "-j", job],
+                         capture_output=True, text=True, timeout=30).stdout  # fmt: skip
+    return out.strip().split("\n")[0]
+
+
+def test_only_the_stalled_task_is_cancelled_and_its_sibling_finishes(
+    env: EngineEnv, conns: ClusterConnections, tmp_path: Path
+) -> None:
+    """``cancel_retry`` on a sweep: ``scancel <array>_<k>`` for the stalled task alone; it
+    ends FAILED with the verdict ``incomplete``, which the per-task ladder continues
+    (test_task_recovery_rules.py; ``generic`` has none, so here the sweep ends FAILED)."""
+    cid = _cluster(env, tmp_path, "stall-task-cancel")
+    calc_id = env.create(
+        name="stall sweep", cluster_id=cid, logical_queue="default", code="generic",
+        configuration={
+            "kind": "sweep", "command": QUIET_OR_SHORT_BUSY, "resources": {"walltime_s": 300},
+            "stall": {"after_s": 8, "action": "cancel_retry"},
+            "variants": [{"label": "quiet", "parameters": {"mode": "quiet"}},
+                         {"label": "busy", "parameters": {"mode": "busy"}}],
+        },
+    )  # fmt: skip
+    try:
+        _until(env, conns, "settled", lambda: env.calc(calc_id).state in FINAL_CALCULATION_STATES)
+        step = _step(env, calc_id)
+        job = step.scheduler_job_id
+        assert job
+        with session_scope(env.factory) as s:
+            tasks = {t.task_index: t for t in
+                     s.scalars(select(ArrayTask).where(ArrayTask.step_id == step.id))}  # fmt: skip
+            quiet, busy = tasks[0], tasks[1]
+            assert quiet.state is StepState.FAILED
+            assert quiet.verdict == "incomplete"
+            assert quiet.state_reason == "stalled: cancelled for a retry"
+            assert quiet.stall_cancelled
+            assert not quiet.cancel_pending  # sent and acknowledged
+            assert busy.state is StepState.FINISHED
+            assert not busy.stall_cancelled
+            events = s.scalars(select(ServiceLog.message).where(
+                ServiceLog.calculation_id == calc_id,
+                ServiceLog.context["event"].astext == "stalled",
+            )).all()  # fmt: skip
+        assert len(events) == 1
+        assert "task 0 (quiet) is stalled" in events[0]
+        assert events[0].endswith("; cancelled for a retry")
+        assert _sacct_state(f"{job}_0").startswith("CANCELLED")
+        assert _sacct_state(f"{job}_1") == "COMPLETED"  # never touched by the cancel
+        # generic has no recovery ladder: the sweep fails with the stall as its reason
+        assert step.state is StepState.FAILED
+        assert env.calc(calc_id).state is CalculationState.FAILED
+    finally:
+        _cancel(env, calc_id)

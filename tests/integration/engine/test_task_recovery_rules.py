@@ -20,13 +20,16 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
 
 from hpcgate.db.models import ArrayTask, Calculation, ServiceLog, Step, StepAttempt
 from hpcgate.db.models.clusters import AccessMode
+from hpcgate.db.models.liveness import TaskLiveness
 from hpcgate.db.session import session_scope
 from hpcgate.domain.states import CalculationState, StepState
 from hpcgate.engine.work import StepObservation, TaskObservation
@@ -44,6 +47,18 @@ UNCONVERGED = {"status": "scf_not_converged"}
 def env(tmp_path: Path, postgres_available: str) -> Iterator[EngineEnv]:
     with engine_env(tmp_path, "hpcgate_task_rules") as e:
         yield e
+
+
+def _qe_sweep(env: EngineEnv, tmp_path: Path, name: str, n: int, **config: Any) -> tuple[int, int]:
+    """A QE sweep of ``n`` variants on a local cluster: (cluster id, calculation id)."""
+    scratch = str(tmp_path / "scratch")
+    cid = env.add_cluster(name, scheduler="local", access_mode=AccessMode.LOCAL,
+                          scratch_root=scratch, queues={"default": "local"})  # fmt: skip
+    variants = [{"label": f"v{i}", "parameters": {"system.ecutwfc": 25 + i}} for i in range(n)]
+    calc_id = env.create(name=f"H2 {name}", cluster_id=cid, logical_queue="default", code="qe",
+                         configuration={"kind": "sweep", "inputs": {"pw.in": H2},
+                                        "variants": variants, **config})  # fmt: skip
+    return cid, calc_id
 
 
 def _queued(env: EngineEnv, calc_id: int, job: str) -> Step:
@@ -81,17 +96,7 @@ def _rows(
 
 
 def test_tasks_are_retried_alone_and_give_up_on_their_own(env: EngineEnv, tmp_path: Path) -> None:
-    scratch = str(tmp_path / "scratch")
-    cid = env.add_cluster("rules", scheduler="local", access_mode=AccessMode.LOCAL,
-                          scratch_root=scratch, queues={"default": "local"})  # fmt: skip
-    calc_id = env.create(
-        name="H2 sweep", cluster_id=cid, logical_queue="default", code="qe",
-        configuration={
-            "kind": "sweep", "inputs": {"pw.in": H2}, "recovery": {"max_attempts": 2},
-            "variants": [{"label": f"v{i}", "parameters": {"system.ecutwfc": 25 + i}}
-                         for i in range(3)],
-        },
-    )  # fmt: skip
+    cid, calc_id = _qe_sweep(env, tmp_path, "rules", 3, recovery={"max_attempts": 2})
     step = _queued(env, calc_id, "L1")
     _report(env, cid, StepObservation(step.id, StepState.FAILED, tasks=(
         TaskObservation(0, StepState.FINISHED, exit_code=0, validation={"status": "converged"}),
@@ -147,14 +152,7 @@ def _round_one(step_id: int) -> StepObservation:
 def test_a_harvest_killed_while_deciding_a_round_leaves_nothing(
     env: EngineEnv, tmp_path: Path
 ) -> None:
-    scratch = str(tmp_path / "scratch")
-    cid = env.add_cluster("crash", scheduler="local", access_mode=AccessMode.LOCAL,
-                          scratch_root=scratch, queues={"default": "local"})  # fmt: skip
-    calc_id = env.create(
-        name="H2 sweep", cluster_id=cid, logical_queue="default", code="qe",
-        configuration={"kind": "sweep", "inputs": {"pw.in": H2},
-                       "variants": [{"label": "a"}, {"label": "b"}]},
-    )  # fmt: skip
+    cid, calc_id = _qe_sweep(env, tmp_path, "crash", 2)
     step = _queued(env, calc_id, "L7")
     report = json.dumps(_round_one(step.id).to_dict())
     cmd = [sys.executable, "-m", "tests.helpers.crash_apply", env.url, str(tmp_path), str(cid),
@@ -178,3 +176,41 @@ def test_a_harvest_killed_while_deciding_a_round_leaves_nothing(
     assert [r[:2] for r in _rows(env, step.id)] == [(None, 1), (None, 2), (1, 1), (1, 2)]
     _report(env, cid, StepObservation.from_dict(json.loads(report)))  # a stale repeat: ignored
     assert [r[:2] for r in _rows(env, step.id)] == [(None, 1), (None, 2), (1, 1), (1, 2)]
+
+
+def test_a_task_cancelled_as_stalled_is_continued_alone(env: EngineEnv, tmp_path: Path) -> None:
+    """``stall.action: cancel_retry`` on a sweep (services/task_stall.py): the task the
+    harvest cancelled as stalled ends CANCELLED in the scheduler; it counts as FAILED with
+    the verdict ``incomplete`` (not the user's cancel), so when the array ends it alone is
+    continued, watched afresh; its converged sibling stays."""
+    cid, calc_id = _qe_sweep(env, tmp_path, "stall-rules", 2, resources={"walltime_s": 600},
+                             stall={"after_s": 60, "action": "cancel_retry"})  # fmt: skip
+    step = _queued(env, calc_id, "S1")
+    with session_scope(env.factory) as s:  # as watch_tasks leaves it (tested on real Slurm)
+        s.execute(update(ArrayTask).where(ArrayTask.step_id == step.id, ArrayTask.task_index == 0)
+                  .values(state=StepState.RUNNING, stall_cancelled=True))  # fmt: skip
+        task0 = s.scalars(select(ArrayTask.id).where(ArrayTask.step_id == step.id,
+                                                     ArrayTask.task_index == 0)).one()  # fmt: skip
+        now = datetime.now(UTC)
+        s.add(TaskLiveness(task_id=task0, out_sizes={}, markers=1, progress_at=now,
+                           stalled_at=now))  # fmt: skip
+    _report(env, cid, StepObservation(step.id, StepState.CANCELLED, tasks=(
+        TaskObservation(0, StepState.CANCELLED, native_state="CANCELLED", exit_code=0),
+        TaskObservation(1, StepState.FINISHED, exit_code=0, validation={"status": "converged"}),
+    )))  # fmt: skip
+
+    (step,) = env.steps(calc_id)
+    assert (step.state, step.attempt) == (StepState.PLANNED, 2)
+    assert step.spec["array_indices"] == [0]
+    assert env.calc(calc_id).state is CalculationState.SUBMITTING
+    assert _tasks(env, step.id) == {
+        0: (StepState.PLANNED, 2, None),
+        1: (StepState.FINISHED, 1, "converged"),
+    }
+    assert _rows(env, step.id)[2] == (0, 1, "failed", "incomplete", "S1_0")
+    with session_scope(env.factory) as s:
+        task = s.get(ArrayTask, task0)
+        assert task is not None
+        assert not task.stall_cancelled
+        assert not task.cancel_pending
+        assert s.get(TaskLiveness, task0) is None  # the new run is watched afresh
