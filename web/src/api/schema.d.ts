@@ -3163,6 +3163,11 @@ export interface components {
              * @default 10
              */
             limit?: number;
+            /**
+             * Features
+             * @description What this agent understands beyond the first protocol (engine/work.py AGENT_FEATURES); work needing more is left for an agent that has it.
+             */
+            features?: string[];
         };
         /** PullResponse */
         PullResponse: {
