@@ -30,6 +30,9 @@ from hpcgate.settings import Settings
 log = logging.getLogger(__name__)
 
 _WAITING = "waiting for an agent"
+# Claim rounds per pull: work held back from an older agent is skipped past, but a pull
+# never walks a whole backlog of it (at most limit x _ROUNDS calculations looked at).
+_ROUNDS = 4
 
 
 def claim_for_agent(
@@ -47,8 +50,10 @@ def claim_for_agent(
     calcs: list[dict[str, Any]] = []
     seen: list[int] = []
     withheld: dict[int, frozenset[str]] = {}
-    while len(calcs) < limit:  # another round only after work was held back
+    for _ in range(_ROUNDS):  # another round only after work was held back
         want = limit - len(calcs)
+        if want < 1:
+            break
         ids = claim_calculations(s, [cluster_id], want, claimed_by, exclude=seen)
         seen.extend(ids)
         for calc_id in ids:
