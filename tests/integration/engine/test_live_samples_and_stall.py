@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -213,9 +214,9 @@ def test_cancel_retry_cancels_a_stalled_job(env: EngineEnv, conns: ClusterConnec
         _cancel(env, calc_id)
 
 
-def test_agent_mode_reports_live_samples_and_stalls(env: EngineEnv, tmp_path: Path) -> None:
-    """The real agent (thread) and the real API: its harvest samples the running jobs on
-    the login node (sstat, the output probe) and the server flags the silent one."""
+@contextmanager
+def _running_agent(env: EngineEnv, tmp_path: Path, name: str) -> Iterator[int]:
+    """An agent cluster served by the real agent (a thread) through the real API; its id."""
     import threading
 
     from hpcgate.agent.config import AgentConfig
@@ -226,23 +227,42 @@ def test_agent_mode_reports_live_samples_and_stalls(env: EngineEnv, tmp_path: Pa
     from tests.helpers.live_api import live_server
 
     scratch = tmp_path / "scratch"
-    cid = env.add_cluster("stall-agent", scheduler="slurm", access_mode=AccessMode.AGENT,
+    cid = env.add_cluster(name, scheduler="slurm", access_mode=AccessMode.AGENT,
                           scratch_root=str(scratch))  # fmt: skip
     with session_scope(env.factory) as s:
         _, key = create_api_key(s, owner_kind=ApiKeyOwner.CLUSTER, name="a", cluster_id=cid)
-    quiet = _calc(env, cid, SCF_THEN_SLEEP, after_s=8)
-    busy = _calc(env, cid, ["timeout", "200", "sha256sum", "/dev/zero"], after_s=8)
     app = create_app(env.settings, engine=env.engine)
     stop = threading.Event()
     with live_server(app) as base:
         agent = Agent(AgentConfig(
-            api_url=base, api_key=key, cluster="stall-agent", name="stall",
+            api_url=base, api_key=key, cluster=name, name="stall",
             scratch_root=scratch, state_dir=tmp_path / "state",
             intervals={"pull_s": 1, "harvest_s": 1, "heartbeat_s": 3600, "cleanup_s": 3600,
                        "pull_wait_s": 0, "jitter": 0},
         ))  # fmt: skip
         thread = threading.Thread(target=agent.run, args=(stop,), daemon=True)
         thread.start()
+        try:
+            yield cid
+        finally:
+            stop.set()
+            thread.join(60)
+
+
+def _wait(what: str, ok: Callable[[], bool], timeout: float = 240) -> None:
+    """A wait while the agent does the work (no worker ticks here)."""
+    deadline = time.monotonic() + timeout
+    while not ok():
+        assert time.monotonic() < deadline, f"agent mode: still not {what} after {timeout} s"
+        time.sleep(1)
+
+
+def test_agent_mode_reports_live_samples_and_stalls(env: EngineEnv, tmp_path: Path) -> None:
+    """The real agent (thread) and the real API: its harvest samples the running jobs on
+    the login node (sstat, the output probe) and the server flags the silent one."""
+    with _running_agent(env, tmp_path, "stall-agent") as cid:
+        quiet = _calc(env, cid, SCF_THEN_SLEEP, after_s=8)
+        busy = _calc(env, cid, ["timeout", "200", "sha256sum", "/dev/zero"], after_s=8)
         try:
 
             def done() -> bool:
@@ -255,17 +275,12 @@ def test_agent_mode_reports_live_samples_and_stalls(env: EngineEnv, tmp_path: Pa
                 busy_sampled = b.state is StepState.RUNNING and any((c or 0) > 0 for c in cpu)
                 return busy_sampled and q is not None and q.stalled_at is not None
 
-            deadline = time.monotonic() + 240
-            while not done():
-                assert time.monotonic() < deadline, "agent mode: not sampled/flagged in time"
-                time.sleep(1)
+            _wait("sampled/flagged", done)
             q = _liveness(env, _step(env, quiet).id)
             assert q is not None
             assert q.markers == 1
             assert (_step(env, quiet).state_reason or "").startswith("stalled: ")
         finally:
-            stop.set()
-            thread.join(60)
             _cancel(env, quiet, busy)
 
 
@@ -364,14 +379,8 @@ def _sacct_state(job: str) -> str:
     return out.strip().split("\n")[0]
 
 
-def test_only_the_stalled_task_is_cancelled_and_its_sibling_finishes(
-    env: EngineEnv, conns: ClusterConnections, tmp_path: Path
-) -> None:
-    """``cancel_retry`` on a sweep: ``scancel <array>_<k>`` for the stalled task alone; it
-    ends FAILED with the verdict ``incomplete``, which the per-task ladder continues
-    (test_task_recovery_rules.py; ``generic`` has none, so here the sweep ends FAILED)."""
-    cid = _cluster(env, tmp_path, "stall-task-cancel")
-    calc_id = env.create(
+def _stall_sweep(env: EngineEnv, cid: int) -> int:
+    return env.create(
         name="stall sweep", cluster_id=cid, logical_queue="default", code="generic",
         configuration={
             "kind": "sweep", "command": QUIET_OR_SHORT_BUSY, "resources": {"walltime_s": 300},
@@ -380,33 +389,58 @@ def test_only_the_stalled_task_is_cancelled_and_its_sibling_finishes(
                          {"label": "busy", "parameters": {"mode": "busy"}}],
         },
     )  # fmt: skip
+
+
+def _only_the_quiet_task_was_cancelled(env: EngineEnv, calc_id: int) -> None:
+    step = _step(env, calc_id)
+    job = step.scheduler_job_id
+    assert job
+    with session_scope(env.factory) as s:
+        tasks = {t.task_index: t for t in
+                 s.scalars(select(ArrayTask).where(ArrayTask.step_id == step.id))}  # fmt: skip
+        quiet, busy = tasks[0], tasks[1]
+        assert quiet.state is StepState.FAILED
+        assert quiet.verdict == "incomplete"
+        assert quiet.state_reason == "stalled: cancelled for a retry"
+        assert quiet.stall_cancelled
+        assert not quiet.cancel_pending  # sent and acknowledged
+        assert busy.state is StepState.FINISHED
+        assert not busy.stall_cancelled
+        events = s.scalars(select(ServiceLog.message).where(
+            ServiceLog.calculation_id == calc_id,
+            ServiceLog.context["event"].astext == "stalled",
+        )).all()  # fmt: skip
+    assert len(events) == 1
+    assert "task 0 (quiet) is stalled" in events[0]
+    assert events[0].endswith("; cancelled for a retry")
+    assert _sacct_state(f"{job}_0").startswith("CANCELLED")
+    assert _sacct_state(f"{job}_1") == "COMPLETED"  # never touched by the cancel
+    # generic has no recovery ladder: the sweep fails with the stall as its reason
+    assert step.state is StepState.FAILED
+    assert env.calc(calc_id).state is CalculationState.FAILED
+
+
+def test_only_the_stalled_task_is_cancelled_and_its_sibling_finishes(
+    env: EngineEnv, conns: ClusterConnections, tmp_path: Path
+) -> None:
+    """``cancel_retry`` on a sweep: ``scancel <array>_<k>`` for the stalled task alone; it
+    ends FAILED with the verdict ``incomplete``, which the per-task ladder continues
+    (test_task_recovery_rules.py; ``generic`` has none, so here the sweep ends FAILED)."""
+    calc_id = _stall_sweep(env, _cluster(env, tmp_path, "stall-task-cancel"))
     try:
         _until(env, conns, "settled", lambda: env.calc(calc_id).state in FINAL_CALCULATION_STATES)
-        step = _step(env, calc_id)
-        job = step.scheduler_job_id
-        assert job
-        with session_scope(env.factory) as s:
-            tasks = {t.task_index: t for t in
-                     s.scalars(select(ArrayTask).where(ArrayTask.step_id == step.id))}  # fmt: skip
-            quiet, busy = tasks[0], tasks[1]
-            assert quiet.state is StepState.FAILED
-            assert quiet.verdict == "incomplete"
-            assert quiet.state_reason == "stalled: cancelled for a retry"
-            assert quiet.stall_cancelled
-            assert not quiet.cancel_pending  # sent and acknowledged
-            assert busy.state is StepState.FINISHED
-            assert not busy.stall_cancelled
-            events = s.scalars(select(ServiceLog.message).where(
-                ServiceLog.calculation_id == calc_id,
-                ServiceLog.context["event"].astext == "stalled",
-            )).all()  # fmt: skip
-        assert len(events) == 1
-        assert "task 0 (quiet) is stalled" in events[0]
-        assert events[0].endswith("; cancelled for a retry")
-        assert _sacct_state(f"{job}_0").startswith("CANCELLED")
-        assert _sacct_state(f"{job}_1") == "COMPLETED"  # never touched by the cancel
-        # generic has no recovery ladder: the sweep fails with the stall as its reason
-        assert step.state is StepState.FAILED
-        assert env.calc(calc_id).state is CalculationState.FAILED
+        _only_the_quiet_task_was_cancelled(env, calc_id)
     finally:
         _cancel(env, calc_id)
+
+
+def test_agent_mode_cancels_only_the_stalled_task(env: EngineEnv, tmp_path: Path) -> None:
+    """The same through the real agent: it receives ``<array>_0`` (in its pull or its
+    report's answer), cancels it with its own ``scancel`` and acknowledges that id."""
+    with _running_agent(env, tmp_path, "stall-task-agent") as cid:
+        calc_id = _stall_sweep(env, cid)
+        try:
+            _wait("settled", lambda: env.calc(calc_id).state in FINAL_CALCULATION_STATES)
+            _only_the_quiet_task_was_cancelled(env, calc_id)
+        finally:
+            _cancel(env, calc_id)
