@@ -38,7 +38,7 @@ from hpcgate.services.events import calculation_event
 from hpcgate.services.recovery import retry_if_recoverable, verdict_of
 from hpcgate.services.refinement import refine_ladder
 from hpcgate.services.stall import watch_progress
-from hpcgate.services.task_stall import as_stalled
+from hpcgate.services.task_stall import STALL_CANCELLED, as_stalled
 from hpcgate.services.usage import record_step_usage
 from hpcgate.settings import Settings
 
@@ -245,7 +245,7 @@ def _apply_task(s: Session, step: Step, task: ArrayTask, obs: TaskObservation) -
     task.state_reason = obs.reason
     if task.state in ENDED:  # kept for the recovery ladder, decided when the array ends
         task.verdict = verdict_of(obs)
-        if task.stall_cancelled:  # cancelled as stalled: a run to continue (as_stalled)
+        if task.stall_cancelled and obs.reason == STALL_CANCELLED:  # ours: to continue
             task.verdict = "incomplete"
     store_task_results(s, step.id, obs)
 
