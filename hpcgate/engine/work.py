@@ -20,8 +20,8 @@ from scheduler_adapters.types import ArraySpec, JobSpec, Resources
 #: service's check (``required_features``).
 AGENT_FEATURES = frozenset({"array_indices", "withdrawn_jobs", "refinements"})
 
-# StepWork fields an older agent does not know, and the feature each needs when not empty.
-_STEP_FEATURES = {"array_indices": "array_indices", "withdrawn_jobs": "withdrawn_jobs"}
+# StepWork fields an older agent does not know; each, when not empty, is a feature it needs.
+_STEP_FEATURES = ("array_indices", "withdrawn_jobs")
 
 
 class UnsupportedWork(ValueError):
@@ -120,10 +120,7 @@ class CalculationWork:
     def required_features(self) -> frozenset[str]:
         """What an agent must understand to carry this work out as meant."""
         return frozenset(
-            feature
-            for step in self.steps
-            for name, feature in _STEP_FEATURES.items()
-            if getattr(step, name)
+            name for step in self.steps for name in _STEP_FEATURES if getattr(step, name)
         )
 
     @classmethod

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import String, and_, bindparam, cast, select, tuple_, union_all, update
+from sqlalchemy import String, bindparam, cast, select, tuple_, union_all, update
 from sqlalchemy.orm import Session
 
 from hpcgate.db.base import table_of
@@ -69,6 +69,6 @@ def acknowledge_cancellations(s: Session, sent: Iterable[tuple[int, str]]) -> No
     if tasks:
         s.execute(
             update(ArrayTask)
-            .where(and_(tuple_(ArrayTask.step_id, ArrayTask.task_index).in_(tasks)))
+            .where(tuple_(ArrayTask.step_id, ArrayTask.task_index).in_(tasks))
             .values(cancel_pending=False)
         )

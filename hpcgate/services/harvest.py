@@ -41,6 +41,7 @@ from hpcgate.services.stall import watch_progress
 from hpcgate.services.task_stall import STALL_CANCELLED, as_stalled
 from hpcgate.services.usage import record_step_usage
 from hpcgate.settings import Settings
+from scheduler_adapters.types import JobId
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ def watched_steps(s: Session, cluster_id: int) -> WatchedSteps:
             if state in TASK_SETTLED:
                 settled.setdefault(step_id, []).append((index, state))
             elif cancel:
-                cancellations.append((step_id, f"{arrays[step_id]}_{index}"))
+                cancellations.append((step_id, str(JobId(arrays[step_id] or "", index))))
     return WatchedSteps(
         active=[
             ActiveStep(

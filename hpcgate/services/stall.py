@@ -31,12 +31,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from hpcgate.db.models import ArrayTask, Calculation, ServiceLog, Step
+from hpcgate.db.models import ArrayTask, Calculation, Step
 from hpcgate.db.models.liveness import StepLiveness, TaskLiveness
 from hpcgate.domain.states import StepState, can_transition_step
 from hpcgate.engine.work import StepObservation, TaskObservation
 from hpcgate.errors import InvalidInput
-from hpcgate.services.events import calculation_event
+from hpcgate.services.events import calculation_event, timeline_line
 from hpcgate.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -203,16 +203,7 @@ def mark_resumed(
     row.stalled_at, row.stall_reason = None, None
     if (holder.state_reason or "").startswith("stalled: "):
         holder.state_reason = None
-    s.add(
-        ServiceLog(
-            source="engine",
-            level="info",
-            message=f"calculation {calc.id} ({calc.name}) resumed: {what} makes progress again",
-            calculation_id=calc.id,
-            cluster_id=calc.cluster_id,
-            context={"event": "resumed", **context},
-        )
-    )
+    timeline_line(s, calc, "resumed", f"{what} makes progress again", **context)
 
 
 def _cancel_stalled(

@@ -52,6 +52,7 @@ from hpcgate.services.recovery import (
     withdraw_dependents,
 )
 from hpcgate.settings import Settings
+from scheduler_adapters.types import JobId
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +169,7 @@ def _start_round(step: Step, decided: dict[int, Retry]) -> None:
 
 
 def _task_job(step: Step, k: int) -> str | None:
-    return f"{step.scheduler_job_id}_{k}" if step.scheduler_job_id else None
+    return str(JobId(step.scheduler_job_id, k)) if step.scheduler_job_id else None
 
 
 def _record_task(s: Session, step: Step, task: ArrayTask, rows: list[StepAttempt]) -> None:
